@@ -1,0 +1,1 @@
+"""Every effect of printroom: rendering, composing and sending emails. Workflows only decide."""

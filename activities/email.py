@@ -1,0 +1,94 @@
+"""The email activity: applies the print room's policy to one email trigger, then composes and sends each email."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from email.headerregistry import Address
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.compose import build_message, message_id, template_variables
+from activities.rendering import TemplateError, TemplateRenderer
+from activities.smtp import DeliveryError, SmtpTransport
+from printroom.models import SEND_STATUS_EMAIL, Audience, SentEmail, StatusEmailRequest, StatusEmailResult
+from printroom.settings import Settings
+
+# Error types the workflow's retry policy never retries: a person has to fix something first.
+PERMANENT_ERRORS = ("SmtpPermanentError", "TemplateError")
+
+
+class EmailActivities:
+    """Dependencies are injected by the worker, so tests run the same class against their own servers."""
+
+    def __init__(self, settings: Settings, renderer: TemplateRenderer, transport: SmtpTransport) -> None:
+        self.settings = settings
+        self.renderer = renderer
+        self.transport = transport
+
+    def recipients(self, request: StatusEmailRequest) -> tuple[dict[Audience, list[str]], list[str]]:
+        """Who gets this email trigger under the settings (E1), and why anyone who could have did not."""
+        policy = self.settings.emails.for_trigger(request.email_trigger)
+        order, trigger = request.order, request.email_trigger
+        if policy.send == "never":
+            return {}, [f"{trigger}: switched off in the settings (emails.{trigger}.send = never)"]
+        audiences: dict[Audience, list[str]] = {}
+        skipped: list[str] = []
+        if policy.to_customer:
+            if policy.send == "on_customer_request" and not order.customer.wants(trigger):
+                skipped.append(f"{trigger}: the customer did not ask for this status email")
+            else:
+                audiences["customer"] = [str(order.customer.email)]
+        if policy.to_operators:
+            if self.settings.operators:
+                audiences["operators"] = [str(a) for a in self.settings.operators]
+            else:
+                skipped.append(f"{trigger}: no operator addresses in the settings (operators)")
+        if policy.to_approvers:
+            approvers = [str(a) for a in order.budget.approvers] if order.budget else []
+            if approvers:
+                audiences["approvers"] = approvers
+            else:
+                skipped.append(f"{trigger}: the order names no approvers (budget.approvers)")
+        return audiences, skipped
+
+    @activity.defn(name=SEND_STATUS_EMAIL)
+    async def send_status_email(self, request: StatusEmailRequest) -> StatusEmailResult:
+        audiences, skipped = self.recipients(request)
+        policy = self.settings.emails.for_trigger(request.email_trigger)
+        shop = self.settings.shop(request.order.shop)
+        languages = [l for l in (request.order.language, shop.default_language, self.settings.default_language) if l]
+        sender = self.settings.sender
+        sender_address = Address(display_name=sender.name, addr_spec=str(sender.address))
+        sent: list[SentEmail] = []
+        for audience, to in audiences.items():
+            variables = template_variables(
+                request,
+                audience,
+                print_room_name=sender.name,
+                order_url=shop.order_url.format(order_id=request.order.id),
+            )
+            try:
+                rendered = self.renderer.render(policy.template or request.email_trigger, languages, variables)
+            except TemplateError as error:
+                raise ApplicationError(str(error), type="TemplateError", non_retryable=True) from None
+            now = datetime.now(timezone.utc)
+            msg_id = message_id(request, audience, sender_address.domain)
+            message = build_message(rendered, sender=sender_address, to=to, message_id=msg_id, date=now)
+            try:
+                delivery = await self.transport.send(message, envelope_from=str(sender.address), recipients=to)
+            except DeliveryError as error:
+                kind = "SmtpPermanentError" if error.permanent else "SmtpTransientError"
+                raise ApplicationError(str(error), type=kind, non_retryable=error.permanent) from None
+            skipped.extend(f"{request.email_trigger}: {addr} refused by the server: {why}" for addr, why in delivery.refused.items())
+            sent.append(
+                SentEmail(
+                    email_trigger=request.email_trigger,
+                    audience=audience,
+                    to=delivery.accepted,
+                    subject=rendered.subject,
+                    message_id=msg_id,
+                    sent_at=now,
+                )
+            )
+        return StatusEmailResult(sent=sent, skipped=skipped)

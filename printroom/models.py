@@ -1,0 +1,167 @@
+"""The public data shapes: the order JSON, the signals' payloads, and what the queries return."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, ValidationError
+
+NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Text = Annotated[str, StringConstraints(max_length=2000)]
+
+
+class _Public(BaseModel):
+    """Public input: unknown keys are allowed (callers may send more than we read), types are strict."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+
+class Customer(_Public):
+    name: Annotated[str, StringConstraints(max_length=200)] = ""
+    email: EmailStr
+    # The customer's own choice read by the "on customer request" policy: all, none, or a list of email triggers.
+    wants_status_emails: bool | list[str] = False
+
+    def wants(self, email_trigger: str) -> bool:
+        if isinstance(self.wants_status_emails, bool):
+            return self.wants_status_emails
+        return email_trigger in self.wants_status_emails
+
+
+class Money(_Public):
+    amount: Decimal = Field(ge=0)
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = "EUR"
+
+
+class Budget(_Public):
+    limit: Decimal = Field(ge=0)
+    approvers: list[EmailStr] = []
+
+
+class Job(_Public):
+    id: NonEmpty
+    name: Annotated[str, StringConstraints(max_length=200)] = ""
+    product: Annotated[str, StringConstraints(max_length=200)] = ""
+    quantity: int | None = Field(default=None, ge=1)
+    # File references, relative to the configured document store; never file contents.
+    document: str | None = None
+    ticket: str | None = None
+    preflight_report: str | None = None
+
+
+class Order(_Public):
+    id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[^\s/]+$")]
+    shop: NonEmpty = "default"
+    language: Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[A-Za-z]{2})?$")] | None = None
+    customer: Customer
+    price: Money | None = None
+    budget: Budget | None = None
+    jobs: list[Job] = Field(min_length=1)
+
+    @property
+    def over_budget(self) -> bool:
+        return bool(self.budget and self.price and self.price.amount > self.budget.limit)
+
+
+class ChangeStatus(_Public):
+    """Signal `change_status`: an operator moves the order."""
+
+    trigger: NonEmpty
+    by: Annotated[str, StringConstraints(max_length=200)] = ""
+    comment: Text = ""
+
+
+class ApprovalDecision(_Public):
+    """Signals `approve` and `reject`: an approver's answer on an order over its budget."""
+
+    by: Annotated[str, StringConstraints(max_length=200)] = ""
+    comment: Text = ""
+
+
+Audience = Literal["customer", "operators", "approvers"]
+
+# The activity's registered name: the workflow calls it by name so its sandbox never imports SMTP or Jinja.
+SEND_STATUS_EMAIL = "send_status_email"
+
+
+class StatusEmailRequest(BaseModel):
+    """Activity input: which email trigger fired for which order; small data only, never a rendered body."""
+
+    order: Order
+    email_trigger: str
+    # Counts how many times this email trigger fired for the order; part of the deterministic Message-ID.
+    occurrence: int = 1
+    status: str
+    previous_status: str | None = None
+    by: str = ""
+    comment: str = ""
+
+
+class SentEmail(BaseModel):
+    email_trigger: str
+    audience: Audience
+    to: list[str]
+    subject: str
+    message_id: str
+    sent_at: datetime
+
+
+class StatusEmailResult(BaseModel):
+    sent: list[SentEmail] = []
+    # Why nothing (or not everyone) was emailed, in words an operator understands.
+    skipped: list[str] = []
+
+
+class StatusChange(BaseModel):
+    trigger: str
+    source: str
+    dest: str
+    by: str
+    comment: str
+    at: datetime
+
+
+class RefusedRequest(BaseModel):
+    """A signal or input that was not applied, with the reason; shown by the `state` query and logged."""
+
+    kind: str
+    reason: str
+    payload: str
+    at: datetime
+
+
+class PendingEmail(BaseModel):
+    """Queued, or being sent (and retried while the SMTP server is unreachable: see the Web UI's pending activity)."""
+
+    email_trigger: str
+    status: Literal["queued", "sending"]
+
+
+class FailedEmail(BaseModel):
+    email_trigger: str
+    error: str
+    at: datetime
+
+
+class OrderState(BaseModel):
+    """Query `state`: everything an operator asks about an order."""
+
+    order_id: str
+    status: str
+    allowed_triggers: list[str]
+    changes: list[StatusChange]
+    emails_sent: list[SentEmail]
+    emails_pending: list[PendingEmail]
+    emails_failed: list[FailedEmail]
+    refused: list[RefusedRequest]
+
+
+def validation_problems(error: ValidationError) -> list[str]:
+    """One line per bad field, named by its JSON path, e.g. `customer.email: value is not a valid email address`."""
+    problems = []
+    for item in error.errors(include_url=False):
+        path = ".".join(str(part) for part in item["loc"]) or "(the whole payload)"
+        problems.append(f"{path}: {item['msg']}")
+    return problems

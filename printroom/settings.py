@@ -1,0 +1,195 @@
+"""The print room's settings: one TOML file, each field overridable by a PRINTROOM_... environment variable."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from printroom import TASK_QUEUE
+from printroom.models import validation_problems
+from statemachines.order import EMAIL_TRIGGERS
+
+DEFAULT_SETTINGS_FILE = Path("printroom.toml")
+
+
+def _split_addresses(value: Any) -> Any:
+    """Accept `a@x; b@y` as the print room's own screens write address lists, or a TOML list."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.replace(",", ";").split(";") if part.strip()]
+    return value
+
+
+AddressList = Annotated[list[EmailStr], BeforeValidator(_split_addresses)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SenderSettings(_Section):
+    """S1, S3: the print room's own address and the display name of the From field."""
+
+    address: EmailStr = "printroom@example.com"
+    name: str = "Print Room"
+
+
+class SmtpSettings(_Section):
+    """S6: where emails go. TLS and authentication come with the SMTP settings issue."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=25, ge=1, le=65535)
+    timeout_seconds: float = Field(default=30, gt=0, le=600)
+
+
+class TemporalSettings(_Section):
+    """W6: the Temporal service. Unset fields fall back to the standard TEMPORAL_* variables, then to localhost."""
+
+    address: str | None = None
+    namespace: str | None = None
+    task_queue: str = TASK_QUEUE
+    tls: bool | None = None
+    api_key: SecretStr | None = None
+
+
+class ShopSettings(_Section):
+    """A web shop: where its customers see an order, and the language its emails default to."""
+
+    order_url: str = "http://127.0.0.1:8080/orders/{order_id}"
+    default_language: str | None = None
+
+    @model_validator(mode="after")
+    def _url_has_order_id(self) -> ShopSettings:
+        if "{order_id}" not in self.order_url:
+            raise ValueError("order_url must contain {order_id}, e.g. https://shop.example.com/orders/{order_id}")
+        return self
+
+
+Send = Literal["never", "always", "on_customer_request"]
+
+
+class EmailPolicy(_Section):
+    """E1: whether an email trigger sends, when, to whom, with which template."""
+
+    send: Send = "always"
+    to_customer: bool = False
+    to_operators: bool = False
+    to_approvers: bool = False
+    template: str | None = None
+
+
+def _policy(send: Send, *audiences: str) -> EmailPolicy:
+    return EmailPolicy(send=send, **{f"to_{a}": True for a in audiences})
+
+
+DEFAULT_EMAIL_POLICIES: dict[str, EmailPolicy] = {
+    "order_received": _policy("always", "customer"),
+    "order_received_operator": _policy("always", "operators"),
+    "order_accepted": _policy("on_customer_request", "customer"),
+    "order_rejected": _policy("always", "customer"),
+    "order_in_production": _policy("on_customer_request", "customer"),
+    "order_completed": _policy("on_customer_request", "customer"),
+    "order_shipped": _policy("always", "customer"),
+    "order_cancelled": _policy("always", "customer", "operators"),
+    "approval_requested": _policy("always", "approvers"),
+    "approval_reminder": _policy("always", "approvers"),
+    "order_approved": _policy("always", "customer"),
+    "order_approval_rejected": _policy("always", "customer"),
+}
+assert set(DEFAULT_EMAIL_POLICIES) == set(EMAIL_TRIGGERS), "every email trigger needs a default policy"
+
+
+class EmailPolicies(_Section):
+    """One policy per email trigger; a trigger given in the file is merged over its shipped default."""
+
+    policies: dict[str, EmailPolicy] = Field(default_factory=lambda: dict(DEFAULT_EMAIL_POLICIES))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _merge_over_defaults(cls, given: Any) -> Any:
+        if not isinstance(given, dict) or "policies" in given:
+            return given
+        unknown = sorted(set(given) - set(DEFAULT_EMAIL_POLICIES))
+        if unknown:
+            raise ValueError(f"unknown email trigger(s) {unknown} (known: {', '.join(EMAIL_TRIGGERS)})")
+        merged: dict[str, Any] = {k: v.model_dump() for k, v in DEFAULT_EMAIL_POLICIES.items()}
+        for trigger, policy in given.items():
+            merged[trigger] = {**merged[trigger], **policy} if isinstance(policy, dict) else policy
+        return {"policies": merged}
+
+    def for_trigger(self, email_trigger: str) -> EmailPolicy:
+        return self.policies[email_trigger]
+
+
+class DevSettings(_Section):
+    """The embedded default of `printroom dev`: local ports and where its files go."""
+
+    temporal_port: int = Field(default=7233, ge=1, le=65535)
+    ui_port: int = Field(default=8233, ge=1, le=65535)
+    smtp_port: int = Field(default=1025, ge=1, le=65535)
+    data_dir: Path = Path("var")
+
+
+class Settings(BaseSettings):
+    """Everything the worker reads. Loaded by `load_settings`; invalid settings name every bad field."""
+
+    model_config = SettingsConfigDict(env_prefix="PRINTROOM_", env_nested_delimiter="__", extra="forbid")
+
+    sender: SenderSettings = SenderSettings()
+    operators: AddressList = ["operators@example.com"]
+    default_language: str = "en"
+    smtp: SmtpSettings = SmtpSettings()
+    temporal: TemporalSettings = TemporalSettings()
+    shops: dict[str, ShopSettings] = {"default": ShopSettings()}
+    emails: EmailPolicies = EmailPolicies()
+    dev: DevSettings = DevSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file's content arrives as init values; environment variables win over it.
+        return (env_settings, init_settings)
+
+    def shop(self, name: str) -> ShopSettings:
+        return self.shops.get(name) or self.shops.get("default") or ShopSettings()
+
+
+class SettingsError(Exception):
+    """Settings that cannot be used; the message names the file and every bad field."""
+
+
+def settings_path(explicit: str | os.PathLike[str] | None = None) -> Path | None:
+    """`--settings`, else PRINTROOM_SETTINGS, else ./printroom.toml if it exists, else none (all defaults)."""
+    if explicit:
+        return Path(explicit)
+    if env := os.environ.get("PRINTROOM_SETTINGS"):
+        return Path(env)
+    return DEFAULT_SETTINGS_FILE if DEFAULT_SETTINGS_FILE.exists() else None
+
+
+def load_settings(explicit: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+    path = settings_path(explicit)
+    where = str(path) if path else "defaults and PRINTROOM_* variables"
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise SettingsError(f"settings file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as error:
+            raise SettingsError(f"settings file {path} is not valid TOML: {error}") from None
+    try:
+        return Settings(**{**data, **overrides})
+    except ValidationError as error:
+        problems = "\n  ".join(validation_problems(error))
+        raise SettingsError(f"invalid settings ({where}):\n  {problems}") from None

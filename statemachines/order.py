@@ -1,0 +1,41 @@
+"""The order lifecycle: every status an order can have, who moves it, and the email each move fires."""
+
+from __future__ import annotations
+
+from .table import StateTable, Transition
+
+SUBMITTED = "submitted"
+AWAITING_APPROVAL = "awaiting_approval"
+ACCEPTED = "accepted"
+REJECTED = "rejected"
+IN_PRODUCTION = "in_production"
+COMPLETED = "completed"
+SHIPPED = "shipped"
+CANCELLED = "cancelled"
+
+ORDER = StateTable(
+    name="order",
+    states=(SUBMITTED, AWAITING_APPROVAL, ACCEPTED, REJECTED, IN_PRODUCTION, COMPLETED, SHIPPED, CANCELLED),
+    initial=SUBMITTED,
+    final=frozenset({REJECTED, SHIPPED, CANCELLED}),
+    emails_on_start=("order_received", "order_received_operator"),
+    transitions=(
+        #          trigger             sources                                                dest            emails
+        Transition("accept",           (SUBMITTED,),                                          ACCEPTED,       ("order_accepted",)),
+        Transition("reject",           (SUBMITTED,),                                          REJECTED,       ("order_rejected",)),
+        Transition("start_production", (ACCEPTED,),                                           IN_PRODUCTION,  ("order_in_production",)),
+        Transition("complete",         (IN_PRODUCTION,),                                      COMPLETED,      ("order_completed",)),
+        Transition("ship",             (COMPLETED,),                                          SHIPPED,        ("order_shipped",)),
+        Transition("cancel",           (SUBMITTED, AWAITING_APPROVAL, ACCEPTED, IN_PRODUCTION), CANCELLED,    ("order_cancelled",)),
+        # Budget approval: the system asks when an order is over its budget; approvers answer.
+        Transition("request_approval", (SUBMITTED,),                                          AWAITING_APPROVAL, ("approval_requested",), by="system"),
+        Transition("approve_budget",   (AWAITING_APPROVAL,),                                  SUBMITTED,      ("order_approved",), by="approver"),
+        Transition("reject_budget",    (AWAITING_APPROVAL,),                                  REJECTED,       ("order_approval_rejected",), by="approver"),
+    ),
+)
+
+# Reminders to approvers are sent on a timer, not by a transition.
+APPROVAL_REMINDER = "approval_reminder"
+
+# Every email trigger (template name) of the product, in the order an administrator reads them.
+EMAIL_TRIGGERS: tuple[str, ...] = (*ORDER.email_triggers(), APPROVAL_REMINDER)

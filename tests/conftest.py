@@ -1,0 +1,141 @@
+"""Real components for every tier: an aiosmtpd server per test, a Temporal dev server and a time-skipping server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sys
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import pytest
+from temporalio.client import Client, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from printroom.binaries import temporal_binary
+from printroom.capture import CapturedMessage, SmtpCapture
+from printroom.models import OrderState
+from printroom.settings import Settings
+from worker.main import build_worker
+from workflows.order import SEARCH_ATTRIBUTES
+
+# --- exit: temporalio can crash the interpreter at exit (sdk-python issue 300); pytest's verdict must stand.
+
+_exit_status: int | None = None
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    global _exit_status
+    _exit_status = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _exit_status is not None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_exit_status)
+
+
+# --- helpers
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def sample_order(order_id: str | None = None, **changes: Any) -> dict[str, Any]:
+    order: dict[str, Any] = {
+        "id": order_id or f"PO-{uuid.uuid4().hex[:8]}",
+        "shop": "default",
+        "language": "fr",
+        "customer": {"name": "Marie Curie", "email": "marie@example.org", "wants_status_emails": True},
+        "price": {"amount": "240.00", "currency": "EUR"},
+        "jobs": [{"id": "J1", "name": "Flyers A5", "product": "Flyer", "quantity": 500}],
+    }
+    order.update(changes)
+    return order
+
+
+async def eventually(check: Callable[[], Any], *, timeout: float = 20.0, what: str = "condition") -> Any:
+    """Poll `check` (sync or async) until it returns something truthy; fail naming `what` after `timeout`."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    last: Any = None
+    while asyncio.get_running_loop().time() < deadline:
+        last = check()
+        if asyncio.iscoroutine(last):
+            last = await last
+        if last:
+            return last
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")
+
+
+async def order_state(handle: WorkflowHandle[Any, Any]) -> OrderState:
+    return await handle.query("state", result_type=OrderState)
+
+
+def messages_to(smtp: SmtpCapture, address: str) -> list[CapturedMessage]:
+    return [m for m in smtp.messages if address in m.rcpt_tos]
+
+
+# --- fixtures
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpCapture]:
+    with SmtpCapture(port=free_port()) as capture:
+        yield capture
+
+
+@pytest.fixture
+def settings(smtp: SmtpCapture) -> Settings:
+    return Settings(
+        sender={"address": "printroom@example.com", "name": "Salle d'impression"},
+        operators=["ops@example.com"],
+        smtp={"host": "127.0.0.1", "port": smtp.port, "timeout_seconds": 5},
+        shops={"default": {"order_url": "https://shop.example.com/orders/{order_id}"}},
+    )
+
+
+@pytest.fixture(scope="session")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_binary("temporal"),
+        data_converter=pydantic_data_converter,
+        search_attributes=SEARCH_ATTRIBUTES,
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=temporal_binary("temporal-test-server"),
+        data_converter=pydantic_data_converter,
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture
+def task_queue() -> str:
+    return f"printroom-test-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+async def dev_worker(dev_env: WorkflowEnvironment, settings: Settings, task_queue: str) -> AsyncIterator[Worker]:
+    async with build_worker(dev_env.client, settings, task_queue=task_queue) as worker:
+        yield worker
+
+
+@pytest.fixture
+def client(dev_env: WorkflowEnvironment) -> Client:
+    return dev_env.client

@@ -1,0 +1,124 @@
+"""OrderWorkflow on a real Temporal dev server, emails checked at a real SMTP server."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.worker import Worker
+
+from printroom.capture import SmtpCapture
+from printroom.models import OrderState
+from workflows.order import OrderWorkflow
+from tests.conftest import eventually, messages_to, order_state, sample_order
+
+
+async def start(client: Client, worker: Worker, order: dict[str, Any]):
+    return await client.start_workflow(
+        OrderWorkflow.run, order, id=f"order-{order['id']}", task_queue=worker.task_queue
+    )
+
+
+async def test_an_order_emails_the_customer_at_each_status_change(client, dev_worker, smtp: SmtpCapture):
+    order = sample_order()
+    handle = await start(client, dev_worker, order)
+    for trigger in ("accept", "start_production", "complete", "ship"):
+        await handle.signal("change_status", {"trigger": trigger, "by": "Léa"})
+    result = await handle.result()
+
+    assert result.status == "shipped"
+    customer = [m.parsed() for m in messages_to(smtp, "marie@example.org")]
+    subjects = [m["Subject"] for m in customer]
+    assert subjects == [
+        f"Nous avons bien reçu votre commande {order['id']}",
+        f"Votre commande {order['id']} a été acceptée",
+        f"Votre commande {order['id']} est en production",
+        f"Votre commande {order['id']} est prête",
+        f"Votre commande {order['id']} a été expédiée",
+    ]
+    first = customer[0]
+    assert first["From"].addresses[0].display_name == "Salle d'impression"
+    assert first["From"].addresses[0].addr_spec == "printroom@example.com"
+    assert first["To"] == "marie@example.org"
+    assert first["Content-Language"] == "fr"
+    html = first.get_body(("html",)).get_content()
+    assert f"https://shop.example.com/orders/{order['id']}" in html
+    assert "Flyers A5" in first.get_body(("plain",)).get_content()
+    operators = [m.parsed()["Subject"] for m in messages_to(smtp, "ops@example.com")]
+    assert operators == [f"Nouvelle commande {order['id']} de Marie Curie"]
+    assert [e.email_trigger for e in result.emails_sent] == [
+        "order_received", "order_received_operator", "order_accepted",
+        "order_in_production", "order_completed", "order_shipped",
+    ]
+
+
+async def test_a_forbidden_trigger_is_refused_with_its_reason_and_changes_nothing(client, dev_worker, smtp):
+    handle = await start(client, dev_worker, sample_order())
+    await handle.signal("change_status", {"trigger": "ship", "by": "Léa"})
+    state = await eventually(lambda: _refused(handle), what="the refusal in the state query")
+    assert state.status == "submitted"
+    assert state.refused[0].kind == "change_status"
+    assert "'ship' is not allowed while the order is 'submitted'" in state.refused[0].reason
+    assert "allowed now: accept, reject, cancel" in state.refused[0].reason
+    assert state.changes == []
+    await handle.signal("change_status", {"trigger": "cancel"})
+    await handle.result()
+
+
+async def test_an_unknown_trigger_and_a_malformed_signal_are_refused(client, dev_worker, smtp):
+    handle = await start(client, dev_worker, sample_order())
+    await handle.signal("change_status", {"trigger": "teleport"})
+    await handle.signal("change_status", {"trigger": ["accept"], "comment": 12})
+    await handle.signal("change_status", "accept")
+    state = await eventually(lambda: _refused(handle, count=3), what="three refusals")
+    reasons = [r.reason for r in state.refused]
+    assert reasons[0].startswith("unknown trigger 'teleport'; known: accept, reject")
+    assert "trigger: Input should be a valid string" in reasons[1]
+    assert "comment: Input should be a valid string" in reasons[1]
+    assert "(the whole payload): Input should be a valid dictionary" in reasons[2]
+    assert state.status == "submitted"
+    await handle.signal("change_status", {"trigger": "cancel"})
+    await handle.result()
+
+
+@pytest.mark.parametrize(
+    "changes, problems",
+    [
+        ({"id": ""}, ["id: String should have at least 1 character"]),
+        ({"customer": {"email": "not-an-address"}}, ["customer.email: value is not a valid email address"]),
+        ({"jobs": []}, ["jobs: List should have at least 1 item"]),
+        ({"jobs": [{"id": "J1", "quantity": "many"}], "price": {"amount": "cheap"}},
+         ["jobs.0.quantity: Input should be a valid integer", "price.amount: Input should be a valid decimal"]),
+    ],
+)
+async def test_invalid_order_input_fails_the_workflow_at_once_naming_each_bad_field(
+    client, dev_worker, smtp, changes, problems
+):
+    order = sample_order(**changes)
+    handle = await client.start_workflow(
+        "OrderWorkflow", order, id=f"order-bad-{uuid.uuid4().hex[:8]}", task_queue=dev_worker.task_queue
+    )
+    with pytest.raises(WorkflowFailureError) as failure:
+        await handle.result()
+    message = failure.value.cause.message
+    assert message.startswith("invalid order input: ")
+    assert message.endswith("Fix the JSON and start the workflow again.")
+    for problem in problems:
+        assert problem in message
+    assert smtp.messages == []
+
+
+async def test_an_order_without_an_id_field_fails_naming_it(client, dev_worker, smtp):
+    order = sample_order()
+    del order["id"]
+    handle = await client.start_workflow("OrderWorkflow", order, id="order-no-id", task_queue=dev_worker.task_queue)
+    with pytest.raises(WorkflowFailureError) as failure:
+        await handle.result()
+    assert "id: Field required" in failure.value.cause.message
+
+
+async def _refused(handle, count: int = 1) -> OrderState | None:
+    state = await order_state(handle)
+    return state if len(state.refused) >= count else None

@@ -1,0 +1,83 @@
+"""Builds and runs the printroom worker against any Temporal service; SIGTERM lets running activities finish."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from datetime import timedelta
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.envconfig import ClientConfig
+from temporalio.worker import Worker
+
+from activities.email import EmailActivities
+from activities.rendering import TemplateRenderer
+from activities.smtp import SmtpTransport
+from printroom.settings import Settings, TemporalSettings
+from workflows.order import OrderWorkflow
+
+log = logging.getLogger("printroom.worker")
+
+DEFAULT_ADDRESS = "127.0.0.1:7233"
+GRACEFUL_SHUTDOWN = timedelta(seconds=30)
+
+
+def connect_options(settings: TemporalSettings) -> dict[str, Any]:
+    """printroom's settings win, then the standard TEMPORAL_* variables (and profile file), then localhost."""
+    options: dict[str, Any] = dict(ClientConfig.load_client_connect_config())
+    options.setdefault("target_host", DEFAULT_ADDRESS)
+    if settings.address:
+        options["target_host"] = settings.address
+    if settings.namespace:
+        options["namespace"] = settings.namespace
+    if settings.api_key is not None:
+        options["api_key"] = settings.api_key.get_secret_value()
+    if settings.tls is not None:
+        options["tls"] = settings.tls
+    return options
+
+
+async def connect(settings: TemporalSettings) -> Client:
+    options = connect_options(settings)
+    return await Client.connect(**options, data_converter=pydantic_data_converter)
+
+
+def build_worker(
+    client: Client,
+    settings: Settings,
+    *,
+    renderer: TemplateRenderer | None = None,
+    transport: SmtpTransport | None = None,
+    task_queue: str | None = None,
+) -> Worker:
+    """The one place that wires workflows to activities; tests and `printroom dev` use it as production does."""
+    activities = EmailActivities(settings, renderer or TemplateRenderer(), transport or SmtpTransport(settings.smtp))
+    return Worker(
+        client,
+        task_queue=task_queue or settings.temporal.task_queue,
+        workflows=[OrderWorkflow],
+        activities=[activities.send_status_email],
+        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+    )
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Run until `stop` is set, or SIGTERM/SIGINT arrives; then finish running activities and return."""
+    client = await connect(settings.temporal)
+    worker = build_worker(client, settings)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    log.info(
+        "worker polling task queue %r on %s, namespace %r",
+        settings.temporal.task_queue,
+        client.service_client.config.target_host,
+        client.namespace,
+    )
+    async with worker:
+        await stop.wait()
+        log.info("stopping: letting running activities finish (up to %s)", GRACEFUL_SHUTDOWN)

@@ -1,0 +1,231 @@
+"""OrderWorkflow: one per order; applies status changes through the order table and sends the emails they fire."""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    # EmailStr imports email_validator (and idna) lazily, on the first address it checks.
+    import email_validator  # noqa: F401
+    import idna  # noqa: F401
+    from pydantic import BaseModel, ValidationError
+
+    from printroom.models import (
+        SEND_STATUS_EMAIL,
+        ApprovalDecision,
+        ChangeStatus,
+        FailedEmail,
+        Order,
+        OrderState,
+        PendingEmail,
+        RefusedRequest,
+        SentEmail,
+        StatusChange,
+        StatusEmailRequest,
+        StatusEmailResult,
+        validation_problems,
+    )
+    from statemachines.order import ORDER
+    from statemachines.table import Actor
+
+ORDER_STATUS = SearchAttributeKey.for_keyword("OrderStatus")
+SEARCH_ATTRIBUTES = (ORDER_STATUS,)
+
+# Activity errors that a retry cannot fix (also marked non-retryable where they are raised).
+_PERMANENT_ERRORS = ["SmtpPermanentError", "TemplateError"]
+EMAIL_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=5),
+    non_retryable_error_types=_PERMANENT_ERRORS,
+)
+MAX_REFUSED_KEPT = 100
+MAX_PAYLOAD_SHOWN = 500
+
+
+class _Lifecycle:
+    """The model a `transitions` Machine drives; its `state` is the order's status."""
+
+    state: str
+
+
+@workflow.defn(name="OrderWorkflow")
+class OrderWorkflow:
+    @workflow.init
+    def __init__(self, raw_order: Any = None) -> None:
+        self._problems: list[str] = []
+        self._order: Order | None = None
+        try:
+            self._order = Order.model_validate(raw_order)
+        except ValidationError as error:
+            self._problems = validation_problems(error)
+        self._lifecycle = _Lifecycle()
+        ORDER.build_machine(self._lifecycle)
+        self._changes: list[StatusChange] = []
+        self._sent: list[SentEmail] = []
+        self._failed: list[FailedEmail] = []
+        self._refused: list[RefusedRequest] = []
+        self._outbox: deque[StatusEmailRequest] = deque()
+        self._sending: StatusEmailRequest | None = None
+        self._occurrences: Counter[str] = Counter()
+        self._published_status: str | None = None
+        if self._order is not None:
+            self._queue_emails(ORDER.emails_on_start, previous=None, by="", comment="")
+            if self._order.over_budget:
+                self._apply("request_approval", "system", kind="start", by="printroom", comment="")
+
+    @workflow.run
+    async def run(self, raw_order: Any = None) -> OrderState:
+        if self._order is None:
+            raise ApplicationError(
+                "invalid order input: " + "; ".join(self._problems) + ". Fix the JSON and start the workflow again.",
+                type="InvalidOrder",
+                non_retryable=True,
+            )
+        self._publish()
+        while True:
+            await workflow.wait_condition(lambda: bool(self._outbox) or self._finished())
+            if not self._outbox:
+                break
+            await self._send(self._outbox.popleft())
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self.state()
+
+    # Signals: decoded leniently (Any), validated here, so a bad payload is refused visibly, never dropped.
+
+    @workflow.signal(name="change_status")
+    def change_status(self, payload: Any = None) -> None:
+        request = self._validate("change_status", ChangeStatus, payload)
+        if request is not None:
+            self._apply(request.trigger, "operator", kind="change_status", by=request.by, comment=request.comment, payload=payload)
+
+    @workflow.signal(name="approve")
+    def approve(self, payload: Any = None) -> None:
+        decision = self._validate("approve", ApprovalDecision, payload)
+        if decision is not None:
+            self._apply("approve_budget", "approver", kind="approve", by=decision.by, comment=decision.comment, payload=payload)
+
+    @workflow.signal(name="reject")
+    def reject(self, payload: Any = None) -> None:
+        decision = self._validate("reject", ApprovalDecision, payload)
+        if decision is not None:
+            self._apply("reject_budget", "approver", kind="reject", by=decision.by, comment=decision.comment, payload=payload)
+
+    @workflow.query(name="state")
+    def state(self) -> OrderState:
+        pending = [PendingEmail(email_trigger=r.email_trigger, status="queued") for r in self._outbox]
+        if self._sending is not None:
+            pending.insert(0, PendingEmail(email_trigger=self._sending.email_trigger, status="sending"))
+        return OrderState(
+            order_id=self._order.id if self._order else "",
+            status=self._lifecycle.state,
+            allowed_triggers=[t for t in ORDER.allowed_from(self._lifecycle.state) if t in ORDER.triggers_by("operator")],
+            changes=self._changes,
+            emails_sent=self._sent,
+            emails_pending=pending,
+            emails_failed=self._failed,
+            refused=self._refused,
+        )
+
+    # Inside.
+
+    def _validate(self, kind: str, model: type[BaseModel], payload: Any) -> Any:
+        if self._order is None:
+            self._refuse(kind, payload, "the order itself is invalid: " + "; ".join(self._problems))
+            return None
+        try:
+            return model.model_validate(payload)
+        except ValidationError as error:
+            self._refuse(kind, payload, "malformed payload: " + "; ".join(validation_problems(error)))
+            return None
+
+    def _apply(self, trigger: str, actor: Actor, *, kind: str, by: str, comment: str, payload: Any = None) -> None:
+        """Move the order if the table allows `actor` to send `trigger` now; otherwise refuse and change nothing."""
+        source = self._lifecycle.state
+        allowed_to_actor = ORDER.triggers_by(actor)
+        row = ORDER.transition(trigger, source)
+        if trigger not in allowed_to_actor:
+            reason = f"unknown trigger {trigger!r}; known: {', '.join(allowed_to_actor)}"
+        elif row is None or row.by != actor:
+            allowed_now = [t for t in ORDER.allowed_from(source) if t in allowed_to_actor]
+            reason = (
+                f"{trigger!r} is not allowed while the order is {source!r}; "
+                f"allowed now: {', '.join(allowed_now) or 'nothing (the order is closed)'}"
+            )
+        else:
+            self._lifecycle.trigger(trigger)  # type: ignore[attr-defined]  # added by transitions.Machine
+            self._changes.append(
+                StatusChange(trigger=trigger, source=source, dest=row.dest, by=by, comment=comment, at=workflow.now())
+            )
+            self._queue_emails(row.emails, previous=source, by=by, comment=comment)
+            self._publish()
+            return
+        self._refuse(kind, payload, reason)
+
+    def _refuse(self, kind: str, payload: Any, reason: str) -> None:
+        workflow.logger.warning("refused %s: %s (payload %r)", kind, reason, payload)
+        shown = repr(payload)
+        self._refused.append(
+            RefusedRequest(kind=kind, reason=reason, payload=shown[:MAX_PAYLOAD_SHOWN], at=workflow.now())
+        )
+        del self._refused[:-MAX_REFUSED_KEPT]
+
+    def _queue_emails(self, email_triggers: tuple[str, ...], *, previous: str | None, by: str, comment: str) -> None:
+        assert self._order is not None
+        for email_trigger in email_triggers:
+            self._occurrences[email_trigger] += 1
+            self._outbox.append(
+                StatusEmailRequest(
+                    order=self._order,
+                    email_trigger=email_trigger,
+                    occurrence=self._occurrences[email_trigger],
+                    status=self._lifecycle.state,
+                    previous_status=previous,
+                    by=by,
+                    comment=comment,
+                )
+            )
+
+    async def _send(self, request: StatusEmailRequest) -> None:
+        """Emails go out one at a time, in the order their status changes happened."""
+        self._sending = request
+        try:
+            result = await workflow.execute_activity(
+                SEND_STATUS_EMAIL,
+                request,
+                result_type=StatusEmailResult,
+                start_to_close_timeout=timedelta(minutes=2),
+                retry_policy=EMAIL_RETRY,
+            )
+        except ActivityError as error:
+            cause = error.cause.message if error.cause else str(error)
+            workflow.logger.error("email %s for order %s failed: %s", request.email_trigger, request.order.id, cause)
+            self._failed.append(FailedEmail(email_trigger=request.email_trigger, error=cause, at=workflow.now()))
+        else:
+            self._sent.extend(result.sent)
+        finally:
+            self._sending = None
+        self._publish()
+
+    def _finished(self) -> bool:
+        return self._lifecycle.state in ORDER.final and not self._outbox and self._sending is None
+
+    def _publish(self) -> None:
+        """Status as a search attribute (operators filter by it) and a summary in the Web UI's current details."""
+        status = self._lifecycle.state
+        if status != self._published_status:
+            workflow.upsert_search_attributes([ORDER_STATUS.value_set(status)])
+            self._published_status = status
+        assert self._order is not None
+        lines = [f"**Order {self._order.id}**: {status}", ""]
+        lines += [f"- sent {e.email_trigger} to {', '.join(e.to)}" for e in self._sent[-10:]]
+        lines += [f"- FAILED {f.email_trigger}: {f.error}" for f in self._failed[-5:]]
+        if self._outbox or self._sending:
+            lines.append(f"- {len(self._outbox) + (self._sending is not None)} email(s) waiting to be sent")
+        workflow.set_current_details("\n".join(lines))
