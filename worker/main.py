@@ -25,9 +25,9 @@ DEFAULT_ADDRESS = "127.0.0.1:7233"
 GRACEFUL_SHUTDOWN = timedelta(seconds=30)
 
 
-def connect_options(settings: TemporalSettings) -> dict[str, Any]:
+def connect_options(settings: TemporalSettings, *, use_environment: bool = True) -> dict[str, Any]:
     """printroom's settings win, then the standard TEMPORAL_* variables (and profile file), then localhost."""
-    options: dict[str, Any] = dict(ClientConfig.load_client_connect_config())
+    options: dict[str, Any] = dict(ClientConfig.load_client_connect_config()) if use_environment else {}
     options.setdefault("target_host", DEFAULT_ADDRESS)
     if settings.address:
         options["target_host"] = settings.address
@@ -40,8 +40,8 @@ def connect_options(settings: TemporalSettings) -> dict[str, Any]:
     return options
 
 
-async def connect(settings: TemporalSettings) -> Client:
-    options = connect_options(settings)
+async def connect(settings: TemporalSettings, *, use_environment: bool = True) -> Client:
+    options = connect_options(settings, use_environment=use_environment)
     return await Client.connect(**options, data_converter=pydantic_data_converter)
 
 
@@ -64,14 +64,19 @@ def build_worker(
     )
 
 
-async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
-    """Run until `stop` is set, or SIGTERM/SIGINT arrives; then finish running activities and return."""
-    client = await connect(settings.temporal)
-    worker = build_worker(client, settings)
-    stop = stop or asyncio.Event()
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT (Ctrl-C), so shutdown goes through the same graceful path."""
+    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    return stop
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event, client: Client | None = None) -> None:
+    """Run until `stop` is set; then let running activities finish and return."""
+    client = client or await connect(settings.temporal)
+    worker = build_worker(client, settings)
     log.info(
         "worker polling task queue %r on %s, namespace %r",
         settings.temporal.task_queue,

@@ -1,0 +1,167 @@
+"""`printroom dev`: the embedded default. Supervises a Temporal dev server, a local SMTP capture and the worker."""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import json
+import logging
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from temporalio.client import Client
+
+from printroom.binaries import temporal_binary
+from printroom.capture import SmtpCapture
+from printroom.settings import Settings, SmtpSettings, TemporalSettings
+from worker.main import connect, run_worker, stop_on_signals
+from workflows.order import SEARCH_ATTRIBUTES
+
+log = logging.getLogger("printroom.dev")
+
+HOST = "127.0.0.1"
+SAMPLE_ORDER = Path(__file__).resolve().parents[1] / "examples" / "order.json"
+STARTUP_TIMEOUT = 60.0
+
+
+class PortInUse(Exception):
+    pass
+
+
+def check_ports_free(settings: Settings) -> None:
+    """Fail before starting anything, naming the port and the setting that changes it."""
+    dev = settings.dev
+    for port, field in ((dev.temporal_port, "temporal_port"), (dev.ui_port, "ui_port"), (dev.smtp_port, "smtp_port")):
+        with socket.socket() as probe:
+            # As the servers bind: connections of a previous run in TIME_WAIT do not make a port busy.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((HOST, port))
+            except OSError:
+                raise PortInUse(
+                    f"port {port} on {HOST} is already in use; stop what holds it or set dev.{field} "
+                    f"(PRINTROOM_DEV__{field.upper()}={port + 1})"
+                ) from None
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: the kernel sends it SIGTERM if printroom dev dies, even by SIGKILL."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def temporal_command(settings: Settings) -> list[str]:
+    dev = settings.dev
+    command = [
+        temporal_binary("temporal"), "server", "start-dev",
+        "--ip", HOST,
+        "--port", str(dev.temporal_port),
+        "--ui-port", str(dev.ui_port),
+        "--db-filename", str(dev.data_dir / "temporal.db"),
+        "--sqlite-pragma", "journal_mode=wal",
+        "--sqlite-pragma", "synchronous=normal",
+        "--ui-disable-news-fetch",
+        "--log-level", "warn",
+    ]  # fmt: skip
+    for key in SEARCH_ATTRIBUTES:
+        command += ["--search-attribute", f"{key.name}={key.indexed_value_type.name.title()}"]
+    return command
+
+
+async def wait_for_temporal(server: subprocess.Popen[bytes], address: str, log_file: Path) -> Client:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + STARTUP_TIMEOUT
+    while True:
+        if server.poll() is not None:
+            tail = log_file.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"the Temporal dev server exited with code {server.returncode}:\n{tail}")
+        try:
+            return await connect(TemporalSettings(address=address, namespace="default"), use_environment=False)
+        except RuntimeError:
+            if loop.time() > deadline:
+                raise RuntimeError(f"the Temporal dev server did not answer on {address} within {STARTUP_TIMEOUT:.0f}s")
+            await asyncio.sleep(0.25)
+
+
+def banner(settings: Settings, address: str, outbox: Path) -> str:
+    temporal = temporal_binary("temporal")
+    if SAMPLE_ORDER.exists():
+        order_id = json.loads(SAMPLE_ORDER.read_text())["id"]
+        order_input = f"--input-file {SAMPLE_ORDER}"
+    else:
+        order_id, order_input = "PO-1001", '--input \'{"id": "PO-1001", "customer": {"email": "marie@example.org"}, "jobs": [{"id": "J1"}]}\''
+    queue = settings.temporal.task_queue
+    return "\n".join(
+        [
+            "printroom dev is running.",
+            f"  Temporal Web UI:  http://{HOST}:{settings.dev.ui_port}",
+            f"  Temporal server:  {address} (SQLite {settings.dev.data_dir / 'temporal.db'})",
+            f"  SMTP capture:     {HOST}:{settings.dev.smtp_port}, every message written to {outbox}/",
+            f"  Worker:           task queue {queue!r}",
+            "",
+            "Start the sample order (from another terminal):",
+            f"  {temporal} workflow start --address {address} --task-queue {queue} --type OrderWorkflow "
+            f"--workflow-id order-{order_id} {order_input}",
+            "Then move it along:",
+            f"  {temporal} workflow signal --address {address} --workflow-id order-{order_id} "
+            '--name change_status --input \'{"trigger": "accept", "by": "me"}\'',
+            "",
+            "Stop everything with Ctrl-C.",
+        ]
+    )
+
+
+async def run_dev(settings: Settings) -> int:
+    check_ports_free(settings)
+    dev = settings.dev
+    dev.data_dir.mkdir(parents=True, exist_ok=True)
+    address = f"{HOST}:{dev.temporal_port}"
+    outbox = (dev.data_dir / "outbox").resolve()
+    worker_settings = settings.model_copy(
+        update={
+            "smtp": SmtpSettings(host=HOST, port=dev.smtp_port),
+            "temporal": TemporalSettings(address=address, namespace="default", task_queue=settings.temporal.task_queue),
+        }
+    )
+    stop = stop_on_signals()
+    log_file = dev.data_dir / "temporal.log"
+    with log_file.open("ab") as server_log:
+        server = subprocess.Popen(
+            temporal_command(settings),
+            stdout=server_log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C reaches us only; we stop the server after the worker
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )
+    capture = SmtpCapture(HOST, dev.smtp_port, outbox)
+    try:
+        capture.start()
+        client = await wait_for_temporal(server, address, log_file)
+        print(banner(settings, address, outbox), flush=True)
+        watcher = asyncio.create_task(_watch(server, stop))
+        await run_worker(worker_settings, stop, client)
+        watcher.cancel()
+        if server.poll() is not None:
+            print(f"printroom dev: the Temporal dev server stopped (code {server.returncode}); see {log_file}")
+            return 1
+        return 0
+    finally:
+        capture.stop()
+        if server.poll() is None:
+            server.terminate()
+            try:
+                server.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+        log.info("printroom dev stopped")
+
+
+async def _watch(server: subprocess.Popen[bytes], stop: asyncio.Event) -> None:
+    while server.poll() is None:
+        await asyncio.sleep(0.5)
+    stop.set()
