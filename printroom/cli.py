@@ -26,14 +26,18 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from worker.main import run_worker, stop_on_signals
+    from worker.main import StartupError, run_worker, stop_on_signals
 
     settings = _load(args)
 
     async def main() -> None:
         await run_worker(settings, stop_on_signals())
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except (StartupError, RuntimeError) as error:  # RuntimeError: the client could not connect
+        print(f"printroom worker: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

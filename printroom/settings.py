@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import SettingsError as EnvDecodeError
 
 from printroom import TASK_QUEUE
 from printroom.models import validation_problems
@@ -24,7 +25,8 @@ def _split_addresses(value: Any) -> Any:
     return value
 
 
-AddressList = Annotated[list[EmailStr], BeforeValidator(_split_addresses)]
+# NoDecode: from an environment variable the raw `a@x; b@y` reaches the splitter instead of a JSON parser.
+AddressList = Annotated[list[EmailStr], NoDecode, BeforeValidator(_split_addresses)]
 
 
 class _Section(BaseModel):
@@ -193,3 +195,5 @@ def load_settings(explicit: str | os.PathLike[str] | None = None, **overrides: A
     except ValidationError as error:
         problems = "\n  ".join(validation_problems(error))
         raise SettingsError(f"invalid settings ({where}):\n  {problems}") from None
+    except EnvDecodeError as error:  # a PRINTROOM_* variable for a table or list that is not JSON
+        raise SettingsError(f"invalid settings ({where}): {error}; give that variable as JSON") from None

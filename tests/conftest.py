@@ -20,7 +20,7 @@ from printroom.binaries import temporal_binary
 from printroom.capture import CapturedMessage, SmtpCapture
 from printroom.models import OrderState
 from printroom.settings import Settings
-from worker.main import build_worker
+from worker.main import build_worker, ensure_search_attributes
 from workflows.order import SEARCH_ATTRIBUTES
 
 # --- exit: temporalio can crash the interpreter at exit (sdk-python issue 300); pytest's verdict must stand.
@@ -121,6 +121,7 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
         test_server_existing_path=temporal_binary("temporal-test-server"),
         data_converter=pydantic_data_converter,
     )
+    await ensure_search_attributes(env.client)  # as `printroom worker` does at start
     yield env
     await env.shutdown()
 

@@ -12,7 +12,8 @@ from temporalio.worker import Worker
 from printroom.capture import SmtpCapture
 from printroom.models import OrderState
 from workflows.order import OrderWorkflow
-from tests.conftest import eventually, messages_to, order_state, sample_order
+from worker.main import build_worker
+from tests.conftest import eventually, free_port, messages_to, order_state, sample_order
 
 
 async def start(client: Client, worker: Worker, order: dict[str, Any]):
@@ -122,3 +123,74 @@ async def test_an_order_without_an_id_field_fails_naming_it(client, dev_worker, 
 async def _refused(handle, count: int = 1) -> OrderState | None:
     state = await order_state(handle)
     return state if len(state.refused) >= count else None
+
+
+async def test_with_the_smtp_server_down_emails_wait_retry_and_arrive_once_it_is_back(client, task_queue, settings):
+    port = free_port()  # nothing listens here until the test starts a capture: the server is down
+    down = settings.model_copy(update={"smtp": settings.smtp.model_copy(update={"port": port})})
+    async with build_worker(client, down, task_queue=task_queue):
+        order = sample_order()
+        handle = await client.start_workflow(OrderWorkflow.run, order, id=f"order-{order['id']}", task_queue=task_queue)
+        await handle.signal("change_status", {"trigger": "accept"})
+        await eventually(lambda: _attempts(handle, at_least=2), what="the first email being retried")
+        state = await order_state(handle)
+        assert [(p.email_trigger, p.status) for p in state.emails_pending] == [
+            ("order_received", "sending"), ("order_received_operator", "queued"), ("order_accepted", "queued")
+        ]
+        assert state.status == "accepted"  # status changes are not held up by the mail server
+        with SmtpCapture(port=port) as back:
+            await eventually(lambda: len(back.messages) >= 3, timeout=30, what="three emails after the server is back")
+            await handle.signal("change_status", {"trigger": "cancel"})
+            await handle.result()
+            ids = [m.parsed()["Message-ID"] for m in back.messages]
+    assert len(ids) == len(set(ids)) == 5  # received, operator copy, accepted, cancelled x2: each exactly once
+
+
+async def test_an_order_over_budget_waits_for_an_approver_who_approves_it(client, dev_worker, smtp):
+    order = sample_order(budget={"limit": "200.00", "approvers": ["head@example.org"]})
+    handle = await start(client, dev_worker, order)
+    await eventually(lambda: messages_to(smtp, "head@example.org"), what="the approval request")
+    assert (await order_state(handle)).status == "awaiting_approval"
+    await handle.signal("change_status", {"trigger": "accept"})  # operators must wait for the approver
+    await handle.signal("approve", {"by": "head@example.org", "comment": "OK for this once"})
+    await handle.signal("change_status", {"trigger": "accept"})
+    await handle.signal("change_status", {"trigger": "cancel"})
+    state = await handle.result()
+    assert [c.trigger for c in state.changes] == ["request_approval", "approve_budget", "accept", "cancel"]
+    assert "'accept' is not allowed while the order is 'awaiting_approval'" in state.refused[0].reason
+    request = messages_to(smtp, "head@example.org")[0].parsed()
+    assert request["Subject"] == f"Approbation requise : la commande {order['id']} dépasse son budget"
+    assert "240.00 EUR" in request.get_body(("plain",)).get_content()
+    customer = [m.parsed()["Subject"] for m in messages_to(smtp, "marie@example.org")]
+    assert f"Le budget de votre commande {order['id']} a été approuvé" in customer
+
+
+async def test_an_approvers_signal_on_an_order_within_budget_is_refused(client, dev_worker, smtp):
+    handle = await start(client, dev_worker, sample_order())
+    await handle.signal("reject", {"by": "head@example.org"})
+    state = await eventually(lambda: _refused(handle), what="the refusal")
+    assert state.refused[0].kind == "reject"
+    assert "'reject_budget' is not allowed while the order is 'submitted'" in state.refused[0].reason
+    await handle.signal("change_status", {"trigger": "cancel"})
+    await handle.result()
+
+
+async def test_operators_can_list_orders_by_status_through_the_search_attribute(client, dev_worker, smtp):
+    order = sample_order()
+    handle = await start(client, dev_worker, order)
+    await handle.signal("change_status", {"trigger": "accept"})
+    query = f'WorkflowId = "order-{order["id"]}" AND OrderStatus = "accepted"'
+    found = await eventually(lambda: _ids(client, query), what="the order listed as accepted")
+    assert found == [f"order-{order['id']}"]
+    await handle.signal("change_status", {"trigger": "cancel"})
+    await handle.result()
+
+
+async def _ids(client, query: str) -> list[str]:
+    return [w.id async for w in client.list_workflows(query)]
+
+
+async def _attempts(handle, at_least: int) -> bool:
+    description = await handle.describe()
+    pending = description.raw_description.pending_activities
+    return bool(pending) and pending[0].attempt >= at_least

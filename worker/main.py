@@ -8,7 +8,10 @@ import signal
 from datetime import timedelta
 from typing import Any
 
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
 from temporalio.worker import Worker
@@ -17,7 +20,7 @@ from activities.email import EmailActivities
 from activities.rendering import TemplateRenderer
 from activities.smtp import SmtpTransport
 from printroom.settings import Settings, TemporalSettings
-from workflows.order import OrderWorkflow
+from workflows.order import SEARCH_ATTRIBUTES, OrderWorkflow
 
 log = logging.getLogger("printroom.worker")
 
@@ -43,6 +46,38 @@ def connect_options(settings: TemporalSettings, *, use_environment: bool = True)
 async def connect(settings: TemporalSettings, *, use_environment: bool = True) -> Client:
     options = connect_options(settings, use_environment=use_environment)
     return await Client.connect(**options, data_converter=pydantic_data_converter)
+
+
+class StartupError(Exception):
+    """The worker cannot run against this Temporal service; the message says what to do."""
+
+
+async def ensure_search_attributes(client: Client) -> None:
+    """Register OrderStatus if the namespace lacks it: without it every workflow task would fail for ever."""
+    wanted = {key.name: IndexedValueType.Value(f"INDEXED_VALUE_TYPE_{key.indexed_value_type.name}") for key in SEARCH_ATTRIBUTES}
+    try:
+        listed = await client.operator_service.list_search_attributes(ListSearchAttributesRequest(namespace=client.namespace))
+        missing = {name: kind for name, kind in wanted.items() if name not in listed.custom_attributes}
+    except RPCError as error:
+        if error.status != RPCStatusCode.UNIMPLEMENTED:
+            raise
+        missing = wanted  # the time-skipping test server cannot list, but can add
+    if not missing:
+        return
+    try:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=client.namespace, search_attributes=missing)
+        )
+    except RPCError as error:
+        if error.status == RPCStatusCode.ALREADY_EXISTS:
+            return
+        names = ", ".join(f"{name} (Keyword)" for name in missing)
+        raise StartupError(
+            f"namespace {client.namespace!r} lacks the search attribute(s) {names} and this worker may not add them "
+            f"({error.message}); register them once, e.g. `temporal operator search-attribute create "
+            f"--namespace {client.namespace} --name OrderStatus --type Keyword`, then start the worker again"
+        ) from None
+    log.info("registered search attribute(s) %s in namespace %r", ", ".join(missing), client.namespace)
 
 
 def build_worker(
@@ -76,6 +111,7 @@ def stop_on_signals() -> asyncio.Event:
 async def run_worker(settings: Settings, stop: asyncio.Event, client: Client | None = None) -> None:
     """Run until `stop` is set; then let running activities finish and return."""
     client = client or await connect(settings.temporal)
+    await ensure_search_attributes(client)
     worker = build_worker(client, settings)
     log.info(
         "worker polling task queue %r on %s, namespace %r",

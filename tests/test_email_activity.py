@@ -1,0 +1,132 @@
+"""The email activity against a real SMTP server (aiosmtpd): policy, delivery, and how failures are classified."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities.email import EmailActivities
+from activities.rendering import TemplateRenderer
+from activities.smtp import SmtpTransport
+from printroom.capture import SmtpCapture
+from printroom.models import Order, StatusEmailRequest
+from printroom.settings import Settings
+from tests.conftest import free_port, sample_order
+
+
+def activities_for(settings: Settings) -> EmailActivities:
+    return EmailActivities(settings, TemplateRenderer(), SmtpTransport(settings.smtp))
+
+
+def request(trigger: str, **order_changes: Any) -> StatusEmailRequest:
+    order = Order.model_validate(sample_order("PO-7", **order_changes))
+    return StatusEmailRequest(order=order, email_trigger=trigger, status="accepted")
+
+
+async def send(settings: Settings, req: StatusEmailRequest):
+    return await ActivityEnvironment().run(activities_for(settings).send_status_email, req)
+
+
+async def test_the_email_arrives_with_envelope_headers_and_both_parts(settings, smtp: SmtpCapture):
+    result = await send(settings, request("order_accepted"))
+    assert [m.rcpt_tos for m in smtp.messages] == [["marie@example.org"]]
+    assert smtp.messages[0].mail_from == "printroom@example.com"
+    parsed = smtp.messages[0].parsed()
+    assert parsed["Message-ID"] == "<PO-7.order_accepted.1.customer@example.com>"
+    assert parsed["Subject"] == "Votre commande PO-7 a été acceptée"
+    assert parsed.get_body(("plain",)) is not None and parsed.get_body(("html",)) is not None
+    assert [(e.audience, e.to, e.message_id) for e in result.sent] == [
+        ("customer", ["marie@example.org"], "<PO-7.order_accepted.1.customer@example.com>")
+    ]
+
+
+async def test_on_customer_request_sends_only_what_the_customer_asked_for(settings, smtp):
+    customer = {"email": "marie@example.org", "wants_status_emails": ["order_shipped"]}
+    skipped = await send(settings, request("order_accepted", customer=customer))
+    shipped = await send(settings, request("order_shipped", customer={**customer, "wants_status_emails": False}))
+    assert skipped.sent == [] and skipped.skipped == ["order_accepted: the customer did not ask for this status email"]
+    # order_shipped is sent "always" by default: the customer's choice does not apply.
+    assert [m.parsed()["Subject"] for m in smtp.messages] == ["Votre commande PO-7 a été expédiée"]
+    assert len(shipped.sent) == 1
+
+
+async def test_a_trigger_switched_off_sends_nothing_and_says_why(settings, smtp):
+    settings = settings.model_copy(update={"emails": type(settings.emails)(order_rejected={"send": "never"})})
+    result = await send(settings, request("order_rejected"))
+    assert result.sent == [] and smtp.messages == []
+    assert result.skipped == ["order_rejected: switched off in the settings (emails.order_rejected.send = never)"]
+
+
+async def test_cancellation_goes_to_the_customer_and_the_operators_as_two_emails(settings, smtp):
+    result = await send(settings, request("order_cancelled"))
+    assert sorted(tuple(m.rcpt_tos) for m in smtp.messages) == [("marie@example.org",), ("ops@example.com",)]
+    assert {e.audience for e in result.sent} == {"customer", "operators"}
+    assert len({e.message_id for e in result.sent}) == 2
+
+
+async def test_the_smtp_server_down_is_a_retryable_error_naming_the_server(settings):
+    down = settings.model_copy(update={"smtp": settings.smtp.model_copy(update={"port": free_port()})})
+    with pytest.raises(ApplicationError) as error:
+        await send(down, request("order_shipped"))
+    assert error.value.type == "SmtpTransientError"
+    assert not error.value.non_retryable
+    assert f"cannot reach the SMTP server 127.0.0.1:{down.smtp.port}" in error.value.message
+
+
+class Refusing:
+    """An SMTP server that refuses some recipients with a 5xx or a 4xx reply."""
+
+    def __init__(self, replies: dict[str, str]) -> None:
+        self.replies = replies
+        self.delivered: list[list[str]] = []
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address in self.replies:
+            return self.replies[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        self.delivered.append(list(envelope.rcpt_tos))
+        return "250 OK"
+
+
+@pytest.fixture
+def refusing_server(settings):
+    handler = Refusing({})
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield handler, settings.model_copy(update={"smtp": settings.smtp.model_copy(update={"port": controller.port})})
+    controller.stop()
+
+
+async def test_a_5xx_refusal_is_permanent_and_says_what_the_server_answered(refusing_server):
+    handler, settings = refusing_server
+    handler.replies["marie@example.org"] = "550 5.1.1 mailbox unavailable"
+    with pytest.raises(ApplicationError) as error:
+        await send(settings, request("order_shipped"))
+    assert error.value.type == "SmtpPermanentError" and error.value.non_retryable
+    assert "550 5.1.1 mailbox unavailable" in error.value.message
+    assert handler.delivered == []
+
+
+async def test_a_4xx_refusal_is_retried(refusing_server):
+    handler, settings = refusing_server
+    handler.replies["marie@example.org"] = "451 4.3.0 try again later"
+    with pytest.raises(ApplicationError) as error:
+        await send(settings, request("order_shipped"))
+    assert error.value.type == "SmtpTransientError" and not error.value.non_retryable
+
+
+async def test_when_some_operators_are_refused_the_others_still_get_it_and_the_refusal_is_reported(refusing_server):
+    handler, settings = refusing_server
+    settings = settings.model_copy(update={"operators": ["ops@example.com", "gone@example.com"]})
+    handler.replies["gone@example.com"] = "550 no such user"
+    result = await send(settings, request("order_received_operator"))
+    assert handler.delivered == [["ops@example.com"]]
+    assert result.sent[0].to == ["ops@example.com"]
+    assert result.skipped == ["order_received_operator: gone@example.com refused by the server: 550 no such user"]

@@ -1,0 +1,151 @@
+"""As users run it: `printroom worker` and `printroom dev` as processes, orders driven with the `temporal` CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shlex
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+from printroom.binaries import temporal_binary
+from printroom.capture import SmtpCapture
+from tests.conftest import eventually, free_port, messages_to, sample_order
+
+PRINTROOM = [sys.executable, "-c", "from printroom.cli import main; main()"]
+ROOT = Path(__file__).resolve().parents[1]
+
+
+async def run(*command: str, timeout: float = 60) -> str:
+    process = await asyncio.create_subprocess_exec(
+        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), timeout)
+    text = output.decode()
+    assert process.returncode == 0, f"{shlex.join(command)} exited {process.returncode}:\n{text}"
+    return text
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PRINTROOM_", "TEMPORAL_"))}
+    return {**env, **extra}
+
+
+async def stop(process: asyncio.subprocess.Process, signum: int, timeout: float = 45) -> tuple[int, str]:
+    process.send_signal(signum)
+    output, _ = await asyncio.wait_for(process.communicate(), timeout)
+    return process.returncode, output.decode()
+
+
+async def test_an_order_started_and_signalled_with_the_temporal_cli_emails_the_customer(dev_env, smtp: SmtpCapture, task_queue):
+    address = dev_env.client.service_client.config.target_host
+    worker = await asyncio.create_subprocess_exec(
+        *PRINTROOM, "worker",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        env=clean_env(
+            TEMPORAL_ADDRESS=address,  # the standard variable, read as the Temporal CLI does
+            PRINTROOM_TEMPORAL__TASK_QUEUE=task_queue,
+            PRINTROOM_SMTP__PORT=str(smtp.port),
+            PRINTROOM_SENDER__ADDRESS="printroom@example.com",
+            PRINTROOM_SENDER__NAME="Druckerei Müller",
+            PRINTROOM_OPERATORS="ops@example.com",
+        ),
+    )  # fmt: skip
+    order = sample_order(language="en")
+    workflow_id = f"order-{order['id']}"
+    temporal = temporal_binary()
+    await run(temporal, "workflow", "start", "--address", address, "--task-queue", task_queue,
+              "--type", "OrderWorkflow", "--workflow-id", workflow_id, "--input", json.dumps(order))  # fmt: skip
+    await run(temporal, "workflow", "signal", "--address", address, "--workflow-id", workflow_id,
+              "--name", "change_status", "--input", '{"trigger": "accept", "by": "Léa"}')  # fmt: skip
+    accepted = await eventually(
+        lambda: [m for m in messages_to(smtp, "marie@example.org") if "accepted" in m.parsed()["Subject"]],
+        what="the acceptance email",
+    )
+    message = accepted[0].parsed()
+    assert message["Subject"] == f"Your order {order['id']} has been accepted"
+    assert message["To"] == "marie@example.org"
+    assert str(message["From"]) == "Druckerei Müller <printroom@example.com>"
+    assert message["Content-Language"] == "en"
+    assert "Dear Marie Curie," in message.get_body(("plain",)).get_content()
+    query = await run(temporal, "workflow", "query", "--address", address, "--workflow-id", workflow_id,
+                      "--name", "state", "--output", "json")  # fmt: skip
+    assert json.loads(query)["queryResult"][0]["status"] == "accepted"
+
+    code, output = await stop(worker, signal.SIGTERM)
+    assert code == 0, output
+    assert "stopping: letting running activities finish" in output
+
+
+async def test_the_worker_refuses_an_unreachable_temporal_service_with_a_clear_message():
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        *PRINTROOM, "worker", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        env=clean_env(PRINTROOM_TEMPORAL__ADDRESS=f"127.0.0.1:{port}"),
+    )  # fmt: skip
+    output, _ = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 1
+    assert f"printroom worker: Failed client connect" in output.decode()
+    assert f"127.0.0.1:{port}" in output.decode()
+
+
+def dev_env_vars(tmp_path: Path, ports: dict[str, int]) -> dict[str, str]:
+    return clean_env(
+        PRINTROOM_DEV__DATA_DIR=str(tmp_path / "var"),
+        **{f"PRINTROOM_DEV__{name.upper()}": str(port) for name, port in ports.items()},
+    )
+
+
+async def test_printroom_dev_runs_the_sample_order_as_printed_and_stops_cleanly_on_ctrl_c(tmp_path):
+    ports = {"temporal_port": free_port(), "ui_port": free_port(), "smtp_port": free_port()}
+    dev = await asyncio.create_subprocess_exec(
+        *PRINTROOM, "dev", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        env=dev_env_vars(tmp_path, ports), cwd=tmp_path,
+    )  # fmt: skip
+    banner = ""
+    assert dev.stdout is not None
+    while "Stop everything with Ctrl-C." not in banner:
+        line = await asyncio.wait_for(dev.stdout.readline(), 90)
+        assert line, f"printroom dev ended early:\n{banner}"
+        banner += line.decode()
+    assert f"Temporal Web UI:  http://127.0.0.1:{ports['ui_port']}" in banner
+    start = next(line.strip() for line in banner.splitlines() if " workflow start " in line)
+    signal_accept = next(line.strip() for line in banner.splitlines() if " workflow signal " in line)
+    await run(*shlex.split(start))  # runnable exactly as printed
+    await run(*shlex.split(signal_accept))
+    outbox = tmp_path / "var" / "outbox"
+    files = await eventually(lambda: sorted(outbox.glob("*.eml")) if len(list(outbox.glob("*.eml"))) >= 3 else None,
+                             what="three .eml files in var/outbox")  # fmt: skip
+    subjects = [re.search(rb"^Subject: (.*)$", f.read_bytes(), re.M).group(1) for f in files]
+    assert len(subjects) == 3
+    assert (tmp_path / "var" / "temporal.db").exists()
+
+    code, output = await stop(dev, signal.SIGINT)
+    assert code == 0, output
+    for port in ports.values():  # nothing is left listening: all three stopped
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still answers after Ctrl-C"
+
+
+async def test_printroom_dev_names_a_busy_port_and_the_setting_that_moves_it(tmp_path):
+    ports = {"temporal_port": free_port(), "ui_port": free_port(), "smtp_port": free_port()}
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", ports["ui_port"]))
+        holder.listen()
+        process = await asyncio.create_subprocess_exec(
+            *PRINTROOM, "dev", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            env=dev_env_vars(tmp_path, ports),
+        )  # fmt: skip
+        output, _ = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 2
+    lines = output.decode().strip().splitlines()
+    assert lines == [
+        f"printroom dev: port {ports['ui_port']} on 127.0.0.1 is already in use; stop what holds it or set "
+        f"dev.ui_port (PRINTROOM_DEV__UI_PORT={ports['ui_port'] + 1})"
+    ]

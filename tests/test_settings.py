@@ -1,0 +1,126 @@
+"""Settings: one TOML file, PRINTROOM_* overrides, every bad field named, and the CLI's verdict."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from printroom.settings import SettingsError, load_settings
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "printroom.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_the_file_sets_fields_and_a_trigger_policy_is_merged_over_its_default(tmp_path):
+    path = write(tmp_path, """
+operators = "a@example.org; b@example.org"
+[sender]
+address = "print@example.org"
+name = "Salle d'impression"
+[smtp]
+host = "mail.example.org"
+[emails.order_accepted]
+send = "always"
+""")
+    settings = load_settings(path)
+    assert settings.sender.name == "Salle d'impression"
+    assert [str(a) for a in settings.operators] == ["a@example.org", "b@example.org"]
+    assert (settings.smtp.host, settings.smtp.port) == ("mail.example.org", 25)
+    accepted = settings.emails.for_trigger("order_accepted")
+    assert (accepted.send, accepted.to_customer) == ("always", True)  # to_customer kept from the default
+    assert settings.emails.for_trigger("order_shipped").send == "always"
+
+
+def test_environment_variables_override_the_file_with_double_underscore_nesting(tmp_path, monkeypatch):
+    path = write(tmp_path, "[smtp]\nhost = 'mail.example.org'\nport = 25\n")
+    monkeypatch.setenv("PRINTROOM_SMTP__PORT", "2525")
+    monkeypatch.setenv("PRINTROOM_SENDER__NAME", "Druckerei Müller")
+    settings = load_settings(path)
+    assert (settings.smtp.host, settings.smtp.port, settings.sender.name) == ("mail.example.org", 2525, "Druckerei Müller")
+
+
+def test_every_bad_field_is_named_at_once(tmp_path):
+    path = write(tmp_path, """
+operators = "a@example.org; not-an-address"
+colour = "blue"
+[smtp]
+port = "twenty-five"
+[emails.order_teleported]
+send = "always"
+[shops.default]
+order_url = "https://shop.example.org/orders"
+""")
+    with pytest.raises(SettingsError) as error:
+        load_settings(path)
+    message = str(error.value)
+    assert message.startswith(f"invalid settings ({path}):")
+    for expected in (
+        "operators.1: value is not a valid email address",
+        "colour: Extra inputs are not permitted",
+        "smtp.port: Input should be a valid integer",
+        "emails: Value error, unknown email trigger(s) ['order_teleported']",
+        "shops.default: Value error, order_url must contain {order_id}",
+    ):
+        assert expected in message
+
+
+def test_a_wrong_value_type_for_a_policy_is_named(tmp_path):
+    path = write(tmp_path, "[emails.order_accepted]\nsend = 'sometimes'\n")
+    with pytest.raises(SettingsError, match=r"emails\.policies\.order_accepted\.send: Input should be 'never', 'always' or 'on_customer_request'"):
+        load_settings(path)
+
+
+def test_a_missing_file_and_invalid_toml_are_named(tmp_path):
+    with pytest.raises(SettingsError, match="settings file .*nope.toml does not exist"):
+        load_settings(tmp_path / "nope.toml")
+    with pytest.raises(SettingsError, match="is not valid TOML"):
+        load_settings(write(tmp_path, "[smtp\nport = 1"))
+
+
+def printroom(*args: str, env_settings: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": "/usr/bin:/bin"}
+    if env_settings:
+        env["PRINTROOM_SETTINGS"] = str(env_settings)
+    return subprocess.run(
+        [sys.executable, "-c", "from printroom.cli import main; main()", *args],
+        capture_output=True, text=True, env=env, timeout=60,
+    )
+
+
+def test_settings_check_exits_non_zero_naming_the_bad_fields(tmp_path):
+    bad = write(tmp_path, "[smtp]\nport = 99999\nsecurity = 'ssl'\n")
+    run = printroom("settings", "check", env_settings=bad)
+    assert run.returncode == 2
+    assert "smtp.port: Input should be less than or equal to 65535" in run.stderr
+    assert "smtp.security: Extra inputs are not permitted" in run.stderr
+
+
+def test_settings_check_accepts_good_settings_given_with_the_flag(tmp_path):
+    good = write(tmp_path, "[sender]\naddress = 'print@example.org'\n")
+    run = printroom("--settings", str(good), "settings", "check")
+    assert run.returncode == 0, run.stderr
+    assert f"settings OK: {good}" in run.stdout
+
+
+def test_the_worker_refuses_to_start_on_invalid_settings(tmp_path):
+    bad = write(tmp_path, "[temporal]\ntask_queue = 3\n")
+    run = printroom("worker", env_settings=bad)
+    assert run.returncode == 2
+    assert "temporal.task_queue: Input should be a valid string" in run.stderr
+
+
+def test_address_lists_from_the_environment_are_split_on_semicolons(monkeypatch):
+    monkeypatch.setenv("PRINTROOM_OPERATORS", "a@example.org; b@example.org")
+    assert [str(a) for a in load_settings().operators] == ["a@example.org", "b@example.org"]
+
+
+def test_a_table_from_the_environment_that_is_not_json_is_named(monkeypatch):
+    monkeypatch.setenv("PRINTROOM_SHOPS", "main")
+    with pytest.raises(SettingsError, match='error parsing value for field "shops".*give that variable as JSON'):
+        load_settings()
