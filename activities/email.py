@@ -11,12 +11,15 @@ from temporalio.exceptions import ApplicationError
 from activities.compose import build_message, message_id, template_variables
 from activities.rendering import TemplateError, TemplateRenderer
 from activities.smtp import DeliveryError, SmtpTransport
-from printroom.models import SEND_STATUS_EMAIL, Audience, SentEmail, StatusEmailRequest, StatusEmailResult
+from printroom.models import (
+    SEND_STATUS_EMAIL,
+    Audience,
+    FailedDelivery,
+    SentEmail,
+    StatusEmailRequest,
+    StatusEmailResult,
+)
 from printroom.settings import Settings
-
-# Error types the workflow's retry policy never retries: a person has to fix something first.
-PERMANENT_ERRORS = ("SmtpPermanentError", "TemplateError")
-
 
 class EmailActivities:
     """Dependencies are injected by the worker, so tests run the same class against their own servers."""
@@ -54,41 +57,52 @@ class EmailActivities:
 
     @activity.defn(name=SEND_STATUS_EMAIL)
     async def send_status_email(self, request: StatusEmailRequest) -> StatusEmailResult:
+        """Each audience is sent on its own: one audience's failure never drops or resends another's email."""
         audiences, skipped = self.recipients(request)
+        if request.audiences is not None:
+            audiences = {a: to for a, to in audiences.items() if a in request.audiences}
+            skipped = []  # said on the first attempt already
+        result = StatusEmailResult(skipped=skipped)
+        todo = list(audiences)
+        while todo:
+            audience = todo[0]
+            try:
+                result.sent.append(await self._send_one(request, audience, audiences[audience], result.skipped))
+            except DeliveryError as error:
+                if error.permanent:
+                    result.failed.append(FailedDelivery(audience=audience, error=str(error)))
+                elif result.sent or result.failed:
+                    # Something already happened in this attempt: hand back the rest instead of redoing it.
+                    result.retry, result.retry_reason = todo, str(error)
+                    return result
+                else:
+                    raise ApplicationError(str(error), type="SmtpTransientError") from None
+            todo.pop(0)
+        return result
+
+    async def _send_one(self, request: StatusEmailRequest, audience: Audience, to: list[str], notes: list[str]) -> SentEmail:
         policy = self.settings.emails.for_trigger(request.email_trigger)
         shop = self.settings.shop(request.order.shop)
         languages = [l for l in (request.order.language, shop.default_language, self.settings.default_language) if l]
         sender = self.settings.sender
         sender_address = Address(display_name=sender.name, addr_spec=str(sender.address))
-        sent: list[SentEmail] = []
-        for audience, to in audiences.items():
-            variables = template_variables(
-                request,
-                audience,
-                print_room_name=sender.name,
-                order_url=shop.order_url.format(order_id=request.order.id),
-            )
-            try:
-                rendered = self.renderer.render(policy.template or request.email_trigger, languages, variables)
-            except TemplateError as error:
-                raise ApplicationError(str(error), type="TemplateError", non_retryable=True) from None
-            now = datetime.now(timezone.utc)
-            msg_id = message_id(request, audience, sender_address.domain)
-            message = build_message(rendered, sender=sender_address, to=to, message_id=msg_id, date=now)
-            try:
-                delivery = await self.transport.send(message, envelope_from=str(sender.address), recipients=to)
-            except DeliveryError as error:
-                kind = "SmtpPermanentError" if error.permanent else "SmtpTransientError"
-                raise ApplicationError(str(error), type=kind, non_retryable=error.permanent) from None
-            skipped.extend(f"{request.email_trigger}: {addr} refused by the server: {why}" for addr, why in delivery.refused.items())
-            sent.append(
-                SentEmail(
-                    email_trigger=request.email_trigger,
-                    audience=audience,
-                    to=delivery.accepted,
-                    subject=rendered.subject,
-                    message_id=msg_id,
-                    sent_at=now,
-                )
-            )
-        return StatusEmailResult(sent=sent, skipped=skipped)
+        variables = template_variables(
+            request, audience, print_room_name=sender.name, order_url=shop.order_url.format(order_id=request.order.id)
+        )
+        try:
+            rendered = self.renderer.render(policy.template or request.email_trigger, languages, variables)
+        except TemplateError as error:
+            raise ApplicationError(str(error), type="TemplateError", non_retryable=True) from None
+        now = datetime.now(timezone.utc)
+        msg_id = message_id(request, audience, sender_address.domain)
+        message = build_message(rendered, sender=sender_address, to=to, message_id=msg_id, date=now)
+        delivery = await self.transport.send(message, envelope_from=str(sender.address), recipients=to)
+        notes.extend(f"{request.email_trigger}: {addr} refused by the server: {why}" for addr, why in delivery.refused.items())
+        return SentEmail(
+            email_trigger=request.email_trigger,
+            audience=audience,
+            to=delivery.accepted,
+            subject=rendered.subject,
+            message_id=msg_id,
+            sent_at=now,
+        )

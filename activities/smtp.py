@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
-from email.message import EmailMessage
+from functools import cached_property
 
 import aiosmtplib
 
@@ -39,10 +40,16 @@ class SmtpTransport:
     def server(self) -> str:
         return f"{self.settings.host}:{self.settings.port}"
 
-    async def send(self, message: EmailMessage, *, envelope_from: str, recipients: list[str]) -> Delivery:
+    @cached_property
+    def local_hostname(self) -> str:
+        """Our EHLO name, looked up once: aiosmtplib would call getfqdn() for every connection."""
+        return socket.getfqdn()
+
+    async def send(self, message: bytes, *, envelope_from: str, recipients: list[str]) -> Delivery:
         try:
             refused, _ = await aiosmtplib.send(
                 message,
+                local_hostname=self.local_hostname,
                 sender=envelope_from,
                 recipients=recipients,
                 hostname=self.settings.host,

@@ -97,6 +97,8 @@ class StatusEmailRequest(BaseModel):
     previous_status: str | None = None
     by: str = ""
     comment: str = ""
+    # Only these audiences (a retry after some were already sent); None: everyone the policy names.
+    audiences: list[Audience] | None = None
 
 
 class SentEmail(BaseModel):
@@ -108,10 +110,20 @@ class SentEmail(BaseModel):
     sent_at: datetime
 
 
+class FailedDelivery(BaseModel):
+    audience: Audience
+    error: str
+
+
 class StatusEmailResult(BaseModel):
     sent: list[SentEmail] = []
     # Why nothing (or not everyone) was emailed, in words an operator understands.
     skipped: list[str] = []
+    # Audiences that a person has to fix (5xx, bad address): not retried.
+    failed: list[FailedDelivery] = []
+    # Audiences that met a passing failure after others were sent: to be asked for again, alone.
+    retry: list[Audience] = []
+    retry_reason: str = ""
 
 
 class StatusChange(BaseModel):
@@ -137,6 +149,8 @@ class PendingEmail(BaseModel):
 
     email_trigger: str
     status: Literal["queued", "sending"]
+    # Why the last attempt failed while the email is retried (e.g. the SMTP server is down).
+    last_error: str = ""
 
 
 class FailedEmail(BaseModel):

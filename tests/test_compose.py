@@ -22,17 +22,20 @@ def request(trigger: str = "order_accepted", **order_changes) -> StatusEmailRequ
     return StatusEmailRequest(order=order, email_trigger=trigger, status="accepted", by="Léa", comment="Livraison jeudi")
 
 
-def compose(req: StatusEmailRequest, languages=("fr", "en"), sender_name="Salle d'impression"):
+def raw(req: StatusEmailRequest, languages=("fr", "en"), sender_name="Salle d'impression") -> bytes:
     variables = template_variables(req, "customer", print_room_name=sender_name, order_url="https://shop/o/PO-1001")
     rendered = RENDERER.render(req.email_trigger, languages, variables)
-    message = build_message(
+    return build_message(
         rendered,
         sender=Address(sender_name, addr_spec="printroom@example.com"),
         to=["marie@example.org"],
         message_id=message_id(req, "customer", "example.com"),
         date=datetime(2026, 11, 28, 9, 30, tzinfo=timezone.utc),
     )
-    return message_from_bytes(message.as_bytes(), policy=policy.default)
+
+
+def compose(req: StatusEmailRequest, languages=("fr", "en"), sender_name="Salle d'impression"):
+    return message_from_bytes(raw(req, languages, sender_name), policy=policy.default)
 
 
 def test_the_message_has_a_text_and_an_html_part_in_the_orders_language():
@@ -59,8 +62,25 @@ def test_a_language_without_templates_falls_back_to_the_next_one():
 def test_a_non_ascii_display_name_is_encoded_and_reads_back_intact():
     parsed = compose(request(), sender_name="Druckerei Müller")
     assert parsed["From"].addresses[0].display_name == "Druckerei Müller"
-    raw_from = next(line for line in compose(request(), sender_name="Druckerei Müller").as_string().splitlines() if line.startswith("From:"))
-    assert "=?utf-8?" in raw_from
+    data = raw(request(), sender_name="Druckerei Müller")
+    assert data.isascii()  # every header encoded, every part quoted-printable: safe through any relay
+    raw_from = next(line for line in data.split(b"\r\n") if line.startswith(b"From:"))
+    assert raw_from == b"From: =?utf-8?q?Druckerei_M=C3=BCller?= <printroom@example.com>"
+
+
+def test_a_long_subject_is_folded_and_reads_back_exactly():
+    req = request("order_received_operator", customer={"name": "Établissement Marie Skłodowska-Curie " * 3, "email": "m@example.org"})
+    data = raw(req)
+    subject_lines = data.split(b"\r\n\r\n")[0].split(b"Subject:")[1].split(b"\r\n")
+    assert all(len(line) <= 78 for line in subject_lines)
+    name = " ".join(("Établissement Marie Skłodowska-Curie " * 3).split())
+    assert compose(req)["Subject"] == f"Nouvelle commande PO-1001 de {name}"
+
+
+def test_lines_end_with_crlf_and_the_date_is_the_one_given():
+    data = raw(request())
+    assert b"\n" not in data.replace(b"\r\n", b"")
+    assert compose(request())["Date"] == "Sat, 28 Nov 2026 09:30:00 +0000"
 
 
 def test_order_data_is_escaped_in_html_and_kept_as_text_in_the_subject():

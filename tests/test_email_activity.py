@@ -104,14 +104,26 @@ def refusing_server(settings):
     controller.stop()
 
 
-async def test_a_5xx_refusal_is_permanent_and_says_what_the_server_answered(refusing_server):
+async def test_a_5xx_refusal_is_reported_as_permanent_for_that_audience_and_not_raised(refusing_server):
     handler, settings = refusing_server
     handler.replies["marie@example.org"] = "550 5.1.1 mailbox unavailable"
-    with pytest.raises(ApplicationError) as error:
-        await send(settings, request("order_shipped"))
-    assert error.value.type == "SmtpPermanentError" and error.value.non_retryable
-    assert "550 5.1.1 mailbox unavailable" in error.value.message
-    assert handler.delivered == []
+    result = await send(settings, request("order_cancelled"))
+    assert [(f.audience, "550 5.1.1 mailbox unavailable" in f.error) for f in result.failed] == [("customer", True)]
+    assert [e.audience for e in result.sent] == ["operators"]
+    assert handler.delivered == [["ops@example.com"]]
+    assert result.retry == []
+
+
+async def test_a_passing_failure_after_one_audience_was_sent_hands_back_only_the_rest(refusing_server):
+    handler, settings = refusing_server
+    handler.replies["ops@example.com"] = "451 4.3.0 try again later"
+    result = await send(settings, request("order_cancelled"))
+    assert [e.audience for e in result.sent] == ["customer"]
+    assert result.retry == ["operators"] and "451 4.3.0 try again later" in result.retry_reason
+    del handler.replies["ops@example.com"]
+    again = await send(settings, request("order_cancelled").model_copy(update={"audiences": result.retry}))
+    assert [e.audience for e in again.sent] == ["operators"]
+    assert handler.delivered == [["marie@example.org"], ["ops@example.com"]]  # the customer's email once
 
 
 async def test_a_4xx_refusal_is_retried(refusing_server):

@@ -138,6 +138,7 @@ async def test_with_the_smtp_server_down_emails_wait_retry_and_arrive_once_it_is
             ("order_received", "sending"), ("order_received_operator", "queued"), ("order_accepted", "queued")
         ]
         assert state.status == "accepted"  # status changes are not held up by the mail server
+        assert f"cannot reach the SMTP server 127.0.0.1:{port}" in state.emails_pending[0].last_error
         with SmtpCapture(port=port) as back:
             await eventually(lambda: len(back.messages) >= 3, timeout=30, what="three emails after the server is back")
             await handle.signal("change_status", {"trigger": "cancel"})
@@ -194,3 +195,65 @@ async def _attempts(handle, at_least: int) -> bool:
     description = await handle.describe()
     pending = description.raw_description.pending_activities
     return bool(pending) and pending[0].attempt >= at_least
+
+
+async def test_a_permanent_refusal_is_recorded_not_retried_and_the_order_goes_on(client, task_queue, settings):
+    from aiosmtpd.controller import Controller
+
+    from tests.test_email_activity import Refusing
+
+    handler = Refusing({"marie@example.org": "550 5.1.1 mailbox unavailable"})
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    refusing = settings.model_copy(update={"smtp": settings.smtp.model_copy(update={"port": controller.port})})
+    try:
+        async with build_worker(client, refusing, task_queue=task_queue):
+            order = sample_order()
+            handle = await client.start_workflow(OrderWorkflow.run, order, id=f"order-{order['id']}", task_queue=task_queue)
+            await handle.signal("change_status", {"trigger": "cancel"})
+            state = await handle.result()
+    finally:
+        controller.stop()
+    assert state.status == "cancelled"
+    assert [f.email_trigger for f in state.emails_failed] == ["order_received", "order_cancelled"]
+    assert state.emails_failed[0].error.startswith("customer: 127.0.0.1:")
+    assert "550 5.1.1 mailbox unavailable" in state.emails_failed[0].error
+    # The operators' emails, the cancellation's copy included, are not held up by the customer's bad address.
+    assert [(e.email_trigger, e.audience) for e in state.emails_sent] == [
+        ("order_received_operator", "operators"), ("order_cancelled", "operators")
+    ]
+    assert handler.delivered == [["ops@example.com"], ["ops@example.com"]]
+
+
+async def test_after_a_partial_send_only_the_audiences_left_are_retried(client, task_queue, settings):
+    from aiosmtpd.controller import Controller
+
+    from tests.test_email_activity import Refusing
+
+    handler = Refusing({})
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    flaky = settings.model_copy(update={"smtp": settings.smtp.model_copy(update={"port": controller.port})})
+    try:
+        async with build_worker(client, flaky, task_queue=task_queue):
+            order = sample_order()
+            handle = await client.start_workflow(OrderWorkflow.run, order, id=f"order-{order['id']}", task_queue=task_queue)
+            await eventually(lambda: len(handler.delivered) == 2, what="the two order_received emails")
+            handler.replies["ops@example.com"] = "451 4.3.0 try again later"
+            await handle.signal("change_status", {"trigger": "cancel"})
+            pending = await eventually(lambda: _retrying(handle), what="the operators' copy being retried")
+            assert "451 4.3.0 try again later" in pending.last_error
+            del handler.replies["ops@example.com"]
+            state = await handle.result()
+    finally:
+        controller.stop()
+    assert handler.delivered == [["marie@example.org"], ["ops@example.com"], ["marie@example.org"], ["ops@example.com"]]
+    assert [(e.email_trigger, e.audience) for e in state.emails_sent][-2:] == [
+        ("order_cancelled", "customer"), ("order_cancelled", "operators")
+    ]
+    assert state.emails_failed == []
+
+
+async def _retrying(handle):
+    state = await order_state(handle)
+    return next((p for p in state.emails_pending if p.last_error), None)

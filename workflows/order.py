@@ -8,7 +8,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     # EmailStr imports email_validator (and idna) lazily, on the first address it checks.
@@ -37,16 +37,26 @@ with workflow.unsafe.imports_passed_through():
 ORDER_STATUS = SearchAttributeKey.for_keyword("OrderStatus")
 SEARCH_ATTRIBUTES = (ORDER_STATUS,)
 
-# Activity errors that a retry cannot fix (also marked non-retryable where they are raised).
-_PERMANENT_ERRORS = ["SmtpPermanentError", "TemplateError"]
-EMAIL_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=5),
-    non_retryable_error_types=_PERMANENT_ERRORS,
-)
+# Failures a retry cannot fix are raised non_retryable by the activity (a broken template, say).
+EMAIL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_interval=timedelta(minutes=5))
+FIRST_ATTEMPT = RetryPolicy(maximum_attempts=1)
+FIRST_ATTEMPT_TIMEOUT = timedelta(seconds=90)
 MAX_REFUSED_KEPT = 100
 MAX_PAYLOAD_SHOWN = 500
+
+
+def _root(error: FailureError) -> FailureError:
+    """A regular activity's failure comes wrapped in ActivityError; a local activity's arrives bare."""
+    return error.cause if isinstance(error, ActivityError) and isinstance(error.cause, FailureError) else error
+
+
+def _cause(error: FailureError) -> str:
+    return _root(error).message
+
+
+def _is_permanent(error: FailureError) -> bool:
+    root = _root(error)
+    return isinstance(root, ApplicationError) and root.non_retryable
 
 
 class _Lifecycle:
@@ -73,6 +83,7 @@ class OrderWorkflow:
         self._refused: list[RefusedRequest] = []
         self._outbox: deque[StatusEmailRequest] = deque()
         self._sending: StatusEmailRequest | None = None
+        self._sending_error = ""  # why the last attempt failed, while the email is retried
         self._occurrences: Counter[str] = Counter()
         self._published_status: str | None = None
         if self._order is not None:
@@ -121,7 +132,8 @@ class OrderWorkflow:
     def state(self) -> OrderState:
         pending = [PendingEmail(email_trigger=r.email_trigger, status="queued") for r in self._outbox]
         if self._sending is not None:
-            pending.insert(0, PendingEmail(email_trigger=self._sending.email_trigger, status="sending"))
+            sending = PendingEmail(email_trigger=self._sending.email_trigger, status="sending", last_error=self._sending_error)
+            pending.insert(0, sending)
         return OrderState(
             order_id=self._order.id if self._order else "",
             status=self._lifecycle.state,
@@ -193,25 +205,58 @@ class OrderWorkflow:
             )
 
     async def _send(self, request: StatusEmailRequest) -> None:
-        """Emails go out one at a time, in the order their status changes happened."""
+        """Emails go out one at a time, in the order their status changes happened.
+
+        The first attempt is a local activity: its result is one marker in the workflow task that queued it,
+        about 6 history events per email instead of 11. What fails transiently (SMTP down, 4xx) is handed to a
+        regular activity: server-side backoff, listed under the Web UI's pending activities. Audiences already
+        sent are never asked for again.
+        """
         self._sending = request
+        local = True
         try:
-            result = await workflow.execute_activity(
+            while True:
+                try:
+                    result = await self._attempt(request, local=local)
+                except FailureError as error:
+                    if not local or _is_permanent(error):
+                        self._record_failure(request.email_trigger, _cause(error))
+                        return
+                    local, self._sending_error = False, _cause(error)
+                    continue
+                self._sent.extend(result.sent)
+                for failed in result.failed:
+                    self._record_failure(request.email_trigger, f"{failed.audience}: {failed.error}")
+                if not result.retry:
+                    return
+                request = request.model_copy(update={"audiences": result.retry})
+                local, self._sending_error = False, result.retry_reason
+        finally:
+            self._sending = None
+            self._sending_error = ""
+            self._publish()
+
+    async def _attempt(self, request: StatusEmailRequest, *, local: bool) -> StatusEmailResult:
+        if local:
+            return await workflow.execute_local_activity(
                 SEND_STATUS_EMAIL,
                 request,
                 result_type=StatusEmailResult,
-                start_to_close_timeout=timedelta(minutes=2),
-                retry_policy=EMAIL_RETRY,
+                start_to_close_timeout=FIRST_ATTEMPT_TIMEOUT,
+                retry_policy=FIRST_ATTEMPT,
             )
-        except ActivityError as error:
-            cause = error.cause.message if error.cause else str(error)
-            workflow.logger.error("email %s for order %s failed: %s", request.email_trigger, request.order.id, cause)
-            self._failed.append(FailedEmail(email_trigger=request.email_trigger, error=cause, at=workflow.now()))
-        else:
-            self._sent.extend(result.sent)
-        finally:
-            self._sending = None
-        self._publish()
+        return await workflow.execute_activity(
+            SEND_STATUS_EMAIL,
+            request,
+            result_type=StatusEmailResult,
+            start_to_close_timeout=timedelta(minutes=2),
+            retry_policy=EMAIL_RETRY,
+            summary=request.email_trigger,  # names the email in the Web UI's pending activities
+        )
+
+    def _record_failure(self, email_trigger: str, error: str) -> None:
+        workflow.logger.error("email %s for order %s failed: %s", email_trigger, self._order.id if self._order else "", error)
+        self._failed.append(FailedEmail(email_trigger=email_trigger, error=error, at=workflow.now()))
 
     def _finished(self) -> bool:
         return self._lifecycle.state in ORDER.final and not self._outbox and self._sending is None

@@ -1,0 +1,47 @@
+"""The ceiling for the benchmark: a bare Temporal workflow, one signal -> one activity sending a pre-built message."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import activity, workflow
+
+with workflow.unsafe.imports_passed_through():
+    import aiosmtplib
+
+
+@workflow.defn(name="BareEmailWorkflow")
+class BareEmailWorkflow:
+    def __init__(self) -> None:
+        self._queue: list[str] = []
+        self._done = 0
+
+    @workflow.run
+    async def run(self, emails: int) -> int:
+        while self._done < emails:
+            await workflow.wait_condition(lambda: bool(self._queue))
+            message_id = self._queue.pop(0)
+            await workflow.execute_activity(
+                "bare_send", message_id, start_to_close_timeout=timedelta(minutes=1)
+            )
+            self._done += 1
+        return self._done
+
+    @workflow.signal
+    def send(self, message_id: str) -> None:
+        self._queue.append(message_id)
+
+
+class BareSender:
+    """Sends the same pre-built message each time, with only its Message-ID changed."""
+
+    def __init__(self, host: str, port: int, template: bytes) -> None:
+        self.host, self.port, self.template = host, port, template
+
+    @activity.defn(name="bare_send")
+    async def bare_send(self, message_id: str) -> None:
+        data = self.template.replace(b"<MESSAGE-ID>", message_id.encode())
+        await aiosmtplib.send(
+            data, sender="printroom@example.com", recipients=["marie@example.org"],
+            hostname=self.host, port=self.port, start_tls=False,
+        )  # fmt: skip
