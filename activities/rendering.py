@@ -19,10 +19,19 @@ from templates import DEFAULT_TEMPLATE_DIR
 _TEXT_CONFIG = ParserConfig(display_links=True)
 
 
-def plain_text(html: str) -> str:
-    """The text/plain alternative: the HTML laid out as text, without the layout table's trailing padding."""
+_TEXT_PARTS = re.compile(r"<!--text-->(.*?)<!--/text-->", re.S)
+
+
+def _as_text(html: str) -> str:
     lines = [line.rstrip() for line in get_text(html, _TEXT_CONFIG).splitlines()]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def plain_text(html: str) -> str:
+    """The text/plain alternative. The layout marks its parts with <!--text--> ... <!--/text--> (body, footer):
+    only those are converted, so the layout's tables cost nothing and the footer follows a `-- ` separator."""
+    parts = _TEXT_PARTS.findall(html) or [html]
+    return "\n\n-- \n".join(text for text in map(_as_text, parts) if text) + "\n"
 
 
 class TemplateError(Exception):
