@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from email.headerregistry import Address
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.compose import build_message, message_id, template_variables
 from activities.rendering import TemplateError, TemplateRenderer
@@ -76,7 +76,12 @@ class EmailActivities:
                     result.retry, result.retry_reason = todo, str(error)
                     return result
                 else:
-                    raise ApplicationError(str(error), type="SmtpTransientError") from None
+                    # Expected while a mail server is down: one line in the log, not a traceback per attempt.
+                    info = activity.info()
+                    activity.logger.warning("%s (attempt %d, retried with backoff)", error, info.attempt)
+                    raise ApplicationError(
+                        str(error), type="SmtpTransientError", category=ApplicationErrorCategory.BENIGN
+                    ) from None
             todo.pop(0)
         return result
 
