@@ -124,3 +124,10 @@ def test_a_table_from_the_environment_that_is_not_json_is_named(monkeypatch):
     monkeypatch.setenv("PRINTROOM_SHOPS", "main")
     with pytest.raises(SettingsError, match='error parsing value for field "shops".*give that variable as JSON'):
         load_settings()
+
+
+def test_the_example_settings_file_is_valid():
+    settings = load_settings(Path(__file__).resolve().parents[1] / "examples" / "printroom.toml")
+    assert settings.sender.name == "Salle d'impression"
+    assert settings.shop("university").default_language == "fr"
+    assert settings.emails.for_trigger("order_in_production").send == "never"

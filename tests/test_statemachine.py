@@ -80,3 +80,10 @@ def test_the_mermaid_diagram_draws_every_transition_and_final_state():
 def test_a_table_naming_an_unknown_state_is_refused_when_it_is_declared():
     with pytest.raises(ValueError, match="unknown states \\['nowhere'\\]"):
         StateTable("bad", ("a",), "a", frozenset(), (Transition("go", ("a",), "nowhere"),))
+
+
+def test_the_readme_shows_the_diagram_of_the_table_as_it_is():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    assert "```mermaid\n" + ORDER.to_mermaid() + "```" in readme
