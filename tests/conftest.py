@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
+from aiosmtpd.controller import Controller
 from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -85,6 +86,28 @@ def messages_to(smtp: SmtpCapture, address: str) -> list[CapturedMessage]:
     return [m for m in smtp.messages if address in m.rcpt_tos]
 
 
+def with_smtp_port(settings: Settings, port: int) -> Settings:
+    return settings.model_copy(update={"smtp": settings.smtp.model_copy(update={"port": port})})
+
+
+class Refusing:
+    """An SMTP handler that answers chosen recipients with a reply of ours (5xx, 4xx); tests change it live."""
+
+    def __init__(self) -> None:
+        self.replies: dict[str, str] = {}
+        self.delivered: list[list[str]] = []
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any) -> str:
+        if address in self.replies:
+            return self.replies[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.delivered.append(list(envelope.rcpt_tos))
+        return "250 OK"
+
+
 # --- fixtures
 
 
@@ -102,6 +125,16 @@ def settings(smtp: SmtpCapture) -> Settings:
         smtp={"host": "127.0.0.1", "port": smtp.port, "timeout_seconds": 5},
         shops={"default": {"order_url": "https://shop.example.com/orders/{order_id}"}},
     )
+
+
+@pytest.fixture
+def refusing_smtp(settings: Settings) -> Iterator[tuple[Refusing, Settings]]:
+    """A real SMTP server that refuses what the test says, and settings pointing at it."""
+    handler = Refusing()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield handler, with_smtp_port(settings, controller.port)
+    controller.stop()
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
@@ -15,7 +14,7 @@ from activities.smtp import SmtpTransport
 from printroom.capture import SmtpCapture
 from printroom.models import Order, StatusEmailRequest
 from printroom.settings import Settings
-from tests.conftest import free_port, sample_order
+from tests.conftest import free_port, sample_order, with_smtp_port
 
 
 def activities_for(settings: Settings) -> EmailActivities:
@@ -69,7 +68,7 @@ async def test_cancellation_goes_to_the_customer_and_the_operators_as_two_emails
 
 
 async def test_the_smtp_server_down_is_a_retryable_error_naming_the_server(settings):
-    down = settings.model_copy(update={"smtp": settings.smtp.model_copy(update={"port": free_port()})})
+    down = with_smtp_port(settings, free_port())
     with pytest.raises(ApplicationError) as error:
         await send(down, request("order_shipped"))
     assert error.value.type == "SmtpTransientError"
@@ -77,35 +76,8 @@ async def test_the_smtp_server_down_is_a_retryable_error_naming_the_server(setti
     assert f"cannot reach the SMTP server 127.0.0.1:{down.smtp.port}" in error.value.message
 
 
-class Refusing:
-    """An SMTP server that refuses some recipients with a 5xx or a 4xx reply."""
-
-    def __init__(self, replies: dict[str, str]) -> None:
-        self.replies = replies
-        self.delivered: list[list[str]] = []
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if address in self.replies:
-            return self.replies[address]
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        self.delivered.append(list(envelope.rcpt_tos))
-        return "250 OK"
-
-
-@pytest.fixture
-def refusing_server(settings):
-    handler = Refusing({})
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    yield handler, settings.model_copy(update={"smtp": settings.smtp.model_copy(update={"port": controller.port})})
-    controller.stop()
-
-
-async def test_a_5xx_refusal_is_reported_as_permanent_for_that_audience_and_not_raised(refusing_server):
-    handler, settings = refusing_server
+async def test_a_5xx_refusal_is_reported_as_permanent_for_that_audience_and_not_raised(refusing_smtp):
+    handler, settings = refusing_smtp
     handler.replies["marie@example.org"] = "550 5.1.1 mailbox unavailable"
     result = await send(settings, request("order_cancelled"))
     assert [(f.audience, "550 5.1.1 mailbox unavailable" in f.error) for f in result.failed] == [("customer", True)]
@@ -114,8 +86,8 @@ async def test_a_5xx_refusal_is_reported_as_permanent_for_that_audience_and_not_
     assert result.retry == []
 
 
-async def test_a_passing_failure_after_one_audience_was_sent_hands_back_only_the_rest(refusing_server):
-    handler, settings = refusing_server
+async def test_a_passing_failure_after_one_audience_was_sent_hands_back_only_the_rest(refusing_smtp):
+    handler, settings = refusing_smtp
     handler.replies["ops@example.com"] = "451 4.3.0 try again later"
     result = await send(settings, request("order_cancelled"))
     assert [e.audience for e in result.sent] == ["customer"]
@@ -126,16 +98,16 @@ async def test_a_passing_failure_after_one_audience_was_sent_hands_back_only_the
     assert handler.delivered == [["marie@example.org"], ["ops@example.com"]]  # the customer's email once
 
 
-async def test_a_4xx_refusal_is_retried(refusing_server):
-    handler, settings = refusing_server
+async def test_a_4xx_refusal_is_retried(refusing_smtp):
+    handler, settings = refusing_smtp
     handler.replies["marie@example.org"] = "451 4.3.0 try again later"
     with pytest.raises(ApplicationError) as error:
         await send(settings, request("order_shipped"))
     assert error.value.type == "SmtpTransientError" and not error.value.non_retryable
 
 
-async def test_when_some_operators_are_refused_the_others_still_get_it_and_the_refusal_is_reported(refusing_server):
-    handler, settings = refusing_server
+async def test_when_some_operators_are_refused_the_others_still_get_it_and_the_refusal_is_reported(refusing_smtp):
+    handler, settings = refusing_smtp
     settings = settings.model_copy(update={"operators": ["ops@example.com", "gone@example.com"]})
     handler.replies["gone@example.com"] = "550 no such user"
     result = await send(settings, request("order_received_operator"))

@@ -13,13 +13,15 @@ from printroom.capture import SmtpCapture
 from printroom.models import OrderState
 from workflows.order import OrderWorkflow
 from worker.main import build_worker
-from tests.conftest import eventually, free_port, messages_to, order_state, sample_order
+from tests.conftest import eventually, free_port, with_smtp_port, messages_to, order_state, sample_order
+
+
+async def start_on(client: Client, task_queue: str, order: dict[str, Any]):
+    return await client.start_workflow(OrderWorkflow.run, order, id=f"order-{order['id']}", task_queue=task_queue)
 
 
 async def start(client: Client, worker: Worker, order: dict[str, Any]):
-    return await client.start_workflow(
-        OrderWorkflow.run, order, id=f"order-{order['id']}", task_queue=worker.task_queue
-    )
+    return await start_on(client, worker.task_queue, order)
 
 
 async def test_an_order_emails_the_customer_at_each_status_change(client, dev_worker, smtp: SmtpCapture):
@@ -127,10 +129,8 @@ async def _refused(handle, count: int = 1) -> OrderState | None:
 
 async def test_with_the_smtp_server_down_emails_wait_retry_and_arrive_once_it_is_back(client, task_queue, settings):
     port = free_port()  # nothing listens here until the test starts a capture: the server is down
-    down = settings.model_copy(update={"smtp": settings.smtp.model_copy(update={"port": port})})
-    async with build_worker(client, down, task_queue=task_queue):
-        order = sample_order()
-        handle = await client.start_workflow(OrderWorkflow.run, order, id=f"order-{order['id']}", task_queue=task_queue)
+    async with build_worker(client, with_smtp_port(settings, port), task_queue=task_queue):
+        handle = await start_on(client, task_queue, sample_order())
         await handle.signal("change_status", {"trigger": "accept"})
         await eventually(lambda: _attempts(handle, at_least=2), what="the first email being retried")
         state = await order_state(handle)
@@ -197,23 +197,13 @@ async def _attempts(handle, at_least: int) -> bool:
     return bool(pending) and pending[0].attempt >= at_least
 
 
-async def test_a_permanent_refusal_is_recorded_not_retried_and_the_order_goes_on(client, task_queue, settings):
-    from aiosmtpd.controller import Controller
-
-    from tests.test_email_activity import Refusing
-
-    handler = Refusing({"marie@example.org": "550 5.1.1 mailbox unavailable"})
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    refusing = settings.model_copy(update={"smtp": settings.smtp.model_copy(update={"port": controller.port})})
-    try:
-        async with build_worker(client, refusing, task_queue=task_queue):
-            order = sample_order()
-            handle = await client.start_workflow(OrderWorkflow.run, order, id=f"order-{order['id']}", task_queue=task_queue)
-            await handle.signal("change_status", {"trigger": "cancel"})
-            state = await handle.result()
-    finally:
-        controller.stop()
+async def test_a_permanent_refusal_is_recorded_not_retried_and_the_order_goes_on(client, task_queue, refusing_smtp):
+    handler, refusing = refusing_smtp
+    handler.replies["marie@example.org"] = "550 5.1.1 mailbox unavailable"
+    async with build_worker(client, refusing, task_queue=task_queue):
+        handle = await start_on(client, task_queue, sample_order())
+        await handle.signal("change_status", {"trigger": "cancel"})
+        state = await handle.result()
     assert state.status == "cancelled"
     assert [f.email_trigger for f in state.emails_failed] == ["order_received", "order_cancelled"]
     assert state.emails_failed[0].error.startswith("customer: 127.0.0.1:")
@@ -225,28 +215,17 @@ async def test_a_permanent_refusal_is_recorded_not_retried_and_the_order_goes_on
     assert handler.delivered == [["ops@example.com"], ["ops@example.com"]]
 
 
-async def test_after_a_partial_send_only_the_audiences_left_are_retried(client, task_queue, settings):
-    from aiosmtpd.controller import Controller
-
-    from tests.test_email_activity import Refusing
-
-    handler = Refusing({})
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    flaky = settings.model_copy(update={"smtp": settings.smtp.model_copy(update={"port": controller.port})})
-    try:
-        async with build_worker(client, flaky, task_queue=task_queue):
-            order = sample_order()
-            handle = await client.start_workflow(OrderWorkflow.run, order, id=f"order-{order['id']}", task_queue=task_queue)
-            await eventually(lambda: len(handler.delivered) == 2, what="the two order_received emails")
-            handler.replies["ops@example.com"] = "451 4.3.0 try again later"
-            await handle.signal("change_status", {"trigger": "cancel"})
-            pending = await eventually(lambda: _retrying(handle), what="the operators' copy being retried")
-            assert "451 4.3.0 try again later" in pending.last_error
-            del handler.replies["ops@example.com"]
-            state = await handle.result()
-    finally:
-        controller.stop()
+async def test_after_a_partial_send_only_the_audiences_left_are_retried(client, task_queue, refusing_smtp):
+    handler, flaky = refusing_smtp
+    async with build_worker(client, flaky, task_queue=task_queue):
+        handle = await start_on(client, task_queue, sample_order())
+        await eventually(lambda: len(handler.delivered) == 2, what="the two order_received emails")
+        handler.replies["ops@example.com"] = "451 4.3.0 try again later"
+        await handle.signal("change_status", {"trigger": "cancel"})
+        pending = await eventually(lambda: _retrying(handle), what="the operators' copy being retried")
+        assert "451 4.3.0 try again later" in pending.last_error
+        del handler.replies["ops@example.com"]
+        state = await handle.result()
     assert handler.delivered == [["marie@example.org"], ["ops@example.com"], ["marie@example.org"], ["ops@example.com"]]
     assert [(e.email_trigger, e.audience) for e in state.emails_sent][-2:] == [
         ("order_cancelled", "customer"), ("order_cancelled", "operators")

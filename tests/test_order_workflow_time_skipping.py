@@ -5,7 +5,7 @@ from __future__ import annotations
 from temporalio.testing import WorkflowEnvironment
 
 from printroom.capture import SmtpCapture
-from tests.conftest import eventually, free_port, sample_order
+from tests.conftest import eventually, free_port, sample_order, with_smtp_port
 from worker.main import build_worker
 from workflows.order import OrderWorkflow
 
@@ -28,8 +28,7 @@ async def test_an_hour_of_smtp_outage_is_retried_with_backoff_and_the_email_is_s
 ):
     client = time_skipping_env.client
     port = free_port()
-    down = settings.model_copy(update={"smtp": settings.smtp.model_copy(update={"port": port})})
-    async with build_worker(client, down, task_queue=task_queue):
+    async with build_worker(client, with_smtp_port(settings, port), task_queue=task_queue):
         order = sample_order()
         handle = await client.start_workflow(OrderWorkflow.run, order, id=f"order-{order['id']}", task_queue=task_queue)
         await time_skipping_env.sleep(3600)  # backoff doubles from 1 s, capped at 5 min: about 17 attempts
