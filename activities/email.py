@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from email.headerregistry import Address
+from email.utils import format_datetime
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.compose import build_message, message_id, template_variables
-from activities.rendering import TemplateError, TemplateRenderer
-from activities.smtp import DeliveryError, SmtpTransport
+from activities.rendering import RenderedEmail, TemplateError, TemplateRenderer
+from activities.smtp import Delivery, DeliveryError, SmtpTransport
 from printroom.models import (
     SEND_STATUS_EMAIL,
     Audience,
@@ -90,7 +91,7 @@ class EmailActivities:
         shop = self.settings.shop(request.order.shop)
         languages = [l for l in (request.order.language, shop.default_language, self.settings.default_language) if l]
         sender = self.settings.sender
-        sender_address = Address(display_name=sender.name, addr_spec=str(sender.address))
+        sender_address = self.sender_address
         variables = template_variables(
             request, audience, print_room_name=sender.name, order_url=shop.order_url.format(order_id=request.order.id)
         )
@@ -100,8 +101,7 @@ class EmailActivities:
             raise ApplicationError(str(error), type="TemplateError", non_retryable=True) from None
         now = datetime.now(timezone.utc)
         msg_id = message_id(request, audience, sender_address.domain)
-        message = build_message(rendered, sender=sender_address, to=to, message_id=msg_id, date=now)
-        delivery = await self.transport.send(message, envelope_from=str(sender.address), recipients=to)
+        delivery = await self._deliver(rendered, to, msg_id, now)
         notes.extend(f"{request.email_trigger}: {addr} refused by the server: {why}" for addr, why in delivery.refused.items())
         return SentEmail(
             email_trigger=request.email_trigger,
@@ -111,3 +111,29 @@ class EmailActivities:
             message_id=msg_id,
             sent_at=now,
         )
+
+    @property
+    def sender_address(self) -> Address:
+        return Address(display_name=self.settings.sender.name, addr_spec=str(self.settings.sender.address))
+
+    async def _deliver(self, rendered: RenderedEmail, to: list[str], msg_id: str, now: datetime) -> Delivery:
+        message = build_message(rendered, sender=self.sender_address, to=to, message_id=msg_id, date=now)
+        return await self.transport.send(message, envelope_from=str(self.settings.sender.address), recipients=to)
+
+    async def send_test_email(self, to: str) -> tuple[str, str]:
+        """S11: a real email through templates, sender and transport, saying which settings were used.
+        Returns (subject, Message-ID); raises DeliveryError or TemplateError."""
+        smtp, now = self.settings.smtp, datetime.now(timezone.utc)
+        variables = {
+            "SmtpHost": smtp.host,
+            "SmtpPort": smtp.effective_port,
+            "SmtpSecurity": smtp.security,
+            "SmtpUser": smtp.username or "",
+            "PrintRoomName": self.settings.sender.name,
+            "SenderAddress": str(self.settings.sender.address),
+            "SentAt": format_datetime(now),
+        }
+        rendered = self.renderer.render("smtp_test", [self.settings.default_language, "en"], variables)
+        msg_id = f"<smtp-test.{now.strftime('%Y%m%dT%H%M%S%f')}@{self.sender_address.domain}>"
+        await self._deliver(rendered, [to], msg_id, now)
+        return rendered.subject, msg_id

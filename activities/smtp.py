@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import ssl
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -30,15 +31,42 @@ def _reply(code: int, message: str) -> str:
     return f"{code} {message}".strip()
 
 
+def tls_context(settings: SmtpSettings) -> ssl.SSLContext | None:
+    """Verification on, against the system's CAs or `ca_file`; off only where allow_self_signed says so (S9)."""
+    if settings.security == "none":
+        return None
+    context = ssl.create_default_context(cafile=str(settings.ca_file) if settings.ca_file else None)
+    if settings.allow_self_signed:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def certificate_advice(settings: SmtpSettings) -> str:
+    return (
+        f"the certificate of {settings.host} is not trusted; set smtp.ca_file to the CA that signed it, "
+        "or smtp.allow_self_signed = true for a self-signed one"
+    )
+
+
+def _certificate_error(error: BaseException) -> ssl.SSLCertVerificationError | None:
+    while error is not None:
+        if isinstance(error, ssl.SSLCertVerificationError):
+            return error
+        error = error.__cause__  # type: ignore[assignment]
+    return None
+
+
 class SmtpTransport:
-    """One connection per message for now; the SMTP settings issue adds TLS, authentication and reuse."""
+    """One connection per message, secured and authenticated as the settings say; the password is read per use."""
 
     def __init__(self, settings: SmtpSettings) -> None:
         self.settings = settings
+        self._tls = tls_context(settings)
 
     @property
     def server(self) -> str:
-        return f"{self.settings.host}:{self.settings.port}"
+        return f"{self.settings.host}:{self.settings.effective_port}"
 
     @cached_property
     def local_hostname(self) -> str:
@@ -53,11 +81,22 @@ class SmtpTransport:
                 sender=envelope_from,
                 recipients=recipients,
                 hostname=self.settings.host,
-                port=self.settings.port,
+                port=self.settings.effective_port,
                 timeout=self.settings.timeout_seconds,
-                start_tls=False,
-                use_tls=False,
+                use_tls=self.settings.security == "tls",
+                start_tls=self.settings.security == "starttls",
+                tls_context=self._tls,
+                username=self.settings.username,
+                password=self.settings.secret(),
             )
+        except aiosmtplib.SMTPAuthenticationError as error:
+            raise DeliveryError(
+                f"{self.server} rejected the credentials of {self.settings.username!r} "
+                f"({_reply(error.code, error.message)}); check smtp.username and the password",
+                permanent=True,
+            ) from None
+        except aiosmtplib.SMTPNotSupported as error:
+            raise DeliveryError(f"{self.server}: {error}; check smtp.security", permanent=True) from None
         except aiosmtplib.SMTPRecipientsRefused as error:
             replies = {r.recipient: _reply(r.code, r.message) for r in error.recipients}
             permanent = all(r.code >= 500 for r in error.recipients)
@@ -69,6 +108,11 @@ class SmtpTransport:
                 f"{self.server} answered {_reply(error.code, error.message)}; {advice}", permanent=permanent
             ) from None
         except (aiosmtplib.SMTPException, OSError) as error:
+            if (bad := _certificate_error(error)) is not None:
+                raise DeliveryError(f"{certificate_advice(self.settings)} ({bad.verify_message})", permanent=True) from None
+            if isinstance(error, aiosmtplib.SMTPException) and "not supported" in str(error):
+                # aiosmtplib says so for AUTH or STARTTLS missing on the server: a settings mismatch.
+                raise DeliveryError(f"{self.server}: {error}; check smtp.security", permanent=True) from None
             raise DeliveryError(
                 f"cannot reach the SMTP server {self.server}: {error or type(error).__name__}; it will be retried",
                 permanent=False,

@@ -45,7 +45,32 @@ def cmd_settings_check(args: argparse.Namespace) -> int:
     settings = _load(args)
     source = settings_path(args.settings) or "defaults (no settings file)"
     print(f"settings OK: {source}")
-    print(f"  sender: {settings.sender.name} <{settings.sender.address}>; SMTP {settings.smtp.host}:{settings.smtp.port}")
+    print(f"  sender: {settings.sender.name} <{settings.sender.address}>; SMTP {settings.smtp.host}:{settings.smtp.effective_port} ({settings.smtp.security})")
+    return 0
+
+
+def cmd_smtp_test(args: argparse.Namespace) -> int:
+    from activities.smtp_check import check_connection, report
+
+    settings = _load(args)
+    steps = asyncio.run(check_connection(settings.smtp))
+    print(report(settings.smtp, steps))
+    return 0 if all(step.ok for step in steps) else 1
+
+
+def cmd_smtp_send_test(args: argparse.Namespace) -> int:
+    from activities.email import EmailActivities
+    from activities.rendering import TemplateError, TemplateRenderer
+    from activities.smtp import DeliveryError, SmtpTransport
+
+    settings = _load(args)
+    emails = EmailActivities(settings, TemplateRenderer(), SmtpTransport(settings.smtp))
+    try:
+        subject, message_id = asyncio.run(emails.send_test_email(args.to))
+    except (DeliveryError, TemplateError) as error:
+        print(f"printroom smtp send-test: not sent: {error}", file=sys.stderr)
+        return 1
+    print(f"sent {subject!r} to {args.to} (Message-ID {message_id}) through {settings.smtp.host}:{settings.smtp.effective_port}")
     return 0
 
 
@@ -71,6 +96,13 @@ def parser() -> argparse.ArgumentParser:
     settings.add_parser("check", help="validate the settings; names every bad field").set_defaults(
         run=cmd_settings_check
     )
+    smtp = sub.add_parser("smtp", help="check the SMTP settings").add_subparsers(dest="action", required=True)
+    smtp.add_parser("test", help="connect step by step: resolve, connect, greeting, TLS, authentication").set_defaults(
+        run=cmd_smtp_test
+    )
+    send_test = smtp.add_parser("send-test", help="send a real email that lists the settings used")
+    send_test.add_argument("--to", required=True, help="the address to send it to")
+    send_test.set_defaults(run=cmd_smtp_send_test)
     diagram = sub.add_parser("diagram", help="print a state machine as a Mermaid diagram")
     diagram.add_argument("machine", choices=["order"])
     diagram.set_defaults(run=cmd_diagram)

@@ -40,12 +40,52 @@ class SenderSettings(_Section):
     name: str = "Print Room"
 
 
+Security = Literal["none", "starttls", "tls"]
+DEFAULT_PORTS: dict[str, int] = {"none": 25, "starttls": 587, "tls": 465}
+
+
 class SmtpSettings(_Section):
-    """S6: where emails go. TLS and authentication come with the SMTP settings issue."""
+    """S6-S10: the print room's mail server, how the connection is secured, and who we log in as."""
 
     host: str = "127.0.0.1"
-    port: int = Field(default=25, ge=1, le=65535)
+    # Unset: 25, or 587 with STARTTLS, or 465 with implicit TLS.
+    port: int | None = Field(default=None, ge=1, le=65535)
+    security: Security = "none"
+    # Verification stays on unless this is set, or a CA file says whom to trust (S9).
+    allow_self_signed: bool = False
+    ca_file: Path | None = None
+    username: str | None = None
+    # Never in the TOML in clear: PRINTROOM_SMTP__PASSWORD, or a file (mode 600) named here.
+    password: SecretStr | None = None
+    password_file: Path | None = None
     timeout_seconds: float = Field(default=30, gt=0, le=600)
+
+    @model_validator(mode="after")
+    def _coherent(self) -> SmtpSettings:
+        if self.ca_file is not None and not self.ca_file.is_file():
+            raise ValueError(f"ca_file {self.ca_file} does not exist")
+        if self.password_file is not None and not self.password_file.is_file():
+            raise ValueError(f"password_file {self.password_file} does not exist")
+        has_password = self.password is not None or self.password_file is not None
+        if self.username and not has_password:
+            raise ValueError("username is set but no password: set PRINTROOM_SMTP__PASSWORD or smtp.password_file")
+        if has_password and not self.username:
+            raise ValueError("a password is set but no username (smtp.username)")
+        if self.security == "none" and (self.allow_self_signed or self.ca_file):
+            raise ValueError("allow_self_signed and ca_file need security = 'starttls' or 'tls'")
+        return self
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or DEFAULT_PORTS[self.security]
+
+    def secret(self) -> str | None:
+        """The password, read when a connection needs it, never stored in settings dumps or history."""
+        if self.password is not None:
+            return self.password.get_secret_value()
+        if self.password_file is not None:
+            return self.password_file.read_text(encoding="utf-8").strip()
+        return None
 
 
 class TemporalSettings(_Section):
@@ -190,6 +230,11 @@ def load_settings(explicit: str | os.PathLike[str] | None = None, **overrides: A
             raise SettingsError(f"settings file {path} does not exist") from None
         except tomllib.TOMLDecodeError as error:
             raise SettingsError(f"settings file {path} is not valid TOML: {error}") from None
+        if isinstance(data.get("smtp"), dict) and "password" in data["smtp"]:
+            raise SettingsError(
+                f"settings file {path}: smtp.password must not be written in the file in clear; "
+                "set PRINTROOM_SMTP__PASSWORD or name a file in smtp.password_file"
+            )
     try:
         return Settings(**{**data, **overrides})
     except ValidationError as error:

@@ -31,7 +31,7 @@ send = "always"
     settings = load_settings(path)
     assert settings.sender.name == "Salle d'impression"
     assert [str(a) for a in settings.operators] == ["a@example.org", "b@example.org"]
-    assert (settings.smtp.host, settings.smtp.port) == ("mail.example.org", 25)
+    assert (settings.smtp.host, settings.smtp.effective_port) == ("mail.example.org", 25)
     accepted = settings.emails.for_trigger("order_accepted")
     assert (accepted.send, accepted.to_customer) == ("always", True)  # to_customer kept from the default
     assert settings.emails.for_trigger("order_shipped").send == "always"
@@ -94,11 +94,12 @@ def printroom(*args: str, env_settings: Path | None = None) -> subprocess.Comple
 
 
 def test_settings_check_exits_non_zero_naming_the_bad_fields(tmp_path):
-    bad = write(tmp_path, "[smtp]\nport = 99999\nsecurity = 'ssl'\n")
+    bad = write(tmp_path, "[smtp]\nport = 99999\nsecurity = 'ssl'\nstarttls_port = 587\n")
     run = printroom("settings", "check", env_settings=bad)
     assert run.returncode == 2
     assert "smtp.port: Input should be less than or equal to 65535" in run.stderr
-    assert "smtp.security: Extra inputs are not permitted" in run.stderr
+    assert "smtp.security: Input should be 'none', 'starttls' or 'tls'" in run.stderr
+    assert "smtp.starttls_port: Extra inputs are not permitted" in run.stderr
 
 
 def test_settings_check_accepts_good_settings_given_with_the_flag(tmp_path):

@@ -1,0 +1,119 @@
+"""`printroom smtp test` (S7): connect to the configured server step by step and say which step failed and why."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import time
+from dataclasses import dataclass
+
+import aiosmtplib
+
+from activities.smtp import _certificate_error, certificate_advice, tls_context
+from printroom.settings import SmtpSettings
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    ok: bool
+    detail: str
+
+
+def _describe_tls(client: aiosmtplib.SMTP, settings: SmtpSettings) -> str:
+    tls = client.transport.get_extra_info("ssl_object") if client.transport else None
+    if tls is None:
+        return "encrypted"
+    version = tls.version()
+    if settings.allow_self_signed:
+        return f"{version}, certificate NOT verified (smtp.allow_self_signed = true)"
+    cert = tls.getpeercert() or {}
+    subject = dict(part[0] for part in cert.get("subject", ())).get("commonName", settings.host)
+    return f"{version}, certificate for {subject} verified, valid until {cert.get('notAfter', '?')}"
+
+
+async def check_connection(settings: SmtpSettings) -> list[Step]:
+    """Stops at the first failed step: what follows it cannot be tried."""
+    host, port, timeout = settings.host, settings.effective_port, settings.timeout_seconds
+    steps: list[Step] = []
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        steps.append(Step("resolve", True, f"{host} is {', '.join(sorted({i[4][0] for i in infos}))}"))
+    except socket.gaierror as error:
+        return [*steps, Step("resolve", False, f"{host} cannot be resolved ({error.strerror}); check smtp.host")]
+
+    started = time.monotonic()
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        writer.close()
+        steps.append(Step("connect", True, f"TCP {host}:{port} answered in {(time.monotonic() - started) * 1000:.0f} ms"))
+    except (TimeoutError, asyncio.TimeoutError):
+        return [*steps, Step("connect", False, f"no answer from {host}:{port} within {timeout:.0f}s (a firewall dropping it?)")]
+    except ConnectionRefusedError:
+        return [*steps, Step("connect", False, f"{host}:{port} refused the connection: nothing listens there; check smtp.port")]
+    except OSError as error:
+        return [*steps, Step("connect", False, f"cannot connect to {host}:{port}: {error.strerror or error}")]
+
+    context = tls_context(settings)
+    client = aiosmtplib.SMTP(
+        hostname=host, port=port, timeout=timeout, use_tls=settings.security == "tls", start_tls=False,
+        tls_context=context,
+    )  # fmt: skip
+    try:
+        try:
+            greeting = await client.connect()
+        except (aiosmtplib.SMTPException, OSError) as error:
+            if settings.security == "tls":
+                if (bad := _certificate_error(error)) is not None:
+                    return [*steps, Step("tls", False, f"{certificate_advice(settings)} ({bad.verify_message})")]
+                if isinstance(error.__cause__, ssl.SSLError):
+                    advice = "is this port implicit TLS? For port 587 use smtp.security = 'starttls'"
+                    return [*steps, Step("tls", False, f"TLS handshake failed ({error.__cause__.reason}); {advice}")]
+            if isinstance(error, aiosmtplib.SMTPTimeoutError):
+                return [*steps, Step("greeting", False, f"connected, but no SMTP greeting within {timeout:.0f}s")]
+            return [*steps, Step("greeting", False, f"no SMTP greeting: {error}")]
+        if settings.security == "tls":
+            steps.append(Step("tls", True, _describe_tls(client, settings)))
+        steps.append(Step("greeting", True, f"{greeting.code} {greeting.message.splitlines()[0]}"))
+
+        await client.ehlo()
+        if settings.security == "starttls":
+            if not client.supports_extension("starttls"):
+                return [*steps, Step("tls", False, "the server does not offer STARTTLS; use smtp.security = 'none' or 'tls'")]
+            try:
+                await client.starttls(tls_context=context)
+            except (aiosmtplib.SMTPException, OSError) as error:
+                bad = _certificate_error(error)
+                detail = f"{certificate_advice(settings)} ({bad.verify_message})" if bad else f"STARTTLS failed: {error}"
+                return [*steps, Step("tls", False, detail)]
+            steps.append(Step("tls", True, _describe_tls(client, settings)))
+
+        if settings.username:
+            try:
+                await client.login(settings.username, settings.secret() or "")
+                steps.append(Step("authentication", True, f"logged in as {settings.username}"))
+            except aiosmtplib.SMTPAuthenticationError as error:
+                detail = f"credentials of {settings.username!r} rejected ({error.code} {error.message}); check smtp.username and the password"
+                return [*steps, Step("authentication", False, detail)]
+            except aiosmtplib.SMTPException as error:
+                return [*steps, Step("authentication", False, f"{error}; check smtp.security")]
+        else:
+            offered = client.server_auth_methods
+            note = f" (the server offers AUTH {' '.join(offered)})" if offered else ""
+            steps.append(Step("authentication", True, f"anonymous: no smtp.username{note}"))
+        return steps
+    finally:
+        if client.is_connected:
+            try:
+                await client.quit()
+            except aiosmtplib.SMTPException:
+                client.close()
+
+
+def report(settings: SmtpSettings, steps: list[Step]) -> str:
+    user = f", user {settings.username}" if settings.username else ", anonymous"
+    lines = [f"SMTP connection test: {settings.host}:{settings.effective_port}, security {settings.security}{user}"]
+    lines += [f"  {'ok' if s.ok else 'FAILED':6} {s.name:15} {s.detail}" for s in steps]
+    lines.append("OK" if steps and all(s.ok for s in steps) else f"FAILED at {steps[-1].name}")
+    return "\n".join(lines)

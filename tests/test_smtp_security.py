@@ -1,0 +1,304 @@
+"""SMTP security against real servers (aiosmtpd, certificates from trustme): TLS modes, AUTH, and `smtp test`."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
+
+from activities.smtp import DeliveryError, SmtpTransport
+from activities.smtp_check import check_connection
+from printroom.capture import CapturedMessage
+from printroom.settings import SettingsError, SmtpSettings, load_settings
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
+
+USER, PASSWORD = "relay-user-7q", "s3cret-Pa55word"
+MESSAGE = b"From: printroom@example.com\r\nTo: marie@example.org\r\nSubject: TLS check\r\n\r\nHello\r\n"
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[CapturedMessage] = []
+        self.tls: list[bool] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(CapturedMessage(envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+        self.tls.append(session.ssl is not None)
+        return "250 OK"
+
+
+def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
+    # handled=False: aiosmtpd answers 235 or 535 itself (True would mean we already replied).
+    ok = auth_data.login == USER.encode() and auth_data.password == PASSWORD.encode()
+    return AuthResult(success=ok, handled=False)
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="module")
+def ca_file(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("ca") / "ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def server_context(ca: trustme.CA) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+    return context
+
+
+def start(controller: Controller) -> Controller:
+    controller.start()
+    return controller
+
+
+@pytest.fixture
+def starttls_server(server_context: ssl.SSLContext) -> Iterator[tuple[Inbox, int]]:
+    inbox = Inbox()
+    controller = start(Controller(
+        inbox, hostname="127.0.0.1", port=free_port(), tls_context=server_context, require_starttls=True,
+        authenticator=authenticator, auth_required=True,
+    ))  # fmt: skip
+    yield inbox, controller.port
+    controller.stop()
+
+
+@pytest.fixture
+def implicit_tls_server(server_context: ssl.SSLContext) -> Iterator[tuple[Inbox, int]]:
+    inbox = Inbox()
+    # aiosmtpd does not see implicit TLS as TLS for AUTH (and warns about it): the socket is TLS all the same.
+    controller = start(Controller(
+        inbox, hostname="127.0.0.1", port=free_port(), ssl_context=server_context,
+        authenticator=authenticator, auth_required=True, auth_require_tls=False,
+    ))  # fmt: skip
+    yield inbox, controller.port
+    controller.stop()
+
+
+def smtp_settings(port: int, **fields: Any) -> SmtpSettings:
+    return SmtpSettings(host="127.0.0.1", port=port, timeout_seconds=10, **fields)
+
+
+async def send(settings: SmtpSettings) -> None:
+    await SmtpTransport(settings).send(MESSAGE, envelope_from="printroom@example.com", recipients=["marie@example.org"])
+
+
+async def test_starttls_with_authentication_delivers_over_tls(starttls_server, ca_file, monkeypatch):
+    inbox, port = starttls_server
+    monkeypatch.setenv("PRINTROOM_SMTP__PASSWORD", PASSWORD)
+    await send(smtp_settings(port, security="starttls", ca_file=ca_file, username=USER, password=PASSWORD))
+    assert [m.rcpt_tos for m in inbox.messages] == [["marie@example.org"]]
+    assert inbox.tls == [True]
+    assert b"Subject: TLS check" in inbox.messages[0].data
+
+
+async def test_implicit_tls_with_a_password_file_delivers(implicit_tls_server, ca_file, tmp_path):
+    inbox, port = implicit_tls_server
+    secret = tmp_path / "smtp-password"
+    secret.write_text(PASSWORD + "\n")
+    await send(smtp_settings(port, security="tls", ca_file=ca_file, username=USER, password_file=secret))
+    assert len(inbox.messages) == 1
+
+
+@pytest.mark.parametrize("excluded, used", [(["LOGIN"], "PLAIN"), (["PLAIN"], "LOGIN")])
+async def test_auth_plain_and_auth_login_each_work(server_context, ca_file, excluded, used):
+    inbox, mechanisms = Inbox(), []
+
+    def recording(server, session, envelope, mechanism, auth_data):
+        mechanisms.append(mechanism)
+        return authenticator(server, session, envelope, mechanism, auth_data)
+
+    controller = start(Controller(
+        inbox, hostname="127.0.0.1", port=free_port(), tls_context=server_context, require_starttls=True,
+        authenticator=recording, auth_required=True, auth_exclude_mechanism=excluded,
+    ))  # fmt: skip
+    try:
+        await send(smtp_settings(controller.port, security="starttls", ca_file=ca_file, username=USER, password=PASSWORD))
+    finally:
+        controller.stop()
+    assert mechanisms == [used]
+    assert len(inbox.messages) == 1
+
+
+async def test_an_untrusted_certificate_is_refused_permanently_with_what_to_set(starttls_server):
+    inbox, port = starttls_server
+    with pytest.raises(DeliveryError) as error:
+        await send(smtp_settings(port, security="starttls", username=USER, password=PASSWORD))
+    assert error.value.permanent
+    assert "the certificate of 127.0.0.1 is not trusted; set smtp.ca_file" in str(error.value)
+    assert inbox.messages == []
+
+
+async def test_allow_self_signed_accepts_a_certificate_it_cannot_verify(implicit_tls_server):
+    inbox, port = implicit_tls_server
+    await send(smtp_settings(port, security="tls", allow_self_signed=True, username=USER, password=PASSWORD))
+    assert len(inbox.messages) == 1
+
+
+async def test_rejected_credentials_are_permanent_and_name_the_user_not_the_password(starttls_server, ca_file):
+    _, port = starttls_server
+    with pytest.raises(DeliveryError) as error:
+        await send(smtp_settings(port, security="starttls", ca_file=ca_file, username=USER, password="wrong-" + PASSWORD))
+    assert error.value.permanent
+    assert f"rejected the credentials of '{USER}' (535 5.7.8 Authentication credentials invalid)" in str(error.value)
+    assert PASSWORD not in str(error.value)
+
+
+async def test_starttls_against_a_server_without_it_is_a_settings_error(smtp):
+    with pytest.raises(DeliveryError) as error:
+        await send(smtp_settings(smtp.port, security="starttls"))
+    assert error.value.permanent and "check smtp.security" in str(error.value)
+
+
+def test_the_port_follows_the_security_mode_unless_given():
+    assert [SmtpSettings(security=s).effective_port for s in ("none", "starttls", "tls")] == [25, 587, 465]
+    assert SmtpSettings(security="tls", port=2465).effective_port == 2465
+
+
+def test_a_password_in_the_settings_file_is_refused(tmp_path):
+    path = tmp_path / "printroom.toml"
+    path.write_text(f"[smtp]\nusername = '{USER}'\npassword = '{PASSWORD}'\n")
+    with pytest.raises(SettingsError) as error:
+        load_settings(path)
+    assert "smtp.password must not be written in the file in clear; set PRINTROOM_SMTP__PASSWORD" in str(error.value)
+    assert PASSWORD not in str(error.value)
+
+
+def test_incoherent_authentication_settings_are_named(tmp_path):
+    with pytest.raises(ValueError, match="username is set but no password"):
+        SmtpSettings(username=USER)
+    with pytest.raises(ValueError, match="password_file .* does not exist"):
+        SmtpSettings(username=USER, password_file=tmp_path / "nope")
+    with pytest.raises(ValueError, match="need security = 'starttls' or 'tls'"):
+        SmtpSettings(allow_self_signed=True)
+
+
+# --- printroom smtp test (S7)
+
+
+async def test_the_connection_test_reports_every_step_when_all_is_well(starttls_server, ca_file):
+    _, port = starttls_server
+    steps = await check_connection(smtp_settings(port, security="starttls", ca_file=ca_file, username=USER, password=PASSWORD))
+    assert [(s.name, s.ok) for s in steps] == [
+        ("resolve", True), ("connect", True), ("greeting", True), ("tls", True), ("authentication", True)
+    ]
+    assert steps[3].detail.startswith("TLSv1.3, certificate for ")
+    assert " verified, valid until " in steps[3].detail
+    assert steps[4].detail == f"logged in as {USER}"
+
+
+async def test_the_connection_test_names_an_untrusted_certificate(implicit_tls_server):
+    _, port = implicit_tls_server
+    steps = await check_connection(smtp_settings(port, security="tls", username=USER, password=PASSWORD))
+    assert (steps[-1].name, steps[-1].ok) == ("tls", False)
+    assert "not trusted; set smtp.ca_file" in steps[-1].detail
+
+
+async def test_the_connection_test_names_rejected_credentials(starttls_server, ca_file):
+    _, port = starttls_server
+    steps = await check_connection(smtp_settings(port, security="starttls", ca_file=ca_file, username=USER, password="nope"))
+    assert (steps[-1].name, steps[-1].ok) == ("authentication", False)
+    assert f"credentials of '{USER}' rejected (535" in steps[-1].detail
+
+
+async def test_the_connection_test_names_a_server_that_never_greets():
+    with socket.socket() as silent:  # accepts connections, says nothing
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        settings = SmtpSettings(host="127.0.0.1", port=silent.getsockname()[1], timeout_seconds=1)
+        steps = await check_connection(settings)
+    assert [(s.name, s.ok) for s in steps] == [("resolve", True), ("connect", True), ("greeting", False)]
+    assert "no SMTP greeting within 1s" in steps[-1].detail
+
+
+async def test_the_connection_test_names_implicit_tls_spoken_to_a_starttls_port(starttls_server, ca_file):
+    _, port = starttls_server
+    steps = await check_connection(smtp_settings(port, security="tls", ca_file=ca_file))
+    assert (steps[-1].name, steps[-1].ok) == ("tls", False)
+    assert "For port 587 use smtp.security = 'starttls'" in steps[-1].detail
+
+
+async def test_the_connection_test_names_an_unknown_host():
+    steps = await check_connection(SmtpSettings(host="no-such-host.invalid", timeout_seconds=2))
+    assert (steps[-1].name, steps[-1].ok) == ("resolve", False)
+    assert "no-such-host.invalid cannot be resolved" in steps[-1].detail
+
+
+def printroom(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", "from printroom.cli import main; main()", *args],
+        capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin", **env},
+    )  # fmt: skip
+
+
+def test_smtp_test_exits_non_zero_naming_the_failed_step_and_never_prints_the_password(starttls_server, ca_file):
+    _, port = starttls_server
+    env = {"PRINTROOM_SMTP__HOST": "127.0.0.1", "PRINTROOM_SMTP__PORT": str(port), "PRINTROOM_SMTP__SECURITY": "starttls",
+           "PRINTROOM_SMTP__CA_FILE": str(ca_file), "PRINTROOM_SMTP__USERNAME": USER}  # fmt: skip
+    good = printroom("smtp", "test", PRINTROOM_SMTP__PASSWORD=PASSWORD, **env)
+    bad = printroom("smtp", "test", PRINTROOM_SMTP__PASSWORD="x" + PASSWORD, **env)
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert good.stdout.splitlines()[-1] == "OK"
+    assert bad.returncode == 1
+    assert bad.stdout.splitlines()[-1] == "FAILED at authentication"
+    for run in (good, bad):
+        assert PASSWORD not in run.stdout + run.stderr
+
+
+def test_smtp_send_test_sends_an_email_that_lists_the_settings_used(starttls_server, ca_file):
+    inbox, port = starttls_server
+    run = printroom(
+        "smtp", "send-test", "--to", "admin@example.org",
+        PRINTROOM_SMTP__PORT=str(port), PRINTROOM_SMTP__SECURITY="starttls", PRINTROOM_SMTP__CA_FILE=str(ca_file),
+        PRINTROOM_SMTP__USERNAME=USER, PRINTROOM_SMTP__PASSWORD=PASSWORD, PRINTROOM_SENDER__NAME="Druckerei Müller",
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "sent 'printroom test email: your SMTP settings work' to admin@example.org" in run.stdout
+    message = inbox.messages[0].parsed()
+    assert message["To"] == "admin@example.org"
+    assert str(message["From"]) == "Druckerei Müller <printroom@example.com>"
+    text = message.get_body(("plain",)).get_content()
+    assert f"127.0.0.1:{port}" in text and "starttls" in text and USER in text
+    assert PASSWORD not in inbox.messages[0].data.decode()
+
+
+async def test_the_password_never_reaches_history_queries_or_logs(dev_env, starttls_server, ca_file, settings, task_queue, caplog):
+    import logging
+
+    from tests.conftest import sample_order
+    from worker.main import build_worker
+    from workflows.order import OrderWorkflow
+
+    caplog.set_level(logging.DEBUG)
+    inbox, port = starttls_server
+    secured = settings.model_copy(update={"smtp": smtp_settings(
+        port, security="starttls", ca_file=ca_file, username=USER, password=PASSWORD)})  # fmt: skip
+    client = dev_env.client
+    async with build_worker(client, secured, task_queue=task_queue):
+        order = sample_order()
+        handle = await client.start_workflow(OrderWorkflow.run, order, id=f"order-{order['id']}", task_queue=task_queue)
+        await handle.signal("change_status", {"trigger": "cancel"})
+        state = await handle.result()
+        queried = await handle.query("state")
+    assert len(inbox.messages) == 4 and all(inbox.tls)  # received x2, cancelled x2 (customer, operators): all TLS
+    history = (await handle.fetch_history()).to_json()
+    assert USER not in history  # not even the user name: the workflow never sees settings
+    for where, text in (("history", history), ("state query", str(queried)), ("result", state.model_dump_json()),
+                        ("logs", caplog.text), ("messages", b"".join(m.data for m in inbox.messages).decode())):
+        assert PASSWORD not in text, f"the password appears in the {where}"
