@@ -70,6 +70,8 @@ def build_message(
     to: list[str],
     message_id: str,
     date: datetime,
+    cc: list[str] | None = None,
+    reply_to: str | None = None,
 ) -> bytes:
     """A multipart/alternative message, as the bytes that go on the wire (CRLF line ends).
 
@@ -79,6 +81,10 @@ def build_message(
     message = MIMEMultipart("alternative")
     message["From"] = formataddr((sender.display_name, sender.addr_spec), charset="utf-8")
     message["To"] = ", ".join(to)
+    if cc:
+        message["Cc"] = ", ".join(cc)
+    if reply_to:
+        message["Reply-To"] = reply_to
     subject = " ".join(rendered.subject.split())  # no CR or LF can reach the header
     message["Subject"] = Header(subject, "us-ascii" if subject.isascii() else "utf-8", header_name="Subject")
     message["Date"] = format_datetime(date)

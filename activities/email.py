@@ -20,7 +20,7 @@ from printroom.models import (
     StatusEmailRequest,
     StatusEmailResult,
 )
-from printroom.settings import Settings
+from printroom.settings import EmailPolicy, Settings
 
 class EmailActivities:
     """Dependencies are injected by the worker, so tests run the same class against their own servers."""
@@ -90,50 +90,64 @@ class EmailActivities:
         policy = self.settings.emails.for_trigger(request.email_trigger)
         shop = self.settings.shop(request.order.shop)
         languages = [l for l in (request.order.language, shop.default_language, self.settings.default_language) if l]
-        sender = self.settings.sender
-        sender_address = self.sender_address
+        sender = self.sender_for(request.order.shop)
         variables = template_variables(
-            request, audience, print_room_name=sender.name, order_url=shop.order_url.format(order_id=request.order.id)
+            request, audience, print_room_name=sender.display_name, order_url=shop.order_url.format(order_id=request.order.id)
         )
+        cc = self.cc_for(policy) if audience == "customer" else []
         try:
             rendered = self.renderer.render(policy.template or request.email_trigger, languages, variables)
         except TemplateError as error:
             raise ApplicationError(str(error), type="TemplateError", non_retryable=True) from None
         now = datetime.now(timezone.utc)
-        msg_id = message_id(request, audience, sender_address.domain)
-        delivery = await self._deliver(rendered, to, msg_id, now)
+        msg_id = message_id(request, audience, sender.domain)
+        delivery = await self._deliver(rendered, sender, to, cc, msg_id, now)
         notes.extend(f"{request.email_trigger}: {addr} refused by the server: {why}" for addr, why in delivery.refused.items())
         return SentEmail(
             email_trigger=request.email_trigger,
             audience=audience,
-            to=delivery.accepted,
+            to=[a for a in delivery.accepted if a in to],
+            cc=[a for a in delivery.accepted if a in cc],
             subject=rendered.subject,
             message_id=msg_id,
             sent_at=now,
         )
 
-    @property
-    def sender_address(self) -> Address:
-        return Address(display_name=self.settings.sender.name, addr_spec=str(self.settings.sender.address))
+    def sender_for(self, shop_name: str) -> Address:
+        """S1-S3: the print room's address and name, unless the order's shop has its own."""
+        shop, sender = self.settings.shops.get(shop_name), self.settings.sender
+        address = (shop and shop.sender_address) or sender.address
+        name = (shop and shop.sender_name) or sender.name
+        return Address(display_name=name, addr_spec=str(address))
 
-    async def _deliver(self, rendered: RenderedEmail, to: list[str], msg_id: str, now: datetime) -> Delivery:
-        message = build_message(rendered, sender=self.sender_address, to=to, message_id=msg_id, date=now)
-        return await self.transport.send(message, envelope_from=str(self.settings.sender.address), recipients=to)
+    def cc_for(self, policy: EmailPolicy) -> list[str]:
+        addresses = [*(self.settings.sender.cc if policy.cc else []), *policy.extra_cc]
+        return list(dict.fromkeys(str(a) for a in addresses))
+
+    async def _deliver(
+        self, rendered: RenderedEmail, sender: Address, to: list[str], cc: list[str], msg_id: str, now: datetime
+    ) -> Delivery:
+        settings = self.settings.sender
+        reply_to = str(settings.reply_to) if settings.reply_to else None
+        message = build_message(rendered, sender=sender, to=to, cc=cc, reply_to=reply_to, message_id=msg_id, date=now)
+        envelope_from = str(settings.envelope_from or settings.address)
+        return await self.transport.send(message, envelope_from=envelope_from, recipients=[*to, *cc])
 
     async def send_test_email(self, to: str) -> tuple[str, str]:
-        """S11: a real email through templates, sender and transport, saying which settings were used.
+        """S11: a real email through templates, sender, Cc and transport, saying which settings were used.
         Returns (subject, Message-ID); raises DeliveryError or TemplateError."""
-        smtp, now = self.settings.smtp, datetime.now(timezone.utc)
+        smtp, now, sender = self.settings.smtp, datetime.now(timezone.utc), self.sender_for("default")
         variables = {
             "SmtpHost": smtp.host,
             "SmtpPort": smtp.effective_port,
             "SmtpSecurity": smtp.security,
             "SmtpUser": smtp.username or "",
-            "PrintRoomName": self.settings.sender.name,
-            "SenderAddress": str(self.settings.sender.address),
+            "PrintRoomName": sender.display_name,
+            "SenderAddress": sender.addr_spec,
             "SentAt": format_datetime(now),
         }
         rendered = self.renderer.render("smtp_test", [self.settings.default_language, "en"], variables)
-        msg_id = f"<smtp-test.{now.strftime('%Y%m%dT%H%M%S%f')}@{self.sender_address.domain}>"
-        await self._deliver(rendered, [to], msg_id, now)
+        msg_id = f"<smtp-test.{now.strftime('%Y%m%dT%H%M%S%f')}@{sender.domain}>"
+        cc = list(dict.fromkeys(str(a) for a in self.settings.sender.cc))
+        await self._deliver(rendered, sender, [to], cc, msg_id, now)
         return rendered.subject, msg_id

@@ -105,6 +105,7 @@ class SentEmail(BaseModel):
     email_trigger: str
     audience: Audience
     to: list[str]
+    cc: list[str] = []
     subject: str
     message_id: str
     sent_at: datetime

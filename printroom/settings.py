@@ -34,10 +34,15 @@ class _Section(BaseModel):
 
 
 class SenderSettings(_Section):
-    """S1, S3: the print room's own address and the display name of the From field."""
+    """S1, S3: the print room's own address and the display name of the From field; where bounces and replies go."""
 
     address: EmailStr = "printroom@example.com"
     name: str = "Print Room"
+    # The envelope sender (MAIL FROM), where bounces go; unset: `address`, for every shop.
+    envelope_from: EmailStr | None = None
+    reply_to: EmailStr | None = None
+    # S4: copies, "a@x; b@y"; added to the customer's email of the triggers whose policy says cc = true.
+    cc: AddressList = []
 
 
 Security = Literal["none", "starttls", "tls"]
@@ -99,10 +104,12 @@ class TemporalSettings(_Section):
 
 
 class ShopSettings(_Section):
-    """A web shop: where its customers see an order, and the language its emails default to."""
+    """A web shop: where its customers see an order, the language its emails default to, its own sender (S2)."""
 
     order_url: str = "http://127.0.0.1:8080/orders/{order_id}"
     default_language: str | None = None
+    sender_address: EmailStr | None = None
+    sender_name: str | None = None
 
     @model_validator(mode="after")
     def _url_has_order_id(self) -> ShopSettings:
@@ -122,6 +129,9 @@ class EmailPolicy(_Section):
     to_operators: bool = False
     to_approvers: bool = False
     template: str | None = None
+    # Add the sender's Cc list to the customer's email, and/or these addresses.
+    cc: bool = False
+    extra_cc: AddressList = []
 
 
 def _policy(send: Send, *audiences: str) -> EmailPolicy:

@@ -13,7 +13,7 @@ from activities.rendering import TemplateRenderer
 from activities.smtp import SmtpTransport
 from printroom.capture import SmtpCapture
 from printroom.models import Order, StatusEmailRequest
-from printroom.settings import Settings
+from printroom.settings import EmailPolicies, Settings, ShopSettings
 from tests.conftest import free_port, sample_order, with_smtp_port
 
 
@@ -114,3 +114,39 @@ async def test_when_some_operators_are_refused_the_others_still_get_it_and_the_r
     assert handler.delivered == [["ops@example.com"]]
     assert result.sent[0].to == ["ops@example.com"]
     assert result.skipped == ["order_received_operator: gone@example.com refused by the server: 550 no such user"]
+
+
+async def test_a_shops_own_sender_replaces_the_print_rooms_for_that_shops_orders(settings, smtp):
+    shops = {**settings.shops, "campus": ShopSettings(sender_address="shop@campus.example.org", sender_name="Campus Print")}
+    settings = settings.model_copy(update={"shops": shops})
+    await send(settings, request("order_shipped", shop="campus"))
+    await send(settings, request("order_shipped", shop="elsewhere"))
+    campus, other = (m.parsed() for m in smtp.messages)
+    assert str(campus["From"]) == "Campus Print <shop@campus.example.org>"
+    assert campus["Message-ID"].endswith("@campus.example.org>")
+    assert "Campus Print" in campus.get_body(("plain",)).get_content()  # the signature follows the sender
+    assert str(other["From"]) == "Salle d'impression <printroom@example.com>"
+
+
+async def test_bounces_go_to_the_envelope_sender_and_replies_to_reply_to(settings, smtp):
+    sender = settings.sender.model_copy(update={"envelope_from": "bounces@example.com", "reply_to": "help@example.com"})
+    await send(settings.model_copy(update={"sender": sender}), request("order_shipped"))
+    assert smtp.messages[0].mail_from == "bounces@example.com"
+    assert smtp.messages[0].parsed()["Reply-To"] == "help@example.com"
+    assert smtp.messages[0].parsed()["From"].addresses[0].addr_spec == "printroom@example.com"
+
+
+async def test_cc_goes_on_the_customers_email_of_the_triggers_that_ask_for_it(settings, smtp):
+    sender = settings.sender.model_copy(update={"cc": ["archive@example.com", "boss@example.com"]})
+    emails = EmailPolicies(order_cancelled={"cc": True, "extra_cc": "sales@example.com"})
+    settings = settings.model_copy(update={"sender": sender, "emails": emails})
+    result = await send(settings, request("order_cancelled"))
+    await send(settings, request("order_shipped"))  # its policy does not ask for Cc
+    by_audience = {e.audience: e for e in result.sent}
+    assert by_audience["customer"].cc == ["archive@example.com", "boss@example.com", "sales@example.com"]
+    assert by_audience["operators"].cc == []
+    customer = next(m for m in smtp.messages if "marie@example.org" in m.rcpt_tos and m.parsed()["Subject"].endswith("annulée"))
+    assert customer.rcpt_tos == ["marie@example.org", "archive@example.com", "boss@example.com", "sales@example.com"]
+    assert customer.parsed()["Cc"] == "archive@example.com, boss@example.com, sales@example.com"
+    shipped = next(m for m in smtp.messages if m.parsed()["Subject"].endswith("expédiée"))
+    assert shipped.rcpt_tos == ["marie@example.org"] and shipped.parsed()["Cc"] is None

@@ -70,6 +70,12 @@ order_url = "https://shop.example.org/orders"
         assert expected in message
 
 
+def test_each_cc_address_is_validated_and_named(tmp_path):
+    path = write(tmp_path, "[sender]\ncc = 'archive@example.com; not an address'\n")
+    with pytest.raises(SettingsError, match=r"sender\.cc\.1: value is not a valid email address"):
+        load_settings(path)
+
+
 def test_a_wrong_value_type_for_a_policy_is_named(tmp_path):
     path = write(tmp_path, "[emails.order_accepted]\nsend = 'sometimes'\n")
     with pytest.raises(SettingsError, match=r"emails\.policies\.order_accepted\.send: Input should be 'never', 'always' or 'on_customer_request'"):

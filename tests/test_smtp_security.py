@@ -267,11 +267,13 @@ def test_smtp_send_test_sends_an_email_that_lists_the_settings_used(starttls_ser
         "smtp", "send-test", "--to", "admin@example.org",
         PRINTROOM_SMTP__PORT=str(port), PRINTROOM_SMTP__SECURITY="starttls", PRINTROOM_SMTP__CA_FILE=str(ca_file),
         PRINTROOM_SMTP__USERNAME=USER, PRINTROOM_SMTP__PASSWORD=PASSWORD, PRINTROOM_SENDER__NAME="Druckerei Müller",
+        PRINTROOM_SENDER__CC="archive@example.org",
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     assert "sent 'printroom test email: your SMTP settings work' to admin@example.org" in run.stdout
     message = inbox.messages[0].parsed()
-    assert message["To"] == "admin@example.org"
+    assert inbox.messages[0].rcpt_tos == ["admin@example.org", "archive@example.org"]
+    assert (message["To"], message["Cc"]) == ("admin@example.org", "archive@example.org")
     assert str(message["From"]) == "Druckerei Müller <printroom@example.com>"
     text = message.get_body(("plain",)).get_content()
     assert f"127.0.0.1:{port}" in text and "starttls" in text and USER in text
