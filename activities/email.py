@@ -10,6 +10,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.compose import build_message, message_id, template_variables
+from activities.deliveries import DeliveryLog
 from activities.rendering import RenderedEmail, TemplateError, TemplateRenderer
 from activities.smtp import Delivery, DeliveryError, SmtpTransport
 from printroom.models import (
@@ -25,10 +26,13 @@ from printroom.settings import EmailPolicy, Settings
 class EmailActivities:
     """Dependencies are injected by the worker, so tests run the same class against their own servers."""
 
-    def __init__(self, settings: Settings, renderer: TemplateRenderer, transport: SmtpTransport) -> None:
+    def __init__(
+        self, settings: Settings, renderer: TemplateRenderer, transport: SmtpTransport, deliveries: DeliveryLog
+    ) -> None:
         self.settings = settings
         self.renderer = renderer
         self.transport = transport
+        self.deliveries = deliveries
 
     def recipients(self, request: StatusEmailRequest) -> tuple[dict[Audience, list[str]], list[str]]:
         """Who gets this email trigger under the settings (E1), and why anyone who could have did not."""
@@ -37,38 +41,38 @@ class EmailActivities:
         if policy.send == "never":
             return {}, [f"{trigger}: switched off in the settings (emails.{trigger}.send = never)"]
         audiences: dict[Audience, list[str]] = {}
-        skipped: list[str] = []
+        notes: list[str] = []
         if policy.to_customer:
             if policy.send == "on_customer_request" and not order.customer.wants(trigger):
-                skipped.append(f"{trigger}: the customer did not ask for this status email")
+                notes.append(f"{trigger}: the customer did not ask for this status email")
             else:
                 audiences["customer"] = [str(order.customer.email)]
         if policy.to_operators:
             if self.settings.operators:
                 audiences["operators"] = [str(a) for a in self.settings.operators]
             else:
-                skipped.append(f"{trigger}: no operator addresses in the settings (operators)")
+                notes.append(f"{trigger}: no operator addresses in the settings (operators)")
         if policy.to_approvers:
             approvers = [str(a) for a in order.budget.approvers] if order.budget else []
             if approvers:
                 audiences["approvers"] = approvers
             else:
-                skipped.append(f"{trigger}: the order names no approvers (budget.approvers)")
-        return audiences, skipped
+                notes.append(f"{trigger}: the order names no approvers (budget.approvers)")
+        return audiences, notes
 
     @activity.defn(name=SEND_STATUS_EMAIL)
     async def send_status_email(self, request: StatusEmailRequest) -> StatusEmailResult:
         """Each audience is sent on its own: one audience's failure never drops or resends another's email."""
-        audiences, skipped = self.recipients(request)
+        audiences, notes = self.recipients(request)
         if request.audiences is not None:
             audiences = {a: to for a, to in audiences.items() if a in request.audiences}
-            skipped = []  # said on the first attempt already
-        result = StatusEmailResult(skipped=skipped)
+            notes = []  # said on the first attempt already
+        result = StatusEmailResult(notes=notes)
         todo = list(audiences)
         while todo:
             audience = todo[0]
             try:
-                result.sent.append(await self._send_one(request, audience, audiences[audience], result.skipped))
+                result.sent.append(await self._send_one(request, audience, audiences[audience], result.notes))
             except DeliveryError as error:
                 if error.permanent:
                     result.failed.append(FailedDelivery(audience=audience, error=str(error)))
@@ -101,17 +105,30 @@ class EmailActivities:
             raise ApplicationError(str(error), type="TemplateError", non_retryable=True) from None
         now = datetime.now(timezone.utc)
         msg_id = message_id(request, audience, sender.domain)
-        delivery = await self._deliver(rendered, sender, to, cc, msg_id, now)
-        notes.extend(f"{request.email_trigger}: {addr} refused by the server: {why}" for addr, why in delivery.refused.items())
-        return SentEmail(
-            email_trigger=request.email_trigger,
-            audience=audience,
-            to=[a for a in delivery.accepted if a in to],
-            cc=[a for a in delivery.accepted if a in cc],
-            subject=rendered.subject,
-            message_id=msg_id,
-            sent_at=now,
-        )
+        trigger = request.email_trigger
+
+        def sent(accepted: list[str], subject: str) -> SentEmail:
+            return SentEmail(
+                email_trigger=trigger, audience=audience, to=[a for a in accepted if a in to],
+                cc=[a for a in accepted if a in cc], subject=subject, message_id=msg_id, sent_at=now,
+            )  # fmt: skip
+
+        if (earlier := self.deliveries.accepted(msg_id)) is not None:
+            notes.append(f"{trigger}: {msg_id} was accepted by the server on an earlier attempt; not sent again")
+            return sent(earlier.accepted, earlier.subject)
+        if self.deliveries.claim(msg_id):
+            notes.append(
+                f"{trigger}: an earlier attempt of {msg_id} stopped while sending; "
+                "if the server had accepted it, the recipient gets it twice"
+            )
+        try:
+            delivery = await self._deliver(rendered, sender, to, cc, msg_id, now)
+        except DeliveryError:
+            self.deliveries.release(msg_id)
+            raise
+        self.deliveries.record(msg_id, delivery.accepted, rendered.subject)
+        notes.extend(f"{trigger}: {addr} refused by the server: {why}" for addr, why in delivery.refused.items())
+        return sent(delivery.accepted, rendered.subject)
 
     def sender_for(self, shop_name: str) -> Address:
         """S1-S3: the print room's address and name, unless the order's shop has its own."""

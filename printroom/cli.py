@@ -59,12 +59,13 @@ def cmd_smtp_test(args: argparse.Namespace) -> int:
 
 
 def cmd_smtp_send_test(args: argparse.Namespace) -> int:
+    from activities.deliveries import DeliveryLog
     from activities.email import EmailActivities
     from activities.rendering import TemplateError, TemplateRenderer
     from activities.smtp import DeliveryError, SmtpTransport
 
     settings = _load(args)
-    emails = EmailActivities(settings, TemplateRenderer(), SmtpTransport(settings.smtp))
+    emails = EmailActivities(settings, TemplateRenderer(), SmtpTransport(settings.smtp), DeliveryLog(settings.deliveries_dir))
     try:
         subject, message_id = asyncio.run(emails.send_test_email(args.to))
     except (DeliveryError, TemplateError) as error:

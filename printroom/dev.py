@@ -123,6 +123,7 @@ async def run_dev(settings: Settings) -> int:
     worker_settings = settings.model_copy(
         update={
             "smtp": SmtpSettings(host=HOST, port=dev.smtp_port),
+            "deliveries_dir": dev.data_dir / "deliveries",
             "temporal": TemporalSettings(address=address, namespace="default", task_queue=settings.temporal.task_queue),
         }
     )

@@ -118,8 +118,8 @@ class FailedDelivery(BaseModel):
 
 class StatusEmailResult(BaseModel):
     sent: list[SentEmail] = []
-    # Why nothing (or not everyone) was emailed, in words an operator understands.
-    skipped: list[str] = []
+    # Who was not emailed and why, refused recipients, retries that found the email already sent: for operators.
+    notes: list[str] = []
     # Audiences that a person has to fix (5xx, bad address): not retried.
     failed: list[FailedDelivery] = []
     # Audiences that met a passing failure after others were sent: to be asked for again, alone.
@@ -170,6 +170,8 @@ class OrderState(BaseModel):
     emails_sent: list[SentEmail]
     emails_pending: list[PendingEmail]
     emails_failed: list[FailedEmail]
+    # What the sending said besides: recipients refused by the server, emails not sent by policy, duplicates.
+    email_notes: list[str] = []
     refused: list[RefusedRequest]
 
 

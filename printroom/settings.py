@@ -198,6 +198,8 @@ class Settings(BaseSettings):
     temporal: TemporalSettings = TemporalSettings()
     shops: dict[str, ShopSettings] = {"default": ShopSettings()}
     emails: EmailPolicies = EmailPolicies()
+    # Which messages the SMTP server accepted (exactly once): shared by every worker of the print room.
+    deliveries_dir: Path = Path("var/deliveries")
     dev: DevSettings = DevSettings()
 
     @classmethod

@@ -8,6 +8,7 @@ import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -118,8 +119,9 @@ def smtp() -> Iterator[SmtpCapture]:
 
 
 @pytest.fixture
-def settings(smtp: SmtpCapture) -> Settings:
+def settings(smtp: SmtpCapture, tmp_path: Path) -> Settings:
     return Settings(
+        deliveries_dir=tmp_path / "deliveries",
         sender={"address": "printroom@example.com", "name": "Salle d'impression"},
         operators=["ops@example.com"],
         smtp={"host": "127.0.0.1", "port": smtp.port, "timeout_seconds": 5},

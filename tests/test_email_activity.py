@@ -8,6 +8,7 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
+from activities.deliveries import DeliveryLog
 from activities.email import EmailActivities
 from activities.rendering import TemplateRenderer
 from activities.smtp import SmtpTransport
@@ -18,7 +19,7 @@ from tests.conftest import free_port, sample_order, with_smtp_port
 
 
 def activities_for(settings: Settings) -> EmailActivities:
-    return EmailActivities(settings, TemplateRenderer(), SmtpTransport(settings.smtp))
+    return EmailActivities(settings, TemplateRenderer(), SmtpTransport(settings.smtp), DeliveryLog(settings.deliveries_dir))
 
 
 def request(trigger: str, **order_changes: Any) -> StatusEmailRequest:
@@ -45,9 +46,9 @@ async def test_the_email_arrives_with_envelope_headers_and_both_parts(settings, 
 
 async def test_on_customer_request_sends_only_what_the_customer_asked_for(settings, smtp):
     customer = {"email": "marie@example.org", "wants_status_emails": ["order_shipped"]}
-    skipped = await send(settings, request("order_accepted", customer=customer))
+    notes = await send(settings, request("order_accepted", customer=customer))
     shipped = await send(settings, request("order_shipped", customer={**customer, "wants_status_emails": False}))
-    assert skipped.sent == [] and skipped.skipped == ["order_accepted: the customer did not ask for this status email"]
+    assert notes.sent == [] and notes.notes == ["order_accepted: the customer did not ask for this status email"]
     # order_shipped is sent "always" by default: the customer's choice does not apply.
     assert [m.parsed()["Subject"] for m in smtp.messages] == ["Votre commande PO-7 a été expédiée"]
     assert len(shipped.sent) == 1
@@ -57,7 +58,7 @@ async def test_a_trigger_switched_off_sends_nothing_and_says_why(settings, smtp)
     settings = settings.model_copy(update={"emails": type(settings.emails)(order_rejected={"send": "never"})})
     result = await send(settings, request("order_rejected"))
     assert result.sent == [] and smtp.messages == []
-    assert result.skipped == ["order_rejected: switched off in the settings (emails.order_rejected.send = never)"]
+    assert result.notes == ["order_rejected: switched off in the settings (emails.order_rejected.send = never)"]
 
 
 async def test_cancellation_goes_to_the_customer_and_the_operators_as_two_emails(settings, smtp):
@@ -113,7 +114,7 @@ async def test_when_some_operators_are_refused_the_others_still_get_it_and_the_r
     result = await send(settings, request("order_received_operator"))
     assert handler.delivered == [["ops@example.com"]]
     assert result.sent[0].to == ["ops@example.com"]
-    assert result.skipped == ["order_received_operator: gone@example.com refused by the server: 550 no such user"]
+    assert result.notes == ["order_received_operator: gone@example.com refused by the server: 550 no such user"]
 
 
 async def test_a_shops_own_sender_replaces_the_print_rooms_for_that_shops_orders(settings, smtp):
@@ -150,3 +151,31 @@ async def test_cc_goes_on_the_customers_email_of_the_triggers_that_ask_for_it(se
     assert customer.parsed()["Cc"] == "archive@example.com, boss@example.com, sales@example.com"
     shipped = next(m for m in smtp.messages if m.parsed()["Subject"].endswith("expédiée"))
     assert shipped.rcpt_tos == ["marie@example.org"] and shipped.parsed()["Cc"] is None
+
+
+async def test_a_retry_after_the_server_accepted_the_email_does_not_send_it_again(settings, smtp):
+    first = await send(settings, request("order_shipped"))
+    again = await send(settings, request("order_shipped"))  # e.g. the worker died before reporting success
+    assert len(smtp.messages) == 1
+    assert again.sent[0].message_id == first.sent[0].message_id and again.sent[0].to == ["marie@example.org"]
+    assert again.notes == [f"order_shipped: {first.sent[0].message_id} was accepted by the server on an earlier attempt; not sent again"]
+
+
+async def test_an_attempt_that_died_while_sending_is_reported_as_a_possible_duplicate(settings, smtp):
+    log = DeliveryLog(settings.deliveries_dir)
+    msg_id = "<PO-7.order_shipped.1.customer@example.com>"
+    assert log.claim(msg_id) is False  # as an attempt does just before the SMTP transaction, then dies
+    result = await send(settings, request("order_shipped"))
+    assert len(smtp.messages) == 1
+    assert result.notes == [
+        f"order_shipped: an earlier attempt of {msg_id} stopped while sending; if the server had accepted it, "
+        "the recipient gets it twice"
+    ]
+
+
+async def test_a_failed_attempt_leaves_a_clean_retry(settings, smtp):
+    down = with_smtp_port(settings, free_port())
+    with pytest.raises(ApplicationError):
+        await send(down, request("order_shipped"))
+    result = await send(settings, request("order_shipped"))
+    assert len(smtp.messages) == 1 and result.notes == []

@@ -43,7 +43,7 @@ async def stop(process: asyncio.subprocess.Process, signum: int, timeout: float 
     return process.returncode, output.decode()
 
 
-async def test_an_order_started_and_signalled_with_the_temporal_cli_emails_the_customer(dev_env, smtp: SmtpCapture, task_queue):
+async def test_an_order_started_and_signalled_with_the_temporal_cli_emails_the_customer(dev_env, smtp: SmtpCapture, task_queue, tmp_path):
     address = dev_env.client.service_client.config.target_host
     worker = await asyncio.create_subprocess_exec(
         *PRINTROOM, "worker",
@@ -55,6 +55,7 @@ async def test_an_order_started_and_signalled_with_the_temporal_cli_emails_the_c
             PRINTROOM_SENDER__ADDRESS="printroom@example.com",
             PRINTROOM_SENDER__NAME="Druckerei Müller",
             PRINTROOM_OPERATORS="ops@example.com",
+            PRINTROOM_DELIVERIES_DIR=str(tmp_path / "deliveries"),
         ),
     )  # fmt: skip
     order = sample_order(language="en")

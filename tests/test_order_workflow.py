@@ -236,3 +236,19 @@ async def test_after_a_partial_send_only_the_audiences_left_are_retried(client, 
 async def _retrying(handle):
     state = await order_state(handle)
     return next((p for p in state.emails_pending if p.last_error), None)
+
+
+async def test_recipients_refused_while_others_were_accepted_are_reported_in_the_state(client, task_queue, refusing_smtp):
+    handler, refusing = refusing_smtp
+    handler.replies["gone@example.com"] = "550 5.1.1 no such user"
+    two_operators = refusing.model_copy(update={"operators": ["ops@example.com", "gone@example.com"]})
+    async with build_worker(client, two_operators, task_queue=task_queue):
+        handle = await start_on(client, task_queue, sample_order())
+        await handle.signal("change_status", {"trigger": "cancel"})
+        state = await handle.result()
+    refused = [n for n in state.email_notes if "gone@example.com" in n]
+    assert refused == [
+        "order_received_operator: gone@example.com refused by the server: 550 5.1.1 no such user",
+        "order_cancelled: gone@example.com refused by the server: 550 5.1.1 no such user",
+    ]
+    assert [e.to for e in state.emails_sent if e.audience == "operators"] == [["ops@example.com"], ["ops@example.com"]]

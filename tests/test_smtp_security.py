@@ -261,13 +261,13 @@ def test_smtp_test_exits_non_zero_naming_the_failed_step_and_never_prints_the_pa
         assert PASSWORD not in run.stdout + run.stderr
 
 
-def test_smtp_send_test_sends_an_email_that_lists_the_settings_used(starttls_server, ca_file):
+def test_smtp_send_test_sends_an_email_that_lists_the_settings_used(starttls_server, ca_file, tmp_path):
     inbox, port = starttls_server
     run = printroom(
         "smtp", "send-test", "--to", "admin@example.org",
         PRINTROOM_SMTP__PORT=str(port), PRINTROOM_SMTP__SECURITY="starttls", PRINTROOM_SMTP__CA_FILE=str(ca_file),
         PRINTROOM_SMTP__USERNAME=USER, PRINTROOM_SMTP__PASSWORD=PASSWORD, PRINTROOM_SENDER__NAME="Druckerei Müller",
-        PRINTROOM_SENDER__CC="archive@example.org",
+        PRINTROOM_SENDER__CC="archive@example.org", PRINTROOM_DELIVERIES_DIR=str(tmp_path),
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     assert "sent 'printroom test email: your SMTP settings work' to admin@example.org" in run.stdout

@@ -16,6 +16,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
 from temporalio.worker import Worker
 
+from activities.deliveries import DeliveryLog
 from activities.email import EmailActivities
 from activities.rendering import TemplateRenderer
 from activities.smtp import SmtpTransport
@@ -89,7 +90,9 @@ def build_worker(
     task_queue: str | None = None,
 ) -> Worker:
     """The one place that wires workflows to activities; tests and `printroom dev` use it as production does."""
-    activities = EmailActivities(settings, renderer or TemplateRenderer(), transport or SmtpTransport(settings.smtp))
+    activities = EmailActivities(
+        settings, renderer or TemplateRenderer(), transport or SmtpTransport(settings.smtp), DeliveryLog(settings.deliveries_dir)
+    )
     return Worker(
         client,
         task_queue=task_queue or settings.temporal.task_queue,
@@ -112,6 +115,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event, client: Client | N
     """Run until `stop` is set; then let running activities finish and return."""
     client = client or await connect(settings.temporal)
     await ensure_search_attributes(client)
+    if pruned := DeliveryLog(settings.deliveries_dir).prune():
+        log.info("removed %d delivery records older than 30 days from %s", pruned, settings.deliveries_dir)
     worker = build_worker(client, settings)
     log.info(
         "worker polling task queue %r on %s, namespace %r",

@@ -42,6 +42,7 @@ EMAIL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coeffic
 FIRST_ATTEMPT = RetryPolicy(maximum_attempts=1)
 FIRST_ATTEMPT_TIMEOUT = timedelta(seconds=90)
 MAX_REFUSED_KEPT = 100
+MAX_NOTES_KEPT = 100
 MAX_PAYLOAD_SHOWN = 500
 
 
@@ -80,6 +81,7 @@ class OrderWorkflow:
         self._changes: list[StatusChange] = []
         self._sent: list[SentEmail] = []
         self._failed: list[FailedEmail] = []
+        self._notes: list[str] = []
         self._refused: list[RefusedRequest] = []
         self._outbox: deque[StatusEmailRequest] = deque()
         self._sending: StatusEmailRequest | None = None
@@ -142,6 +144,7 @@ class OrderWorkflow:
             emails_sent=self._sent,
             emails_pending=pending,
             emails_failed=self._failed,
+            email_notes=self._notes,
             refused=self._refused,
         )
 
@@ -225,6 +228,8 @@ class OrderWorkflow:
                     local, self._sending_error = False, _cause(error)
                     continue
                 self._sent.extend(result.sent)
+                self._notes.extend(result.notes)
+                del self._notes[:-MAX_NOTES_KEPT]
                 for failed in result.failed:
                     self._record_failure(request.email_trigger, f"{failed.audience}: {failed.error}")
                 if not result.retry:

@@ -1,0 +1,70 @@
+"""The delivery record: which Message-IDs the SMTP server accepted, so that a retry never sends one again."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Accepted:
+    message_id: str
+    accepted: list[str]
+    subject: str
+
+
+class DeliveryLog:
+    """One small file per Message-ID in a directory shared by every worker (same host, or a shared filesystem
+    with atomic rename). Written the moment the server says 250, before anything else can fail."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, message_id: str, suffix: str) -> Path:
+        return self.directory / (hashlib.sha256(message_id.encode()).hexdigest()[:40] + suffix)
+
+    def accepted(self, message_id: str) -> Accepted | None:
+        try:
+            data = json.loads(self._path(message_id, ".sent").read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        return Accepted(message_id=data["message_id"], accepted=data["accepted"], subject=data["subject"])
+
+    def claim(self, message_id: str) -> bool:
+        """Mark a send as under way; True if an earlier attempt got this far and never recorded the outcome
+        (it died between connecting and the server's answer: the message may have gone out)."""
+        path = self._path(message_id, ".sending")
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return True
+        os.close(fd)
+        return False
+
+    def release(self, message_id: str) -> None:
+        """The attempt failed before the server accepted anything: the next one is a clean retry."""
+        self._path(message_id, ".sending").unlink(missing_ok=True)
+
+    def record(self, message_id: str, accepted: list[str], subject: str) -> None:
+        final = self._path(message_id, ".sent")
+        partial = final.with_suffix(f".{os.getpid()}.part")
+        with partial.open("w", encoding="utf-8") as file:
+            json.dump({"message_id": message_id, "accepted": accepted, "subject": subject}, file)
+            file.flush()
+            os.fsync(file.fileno())
+        partial.replace(final)
+        self._path(message_id, ".sending").unlink(missing_ok=True)
+
+    def prune(self, older_than_days: float = 30) -> int:
+        """Records outlive every retry by far; older ones can go."""
+        limit, removed = time.time() - older_than_days * 86400, 0
+        for path in self.directory.iterdir():
+            if path.stat().st_mtime < limit:
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
