@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timezone
 from email.headerregistry import Address
 from email.utils import format_datetime
@@ -122,11 +123,14 @@ class EmailActivities:
                 "if the server had accepted it, the recipient gets it twice"
             )
         try:
-            delivery = await self._deliver(rendered, sender, to, cc, msg_id, now)
-        except DeliveryError:
-            self.deliveries.release(msg_id)
+            delivery = await self._deliver(
+                rendered, sender, to, cc, msg_id, now,
+                on_accepted=lambda d: self.deliveries.record(msg_id, d.accepted, rendered.subject),
+            )  # fmt: skip
+        except DeliveryError as error:
+            if not error.uncertain:  # nothing reached the server: the next attempt is a clean one
+                self.deliveries.release(msg_id)
             raise
-        self.deliveries.record(msg_id, delivery.accepted, rendered.subject)
         notes.extend(f"{trigger}: {addr} refused by the server: {why}" for addr, why in delivery.refused.items())
         return sent(delivery.accepted, rendered.subject)
 
@@ -142,13 +146,22 @@ class EmailActivities:
         return list(dict.fromkeys(str(a) for a in addresses))
 
     async def _deliver(
-        self, rendered: RenderedEmail, sender: Address, to: list[str], cc: list[str], msg_id: str, now: datetime
+        self,
+        rendered: RenderedEmail,
+        sender: Address,
+        to: list[str],
+        cc: list[str],
+        msg_id: str,
+        now: datetime,
+        on_accepted: Callable[[Delivery], None] | None = None,
     ) -> Delivery:
         settings = self.settings.sender
         reply_to = str(settings.reply_to) if settings.reply_to else None
         message = build_message(rendered, sender=sender, to=to, cc=cc, reply_to=reply_to, message_id=msg_id, date=now)
         envelope_from = str(settings.envelope_from or settings.address)
-        return await self.transport.send(message, envelope_from=envelope_from, recipients=[*to, *cc])
+        return await self.transport.send(
+            message, envelope_from=envelope_from, recipients=[*to, *cc], on_accepted=on_accepted
+        )
 
     async def send_test_email(self, to: str) -> tuple[str, str]:
         """S11: a real email through templates, sender, Cc and transport, saying which settings were used.

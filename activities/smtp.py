@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -13,11 +14,13 @@ from printroom.settings import SmtpSettings
 
 
 class DeliveryError(Exception):
-    """The server did not take the message. `permanent` failures need a person; the others pass with time."""
+    """The server did not take the message. `permanent` failures need a person; the others pass with time.
+    `uncertain`: the message data was sent but no reply came, so the server may have kept it."""
 
-    def __init__(self, message: str, *, permanent: bool) -> None:
+    def __init__(self, message: str, *, permanent: bool, uncertain: bool = False) -> None:
         super().__init__(message)
         self.permanent = permanent
+        self.uncertain = uncertain
 
 
 @dataclass(frozen=True)
@@ -73,22 +76,45 @@ class SmtpTransport:
         """Our EHLO name, looked up once: aiosmtplib would call getfqdn() for every connection."""
         return socket.getfqdn()
 
-    async def send(self, message: bytes, *, envelope_from: str, recipients: list[str]) -> Delivery:
+    async def send(
+        self,
+        message: bytes,
+        *,
+        envelope_from: str,
+        recipients: list[str],
+        on_accepted: Callable[[Delivery], None] | None = None,
+    ) -> Delivery:
+        """Send one message. `on_accepted` runs the moment the server accepts DATA, before QUIT: whatever fails
+        after that (QUIT, the connection, this process) cannot make the message count as unsent."""
+        client = aiosmtplib.SMTP(
+            hostname=self.settings.host,
+            port=self.settings.effective_port,
+            local_hostname=self.local_hostname,
+            timeout=self.settings.timeout_seconds,
+            use_tls=self.settings.security == "tls",
+            start_tls=self.settings.security == "starttls",
+            tls_context=self._tls,
+            username=self.settings.username,
+            password=self.settings.secret(),
+        )
+        data_sent = False
         try:
-            refused, _ = await aiosmtplib.send(
-                message,
-                local_hostname=self.local_hostname,
-                sender=envelope_from,
-                recipients=recipients,
-                hostname=self.settings.host,
-                port=self.settings.effective_port,
-                timeout=self.settings.timeout_seconds,
-                use_tls=self.settings.security == "tls",
-                start_tls=self.settings.security == "starttls",
-                tls_context=self._tls,
-                username=self.settings.username,
-                password=self.settings.secret(),
-            )
+            await client.connect()
+            await client.mail(envelope_from)
+            refused: dict[str, tuple[int, str]] = {}
+            for recipient in recipients:
+                try:
+                    await client.rcpt(recipient)
+                except aiosmtplib.SMTPRecipientRefused as error:
+                    refused[recipient] = (error.code, error.message)
+            if len(refused) == len(recipients):
+                replies = {r: _reply(*reply) for r, reply in refused.items()}
+                permanent = all(code >= 500 for code, _ in refused.values())
+                raise DeliveryError(f"{self.server} refused every recipient: {replies}", permanent=permanent)
+            data_sent = True
+            await client.data(message)
+        except DeliveryError:
+            raise
         except aiosmtplib.SMTPAuthenticationError as error:
             raise DeliveryError(
                 f"{self.server} rejected the credentials of {self.settings.username!r} "
@@ -97,10 +123,6 @@ class SmtpTransport:
             ) from None
         except aiosmtplib.SMTPNotSupported as error:
             raise DeliveryError(f"{self.server}: {error}; check smtp.security", permanent=True) from None
-        except aiosmtplib.SMTPRecipientsRefused as error:
-            replies = {r.recipient: _reply(r.code, r.message) for r in error.recipients}
-            permanent = all(r.code >= 500 for r in error.recipients)
-            raise DeliveryError(f"{self.server} refused every recipient: {replies}", permanent=permanent) from None
         except aiosmtplib.SMTPResponseException as error:
             permanent = error.code >= 500
             advice = "fix the settings or the address" if permanent else "it will be retried"
@@ -113,9 +135,33 @@ class SmtpTransport:
             if isinstance(error, aiosmtplib.SMTPException) and "not supported" in str(error):
                 # aiosmtplib says so for AUTH or STARTTLS missing on the server: a settings mismatch.
                 raise DeliveryError(f"{self.server}: {error}; check smtp.security", permanent=True) from None
+            if data_sent:  # a definite reply would have been an SMTPResponseException: this is silence
+                raise DeliveryError(
+                    f"{self.server} took the message but gave no answer ({error or type(error).__name__}); "
+                    "it will be retried, and may arrive twice",
+                    permanent=False,
+                    uncertain=True,
+                ) from None
             raise DeliveryError(
                 f"cannot reach the SMTP server {self.server}: {error or type(error).__name__}; it will be retried",
                 permanent=False,
             ) from None
-        refused_replies = {address: _reply(code, text) for address, (code, text) in refused.items()}
-        return Delivery(accepted=[r for r in recipients if r not in refused_replies], refused=refused_replies)
+        else:
+            # Accepted: recorded before QUIT; an error in the callback is ours, not the server's, so it is not
+            # caught above as a delivery failure.
+            refused_replies = {address: _reply(code, text) for address, (code, text) in refused.items()}
+            delivery = Delivery(accepted=[r for r in recipients if r not in refused_replies], refused=refused_replies)
+            if on_accepted is not None:
+                on_accepted(delivery)
+            return delivery
+        finally:
+            await _quit_quietly(client)
+
+
+async def _quit_quietly(client: aiosmtplib.SMTP) -> None:
+    """The message is accepted or refused by now; a failing QUIT changes neither."""
+    if client.is_connected:
+        try:
+            await client.quit()
+        except (aiosmtplib.SMTPException, OSError):
+            client.close()

@@ -179,3 +179,36 @@ async def test_a_failed_attempt_leaves_a_clean_retry(settings, smtp):
         await send(down, request("order_shipped"))
     result = await send(settings, request("order_shipped"))
     assert len(smtp.messages) == 1 and result.notes == []
+
+
+class SilentAfterData:
+    """Takes the message, then drops the connection without a reply: the sender cannot know it was kept."""
+
+    def __init__(self) -> None:
+        self.kept: list[bytes] = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.kept.append(envelope.content)
+        server.transport.abort()
+        return "250 OK"
+
+
+async def test_a_message_taken_without_an_answer_is_retried_and_reported_as_a_possible_duplicate(settings, smtp):
+    from aiosmtpd.controller import Controller
+
+    silent = SilentAfterData()
+    controller = Controller(silent, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        with pytest.raises(ApplicationError) as error:
+            await send(with_smtp_port(settings, controller.port), request("order_shipped"))
+    finally:
+        controller.stop()
+    assert len(silent.kept) == 1
+    assert "took the message but gave no answer" in error.value.message and not error.value.non_retryable
+    retried = await send(settings, request("order_shipped"))
+    assert len(smtp.messages) == 1
+    assert retried.notes == [
+        "order_shipped: an earlier attempt of <PO-7.order_shipped.1.customer@example.com> stopped while sending; "
+        "if the server had accepted it, the recipient gets it twice"
+    ]

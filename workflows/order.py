@@ -254,7 +254,7 @@ class OrderWorkflow:
             SEND_STATUS_EMAIL,
             request,
             result_type=StatusEmailResult,
-            start_to_close_timeout=timedelta(minutes=2),
+            start_to_close_timeout=timedelta(minutes=1),  # one SMTP transaction; a dead worker's is retried then
             retry_policy=EMAIL_RETRY,
             summary=request.email_trigger,  # names the email in the Web UI's pending activities
         )
