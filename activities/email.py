@@ -117,7 +117,8 @@ class EmailActivities:
         if (earlier := self.deliveries.accepted(msg_id)) is not None:
             notes.append(f"{trigger}: {msg_id} was accepted by the server on an earlier attempt; not sent again")
             return sent(earlier.accepted, earlier.subject)
-        if self.deliveries.claim(msg_id):
+        inherited = self.deliveries.claim(msg_id)
+        if inherited:
             notes.append(
                 f"{trigger}: an earlier attempt of {msg_id} stopped while sending; "
                 "if the server had accepted it, the recipient gets it twice"
@@ -128,7 +129,9 @@ class EmailActivities:
                 on_accepted=lambda d: self.deliveries.record(msg_id, d.accepted, rendered.subject),
             )  # fmt: skip
         except DeliveryError as error:
-            if not error.uncertain:  # nothing reached the server: the next attempt is a clean one
+            # Nothing of ours reached the server: the next attempt is a clean one. An inherited claim stays
+            # until an attempt succeeds and reports it, or the warning would die with this failed attempt.
+            if not error.uncertain and not inherited:
                 self.deliveries.release(msg_id)
             raise
         notes.extend(f"{trigger}: {addr} refused by the server: {why}" for addr, why in delivery.refused.items())

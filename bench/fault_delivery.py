@@ -37,6 +37,7 @@ class Sink:
     def __init__(self, port: int) -> None:
         self.port = port
         self.received: list[str] = []
+        self.arrivals: dict[str, list[float]] = {}
         self.process: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
 
@@ -51,7 +52,9 @@ class Sink:
 
     async def _read(self, stream: asyncio.StreamReader) -> None:
         while line := await stream.readline():
-            self.received.append(line.decode().rsplit(" ", 1)[0])
+            message_id, _ = line.decode().rsplit(" ", 1)
+            self.received.append(message_id)
+            self.arrivals.setdefault(message_id, []).append(time.monotonic())
 
     async def stop(self) -> None:
         assert self.process is not None and self.process.stdin is not None
@@ -170,7 +173,12 @@ send = "always"
         print(f"  missing {message_id}")
     for message_id, count in sorted(duplicated.items())[:10]:
         said = "reported in its order's state" if any(message_id in n for n in reported) else "NOT reported"
-        print(f"  {count}x {message_id}: {said}")
+        times = ", ".join(f"t={t - started:.1f}s" for t in sink.arrivals[message_id])
+        print(f"  {count}x {message_id}: {said} (arrived {times})")
+        if said == "NOT reported":
+            state = states[int(message_id[2:].split(".")[0])]
+            for note in [*state.email_notes, *(f"failed: {f.error}" for f in state.emails_failed)]:
+                print(f"      note: {note}")
 
 
 if __name__ == "__main__":

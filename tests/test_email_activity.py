@@ -212,3 +212,13 @@ async def test_a_message_taken_without_an_answer_is_retried_and_reported_as_a_po
         "order_shipped: an earlier attempt of <PO-7.order_shipped.1.customer@example.com> stopped while sending; "
         "if the server had accepted it, the recipient gets it twice"
     ]
+
+
+async def test_the_possible_duplicate_warning_survives_a_retry_that_fails_in_between(settings, smtp):
+    log = DeliveryLog(settings.deliveries_dir)
+    log.claim("<PO-7.order_shipped.1.customer@example.com>")  # an attempt died mid-send
+    with pytest.raises(ApplicationError):  # the next one finds the server down
+        await send(with_smtp_port(settings, free_port()), request("order_shipped"))
+    retried = await send(settings, request("order_shipped"))
+    assert len(smtp.messages) == 1
+    assert retried.notes and "stopped while sending" in retried.notes[0]
