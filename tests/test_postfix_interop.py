@@ -1,0 +1,80 @@
+"""Interop: printroom's emails through Debian's Postfix over STARTTLS, as they land in a real mailbox."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import pytest
+import trustme
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities.deliveries import DeliveryLog
+from activities.email import EmailActivities
+from activities.rendering import TemplateRenderer
+from activities.smtp import SmtpTransport
+from printroom.models import Order, StatusEmailRequest
+from printroom.settings import Settings
+from tests.conftest import eventually, sample_order
+from tests.postfix_server import PostfixServer, ensure_postfix_installed
+
+
+@pytest.fixture(scope="module")
+def postfix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PostfixServer, Path]]:
+    if (why := ensure_postfix_installed()) is not None:
+        if os.environ.get("CI"):
+            pytest.fail(why)  # CI runs as root with apt: there, not having Postfix is a failure
+        pytest.skip(why)
+    ca = trustme.CA()
+    ca_file = tmp_path_factory.mktemp("ca") / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    server = PostfixServer(ca).start()
+    yield server, ca_file
+    server.stop()
+
+
+def activities(server: PostfixServer, ca_file: Path, tmp_path: Path) -> EmailActivities:
+    settings = Settings(
+        sender={"address": "printroom@example.com", "name": "Druckerei Müller"},
+        operators=["ops@example.org"],
+        smtp={"host": "127.0.0.1", "port": server.port, "security": "starttls", "ca_file": ca_file, "timeout_seconds": 20},
+        deliveries_dir=tmp_path / "deliveries",
+    )
+    return EmailActivities(settings, TemplateRenderer(), SmtpTransport(settings.smtp), DeliveryLog(settings.deliveries_dir))
+
+
+def request(trigger: str, **changes) -> StatusEmailRequest:
+    order = Order.model_validate(sample_order("PO-42", **changes))
+    return StatusEmailRequest(order=order, email_trigger=trigger, status="cancelled", comment="Annulée à votre demande")
+
+
+async def test_an_email_through_postfix_arrives_intact_in_the_mailbox_over_tls(postfix, tmp_path):
+    server, ca_file = postfix
+    result = await ActivityEnvironment().run(activities(server, ca_file, tmp_path).send_status_email, request("order_cancelled"))
+    assert {e.audience for e in result.sent} == {"customer", "operators"}
+    stored = await eventually(lambda: server.mailbox("marie@example.org"), what=f"delivery by Postfix:\n{server.log()}")
+    message = message_from_bytes(stored[0], policy=policy.default)
+    assert "with ESMTPS" in message["Received"] and "using TLS" in message["Received"]
+    assert message["Delivered-To"] == "marie@example.org"
+    assert message["Return-Path"] == "<printroom@example.com>"
+    assert message["Message-ID"] == "<PO-42.order_cancelled.1.customer@example.com>"
+    assert message["Subject"] == "La commande PO-42 a été annulée"
+    assert str(message["From"]) == "Druckerei Müller <printroom@example.com>"
+    assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
+    assert "Annulée à votre demande" in message.get_body(("plain",)).get_content()
+    assert "Annulée à votre demande" in message.get_body(("html",)).get_content()
+    assert await eventually(lambda: server.mailbox("ops@example.org"), what="the operators' copy")
+
+
+async def test_postfix_refusing_an_unknown_mailbox_is_a_permanent_failure_for_that_audience(postfix, tmp_path):
+    server, ca_file = postfix
+    result = await ActivityEnvironment().run(
+        activities(server, ca_file, tmp_path).send_status_email,
+        request("order_cancelled", customer={"email": "nobody-here@example.org"}),
+    )
+    assert [f.audience for f in result.failed] == ["customer"]
+    assert "550 5.1.1" in result.failed[0].error and "nobody-here@example.org" in result.failed[0].error
+    assert [e.audience for e in result.sent] == ["operators"]
