@@ -16,6 +16,9 @@ from activities.rendering import RenderedEmail, TemplateError, TemplateRenderer
 from activities.smtp import Delivery, DeliveryError, SmtpTransport
 from printroom.models import (
     SEND_STATUS_EMAIL,
+    SEND_STATUS_EMAILS,
+    StatusEmailBatch,
+    StatusEmailBatchResult,
     Audience,
     FailedDelivery,
     SentEmail,
@@ -90,6 +93,23 @@ class EmailActivities:
                     ) from None
             todo.pop(0)
         return result
+
+    @activity.defn(name=SEND_STATUS_EMAILS)
+    async def send_status_emails(self, batch: StatusEmailBatch) -> StatusEmailBatchResult:
+        """Several emails in one go, each independent of the others: a failure of one is its own result
+        (`failed`, or `retry` for the workflow to hand to the retried single-email activity)."""
+        results = []
+        for request in batch.requests:
+            try:
+                results.append(await self.send_status_email(request))
+            except ApplicationError as error:
+                audiences = request.audiences if request.audiences is not None else list(self.recipients(request)[0])
+                if error.non_retryable:
+                    failed = [FailedDelivery(audience=a, error=error.message) for a in audiences]
+                    results.append(StatusEmailResult(failed=failed))
+                else:
+                    results.append(StatusEmailResult(retry=audiences, retry_reason=error.message))
+        return StatusEmailBatchResult(results=results)
 
     async def _send_one(self, request: StatusEmailRequest, audience: Audience, to: list[str], notes: list[str]) -> SentEmail:
         policy = self.settings.emails.for_trigger(request.email_trigger)

@@ -110,6 +110,7 @@ async def drive(
 async def bench_printroom(client: Client, sink: Arrivals, smtp_port: int, orders: int, in_flight: int, run: str) -> Figures:
     settings = Settings(
         operators=["ops@example.com"],
+        deliveries_dir=Path(tempfile.mkdtemp(prefix="printroom-bench-deliveries-")),
         smtp={"host": "127.0.0.1", "port": smtp_port},
         # Only the three status emails under test: no "received" emails, and each status email always sent.
         emails={

@@ -82,8 +82,9 @@ class ApprovalDecision(_Public):
 
 Audience = Literal["customer", "operators", "approvers"]
 
-# The activity's registered name: the workflow calls it by name so its sandbox never imports SMTP or Jinja.
+# The activities' registered names: the workflow calls them by name so its sandbox never imports SMTP or Jinja.
 SEND_STATUS_EMAIL = "send_status_email"
+SEND_STATUS_EMAILS = "send_status_emails"
 
 
 class StatusEmailRequest(BaseModel):
@@ -125,6 +126,17 @@ class StatusEmailResult(BaseModel):
     # Audiences that met a passing failure after others were sent: to be asked for again, alone.
     retry: list[Audience] = []
     retry_reason: str = ""
+
+
+class StatusEmailBatch(BaseModel):
+    """The first attempt for every email queued together: one local activity, one history marker."""
+
+    requests: list[StatusEmailRequest]
+
+
+class StatusEmailBatchResult(BaseModel):
+    # One result per request, in order; a passing failure shows as `retry`, never as an exception.
+    results: list[StatusEmailResult]
 
 
 class StatusChange(BaseModel):

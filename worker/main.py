@@ -97,7 +97,7 @@ def build_worker(
         client,
         task_queue=task_queue or settings.temporal.task_queue,
         workflows=[OrderWorkflow],
-        activities=[activities.send_status_email],
+        activities=[activities.send_status_email, activities.send_status_emails],
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
     )
 

@@ -18,6 +18,9 @@ with workflow.unsafe.imports_passed_through():
 
     from printroom.models import (
         SEND_STATUS_EMAIL,
+        SEND_STATUS_EMAILS,
+        StatusEmailBatch,
+        StatusEmailBatchResult,
         ApprovalDecision,
         ChangeStatus,
         FailedEmail,
@@ -41,6 +44,9 @@ SEARCH_ATTRIBUTES = (ORDER_STATUS,)
 EMAIL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_interval=timedelta(minutes=5))
 FIRST_ATTEMPT = RetryPolicy(maximum_attempts=1)
 FIRST_ATTEMPT_TIMEOUT = timedelta(seconds=90)
+# Since this patch, everything queued together goes out in one local activity (the two emails of a new order).
+BATCHED_FIRST_ATTEMPT = "batched-first-attempt"
+MAX_BATCH = 10
 MAX_REFUSED_KEPT = 100
 MAX_NOTES_KEPT = 100
 MAX_PAYLOAD_SHOWN = 500
@@ -84,7 +90,7 @@ class OrderWorkflow:
         self._notes: list[str] = []
         self._refused: list[RefusedRequest] = []
         self._outbox: deque[StatusEmailRequest] = deque()
-        self._sending: StatusEmailRequest | None = None
+        self._sending: list[StatusEmailRequest] = []
         self._sending_error = ""  # why the last attempt failed, while the email is retried
         self._occurrences: Counter[str] = Counter()
         self._published_status: str | None = None
@@ -106,7 +112,11 @@ class OrderWorkflow:
             await workflow.wait_condition(lambda: bool(self._outbox) or self._finished())
             if not self._outbox:
                 break
-            await self._send(self._outbox.popleft())
+            if workflow.patched(BATCHED_FIRST_ATTEMPT):
+                batch = [self._outbox.popleft() for _ in range(min(len(self._outbox), MAX_BATCH))]
+                await self._send_batch(batch)
+            else:  # orders started before the patch replay the way they ran
+                await self._send(self._outbox.popleft())
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.state()
 
@@ -132,10 +142,10 @@ class OrderWorkflow:
 
     @workflow.query(name="state")
     def state(self) -> OrderState:
-        pending = [PendingEmail(email_trigger=r.email_trigger, status="queued") for r in self._outbox]
-        if self._sending is not None:
-            sending = PendingEmail(email_trigger=self._sending.email_trigger, status="sending", last_error=self._sending_error)
-            pending.insert(0, sending)
+        pending = [
+            PendingEmail(email_trigger=r.email_trigger, status="sending", last_error=self._sending_error)
+            for r in self._sending
+        ] + [PendingEmail(email_trigger=r.email_trigger, status="queued") for r in self._outbox]
         return OrderState(
             order_id=self._order.id if self._order else "",
             status=self._lifecycle.state,
@@ -207,39 +217,88 @@ class OrderWorkflow:
                 )
             )
 
-    async def _send(self, request: StatusEmailRequest) -> None:
-        """Emails go out one at a time, in the order their status changes happened.
-
-        The first attempt is a local activity: its result is one marker in the workflow task that queued it,
-        about 6 history events per email instead of 11. What fails transiently (SMTP down, 4xx) is handed to a
-        regular activity: server-side backoff, listed under the Web UI's pending activities. Audiences already
-        sent are never asked for again.
-        """
-        self._sending = request
-        local = True
+    async def _send_batch(self, requests: list[StatusEmailRequest]) -> None:
+        """Emails go out in the order their status changes happened. The first attempt for everything queued is
+        one local activity: one marker in the workflow task, about 6 history events per email instead of 11.
+        What fails transiently (SMTP down, 4xx) is handed, email by email, to a regular activity: server-side
+        backoff, listed under the Web UI's pending activities. Audiences already sent are never asked for again."""
+        self._sending = list(requests)
         try:
-            while True:
-                try:
-                    result = await self._attempt(request, local=local)
-                except FailureError as error:
-                    if not local or _is_permanent(error):
+            try:
+                outcome = await workflow.execute_local_activity(
+                    SEND_STATUS_EMAILS,
+                    StatusEmailBatch(requests=requests),
+                    result_type=StatusEmailBatchResult,
+                    start_to_close_timeout=FIRST_ATTEMPT_TIMEOUT,
+                    retry_policy=FIRST_ATTEMPT,
+                )
+            except FailureError as error:  # the batch as a whole (a timeout, a dead worker): each is retried
+                redo = [] if _is_permanent(error) else [(r, _cause(error)) for r in requests]
+                if not redo:
+                    for request in requests:
                         self._record_failure(request.email_trigger, _cause(error))
-                        return
-                    local, self._sending_error = False, _cause(error)
-                    continue
-                self._sent.extend(result.sent)
-                self._notes.extend(result.notes)
-                del self._notes[:-MAX_NOTES_KEPT]
-                for failed in result.failed:
-                    self._record_failure(request.email_trigger, f"{failed.audience}: {failed.error}")
-                if not result.retry:
-                    return
-                request = request.model_copy(update={"audiences": result.retry})
-                local, self._sending_error = False, result.retry_reason
+            else:
+                if len(outcome.results) != len(requests):  # only on replay, after an unversioned change
+                    raise RuntimeError(
+                        f"nondeterminism: the recorded batch holds {len(outcome.results)} results for {len(requests)} "
+                        "queued emails; the order table changed under running orders: version it with workflow.patched"
+                    )
+                redo = []
+                for request, result in zip(requests, outcome.results):
+                    self._record(request, result)
+                    if result.retry:
+                        redo.append((request.model_copy(update={"audiences": result.retry}), result.retry_reason))
+            if redo:
+                # The first is retried with backoff; the others wait at the head of the queue, in order, and get
+                # a fresh first attempt once it is through (likely when the server is back).
+                (request, reason), rest = redo[0], [r for r, _ in redo[1:]]
+                self._outbox.extendleft(reversed(rest))
+                self._sending = [request]
+                await self._retry(request, reason)
         finally:
-            self._sending = None
-            self._sending_error = ""
+            self._sending, self._sending_error = [], ""
             self._publish()
+
+    async def _send(self, request: StatusEmailRequest) -> None:
+        """Before BATCHED_FIRST_ATTEMPT: one local activity per email, then the same retries."""
+        self._sending = [request]
+        try:
+            try:
+                result = await self._attempt(request, local=True)
+            except FailureError as error:
+                if _is_permanent(error):
+                    self._record_failure(request.email_trigger, _cause(error))
+                else:
+                    await self._retry(request, _cause(error))
+                return
+            self._record(request, result)
+            if result.retry:
+                await self._retry(request.model_copy(update={"audiences": result.retry}), result.retry_reason)
+        finally:
+            self._sending, self._sending_error = [], ""
+            self._publish()
+
+    async def _retry(self, request: StatusEmailRequest, reason: str) -> None:
+        """A regular activity, retried by the server until the email is sent or fails for good."""
+        self._sending_error = reason
+        while True:
+            try:
+                result = await self._attempt(request, local=False)
+            except FailureError as error:
+                self._record_failure(request.email_trigger, _cause(error))
+                return
+            self._record(request, result)
+            if not result.retry:
+                return
+            request = request.model_copy(update={"audiences": result.retry})
+            self._sending_error = result.retry_reason
+
+    def _record(self, request: StatusEmailRequest, result: StatusEmailResult) -> None:
+        self._sent.extend(result.sent)
+        self._notes.extend(result.notes)
+        del self._notes[:-MAX_NOTES_KEPT]
+        for failed in result.failed:
+            self._record_failure(request.email_trigger, f"{failed.audience}: {failed.error}")
 
     async def _attempt(self, request: StatusEmailRequest, *, local: bool) -> StatusEmailResult:
         if local:
@@ -264,7 +323,7 @@ class OrderWorkflow:
         self._failed.append(FailedEmail(email_trigger=email_trigger, error=error, at=workflow.now()))
 
     def _finished(self) -> bool:
-        return self._lifecycle.state in ORDER.final and not self._outbox and self._sending is None
+        return self._lifecycle.state in ORDER.final and not self._outbox and not self._sending
 
     def _publish(self) -> None:
         """Status as a search attribute (operators filter by it) and a summary in the Web UI's current details."""
@@ -277,5 +336,5 @@ class OrderWorkflow:
         lines += [f"- sent {e.email_trigger} to {', '.join(e.to)}" for e in self._sent[-10:]]
         lines += [f"- FAILED {f.email_trigger}: {f.error}" for f in self._failed[-5:]]
         if self._outbox or self._sending:
-            lines.append(f"- {len(self._outbox) + (self._sending is not None)} email(s) waiting to be sent")
+            lines.append(f"- {len(self._outbox) + len(self._sending)} email(s) waiting to be sent")
         workflow.set_current_details("\n".join(lines))

@@ -1,5 +1,6 @@
-"""Records the histories that tests/test_replay.py replays. Rerun only when a change is meant to be incompatible
-(and then version the workflow with workflow.patched instead of re-recording, so running orders keep working).
+"""Records the histories that tests/test_replay.py replays, as VERSION-<workflow id>.json. Histories of earlier
+versions stay: running orders must keep replaying. A change that alters the commands a workflow issues goes
+behind workflow.patched, and gets a new VERSION here.
 
     .venv/bin/python -m tests.histories.record
 """
@@ -21,6 +22,7 @@ from worker.main import build_worker
 from workflows.order import SEARCH_ATTRIBUTES, OrderWorkflow
 
 HERE = Path(__file__).parent
+VERSION = "v2"  # v2: the first attempt for all queued emails in one local activity (BATCHED_FIRST_ATTEMPT)
 
 
 async def main() -> None:
@@ -47,7 +49,7 @@ async def main() -> None:
             await outage.result()
     for handle in (shipped, outage):
         history = await handle.fetch_history()
-        (HERE / f"{handle.id}.json").write_text(history.to_json())
+        (HERE / f"{VERSION}-{handle.id}.json").write_text(history.to_json())
     await env.shutdown()
 
 
