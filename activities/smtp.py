@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import ssl
 from collections.abc import Callable
@@ -66,6 +67,7 @@ class SmtpTransport:
     def __init__(self, settings: SmtpSettings) -> None:
         self.settings = settings
         self._tls = tls_context(settings)
+        self._connections = asyncio.Semaphore(settings.max_connections)
 
     @property
     def server(self) -> str:
@@ -86,6 +88,12 @@ class SmtpTransport:
     ) -> Delivery:
         """Send one message. `on_accepted` runs the moment the server accepts DATA, before QUIT: whatever fails
         after that (QUIT, the connection, this process) cannot make the message count as unsent."""
+        async with self._connections:
+            return await self._send(message, envelope_from, recipients, on_accepted)
+
+    async def _send(
+        self, message: bytes, envelope_from: str, recipients: list[str], on_accepted: Callable[[Delivery], None] | None
+    ) -> Delivery:
         client = aiosmtplib.SMTP(
             hostname=self.settings.host,
             port=self.settings.effective_port,

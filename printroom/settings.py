@@ -64,6 +64,8 @@ class SmtpSettings(_Section):
     password: SecretStr | None = None
     password_file: Path | None = None
     timeout_seconds: float = Field(default=30, gt=0, le=600)
+    # Simultaneous connections per worker: kind to the relay, and what a crashed worker can leave half-sent.
+    max_connections: int = Field(default=10, ge=1, le=200)
 
     @model_validator(mode="after")
     def _coherent(self) -> SmtpSettings:

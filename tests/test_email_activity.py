@@ -222,3 +222,32 @@ async def test_the_possible_duplicate_warning_survives_a_retry_that_fails_in_bet
     retried = await send(settings, request("order_shipped"))
     assert len(smtp.messages) == 1
     assert retried.notes and "stopped while sending" in retried.notes[0]
+
+
+async def test_a_worker_opens_no_more_smtp_connections_than_max_connections(settings):
+    import asyncio
+
+    from aiosmtpd.controller import Controller
+
+    class Slow:
+        open_now = most = 0
+
+        async def handle_DATA(self, server, session, envelope):
+            Slow.open_now += 1
+            Slow.most = max(Slow.most, Slow.open_now)
+            await asyncio.sleep(0.05)
+            Slow.open_now -= 1
+            return "250 OK"
+
+    controller = Controller(Slow(), hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        smtp_settings = settings.smtp.model_copy(update={"port": controller.port, "max_connections": 3})
+        transport = SmtpTransport(smtp_settings)
+        await asyncio.gather(*(
+            transport.send(b"Subject: x\r\n\r\nx\r\n", envelope_from="a@example.com", recipients=["b@example.org"])
+            for _ in range(12)
+        ))  # fmt: skip
+    finally:
+        controller.stop()
+    assert Slow.most == 3
