@@ -53,7 +53,7 @@ def certificate_advice(settings: SmtpSettings) -> str:
     )
 
 
-def _certificate_error(error: BaseException) -> ssl.SSLCertVerificationError | None:
+def certificate_error(error: BaseException) -> ssl.SSLCertVerificationError | None:
     while error is not None:
         if isinstance(error, ssl.SSLCertVerificationError):
             return error
@@ -138,7 +138,7 @@ class SmtpTransport:
                 f"{self.server} answered {_reply(error.code, error.message)}; {advice}", permanent=permanent
             ) from None
         except (aiosmtplib.SMTPException, OSError) as error:
-            if (bad := _certificate_error(error)) is not None:
+            if (bad := certificate_error(error)) is not None:
                 raise DeliveryError(f"{certificate_advice(self.settings)} ({bad.verify_message})", permanent=True) from None
             if isinstance(error, aiosmtplib.SMTPException) and "not supported" in str(error):
                 # aiosmtplib says so for AUTH or STARTTLS missing on the server: a settings mismatch.

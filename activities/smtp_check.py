@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import aiosmtplib
 
-from activities.smtp import _certificate_error, certificate_advice, tls_context
+from activities.smtp import certificate_error, certificate_advice, tls_context
 from printroom.settings import SmtpSettings
 
 
@@ -65,7 +65,7 @@ async def check_connection(settings: SmtpSettings) -> list[Step]:
             greeting = await client.connect()
         except (aiosmtplib.SMTPException, OSError) as error:
             if settings.security == "tls":
-                if (bad := _certificate_error(error)) is not None:
+                if (bad := certificate_error(error)) is not None:
                     return [*steps, Step("tls", False, f"{certificate_advice(settings)} ({bad.verify_message})")]
                 if isinstance(error.__cause__, ssl.SSLError):
                     advice = "is this port implicit TLS? For port 587 use smtp.security = 'starttls'"
@@ -84,7 +84,7 @@ async def check_connection(settings: SmtpSettings) -> list[Step]:
             try:
                 await client.starttls(tls_context=context)
             except (aiosmtplib.SMTPException, OSError) as error:
-                bad = _certificate_error(error)
+                bad = certificate_error(error)
                 detail = f"{certificate_advice(settings)} ({bad.verify_message})" if bad else f"STARTTLS failed: {error}"
                 return [*steps, Step("tls", False, detail)]
             steps.append(Step("tls", True, _describe_tls(client, settings)))

@@ -19,13 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from temporalio.client import Client  # noqa: E402
-from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
 
-from bench.order_emails import TRIGGERS, compile_project, free_port  # noqa: E402
-from printroom.binaries import temporal_binary  # noqa: E402
+from bench.order_emails import TRIGGERS, compile_project, free_port, start_temporal  # noqa: E402
+from printroom.dev import wait_for_temporal  # noqa: E402
 from printroom.models import OrderState  # noqa: E402
-from worker.main import ensure_search_attributes  # noqa: E402
 from workflows.order import OrderWorkflow  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -82,13 +79,8 @@ class WorkerProcess:
 async def main(orders: int) -> None:
     compile_project()
     workdir = Path(tempfile.mkdtemp(prefix="printroom-fault-"))
-    port, ui_port, smtp_port = free_port(), free_port(), free_port()
-    server = subprocess.Popen(
-        [temporal_binary(), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(port), "--ui-port", str(ui_port),
-         "--db-filename", str(workdir / "temporal.db"), "--sqlite-pragma", "journal_mode=wal",
-         "--sqlite-pragma", "synchronous=normal", "--log-level", "error", "--headless"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    smtp_port = free_port()
+    server, address, log_file = start_temporal(workdir)
     settings_file = workdir / "printroom.toml"
     settings_file.write_text(f"""
 operators = "ops@example.com"
@@ -110,16 +102,10 @@ send = "always"
 [emails.order_completed]
 send = "always"
 """)
-    sink, worker = Sink(smtp_port), WorkerProcess(settings_file, f"127.0.0.1:{port}")
+    sink, worker = Sink(smtp_port), WorkerProcess(settings_file, address)
     await sink.start()
     try:
-        for _ in range(120):
-            try:
-                client = await Client.connect(f"127.0.0.1:{port}", data_converter=pydantic_data_converter)
-                break
-            except RuntimeError:
-                await asyncio.sleep(0.25)
-        await ensure_search_attributes(client)
+        client = await wait_for_temporal(server, address, log_file)
         worker.start()
         started = time.monotonic()
         handles = []

@@ -23,13 +23,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from temporalio.client import Client  # noqa: E402
-from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
 from bench.bare_workflow import BareEmailWorkflow, BareSender  # noqa: E402
-from printroom.binaries import temporal_binary  # noqa: E402
+from printroom.dev import temporal_command, wait_for_temporal  # noqa: E402
 from printroom.settings import Settings  # noqa: E402
-from worker.main import build_worker, ensure_search_attributes  # noqa: E402
+from worker.main import build_worker  # noqa: E402
 from workflows.order import OrderWorkflow  # noqa: E402
 
 TRIGGERS = (("accept", "order_accepted"), ("start_production", "order_in_production"), ("complete", "order_completed"))
@@ -176,6 +175,15 @@ async def bench_bare(client: Client, sink: Arrivals, smtp_port: int, orders: int
     return Figures("bare Temporal (ceiling)", orders * len(TRIGGERS), seconds, latencies, events, cpu)
 
 
+def start_temporal(workdir: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
+    """The same dev server as `printroom dev` (SQLite + WAL, search attributes registered), on free ports."""
+    settings = Settings(dev={"temporal_port": free_port(), "ui_port": free_port(), "data_dir": workdir})
+    log_file = workdir / "temporal.log"
+    with log_file.open("ab") as log:
+        server = subprocess.Popen(temporal_command(settings), stdout=log, stderr=subprocess.STDOUT)
+    return server, f"127.0.0.1:{settings.dev.temporal_port}", log_file
+
+
 def free_port() -> int:
     import socket
 
@@ -196,14 +204,8 @@ def compile_project() -> None:
 
 async def main(orders: int, in_flight: int) -> None:
     compile_project()
-    port, ui_port, smtp_port = free_port(), free_port(), free_port()
-    workdir = Path(tempfile.mkdtemp(prefix="printroom-bench-"))
-    server = subprocess.Popen(
-        [temporal_binary(), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(port), "--ui-port", str(ui_port),
-         "--db-filename", str(workdir / "temporal.db"), "--sqlite-pragma", "journal_mode=wal",
-         "--sqlite-pragma", "synchronous=normal", "--log-level", "error", "--headless"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    smtp_port = free_port()
+    server, address, log_file = start_temporal(Path(tempfile.mkdtemp(prefix="printroom-bench-")))
     sink_process = await asyncio.create_subprocess_exec(
         sys.executable, str(Path(__file__).with_name("sink.py")), str(smtp_port),
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
@@ -213,13 +215,7 @@ async def main(orders: int, in_flight: int) -> None:
     sink = Arrivals()
     follower = asyncio.create_task(sink.follow(sink_process.stdout))
     try:
-        for _ in range(120):
-            try:
-                client = await Client.connect(f"127.0.0.1:{port}", data_converter=pydantic_data_converter)
-                break
-            except RuntimeError:
-                await asyncio.sleep(0.25)
-        await ensure_search_attributes(client)
+        client = await wait_for_temporal(server, address, log_file)
         run = uuid.uuid4().hex[:6]
         # A short warm-up of each, so neither pays for first compilations and connections.
         await bench_bare(client, sink, smtp_port, 10, in_flight, run + "w")
