@@ -17,15 +17,16 @@ from activities.smtp import Delivery, DeliveryError, SmtpTransport
 from printroom.models import (
     SEND_STATUS_EMAIL,
     SEND_STATUS_EMAILS,
-    StatusEmailBatch,
-    StatusEmailBatchResult,
     Audience,
     FailedDelivery,
     SentEmail,
+    StatusEmailBatch,
+    StatusEmailBatchResult,
     StatusEmailRequest,
     StatusEmailResult,
 )
 from printroom.settings import EmailPolicy, Settings
+
 
 class EmailActivities:
     """Dependencies are injected by the worker, so tests run the same class against their own servers."""
@@ -72,9 +73,8 @@ class EmailActivities:
             audiences = {a: to for a, to in audiences.items() if a in request.audiences}
             notes = []  # said on the first attempt already
         result = StatusEmailResult(notes=notes)
-        todo = list(audiences)
-        while todo:
-            audience = todo[0]
+        order = list(audiences)
+        for position, audience in enumerate(order):
             try:
                 result.sent.append(await self._send_one(request, audience, audiences[audience], result.notes))
             except DeliveryError as error:
@@ -82,7 +82,7 @@ class EmailActivities:
                     result.failed.append(FailedDelivery(audience=audience, error=str(error)))
                 elif result.sent or result.failed:
                     # Something already happened in this attempt: hand back the rest instead of redoing it.
-                    result.retry, result.retry_reason = todo, str(error)
+                    result.retry, result.retry_reason = order[position:], str(error)
                     return result
                 else:
                     # Expected while a mail server is down: one line in the log, not a traceback per attempt.
@@ -91,7 +91,6 @@ class EmailActivities:
                     raise ApplicationError(
                         str(error), type="SmtpTransientError", category=ApplicationErrorCategory.BENIGN
                     ) from None
-            todo.pop(0)
         return result
 
     @activity.defn(name=SEND_STATUS_EMAILS)
@@ -164,8 +163,9 @@ class EmailActivities:
         name = (shop and shop.sender_name) or sender.name
         return Address(display_name=name, addr_spec=str(address))
 
-    def cc_for(self, policy: EmailPolicy) -> list[str]:
-        addresses = [*(self.settings.sender.cc if policy.cc else []), *policy.extra_cc]
+    def cc_for(self, policy: EmailPolicy | None) -> list[str]:
+        """S4: the sender's Cc list where the policy asks for it (always for the test email, `policy` None)."""
+        addresses = [*(self.settings.sender.cc if policy is None or policy.cc else []), *(policy.extra_cc if policy else [])]
         return list(dict.fromkeys(str(a) for a in addresses))
 
     async def _deliver(
@@ -201,6 +201,5 @@ class EmailActivities:
         }
         rendered = self.renderer.render("smtp_test", [self.settings.default_language, "en"], variables)
         msg_id = f"<smtp-test.{now.strftime('%Y%m%dT%H%M%S%f')}@{sender.domain}>"
-        cc = list(dict.fromkeys(str(a) for a in self.settings.sender.cc))
-        await self._deliver(rendered, sender, [to], cc, msg_id, now)
+        await self._deliver(rendered, sender, [to], self.cc_for(None), msg_id, now)
         return rendered.subject, msg_id

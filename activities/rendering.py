@@ -61,9 +61,6 @@ class TemplateRenderer:
             auto_reload=False,
         )
 
-    def languages(self) -> list[str]:
-        return sorted(p.name for p in self.template_dir.iterdir() if p.is_dir() and not p.name.startswith(("_", ".")))
-
     def render(self, template: str, languages: Iterable[str], context: Mapping[str, Any]) -> RenderedEmail:
         """Render `template` in the first of `languages` that has it (order's, shop's, print room's)."""
         tried = list(dict.fromkeys(languages))

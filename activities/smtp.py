@@ -46,10 +46,10 @@ def tls_context(settings: SmtpSettings) -> ssl.SSLContext | None:
     return context
 
 
-def certificate_advice(settings: SmtpSettings) -> str:
+def certificate_advice(settings: SmtpSettings, error: ssl.SSLCertVerificationError) -> str:
     return (
         f"the certificate of {settings.host} is not trusted; set smtp.ca_file to the CA that signed it, "
-        "or smtp.allow_self_signed = true for a self-signed one"
+        f"or smtp.allow_self_signed = true for a self-signed one ({error.verify_message})"
     )
 
 
@@ -129,8 +129,6 @@ class SmtpTransport:
                 f"({_reply(error.code, error.message)}); check smtp.username and the password",
                 permanent=True,
             ) from None
-        except aiosmtplib.SMTPNotSupported as error:
-            raise DeliveryError(f"{self.server}: {error}; check smtp.security", permanent=True) from None
         except aiosmtplib.SMTPResponseException as error:
             permanent = error.code >= 500
             advice = "fix the settings or the address" if permanent else "it will be retried"
@@ -139,9 +137,9 @@ class SmtpTransport:
             ) from None
         except (aiosmtplib.SMTPException, OSError) as error:
             if (bad := certificate_error(error)) is not None:
-                raise DeliveryError(f"{certificate_advice(self.settings)} ({bad.verify_message})", permanent=True) from None
-            if isinstance(error, aiosmtplib.SMTPException) and "not supported" in str(error):
-                # aiosmtplib says so for AUTH or STARTTLS missing on the server: a settings mismatch.
+                raise DeliveryError(certificate_advice(self.settings, bad), permanent=True) from None
+            if isinstance(error, aiosmtplib.SMTPNotSupported) or "not supported" in str(error):
+                # AUTH or STARTTLS missing on the server (aiosmtplib raises either kind): a settings mismatch.
                 raise DeliveryError(f"{self.server}: {error}; check smtp.security", permanent=True) from None
             if data_sent:  # a definite reply would have been an SMTPResponseException: this is silence
                 raise DeliveryError(

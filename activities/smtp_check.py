@@ -66,7 +66,7 @@ async def check_connection(settings: SmtpSettings) -> list[Step]:
         except (aiosmtplib.SMTPException, OSError) as error:
             if settings.security == "tls":
                 if (bad := certificate_error(error)) is not None:
-                    return [*steps, Step("tls", False, f"{certificate_advice(settings)} ({bad.verify_message})")]
+                    return [*steps, Step("tls", False, certificate_advice(settings, bad))]
                 if isinstance(error.__cause__, ssl.SSLError):
                     advice = "is this port implicit TLS? For port 587 use smtp.security = 'starttls'"
                     return [*steps, Step("tls", False, f"TLS handshake failed ({error.__cause__.reason}); {advice}")]
@@ -85,7 +85,7 @@ async def check_connection(settings: SmtpSettings) -> list[Step]:
                 await client.starttls(tls_context=context)
             except (aiosmtplib.SMTPException, OSError) as error:
                 bad = certificate_error(error)
-                detail = f"{certificate_advice(settings)} ({bad.verify_message})" if bad else f"STARTTLS failed: {error}"
+                detail = certificate_advice(settings, bad) if bad else f"STARTTLS failed: {error}"
                 return [*steps, Step("tls", False, detail)]
             steps.append(Step("tls", True, _describe_tls(client, settings)))
 
