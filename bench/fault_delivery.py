@@ -21,44 +21,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 from bench.order_emails import TRIGGERS, compile_project, free_port, start_temporal  # noqa: E402
+from bench.sink import SinkProcess  # noqa: E402
 from printroom.dev import wait_for_temporal  # noqa: E402
 from printroom.models import OrderState  # noqa: E402
 from workflows.order import OrderWorkflow  # noqa: E402
 
-HERE = Path(__file__).resolve().parent
 
 
-class Sink:
+class Sink(SinkProcess):
     """The SMTP server, a process of its own so that it can be stopped and started again on the same port."""
 
     def __init__(self, port: int) -> None:
-        self.port = port
+        super().__init__(port, self._arrived)
         self.received: list[str] = []
         self.arrivals: dict[str, list[float]] = {}
-        self.process: asyncio.subprocess.Process | None = None
-        self._reader: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable, str(HERE / "sink.py"), str(self.port),
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        assert self.process.stdout is not None
-        assert (await self.process.stdout.readline()).strip() == b"ready"
-        self._reader = asyncio.create_task(self._read(self.process.stdout))
-
-    async def _read(self, stream: asyncio.StreamReader) -> None:
-        while line := await stream.readline():
-            message_id, _ = line.decode().rsplit(" ", 1)
-            self.received.append(message_id)
-            self.arrivals.setdefault(message_id, []).append(time.monotonic())
-
-    async def stop(self) -> None:
-        assert self.process is not None and self.process.stdin is not None
-        self.process.stdin.close()
-        await self.process.wait()
-        if self._reader:
-            await self._reader
+    def _arrived(self, message_id: str, when: float) -> None:
+        self.received.append(message_id)
+        self.arrivals.setdefault(message_id, []).append(when)
 
 
 class WorkerProcess:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ from temporalio.client import Client  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
 from bench.bare_workflow import BareEmailWorkflow, BareSender  # noqa: E402
+from bench.sink import SinkProcess  # noqa: E402
 from printroom.dev import temporal_command, wait_for_temporal  # noqa: E402
 from printroom.settings import Settings  # noqa: E402
 from worker.main import build_worker  # noqa: E402
@@ -35,7 +35,7 @@ TRIGGERS = (("accept", "order_accepted"), ("start_production", "order_in_product
 
 
 class Arrivals:
-    """Reads the sink process's `<Message-ID> <monotonic>` lines and resolves whoever waits for that message."""
+    """Resolves whoever waits for a message when the sink process reports it."""
 
     def __init__(self) -> None:
         self.waiters: dict[str, asyncio.Future[float]] = {}
@@ -45,12 +45,10 @@ class Arrivals:
         self.waiters[message_id] = future
         return future
 
-    async def follow(self, stream: asyncio.StreamReader) -> None:
-        while line := await stream.readline():
-            message_id, arrived = line.decode().rsplit(" ", 1)
-            future = self.waiters.pop(message_id, None)
-            if future is not None and not future.done():
-                future.set_result(float(arrived))
+    def arrived(self, message_id: str, when: float) -> None:
+        future = self.waiters.pop(message_id, None)
+        if future is not None and not future.done():
+            future.set_result(when)
 
 
 @dataclass
@@ -206,14 +204,9 @@ async def main(orders: int, in_flight: int) -> None:
     compile_project()
     smtp_port = free_port()
     server, address, log_file = start_temporal(Path(tempfile.mkdtemp(prefix="printroom-bench-")))
-    sink_process = await asyncio.create_subprocess_exec(
-        sys.executable, str(Path(__file__).with_name("sink.py")), str(smtp_port),
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    assert sink_process.stdout is not None and sink_process.stdin is not None
-    assert (await sink_process.stdout.readline()).strip() == b"ready"
     sink = Arrivals()
-    follower = asyncio.create_task(sink.follow(sink_process.stdout))
+    sink_process = SinkProcess(smtp_port, sink.arrived)
+    await sink_process.start()
     try:
         client = await wait_for_temporal(server, address, log_file)
         run = uuid.uuid4().hex[:6]
@@ -230,9 +223,7 @@ async def main(orders: int, in_flight: int) -> None:
         ]
         bare, ours = Figures.pooled(legs[0], legs[3]), Figures.pooled(legs[1], legs[2])
     finally:
-        follower.cancel()
-        sink_process.stdin.close()
-        await sink_process.wait()
+        await sink_process.stop()
         server.terminate()
         server.wait(timeout=15)
 

@@ -12,7 +12,6 @@ import socket
 import sys
 from pathlib import Path
 
-import pytest
 
 from printroom.binaries import temporal_binary
 from printroom.capture import SmtpCapture
@@ -92,7 +91,7 @@ async def test_the_worker_refuses_an_unreachable_temporal_service_with_a_clear_m
     )  # fmt: skip
     output, _ = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 1
-    assert f"printroom worker: Failed client connect" in output.decode()
+    assert "printroom worker: Failed client connect" in output.decode()
     assert f"127.0.0.1:{port}" in output.decode()
 
 

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import trustme
-from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.deliveries import DeliveryLog
