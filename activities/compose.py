@@ -1,61 +1,74 @@
-"""Pure composition: an order and a trigger become template variables, and a rendered email a MIME message."""
+"""Pure composition: a rendered email, its inline images and attachments become the bytes of one MIME message."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from email import policy
+from email import encoders, policy
 from email.charset import QP, Charset
 from email.header import Header
 from email.headerregistry import Address
+from email.mime.base import MIMEBase
+from email.mime.image import MIMEImage
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.utils import format_datetime, formataddr
-from typing import Any
 
 from activities.rendering import RenderedEmail
-from printroom.models import Audience, Money, StatusEmailRequest
+from printroom.models import Audience, StatusEmailRequest
 
 
-def format_money(money: Money | None, amount: Any = None) -> str:
-    if money is None:
-        return ""
-    return f"{(money.amount if amount is None else amount):.2f} {money.currency}"
+@dataclass(frozen=True)
+class FilePart:
+    """An inline image (shown by the HTML through cid:`name`) or an attachment; bytes read by the caller."""
 
-
-def template_variables(
-    request: StatusEmailRequest, audience: Audience, *, print_room_name: str, order_url: str
-) -> dict[str, Any]:
-    """The variables a template may use; names are those a print room writes between % signs."""
-    order = request.order
-    return {
-        "OrderNumber": order.id,
-        "OrderStatus": request.status,
-        "PreviousStatus": request.previous_status or "",
-        "OrderLink": order_url,
-        "ShopName": order.shop,
-        "CustomerName": order.customer.name,
-        "CustomerEmail": str(order.customer.email),
-        "Price": format_money(order.price),
-        "BudgetLimit": format_money(order.price, order.budget.limit) if order.budget and order.price else "",
-        "ChangedBy": request.by,
-        "Comment": request.comment,
-        "PrintRoomName": print_room_name,
-        "Audience": audience,
-        "Jobs": [
-            {"JobId": j.id, "JobName": j.name, "Product": j.product, "Quantity": j.quantity or ""} for j in order.jobs
-        ],
-    }
+    name: str
+    filename: str
+    content_type: str
+    data: bytes
 
 
 _UNSAFE_IN_MESSAGE_ID = re.compile(r"[^A-Za-z0-9._-]")
 
 
-def message_id(request: StatusEmailRequest, audience: Audience, domain: str) -> str:
-    """Deterministic per order, trigger occurrence and audience, so a retried send can be recognised."""
-    parts = (request.order.id, request.email_trigger, str(request.occurrence), audience)
+def _message_id(order_id: str, email_trigger: str, occurrence: int, audience: Audience, domain: str) -> str:
+    parts = (order_id, email_trigger, str(occurrence), audience)
     local = ".".join(_UNSAFE_IN_MESSAGE_ID.sub(lambda m: f"={ord(m.group()):02X}", p) for p in parts)
     return f"<{local}@{domain}>"
+
+
+def message_id(request: StatusEmailRequest, audience: Audience, domain: str) -> str:
+    """Deterministic per order, trigger occurrence and audience, so a retried send can be recognised."""
+    return _message_id(request.order.id, request.email_trigger, request.occurrence, audience, domain)
+
+
+# The first email each audience gets about an order; every later one replies to it, so they form one thread.
+THREAD_STARTERS: dict[Audience, str] = {
+    "customer": "order_received",
+    "operators": "order_received_operator",
+    "approvers": "approval_requested",
+}
+
+
+def thread_references(request: StatusEmailRequest, audience: Audience, domain: str) -> list[str]:
+    """References of one order's thread: its first email's Message-ID (deterministic, so nothing to look up).
+    Mail clients thread on it even when that first email was switched off and never sent."""
+    first = _message_id(request.order.id, THREAD_STARTERS[audience], 1, audience, domain)
+    return [] if first == message_id(request, audience, domain) else [first]
+
+
+_CID = re.compile(r"""(["'(]\s*)cid:([A-Za-z][A-Za-z0-9_-]*)(?=\s*["')])""")
+
+
+def referenced_images(html: str) -> list[str]:
+    """The image names an HTML body shows with src="cid:NAME", in order of first use."""
+    return list(dict.fromkeys(m.group(2) for m in _CID.finditer(html)))
+
+
+def _content_id(name: str, domain: str) -> str:
+    return f"{name}@{domain}"
 
 
 _UTF8 = Charset("utf-8")
@@ -72,13 +85,45 @@ def build_message(
     date: datetime,
     cc: list[str] | None = None,
     reply_to: str | None = None,
+    references: Sequence[str] = (),
+    images: Sequence[FilePart] = (),
+    attachments: Sequence[FilePart] = (),
 ) -> bytes:
-    """A multipart/alternative message, as the bytes that go on the wire (CRLF line ends).
+    """The bytes that go on the wire (CRLF line ends): text and HTML as multipart/alternative, inside
+    multipart/related with the images the HTML shows, inside multipart/mixed with the attachments.
 
     The compat32 classes build it three times faster than EmailMessage (0.9 ms against 2.8 ms here),
     with the same result for a mail client: RFC 2047 encoded headers, quoted-printable UTF-8 parts.
     """
-    message = MIMEMultipart("alternative")
+    domain = message_id.rpartition("@")[2].rstrip(">")
+    html = rendered.html
+    if images:
+        # cid:logo in the template; a Content-ID is an addr-spec, so the part and the HTML say cid:logo@domain.
+        names = {image.name for image in images}
+        html = _CID.sub(lambda m: f"{m.group(1)}cid:{_content_id(m.group(2), domain) if m.group(2) in names else m.group(2)}", html)
+    alternative = MIMEMultipart("alternative")
+    alternative.attach(MIMEText(rendered.text, "plain", _UTF8))
+    alternative.attach(MIMEText(html, "html", _UTF8))
+    body: MIMEBase = alternative
+    if images:
+        body = MIMEMultipart("related", type="multipart/alternative")
+        body.attach(alternative)
+        for image in images:
+            part = MIMEImage(image.data, image.content_type.partition("/")[2])
+            part["Content-ID"] = f"<{_content_id(image.name, domain)}>"
+            part.add_header("Content-Disposition", "inline", filename=image.filename)
+            body.attach(part)
+    message = body
+    if attachments:
+        message = MIMEMultipart("mixed")
+        message.attach(body)
+        for attachment in attachments:
+            part = MIMEBase(*attachment.content_type.split("/", 1))
+            part.set_payload(attachment.data)
+            encoders.encode_base64(part)
+            filename = attachment.filename if attachment.filename.isascii() else ("utf-8", "", attachment.filename)
+            part.add_header("Content-Disposition", "attachment", filename=filename)
+            message.attach(part)
     message["From"] = formataddr((sender.display_name, sender.addr_spec), charset="utf-8")
     message["To"] = ", ".join(to)
     if cc:
@@ -89,8 +134,9 @@ def build_message(
     message["Subject"] = Header(subject, "us-ascii" if subject.isascii() else "utf-8", header_name="Subject")
     message["Date"] = format_datetime(date)
     message["Message-ID"] = message_id
+    if references:
+        message["In-Reply-To"] = references[-1]
+        message["References"] = " ".join(references)
     message["Content-Language"] = rendered.language
     message["Auto-Submitted"] = "auto-generated"
-    message.attach(MIMEText(rendered.text, "plain", _UTF8))
-    message.attach(MIMEText(rendered.html, "html", _UTF8))
     return message.as_bytes(policy=_WIRE)

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timezone
-from email.headerregistry import Address
-from email.utils import format_datetime
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
-from activities.compose import build_message, message_id, template_variables
+from activities.assemble import AssembledEmail, EmailAssembler
 from activities.deliveries import DeliveryLog
-from activities.rendering import RenderedEmail, TemplateError, TemplateRenderer
+from activities.documents import AttachmentError, DocumentStore
+from activities.rendering import TemplateError, TemplateRenderer
 from activities.smtp import Delivery, DeliveryError, SmtpTransport
+from activities.variables import SMTP_TEST, EmailContext
 from printroom.models import (
     SEND_STATUS_EMAIL,
     SEND_STATUS_EMAILS,
@@ -32,12 +32,19 @@ class EmailActivities:
     """Dependencies are injected by the worker, so tests run the same class against their own servers."""
 
     def __init__(
-        self, settings: Settings, renderer: TemplateRenderer, transport: SmtpTransport, deliveries: DeliveryLog
+        self, settings: Settings, assembler: EmailAssembler, transport: SmtpTransport, deliveries: DeliveryLog
     ) -> None:
         self.settings = settings
-        self.renderer = renderer
+        self.assembler = assembler
         self.transport = transport
         self.deliveries = deliveries
+
+    @classmethod
+    def from_settings(cls, settings: Settings, transport: SmtpTransport | None = None) -> EmailActivities:
+        """Production wiring: customised templates over shipped ones, the document store, the delivery records."""
+        renderer = TemplateRenderer(settings.templates.override_dir)
+        assembler = EmailAssembler(settings, renderer, DocumentStore(settings.documents))
+        return cls(settings, assembler, transport or SmtpTransport(settings.smtp), DeliveryLog(settings.deliveries_dir))
 
     def recipients(self, request: StatusEmailRequest) -> tuple[dict[Audience, list[str]], list[str]]:
         """Who gets this email trigger under the settings (E1), and why anyone who could have did not."""
@@ -77,7 +84,7 @@ class EmailActivities:
         for position, audience in enumerate(order):
             try:
                 result.sent.append(await self._send_one(request, audience, audiences[audience], result.notes))
-            except DeliveryError as error:
+            except (DeliveryError, AttachmentError) as error:
                 if error.permanent:
                     result.failed.append(FailedDelivery(audience=audience, error=str(error)))
                 elif result.sent or result.failed:
@@ -89,7 +96,7 @@ class EmailActivities:
                     info = activity.info()
                     activity.logger.warning("%s (attempt %d, retried with backoff)", error, info.attempt)
                     raise ApplicationError(
-                        str(error), type="SmtpTransientError", category=ApplicationErrorCategory.BENIGN
+                        str(error), type=_TRANSIENT_TYPES[type(error)], category=ApplicationErrorCategory.BENIGN
                     ) from None
         return result
 
@@ -112,25 +119,19 @@ class EmailActivities:
 
     async def _send_one(self, request: StatusEmailRequest, audience: Audience, to: list[str], notes: list[str]) -> SentEmail:
         policy = self.settings.emails.for_trigger(request.email_trigger)
-        shop = self.settings.shop(request.order.shop)
-        languages = [l for l in (request.order.language, shop.default_language, self.settings.default_language) if l]
-        sender = self.sender_for(request.order.shop)
-        variables = template_variables(
-            request, audience, print_room_name=sender.display_name, order_url=shop.order_url.format(order_id=request.order.id)
-        )
         cc = self.cc_for(policy) if audience == "customer" else []
+        now = datetime.now(timezone.utc)
         try:
-            rendered = self.renderer.render(policy.template or request.email_trigger, languages, variables)
+            email = self.assembler.assemble(request, audience, to=to, cc=cc, now=now)
         except TemplateError as error:
             raise ApplicationError(str(error), type="TemplateError", non_retryable=True) from None
-        now = datetime.now(timezone.utc)
-        msg_id = message_id(request, audience, sender.domain)
-        trigger = request.email_trigger
+        msg_id, trigger = email.message_id, request.email_trigger
 
         def sent(accepted: list[str], subject: str) -> SentEmail:
             return SentEmail(
                 email_trigger=trigger, audience=audience, to=[a for a in accepted if a in to],
                 cc=[a for a in accepted if a in cc], subject=subject, message_id=msg_id, sent_at=now,
+                attachments=email.attachments,
             )  # fmt: skip
 
         if (earlier := self.deliveries.accepted(msg_id)) is not None:
@@ -144,9 +145,8 @@ class EmailActivities:
             )
         try:
             delivery = await self._deliver(
-                rendered, sender, to, cc, msg_id, now,
-                on_accepted=lambda d: self.deliveries.record(msg_id, d.accepted, rendered.subject),
-            )  # fmt: skip
+                email, on_accepted=lambda d: self.deliveries.record(msg_id, d.accepted, email.subject)
+            )
         except DeliveryError as error:
             # Nothing of ours reached the server: the next attempt is a clean one. An inherited claim stays
             # until an attempt succeeds and reports it, or the warning would die with this failed attempt.
@@ -154,52 +154,40 @@ class EmailActivities:
                 self.deliveries.release(msg_id)
             raise
         notes.extend(f"{trigger}: {addr} refused by the server: {why}" for addr, why in delivery.refused.items())
-        return sent(delivery.accepted, rendered.subject)
-
-    def sender_for(self, shop_name: str) -> Address:
-        """S1-S3: the print room's address and name, unless the order's shop has its own."""
-        shop, sender = self.settings.shops.get(shop_name), self.settings.sender
-        address = (shop and shop.sender_address) or sender.address
-        name = (shop and shop.sender_name) or sender.name
-        return Address(display_name=name, addr_spec=str(address))
+        return sent(delivery.accepted, email.subject)
 
     def cc_for(self, policy: EmailPolicy | None) -> list[str]:
         """S4: the sender's Cc list where the policy asks for it (always for the test email, `policy` None)."""
         addresses = [*(self.settings.sender.cc if policy is None or policy.cc else []), *(policy.extra_cc if policy else [])]
         return list(dict.fromkeys(str(a) for a in addresses))
 
-    async def _deliver(
-        self,
-        rendered: RenderedEmail,
-        sender: Address,
-        to: list[str],
-        cc: list[str],
-        msg_id: str,
-        now: datetime,
-        on_accepted: Callable[[Delivery], None] | None = None,
-    ) -> Delivery:
+    async def _deliver(self, email: AssembledEmail, on_accepted: Callable[[Delivery], None] | None = None) -> Delivery:
         settings = self.settings.sender
-        reply_to = str(settings.reply_to) if settings.reply_to else None
-        message = build_message(rendered, sender=sender, to=to, cc=cc, reply_to=reply_to, message_id=msg_id, date=now)
         envelope_from = str(settings.envelope_from or settings.address)
         return await self.transport.send(
-            message, envelope_from=envelope_from, recipients=[*to, *cc], on_accepted=on_accepted
+            email.data, envelope_from=envelope_from, recipients=[*email.to, *email.cc], on_accepted=on_accepted
         )
 
     async def send_test_email(self, to: str) -> tuple[str, str]:
         """S11: a real email through templates, sender, Cc and transport, saying which settings were used.
         Returns (subject, Message-ID); raises DeliveryError or TemplateError."""
-        smtp, now, sender = self.settings.smtp, datetime.now(timezone.utc), self.sender_for("default")
-        variables = {
-            "SmtpHost": smtp.host,
-            "SmtpPort": smtp.effective_port,
-            "SmtpSecurity": smtp.security,
-            "SmtpUser": smtp.username or "",
-            "PrintRoomName": sender.display_name,
-            "SenderAddress": sender.addr_spec,
-            "SentAt": format_datetime(now),
-        }
-        rendered = self.renderer.render("smtp_test", [self.settings.default_language, "en"], variables)
+        smtp, now = self.settings.smtp, datetime.now(timezone.utc)
+        sender = self.assembler.sender_for("default")
+        context = EmailContext(
+            language=self.settings.default_language,
+            print_room_name=sender.display_name or "",
+            sender_address=sender.addr_spec,
+            now=now,
+            smtp={"host": smtp.host, "port": smtp.effective_port, "security": smtp.security, "user": smtp.username or ""},
+        )
+        images = self.settings.images_for("default")
+        rendered, parts = self.assembler.render(SMTP_TEST, [self.settings.default_language, "en"], context, images)
         msg_id = f"<smtp-test.{now.strftime('%Y%m%dT%H%M%S%f')}@{sender.domain}>"
-        await self._deliver(rendered, sender, [to], self.cc_for(None), msg_id, now)
+        email = self.assembler.build(
+            rendered, sender=sender, to=[to], cc=self.cc_for(None), message_id=msg_id, now=now, images=parts
+        )
+        await self._deliver(email)
         return rendered.subject, msg_id
+
+
+_TRANSIENT_TYPES: dict[type[Exception], str] = {DeliveryError: "SmtpTransientError", AttachmentError: "AttachmentError"}

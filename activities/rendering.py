@@ -1,24 +1,25 @@
-"""Renders an email trigger's template, in the order's language, from a sandboxed, autoescaping, strict Jinja2."""
+"""Renders a template (customised, else shipped) in one language: subject, HTML with CSS inlined, plain text."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+import css_inline
 from inscriptis import get_text
 from inscriptis.model.config import ParserConfig
-from jinja2 import FileSystemLoader, StrictUndefined, TemplateNotFound
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined, TemplateNotFound, TemplateSyntaxError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup
 
+from activities.template_syntax import PercentVariables
+from activities.variables import JOB_NAMES, ORDER_NAMES
 from templates import DEFAULT_TEMPLATE_DIR
 
 _TEXT_CONFIG = ParserConfig(display_links=True)
-
-
 _TEXT_PARTS = re.compile(r"<!--text-->(.*?)<!--/text-->", re.S)
 
 
@@ -47,38 +48,95 @@ class RenderedEmail:
     template: str
 
 
-class TemplateRenderer:
-    """One per worker: compiled templates are cached, so rendering costs about a millisecond."""
+Origin = Literal["customised", "shipped"]
 
-    def __init__(self, template_dir: Path = DEFAULT_TEMPLATE_DIR) -> None:
-        self.template_dir = template_dir
-        self._env = SandboxedEnvironment(
-            loader=FileSystemLoader(template_dir),
+
+def template_file(template: str, language: str) -> str:
+    return f"{language}/{template}.html.j2"
+
+
+class TemplateRenderer:
+    """One per worker: compiled templates are cached, so a render costs well under a millisecond. A customised
+    template in `override_dir` (same layout as the shipped ones) wins over the shipped one of the same name."""
+
+    def __init__(self, override_dir: Path | None = None, default_dir: Path = DEFAULT_TEMPLATE_DIR) -> None:
+        self.override_dir, self.default_dir = override_dir, default_dir
+        loaders = [FileSystemLoader(d) for d in (override_dir, default_dir) if d is not None]
+        self._env = ImmutableSandboxedEnvironment(
+            loader=ChoiceLoader(loaders),
             autoescape=True,
             undefined=StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,
             auto_reload=False,
+            extensions=[PercentVariables],
+        )
+        self._env.order_variables, self._env.job_variables = ORDER_NAMES, JOB_NAMES  # type: ignore[attr-defined]
+        # <style> rules become style attributes: Gmail and Outlook ignore most of a <style> element.
+        self._inliner = css_inline.CSSInliner(load_remote_stylesheets=False, keep_style_tags=False)
+
+    def origin(self, template: str, language: str) -> Origin | None:
+        """Where the template for this language comes from, or None when there is none."""
+        name = template_file(template, language)
+        if self.override_dir is not None and (self.override_dir / name).is_file():
+            return "customised"
+        return "shipped" if (self.default_dir / name).is_file() else None
+
+    def language_for(self, template: str, languages: list[str]) -> str:
+        """T1: the first of `languages` (order's, shop's, print room's) that has this template."""
+        for language in languages:
+            if self.origin(template, language):
+                return language
+        where = self.override_dir or self.default_dir
+        raise TemplateError(
+            f"no template {template!r} in any of the languages {languages}; "
+            f"add {where / template_file(template, languages[-1] if languages else 'en')}"
         )
 
-    def render(self, template: str, languages: Iterable[str], context: Mapping[str, Any]) -> RenderedEmail:
-        """Render `template` in the first of `languages` that has it (order's, shop's, print room's)."""
-        tried = list(dict.fromkeys(languages))
-        for language in tried:
-            try:
-                compiled = self._env.get_template(f"{language}/{template}.html.j2")
-            except TemplateNotFound:
-                continue
-            values = {**context, "Language": language}
-            try:
-                html = compiled.render(values)
-                block = compiled.blocks["subject"](compiled.new_context(values))
-                # The subject is rendered HTML-escaped like the body; a header wants the plain text back.
-                subject = " ".join(Markup("".join(block)).unescape().split())
-            except Exception as error:  # jinja2 raises many kinds; all mean the same to the caller
-                raise TemplateError(f"template {template!r} ({language}) cannot be rendered: {error}") from error
-            text = plain_text(html)
-            return RenderedEmail(subject=subject, html=html, text=text, language=language, template=template)
-        raise TemplateError(
-            f"no template {template!r} in any of the languages {tried}; add {self.template_dir}/{tried[-1]}/{template}.html.j2"
-        )
+    def render(self, template: str, language: str, values: dict[str, Any]) -> RenderedEmail:
+        name = template_file(template, language)
+        try:
+            compiled = self._env.get_template(name)
+            source_html = compiled.render(values)
+            context = compiled.new_context(values)
+            # Subject and own text are rendered HTML-escaped like the body; a header or text part wants them back.
+            subject = " ".join(Markup("".join(compiled.blocks["subject"](context))).unescape().split())
+            own_text = ""
+            if "text" in compiled.blocks:
+                own_text = Markup("".join(compiled.blocks["text"](compiled.new_context(values)))).unescape().strip()
+        except Exception as error:  # jinja2 raises many kinds; all mean the template must be fixed
+            raise TemplateError(self.describe(error, template, language)) from error
+        if not subject:
+            raise TemplateError(f"{self._where(name)}: the subject is empty (a {{% block subject %}} is needed)")
+        html = self._inliner.inline(source_html)
+        text = own_text + "\n" if own_text else plain_text(source_html)
+        return RenderedEmail(subject=subject, html=html, text=text, language=language, template=template)
+
+    def describe(self, error: Exception, template: str, language: str) -> str:
+        """What an administrator needs: which file (customised or shipped), which line, what is wrong."""
+        file, line = template_file(template, language), None
+        if isinstance(error, TemplateSyntaxError):
+            file, line = error.name or file, error.lineno
+        elif isinstance(error, TemplateNotFound):
+            return f"{self._where(file)}: it includes {error.name}, which does not exist"
+        else:
+            for frame in reversed(traceback.extract_tb(error.__traceback__)):
+                if frame.filename.endswith(".j2"):
+                    file, line = self._relative(frame.filename), frame.lineno
+                    break
+        message = getattr(error, "message", None) or str(error)
+        at = f", line {line}" if line else ""
+        return f"{self._where(file)}{at}: {message}"
+
+    def _relative(self, filename: str) -> str:
+        path = Path(filename)
+        for base in (self.override_dir, self.default_dir):
+            if base is not None and path.is_relative_to(base):
+                return path.relative_to(base).as_posix()
+        return filename
+
+    def _where(self, file: str) -> str:
+        language, _, rest = file.partition("/")
+        template = rest.removesuffix(".html.j2") or file
+        origin = self.origin(template, language) if rest else None
+        return f"template {file} ({origin or 'layout'})"

@@ -1,4 +1,4 @@
-"""The `printroom` command: dev (embedded default), worker, settings check, diagram."""
+"""The `printroom` command: dev (embedded default), worker, settings, smtp, templates, diagram."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import os
 import sys
 
 from printroom.settings import Settings, SettingsError, load_settings, settings_path
+from printroom.template_admin import AdminError
 
 
 def _load(args: argparse.Namespace) -> Settings:
@@ -59,19 +60,88 @@ def cmd_smtp_test(args: argparse.Namespace) -> int:
 
 
 def cmd_smtp_send_test(args: argparse.Namespace) -> int:
-    from activities.deliveries import DeliveryLog
     from activities.email import EmailActivities
-    from activities.rendering import TemplateError, TemplateRenderer
-    from activities.smtp import DeliveryError, SmtpTransport
+    from activities.rendering import TemplateError
+    from activities.smtp import DeliveryError
 
     settings = _load(args)
-    emails = EmailActivities(settings, TemplateRenderer(), SmtpTransport(settings.smtp), DeliveryLog(settings.deliveries_dir))
+    emails = EmailActivities.from_settings(settings)
     try:
         subject, message_id = asyncio.run(emails.send_test_email(args.to))
     except (DeliveryError, TemplateError) as error:
         print(f"printroom smtp send-test: not sent: {error}", file=sys.stderr)
         return 1
     print(f"sent {subject!r} to {args.to} (Message-ID {message_id}) through {settings.smtp.host}:{settings.smtp.effective_port}")
+    return 0
+
+
+def cmd_templates_check(args: argparse.Namespace) -> int:
+    from activities.template_check import check_templates
+
+    settings = _load(args)
+    problems = check_templates(settings)
+    for problem in problems:
+        print(problem)
+    where = f"{settings.templates.override_dir} over the shipped templates"
+    if problems:
+        print(f"{len(problems)} problem(s) in the templates ({where}); the worker will not start until they are fixed")
+        return 1
+    print(f"templates OK: every email in {', '.join(settings.languages)} ({where})")
+    return 0
+
+
+def cmd_templates_variables(args: argparse.Namespace) -> int:
+    from printroom.template_admin import variables_table
+
+    rows = variables_table(_load(args), args.template)
+    width = max(len(name) for name, _, _ in rows)
+    for name, description, example in rows:
+        print(f"{name:<{width}}  {description}" + (f"  (e.g. {example})" if example else ""))
+    print("\nA literal percent sign stays as written (100% recycled); %% writes one where a word follows.")
+    return 0
+
+
+def cmd_templates_preview(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from activities.documents import AttachmentError
+    from activities.rendering import TemplateError
+    from printroom.template_admin import html_for_browser, load_order, preview
+
+    settings, out = _load(args), Path(args.out)
+    if out.suffix not in (".html", ".eml"):
+        print("printroom templates preview: --out must end in .html (for a browser) or .eml (for a mail client)", file=sys.stderr)
+        return 2
+    try:
+        email = preview(settings, args.trigger, args.lang, order=load_order(args.order and Path(args.order)), audience=args.audience)
+    except (TemplateError, AttachmentError) as error:
+        print(f"printroom templates preview: {error}", file=sys.stderr)
+        return 1
+    out.write_bytes(email.data) if out.suffix == ".eml" else out.write_text(html_for_browser(email), encoding="utf-8")
+    rendered = email.rendered
+    print(f"{out}: {args.trigger} to the {args.audience}, in {rendered.language} ({rendered.template} template)")
+    print(f"  Subject: {rendered.subject}")
+    if email.attachments:
+        print(f"  Attachments: {', '.join(email.attachments)}")
+    return 0
+
+
+def cmd_templates_customize(args: argparse.Namespace) -> int:
+    from printroom.template_admin import customize
+
+    path = customize(_load(args), args.template, args.lang)
+    print(f"{path}: edit this copy; it replaces the shipped template. Then run `printroom templates check`")
+    print("and restart the worker. `printroom templates reset` removes it again.")
+    return 0
+
+
+def cmd_templates_reset(args: argparse.Namespace) -> int:
+    from printroom.template_admin import reset
+
+    removed = reset(_load(args), args.template, args.lang)
+    for path in removed:
+        print(f"removed {path}")
+    print(f"{args.template}: the shipped template applies" + (" (nothing was customised)" if not removed else "; restart the worker"))
     return 0
 
 
@@ -104,6 +174,29 @@ def parser() -> argparse.ArgumentParser:
     send_test = smtp.add_parser("send-test", help="send a real email that lists the settings used")
     send_test.add_argument("--to", required=True, help="the address to send it to")
     send_test.set_defaults(run=cmd_smtp_send_test)
+    templates = sub.add_parser("templates", help="email templates: check, list variables, preview, customise, reset")
+    actions = templates.add_subparsers(dest="action", required=True)
+    actions.add_parser("check", help="every email in every active language; lists each problem, exit 1 if any").set_defaults(
+        run=cmd_templates_check
+    )
+    variables = actions.add_parser("variables", help="the %%Name%% variables, with a description and an example")
+    variables.add_argument("template", nargs="?", help="only the variables this template may use")
+    variables.set_defaults(run=cmd_templates_variables)
+    preview = actions.add_parser("preview", help="render an email exactly as it would be sent")
+    preview.add_argument("trigger", help="the email trigger, e.g. order_accepted")
+    preview.add_argument("--lang", required=True, help="the order's language, e.g. fr")
+    preview.add_argument("--order", help="an order JSON file (default: a sample order)")
+    preview.add_argument("--audience", default="customer", choices=["customer", "operators", "approvers"])
+    preview.add_argument("--out", required=True, help="FILE.html to open in a browser, FILE.eml for a mail client")
+    preview.set_defaults(run=cmd_templates_preview)
+    customise = actions.add_parser("customize", help="copy a shipped template into the override directory to edit it")
+    customise.add_argument("template")
+    customise.add_argument("--lang", required=True)
+    customise.set_defaults(run=cmd_templates_customize)
+    reset = actions.add_parser("reset", help="remove a customised template: the shipped default applies again")
+    reset.add_argument("template")
+    reset.add_argument("--lang", help="only this language (default: every active language)")
+    reset.set_defaults(run=cmd_templates_reset)
     diagram = sub.add_parser("diagram", help="print a state machine as a Mermaid diagram")
     diagram.add_argument("machine", choices=["order"])
     diagram.set_defaults(run=cmd_diagram)
@@ -120,6 +213,9 @@ def main(argv: list[str] | None = None) -> None:
         code = args.run(args)
     except SettingsError as error:
         print(f"printroom: {error}", file=sys.stderr)
+        code = 2
+    except AdminError as error:
+        print(f"printroom {args.command} {getattr(args, 'action', '')}: {error}", file=sys.stderr)
         code = 2
     except KeyboardInterrupt:
         code = 130

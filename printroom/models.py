@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from pathlib import PurePosixPath
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints, ValidationError
 
 NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Text = Annotated[str, StringConstraints(max_length=2000)]
@@ -40,15 +41,26 @@ class Budget(_Public):
     approvers: list[EmailStr] = []
 
 
+def _relative_reference(value: str) -> str:
+    """A file reference names a file inside the document store: relative, no `..`, no backslash tricks."""
+    path = PurePosixPath(value)
+    if not value or path.is_absolute() or ".." in path.parts or "\\" in value or "\0" in value or value.endswith("/"):
+        raise ValueError(f"{value!r} must be a file path relative to the document store, without '..'")
+    return value
+
+
+DocumentReference = Annotated[str, StringConstraints(max_length=500), AfterValidator(_relative_reference)]
+
+
 class Job(_Public):
     id: NonEmpty
     name: Annotated[str, StringConstraints(max_length=200)] = ""
     product: Annotated[str, StringConstraints(max_length=200)] = ""
     quantity: int | None = Field(default=None, ge=1)
     # File references, relative to the configured document store; never file contents.
-    document: str | None = None
-    ticket: str | None = None
-    preflight_report: str | None = None
+    document: DocumentReference | None = None
+    ticket: DocumentReference | None = None
+    preflight_report: DocumentReference | None = None
 
 
 class Order(_Public):
@@ -59,6 +71,9 @@ class Order(_Public):
     price: Money | None = None
     budget: Budget | None = None
     jobs: list[Job] = Field(min_length=1)
+    # When the customer ordered, and when it is due: shown in emails (%OrderDate%, %DueDate%) when given.
+    ordered_at: datetime | None = None
+    due_date: date | None = None
 
     @property
     def over_budget(self) -> bool:
@@ -98,6 +113,8 @@ class StatusEmailRequest(BaseModel):
     previous_status: str | None = None
     by: str = ""
     comment: str = ""
+    # When the status changed (workflow time): %StatusDate%. None in requests recorded before it existed.
+    changed_at: datetime | None = None
     # Only these audiences (a retry after some were already sent); None: everyone the policy names.
     audiences: list[Audience] | None = None
 
@@ -110,6 +127,8 @@ class SentEmail(BaseModel):
     subject: str
     message_id: str
     sent_at: datetime
+    # The file names attached from the document store (T8).
+    attachments: list[str] = []
 
 
 class FailedDelivery(BaseModel):

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, SecretStr, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, SecretStr, StringConstraints, ValidationError, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings import SettingsError as EnvDecodeError
 
@@ -27,6 +28,9 @@ def _split_addresses(value: Any) -> Any:
 
 # NoDecode: from an environment variable the raw `a@x; b@y` reaches the splitter instead of a JSON parser.
 AddressList = Annotated[list[EmailStr], NoDecode, BeforeValidator(_split_addresses)]
+
+
+Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[A-Za-z]{2})?$")]
 
 
 class _Section(BaseModel):
@@ -105,6 +109,27 @@ class TemporalSettings(_Section):
     api_key: SecretStr | None = None
 
 
+MAX_IMAGE_BYTES = 1_000_000
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp"}
+
+
+def _check_images(images: dict[str, Path]) -> dict[str, Path]:
+    """Embedded images are read for every email: they must exist now, be an image, and stay small."""
+    for name, path in images.items():
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", name):
+            raise ValueError(f"image name {name!r}: letters, digits, '-' and '_' only (templates write cid:{name})")
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            raise ValueError(f"image {name} = {path}: not a {'/'.join(sorted(IMAGE_SUFFIXES))} file")
+        if not path.is_file():
+            raise ValueError(f"image {name} = {path}: file does not exist")
+        if path.stat().st_size > MAX_IMAGE_BYTES:
+            raise ValueError(f"image {name} = {path}: {path.stat().st_size} bytes, over {MAX_IMAGE_BYTES} (make it smaller)")
+    return images
+
+
+ImageFiles = Annotated[dict[str, Path], AfterValidator(_check_images)]
+
+
 class ShopSettings(_Section):
     """A web shop: where its customers see an order, the language its emails default to, its own sender (S2)."""
 
@@ -112,6 +137,8 @@ class ShopSettings(_Section):
     default_language: str | None = None
     sender_address: EmailStr | None = None
     sender_name: str | None = None
+    # This shop's own images, e.g. its logo: they replace the print room's of the same name.
+    images: ImageFiles = {}
 
     @model_validator(mode="after")
     def _url_has_order_id(self) -> ShopSettings:
@@ -121,6 +148,7 @@ class ShopSettings(_Section):
 
 
 Send = Literal["never", "always", "on_customer_request"]
+AttachmentKind = Literal["document", "ticket", "preflight_report"]
 
 
 class EmailPolicy(_Section):
@@ -131,6 +159,8 @@ class EmailPolicy(_Section):
     to_operators: bool = False
     to_approvers: bool = False
     template: str | None = None
+    # T8: files attached from the document store, for each job of the order that names one.
+    attachments: list[AttachmentKind] = []
     # Add the sender's Cc list to the customer's email, and/or these addresses.
     cc: bool = False
     extra_cc: AddressList = []
@@ -179,6 +209,29 @@ class EmailPolicies(_Section):
         return self.policies[email_trigger]
 
 
+class TemplateSettings(_Section):
+    """T3, T7: where the print room's customised templates live, and the images its emails embed."""
+
+    # Customised templates, same layout as the shipped ones (<lang>/<trigger>.html.j2); they win over them.
+    override_dir: Path = Path("custom-templates")
+    # name -> image file, embedded in the email (templates write <img src="cid:NAME">; %Logo% uses "logo").
+    images: ImageFiles = {}
+
+
+class DocumentSettings(_Section):
+    """T8, A2: the document store that orders' file references are relative to, and how big attachments may be."""
+
+    root: Path | None = None
+    max_file_mb: float = Field(default=10, gt=0, le=100)
+    max_total_mb: float = Field(default=20, gt=0, le=100)
+
+    @model_validator(mode="after")
+    def _root_exists(self) -> DocumentSettings:
+        if self.root is not None and not self.root.is_dir():
+            raise ValueError(f"root {self.root} is not a directory")
+        return self
+
+
 class DevSettings(_Section):
     """The embedded default of `printroom dev`: local ports and where its files go."""
 
@@ -195,11 +248,15 @@ class Settings(BaseSettings):
 
     sender: SenderSettings = SenderSettings()
     operators: AddressList = ["operators@example.com"]
-    default_language: str = "en"
+    # T2: the languages emails are written in; `printroom templates check` wants every trigger in each.
+    languages: list[Language] = Field(default=["en", "fr", "de"], min_length=1)
+    default_language: Language = "en"
     smtp: SmtpSettings = SmtpSettings()
     temporal: TemporalSettings = TemporalSettings()
     shops: dict[str, ShopSettings] = {"default": ShopSettings()}
     emails: EmailPolicies = EmailPolicies()
+    templates: TemplateSettings = TemplateSettings()
+    documents: DocumentSettings = DocumentSettings()
     # Which messages the SMTP server accepted (exactly once): shared by every worker of the print room.
     deliveries_dir: Path = Path("var/deliveries")
     dev: DevSettings = DevSettings()
@@ -216,8 +273,25 @@ class Settings(BaseSettings):
         # The file's content arrives as init values; environment variables win over it.
         return (env_settings, init_settings)
 
+    @model_validator(mode="after")
+    def _languages_active(self) -> Settings:
+        named = {"default_language": self.default_language}
+        named |= {f"shops.{n}.default_language": s.default_language for n, s in self.shops.items() if s.default_language}
+        for field, language in named.items():
+            if language not in self.languages:
+                raise ValueError(f"{field} {language!r} is not one of the active languages {self.languages}")
+        return self
+
     def shop(self, name: str) -> ShopSettings:
         return self.shops.get(name) or self.shops.get("default") or ShopSettings()
+
+    def languages_for(self, order_language: str | None, shop_name: str) -> list[str]:
+        """T1: the order's language, then its shop's default, then the print room's; active languages only."""
+        candidates = (order_language, self.shop(shop_name).default_language, self.default_language)
+        return [l for l in dict.fromkeys(candidates) if l and l in self.languages]
+
+    def images_for(self, shop_name: str) -> dict[str, Path]:
+        return {**self.templates.images, **self.shop(shop_name).images}
 
 
 class SettingsError(Exception):

@@ -126,6 +126,7 @@ def settings(smtp: SmtpCapture, tmp_path: Path) -> Settings:
         operators=["ops@example.com"],
         smtp={"host": "127.0.0.1", "port": smtp.port, "timeout_seconds": 5},
         shops={"default": {"order_url": "https://shop.example.com/orders/{order_id}"}},
+        templates={"override_dir": tmp_path / "custom-templates"},
     )
 
 

@@ -1,101 +1,229 @@
-"""Composition on its own: template + order -> the bytes of a MIME message. No network."""
+"""Composition on its own: settings + template + order -> the bytes of a MIME message. No network, no Temporal."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from email import message_from_bytes, policy
-from email.headerregistry import Address
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from activities.compose import build_message, message_id, template_variables
+from activities.assemble import AssembledEmail, EmailAssembler
+from activities.compose import message_id
+from activities.documents import DocumentStore
 from activities.rendering import TemplateError, TemplateRenderer
-from printroom.models import Order, StatusEmailRequest
+from printroom.models import Audience, Order, StatusEmailRequest
+from printroom.settings import Settings
 from statemachines.order import EMAIL_TRIGGERS
 from tests.conftest import sample_order
 
-RENDERER = TemplateRenderer()
+NOW = datetime(2026, 11, 28, 9, 30, tzinfo=timezone.utc)
+# The smallest valid PNG: what a logo file holds, byte for byte.
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
+)
 
 
-def request(trigger: str = "order_accepted", **order_changes) -> StatusEmailRequest:
+def make_settings(tmp_path: Path, **changes: Any) -> Settings:
+    base: dict[str, Any] = {
+        "sender": {"address": "printroom@example.com", "name": "Salle d'impression"},
+        "shops": {"default": {"order_url": "https://shop.example.com/orders/{order_id}"}},
+        "templates": {"override_dir": tmp_path / "custom-templates"},
+    }
+    return Settings(**{**base, **changes})
+
+
+def request(trigger: str = "order_accepted", **order_changes: Any) -> StatusEmailRequest:
     order = Order.model_validate(sample_order("PO-1001", **order_changes))
-    return StatusEmailRequest(order=order, email_trigger=trigger, status="accepted", by="Léa", comment="Livraison jeudi")
-
-
-def raw(req: StatusEmailRequest, languages=("fr", "en"), sender_name="Salle d'impression") -> bytes:
-    variables = template_variables(req, "customer", print_room_name=sender_name, order_url="https://shop/o/PO-1001")
-    rendered = RENDERER.render(req.email_trigger, languages, variables)
-    return build_message(
-        rendered,
-        sender=Address(sender_name, addr_spec="printroom@example.com"),
-        to=["marie@example.org"],
-        message_id=message_id(req, "customer", "example.com"),
-        date=datetime(2026, 11, 28, 9, 30, tzinfo=timezone.utc),
+    return StatusEmailRequest(
+        order=order, email_trigger=trigger, status="accepted", by="Léa", comment="Livraison jeudi", changed_at=NOW
     )
 
 
-def compose(req: StatusEmailRequest, languages=("fr", "en"), sender_name="Salle d'impression"):
-    return message_from_bytes(raw(req, languages, sender_name), policy=policy.default)
+def assemble(
+    settings: Settings, req: StatusEmailRequest, audience: Audience = "customer", to: list[str] | None = None
+) -> AssembledEmail:
+    assembler = EmailAssembler(settings, TemplateRenderer(settings.templates.override_dir), DocumentStore(settings.documents))
+    return assembler.assemble(req, audience, to=to or ["marie@example.org"], cc=[], now=NOW)
 
 
-def test_the_message_has_a_text_and_an_html_part_in_the_orders_language():
-    parsed = compose(request())
+def parse(email: AssembledEmail) -> EmailMessage:
+    return message_from_bytes(email.data, policy=policy.default)  # type: ignore[return-value]
+
+
+def text_of(parsed: EmailMessage) -> str:
+    return parsed.get_body(("plain",)).get_content().replace("\r\n", "\n")  # type: ignore[union-attr]
+
+
+def html_of(parsed: EmailMessage) -> str:
+    return parsed.get_body(("html",)).get_content()  # type: ignore[union-attr]
+
+
+def customise(settings: Settings, file: str, source: str) -> None:
+    path = settings.templates.override_dir / file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(source, encoding="utf-8")
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path)
+
+
+def test_the_message_has_a_text_and_an_html_part_in_the_orders_language(settings):
+    parsed = parse(assemble(settings, request()))
     assert parsed.get_content_type() == "multipart/alternative"
     assert [p.get_content_type() for p in parsed.iter_parts()] == ["text/plain", "text/html"]
     assert parsed["Subject"] == "Votre commande PO-1001 a été acceptée"
     assert parsed["Content-Language"] == "fr"
-    text = parsed.get_body(("plain",)).get_content().replace("\r\n", "\n")  # CRLF on the wire
+    text = text_of(parsed)
     assert text.startswith("Bonjour Marie Curie,\n")  # the body, not the layout's banner
     assert text.endswith("\n-- \nSalle d'impression · Vous recevez ce message au sujet de la commande PO-1001.\n")
     assert "Livraison jeudi" in text
-    assert "https://shop/o/PO-1001" in text
-    html = parsed.get_body(("html",)).get_content()
+    assert "https://shop.example.com/orders/PO-1001" in text
+    html = html_of(parsed)
     assert '<html lang="fr">' in html
-    assert '<a href="https://shop/o/PO-1001"' in html
+    assert 'href="https://shop.example.com/orders/PO-1001"' in html
 
 
-def test_a_language_without_templates_falls_back_to_the_next_one():
-    parsed = compose(request(language="pt"), languages=("pt", "en"))
-    assert parsed["Subject"] == "Your order PO-1001 has been accepted"
-    assert parsed["Content-Language"] == "en"
+def test_prices_dates_and_quantities_are_written_as_each_language_writes_them(settings):
+    req = request("order_shipped", jobs=[{"id": "J1", "name": "Flyers", "quantity": 1500}])
+    french = text_of(parse(assemble(settings, req)))
+    german = text_of(parse(assemble(settings, req.model_copy(update={"order": req.order.model_copy(update={"language": "de"})}))))
+    english = text_of(parse(assemble(settings, req.model_copy(update={"order": req.order.model_copy(update={"language": "en"})}))))
+    assert "expédiée le 28 novembre 2026" in french and re.search(r"240,00\s€", french) and re.search(r"1\s500", french)
+    assert "am 28. November 2026 versandt" in german and re.search(r"240,00\s€", german) and "1.500" in german
+    assert "shipped on November 28, 2026" in english and "€240.00" in english and "1,500" in english
 
 
-def test_a_non_ascii_display_name_is_encoded_and_reads_back_intact():
-    parsed = compose(request(), sender_name="Druckerei Müller")
-    assert parsed["From"].addresses[0].display_name == "Druckerei Müller"
-    data = raw(request(), sender_name="Druckerei Müller")
-    assert data.isascii()  # every header encoded, every part quoted-printable: safe through any relay
-    raw_from = next(line for line in data.split(b"\r\n") if line.startswith(b"From:"))
+def test_a_language_that_is_not_active_falls_back_to_the_shops_then_the_print_rooms(tmp_path):
+    settings = make_settings(
+        tmp_path,
+        languages=["en", "fr", "de"],
+        shops={"default": {"order_url": "https://s/{order_id}", "default_language": "de"}},
+    )
+    assert parse(assemble(settings, request(language="pt")))["Content-Language"] == "de"
+    no_shop_language = make_settings(tmp_path, languages=["en", "fr"], default_language="en")
+    assert parse(assemble(no_shop_language, request(language="de")))["Content-Language"] == "en"
+
+
+def test_a_template_missing_in_the_orders_language_falls_back_to_the_next_one(settings):
+    customise(settings, "fr/.keep", "")  # an empty override directory changes nothing
+    custom = settings.model_copy(update={"emails": type(settings.emails)(order_accepted={"template": "fancy"})})
+    customise(settings, "en/fancy.html.j2", '{% extends "en/_base.html.j2" %}{% block subject %}Fancy %OrderNumber%{% endblock %}')
+    parsed = parse(assemble(custom, request()))
+    assert parsed["Subject"] == "Fancy PO-1001" and parsed["Content-Language"] == "en"
+
+
+def test_css_is_inlined_so_mail_clients_that_drop_style_elements_keep_the_look(settings):
+    html = html_of(parse(assemble(settings, request())))
+    assert "<style" not in html
+    button = re.search(r'<a class="button"[^>]*>', html)
+    assert button and "background-color: #1e3a5f" in button.group() and "href=" in button.group()
+    assert re.search(r'<td class="banner" style="[^"]*font-weight: bold', html)
+
+
+def test_a_template_may_give_its_own_text_alternative(settings):
+    customise(
+        settings,
+        "fr/order_accepted.html.j2",
+        '{% extends "fr/_base.html.j2" %}{% block subject %}Acceptée{% endblock %}'
+        "{% block body %}<p>HTML %OrderNumber%</p>{% endblock %}"
+        "{% block text %}Texte brut pour %OrderNumber% & co{% endblock %}",
+    )
+    parsed = parse(assemble(settings, request()))
+    assert text_of(parsed) == "Texte brut pour PO-1001 & co\n"
+    assert "<p>HTML PO-1001</p>" in html_of(parsed)
+
+
+def test_the_per_job_block_repeats_for_each_job(settings):
+    jobs = [{"id": "J1", "name": "Flyers A5", "quantity": 500}, {"id": "J2", "name": "Posters <A2>", "product": "Poster"}]
+    text = text_of(parse(assemble(settings, request(jobs=jobs))))
+    assert re.search(r"Flyers A5\s+500", text) and re.search(r"Posters <A2>\s+Poster", text)
+    html = html_of(parse(assemble(settings, request(jobs=jobs))))
+    assert html.count("<tr><td") >= 3 and "Posters &lt;A2&gt;" in html
+
+
+def test_the_order_link_is_url_safe_and_its_text_is_the_address(settings):
+    customise(settings, "fr/order_accepted.html.j2", '{% extends "fr/_base.html.j2" %}{% block subject %}x{% endblock %}{% block body %}%OrderLink%{% endblock %}')
+    html = html_of(parse(assemble(settings, request(id="PO-7#2&x"))))
+    url = "https://shop.example.com/orders/PO-7%232%26x"
+    assert f'<a href="{url}">{url}</a>' in html
+
+
+def test_a_configured_logo_is_an_inline_part_that_the_html_shows(tmp_path):
+    logo = tmp_path / "logo.png"
+    logo.write_bytes(PNG)
+    settings = make_settings(tmp_path, templates={"override_dir": tmp_path / "t", "images": {"logo": logo}})
+    parsed = parse(assemble(settings, request()))
+    assert parsed.get_content_type() == "multipart/related"
+    image = next(p for p in parsed.walk() if p.get_content_type() == "image/png")
+    assert image.get_payload(decode=True) == PNG
+    assert image["Content-ID"] == "<logo@example.com>" and image.get_content_disposition() == "inline"
+    assert 'src="cid:logo@example.com"' in html_of(parsed)
+
+
+def test_without_a_logo_the_banner_shows_the_print_rooms_name_and_no_image_is_sent(settings):
+    parsed = parse(assemble(settings, request()))
+    assert not any(p.get_content_maintype() == "image" for p in parsed.walk())
+    assert re.search(r"<td class=\"banner\"[^>]*>Salle d'impression</td>", html_of(parsed))
+
+
+def test_an_image_the_template_shows_but_the_settings_do_not_name_is_an_error(settings):
+    customise(settings, "fr/order_accepted.html.j2", '{% extends "fr/_base.html.j2" %}{% block subject %}x{% endblock %}{% block body %}<img src="cid:stamp">{% endblock %}')
+    with pytest.raises(TemplateError, match=r"shows cid:stamp, but no image 'stamp' is configured \(templates.images.stamp"):
+        assemble(settings, request())
+
+
+def test_emails_of_one_order_form_one_thread_per_audience(settings):
+    first = parse(assemble(settings, request("order_received")))
+    later = parse(assemble(settings, request("order_shipped")))
+    assert first["In-Reply-To"] is None and first["References"] is None
+    assert later["In-Reply-To"] == first["Message-ID"] == "<PO-1001.order_received.1.customer@example.com>"
+    assert later["References"] == first["Message-ID"]
+    operators = parse(assemble(settings, request("order_cancelled"), "operators", ["ops@example.com"]))
+    assert operators["References"] == "<PO-1001.order_received_operator.1.operators@example.com>"
+
+
+def test_a_non_ascii_display_name_is_encoded_and_reads_back_intact(tmp_path):
+    settings = make_settings(tmp_path, sender={"address": "printroom@example.com", "name": "Druckerei Müller"})
+    email = assemble(settings, request())
+    assert parse(email)["From"].addresses[0].display_name == "Druckerei Müller"
+    assert email.data.isascii()  # every header encoded, every part quoted-printable: safe through any relay
+    raw_from = next(line for line in email.data.split(b"\r\n") if line.startswith(b"From:"))
     assert raw_from == b"From: =?utf-8?q?Druckerei_M=C3=BCller?= <printroom@example.com>"
 
 
-def test_a_long_subject_is_folded_and_reads_back_exactly():
-    req = request("order_received_operator", customer={"name": "Établissement Marie Skłodowska-Curie " * 3, "email": "m@example.org"})
-    data = raw(req)
-    subject_lines = data.split(b"\r\n\r\n")[0].split(b"Subject:")[1].split(b"\r\n")
+def test_a_long_subject_is_folded_and_reads_back_exactly(settings):
+    long_name = "Établissement Marie Skłodowska-Curie " * 3
+    req = request("order_received_operator", customer={"name": long_name, "email": "m@example.org"})
+    email = assemble(settings, req, "operators")
+    subject_lines = email.data.split(b"\r\n\r\n")[0].split(b"Subject:")[1].split(b"\r\n")
     assert all(len(line) <= 78 for line in subject_lines)
-    name = " ".join(("Établissement Marie Skłodowska-Curie " * 3).split())
-    assert compose(req)["Subject"] == f"Nouvelle commande PO-1001 de {name}"
+    assert parse(email)["Subject"] == f"Nouvelle commande PO-1001 de {' '.join(long_name.split())}"
 
 
-def test_lines_end_with_crlf_and_the_date_is_the_one_given():
-    data = raw(request())
-    assert b"\n" not in data.replace(b"\r\n", b"")
-    assert compose(request())["Date"] == "Sat, 28 Nov 2026 09:30:00 +0000"
+def test_lines_end_with_crlf_and_the_date_is_the_one_given(settings):
+    email = assemble(settings, request())
+    assert b"\n" not in email.data.replace(b"\r\n", b"")
+    assert parse(email)["Date"] == "Sat, 28 Nov 2026 09:30:00 +0000"
 
 
-def test_order_data_is_escaped_in_html_and_kept_as_text_in_the_subject():
+def test_order_data_is_escaped_in_html_and_kept_as_text_in_the_subject(settings):
     req = request("order_received_operator", customer={"name": "<script>x</script> & Co", "email": "m@example.org"})
-    parsed = compose(req)
-    html = parsed.get_body(("html",)).get_content()
+    parsed = parse(assemble(settings, req, "operators"))
+    html = html_of(parsed)
     assert "<script>" not in html
     assert "&lt;script&gt;x&lt;/script&gt; &amp; Co" in html
     assert parsed["Subject"] == "Nouvelle commande PO-1001 de <script>x</script> & Co"
 
 
-def test_a_line_break_in_order_data_cannot_add_a_header():
+def test_a_line_break_in_order_data_cannot_add_a_header(settings):
     req = request("order_received_operator", customer={"name": "Eve\r\nBcc: victim@example.org", "email": "e@example.org"})
-    parsed = compose(req)
+    parsed = parse(assemble(settings, req, "operators"))
     assert parsed["Bcc"] is None
     assert "\n" not in parsed["Subject"]
 
@@ -110,32 +238,41 @@ def test_the_message_id_is_the_same_for_the_same_occurrence_and_differs_otherwis
     assert message_id(odd, "customer", "example.com") == "<A=3CB=3E=40C.order_accepted.1.customer@example.com>"
 
 
-@pytest.mark.parametrize("language", ["en", "fr"])
+@pytest.mark.parametrize("language", ["en", "fr", "de"])
 @pytest.mark.parametrize("trigger", EMAIL_TRIGGERS)
-def test_every_trigger_has_a_template_in_english_and_french_that_renders(trigger, language):
-    req = request(trigger, budget={"limit": "200.00", "approvers": ["head@example.org"]})
-    variables = template_variables(req, "customer", print_room_name="Print Room", order_url="https://shop/o/PO-1001")
-    rendered = RENDERER.render(trigger, [language], variables)
-    assert rendered.language == language
-    assert "PO-1001" in rendered.subject
-    assert "Flyers A5" in rendered.text
-    assert "https://shop/o/PO-1001" in rendered.html
+def test_every_trigger_has_a_template_in_english_french_and_german_that_renders(settings, trigger, language):
+    req = request(trigger, language=language, budget={"limit": "200.00", "approvers": ["head@example.org"]})
+    audience: Audience = "approvers" if trigger.startswith("approval") else "customer"
+    email = assemble(settings, req, audience)
+    assert email.rendered.language == language and email.rendered.template == trigger
+    assert "PO-1001" in email.subject
+    assert "Flyers A5" in email.rendered.text and "240,00" in email.rendered.text or "€240.00" in email.rendered.text
+    assert "https://shop.example.com/orders/PO-1001" in email.rendered.html
 
 
-def test_a_missing_template_is_an_error_naming_it_and_the_languages_tried():
-    with pytest.raises(TemplateError, match="no template 'order_lost' in any of the languages \\['de', 'en'\\]"):
-        RENDERER.render("order_lost", ["de", "en"], {})
+def test_a_missing_template_is_an_error_naming_it_and_the_languages_tried(settings):
+    custom = settings.model_copy(update={"emails": type(settings.emails)(order_accepted={"template": "order_lost"})})
+    with pytest.raises(TemplateError, match=r"no template 'order_lost' in any of the languages \['fr', 'en'\]"):
+        assemble(custom, request())
 
 
-def test_an_unknown_variable_is_an_error_not_an_empty_string(tmp_path):
-    (tmp_path / "en").mkdir()
-    (tmp_path / "en" / "broken.html.j2").write_text("{% block subject %}Hi {{ OrderNumbr }}{% endblock %}")
-    with pytest.raises(TemplateError, match="'OrderNumbr' is undefined"):
-        TemplateRenderer(tmp_path).render("broken", ["en"], {"OrderNumber": "PO-1"})
+def test_an_unknown_variable_names_itself_the_template_the_language_and_the_line(settings):
+    customise(settings, "de/order_accepted.html.j2", '{% extends "de/_base.html.j2" %}\n{% block subject %}Hallo\n%OrderNumbr%{% endblock %}')
+    with pytest.raises(TemplateError) as error:
+        assemble(settings, request(language="de"))
+    assert str(error.value).startswith("template de/order_accepted.html.j2 (customised), line 3: unknown variable %OrderNumbr%; did you mean %OrderNumber%?")
 
 
-def test_templates_cannot_reach_python_internals(tmp_path):
-    (tmp_path / "en").mkdir()
-    (tmp_path / "en" / "evil.html.j2").write_text("{% block subject %}{{ OrderNumber.__class__.__mro__ }}{% endblock %}")
-    with pytest.raises(TemplateError, match="unsafe|__class__"):
-        TemplateRenderer(tmp_path).render("evil", ["en"], {"OrderNumber": "PO-1"})
+def test_a_jinja_name_that_does_not_exist_is_an_error_not_an_empty_string(settings):
+    customise(settings, "fr/order_accepted.html.j2", '{% extends "fr/_base.html.j2" %}\n\n{% block subject %}{{ OrderNumbr }}{% endblock %}')
+    with pytest.raises(TemplateError, match=r"fr/order_accepted.html.j2 \(customised\), line 3: 'OrderNumbr' is undefined"):
+        assemble(settings, request())
+
+
+@pytest.mark.parametrize(
+    "expression", ["{{ OrderNumber.__class__.__mro__ }}", "{{ ''.__class__.__subclasses__() }}", "{{ Jobs.pop() }}"]
+)
+def test_templates_cannot_reach_python_internals(settings, expression):
+    customise(settings, "fr/order_accepted.html.j2", '{% extends "fr/_base.html.j2" %}{% block subject %}' + expression + "{% endblock %}")
+    with pytest.raises(TemplateError, match="unsafe|__class__|not safely callable"):
+        assemble(settings, request())

@@ -10,7 +10,6 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.deliveries import DeliveryLog
 from activities.email import EmailActivities
-from activities.rendering import TemplateRenderer
 from activities.smtp import SmtpTransport
 from printroom.capture import SmtpCapture
 from printroom.models import Order, StatusEmailRequest
@@ -19,7 +18,7 @@ from tests.conftest import free_port, sample_order, with_smtp_port
 
 
 def activities_for(settings: Settings) -> EmailActivities:
-    return EmailActivities(settings, TemplateRenderer(), SmtpTransport(settings.smtp), DeliveryLog(settings.deliveries_dir))
+    return EmailActivities.from_settings(settings)
 
 
 def request(trigger: str, **order_changes: Any) -> StatusEmailRequest:

@@ -11,10 +11,7 @@ import pytest
 import trustme
 from temporalio.testing import ActivityEnvironment
 
-from activities.deliveries import DeliveryLog
 from activities.email import EmailActivities
-from activities.rendering import TemplateRenderer
-from activities.smtp import SmtpTransport
 from printroom.models import Order, StatusEmailRequest
 from printroom.settings import Settings
 from tests.conftest import eventually, sample_order
@@ -42,7 +39,7 @@ def activities(server: PostfixServer, ca_file: Path, tmp_path: Path) -> EmailAct
         smtp={"host": "127.0.0.1", "port": server.port, "security": "starttls", "ca_file": ca_file, "timeout_seconds": 20},
         deliveries_dir=tmp_path / "deliveries",
     )
-    return EmailActivities(settings, TemplateRenderer(), SmtpTransport(settings.smtp), DeliveryLog(settings.deliveries_dir))
+    return EmailActivities.from_settings(settings)
 
 
 def request(trigger: str, **changes) -> StatusEmailRequest:

@@ -18,8 +18,8 @@ from temporalio.worker import Worker
 
 from activities.deliveries import DeliveryLog
 from activities.email import EmailActivities
-from activities.rendering import TemplateRenderer
 from activities.smtp import SmtpTransport
+from activities.template_check import check_templates
 from printroom.settings import Settings, TemporalSettings
 from workflows.order import SEARCH_ATTRIBUTES, OrderWorkflow
 
@@ -85,14 +85,11 @@ def build_worker(
     client: Client,
     settings: Settings,
     *,
-    renderer: TemplateRenderer | None = None,
     transport: SmtpTransport | None = None,
     task_queue: str | None = None,
 ) -> Worker:
     """The one place that wires workflows to activities; tests and `printroom dev` use it as production does."""
-    activities = EmailActivities(
-        settings, renderer or TemplateRenderer(), transport or SmtpTransport(settings.smtp), DeliveryLog(settings.deliveries_dir)
-    )
+    activities = EmailActivities.from_settings(settings, transport)
     return Worker(
         client,
         task_queue=task_queue or settings.temporal.task_queue,
@@ -113,6 +110,12 @@ def stop_on_signals() -> asyncio.Event:
 
 async def run_worker(settings: Settings, stop: asyncio.Event, client: Client | None = None) -> None:
     """Run until `stop` is set; then let running activities finish and return."""
+    if problems := check_templates(settings):
+        listed = "\n  ".join(map(str, problems))
+        raise StartupError(
+            f"{len(problems)} problem(s) in the email templates; no email could be trusted to go out:\n  {listed}\n"
+            "fix them (`printroom templates check` lists them again) and start the worker again"
+        )
     client = client or await connect(settings.temporal)
     await ensure_search_attributes(client)
     if pruned := DeliveryLog(settings.deliveries_dir).prune():

@@ -214,6 +214,7 @@ class OrderWorkflow:
                     previous_status=previous,
                     by=by,
                     comment=comment,
+                    changed_at=workflow.now(),
                 )
             )
 

@@ -1,0 +1,120 @@
+"""Gathers what one email needs (template, variables, images, attachments) and builds its bytes: the one path
+that sending, preview and `templates check` all take."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from email.headerregistry import Address
+from pathlib import Path
+
+from activities.compose import FilePart, build_message, message_id, referenced_images, thread_references
+from activities.documents import DocumentStore, content_type
+from activities.rendering import RenderedEmail, TemplateError, TemplateRenderer
+from activities.variables import EmailContext, template_values
+from printroom.models import Audience, StatusEmailRequest
+from printroom.settings import Settings
+
+
+@dataclass(frozen=True)
+class AssembledEmail:
+    rendered: RenderedEmail
+    message_id: str
+    data: bytes
+    sender: Address
+    to: list[str]
+    cc: list[str]
+    attachments: list[str] = field(default_factory=list)
+
+    @property
+    def subject(self) -> str:
+        return self.rendered.subject
+
+
+class EmailAssembler:
+    """Reads images and attachments from disk when the message is built, never earlier (A2)."""
+
+    def __init__(self, settings: Settings, renderer: TemplateRenderer, documents: DocumentStore) -> None:
+        self.settings, self.renderer, self.documents = settings, renderer, documents
+
+    def sender_for(self, shop_name: str) -> Address:
+        """S1-S3: the print room's address and name, unless the order's shop has its own."""
+        shop, sender = self.settings.shops.get(shop_name), self.settings.sender
+        address = (shop and shop.sender_address) or sender.address
+        name = (shop and shop.sender_name) or sender.name
+        return Address(display_name=name, addr_spec=str(address))
+
+    def render(
+        self, template: str, languages: list[str], context: EmailContext, images: Mapping[str, Path]
+    ) -> tuple[RenderedEmail, list[FilePart]]:
+        """Render in the first language that has the template, and read the images its HTML shows."""
+        language = self.renderer.language_for(template, languages)
+        ctx = replace(context, language=language, images=frozenset(images))
+        rendered = self.renderer.render(template, language, template_values(ctx, template))
+        parts = []
+        for name in referenced_images(rendered.html):
+            if name not in images:
+                raise TemplateError(
+                    f"template {language}/{template}.html.j2 shows cid:{name}, but no image {name!r} is configured "
+                    f"(templates.images.{name} in the settings)"
+                )
+            path = images[name]
+            parts.append(FilePart(name=name, filename=path.name, content_type=content_type(path.name), data=path.read_bytes()))
+        return rendered, parts
+
+    def assemble(
+        self,
+        request: StatusEmailRequest,
+        audience: Audience,
+        *,
+        to: list[str],
+        cc: list[str],
+        now: datetime,
+        with_attachments: bool = True,
+    ) -> AssembledEmail:
+        """Raises TemplateError (the template must be fixed) or AttachmentError (a file is missing or too big)."""
+        order, settings = request.order, self.settings
+        policy = settings.emails.for_trigger(request.email_trigger)
+        shop, sender = settings.shop(order.shop), self.sender_for(order.shop)
+        context = EmailContext(
+            language=settings.default_language,
+            print_room_name=sender.display_name or "",
+            sender_address=sender.addr_spec,
+            order_url_pattern=shop.order_url,
+            now=now,
+            request=request,
+            audience=audience,
+        )
+        rendered, images = self.render(
+            policy.template or request.email_trigger,
+            settings.languages_for(order.language, order.shop),
+            context,
+            settings.images_for(order.shop),
+        )
+        attachments = self.documents.attachments(order, policy.attachments) if with_attachments else []
+        return self.build(
+            rendered, sender=sender, to=to, cc=cc, message_id=message_id(request, audience, sender.domain), now=now,
+            references=thread_references(request, audience, sender.domain), images=images, attachments=attachments,
+        )  # fmt: skip
+
+    def build(
+        self,
+        rendered: RenderedEmail,
+        *,
+        sender: Address,
+        to: list[str],
+        cc: list[str],
+        message_id: str,
+        now: datetime,
+        references: list[str] | None = None,
+        images: list[FilePart] | None = None,
+        attachments: list[FilePart] | None = None,
+    ) -> AssembledEmail:
+        reply_to = self.settings.sender.reply_to
+        data = build_message(
+            rendered, sender=sender, to=to, cc=cc, reply_to=str(reply_to) if reply_to else None, message_id=message_id,
+            date=now, references=references or [], images=images or [], attachments=attachments or [],
+        )  # fmt: skip
+        names = [a.filename for a in attachments or []]
+        return AssembledEmail(rendered, message_id, data, sender, to, cc, names)

@@ -1,0 +1,120 @@
+"""T2, T4: every template of every active language, rendered as it would be sent, before any customer sees one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from jinja2 import TemplateSyntaxError, meta, nodes
+
+from activities.assemble import EmailAssembler
+from activities.documents import DocumentStore
+from activities.rendering import TemplateError, TemplateRenderer, template_file
+from activities.sample import sample_request
+from activities.template_syntax import JOB_LOOP_NAME
+from activities.variables import JOB_NAMES, ORDER_NAMES, SMTP_TEST, EmailContext
+from printroom.models import Audience
+from printroom.settings import Settings
+from statemachines.order import EMAIL_TRIGGERS
+
+AUDIENCES: tuple[Audience, ...] = ("customer", "operators", "approvers")
+# Names the layout and the per-job block use besides the catalogue's.
+_INTERNAL_NAMES = frozenset({"Jobs", "Language", JOB_LOOP_NAME, "self", "loop", "range", "lipsum", "dict", "cycler", "joiner", "namespace"})
+
+
+@dataclass(frozen=True)
+class Problem:
+    where: str
+    what: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.what}"
+
+
+def templates_in_use(settings: Settings) -> list[str]:
+    """Every email trigger, the templates policies name instead, and the SMTP test email's."""
+    named = [settings.emails.for_trigger(t).template or t for t in EMAIL_TRIGGERS]
+    return list(dict.fromkeys([*EMAIL_TRIGGERS, *named, SMTP_TEST]))
+
+
+def check_templates(settings: Settings, renderer: TemplateRenderer | None = None) -> list[Problem]:
+    """Missing translations, templates that do not compile, unknown variables, and renders that fail with the
+    sample order for any audience. An empty list means every email can be built."""
+    renderer = renderer or TemplateRenderer(settings.templates.override_dir)
+    assembler = EmailAssembler(settings, renderer, DocumentStore(settings.documents))
+    problems = [*_unknown_overrides(settings, renderer), *_unknown_names(renderer, settings.languages)]
+    now = datetime.now(timezone.utc)
+    for language in settings.languages:
+        for template in templates_in_use(settings):
+            if renderer.origin(template, language) is None:
+                where = renderer.override_dir or renderer.default_dir
+                problems.append(Problem(f"{language}/{template}", f"missing; add {where / template_file(template, language)}"))
+                continue
+            for audience in AUDIENCES if template != SMTP_TEST else AUDIENCES[:1]:
+                try:
+                    _render_sample(assembler, settings, template, language, audience, now)
+                except TemplateError as error:
+                    problems.append(Problem(f"{language}/{template}", str(error)))
+                    break  # one message per template is enough to fix it
+    return list(dict.fromkeys(problems))
+
+
+def _render_sample(
+    assembler: EmailAssembler, settings: Settings, template: str, language: str, audience: Audience, now: datetime
+) -> None:
+    context = EmailContext(
+        language=language,
+        print_room_name=settings.sender.name,
+        sender_address=str(settings.sender.address),
+        order_url_pattern=settings.shop("default").order_url,
+        now=now,
+        request=sample_request(template) if template != SMTP_TEST else None,
+        audience=audience,
+        smtp={"host": settings.smtp.host, "port": settings.smtp.effective_port, "security": settings.smtp.security, "user": ""},
+    )
+    assembler.render(template, [language], context, settings.images_for("default"))
+
+
+def _unknown_names(renderer: TemplateRenderer, languages: list[str]) -> list[Problem]:
+    """Names written as Jinja ({{ Name }}, {% if Name %}) that no template may use: found even in a branch the
+    sample order does not take."""
+    env = renderer._env
+    known = ORDER_NAMES | JOB_NAMES | _INTERNAL_NAMES
+    problems = []
+    for name in env.list_templates(filter_func=lambda n: n.endswith(".j2") and n.split("/")[0] in {*languages, "_layout.html.j2"}):
+        try:
+            source = env.loader.get_source(env, name)[0]  # type: ignore[union-attr]
+            tree = env.parse(source, name)
+        except TemplateSyntaxError as error:
+            problems.append(Problem(name.removesuffix(".html.j2"), renderer.describe(error, *_split(name))))
+            continue
+        for unknown in sorted(meta.find_undeclared_variables(tree) - known):
+            line = next((n.lineno for n in tree.find_all(nodes.Name) if n.name == unknown), None)
+            where = renderer.describe(TemplateSyntaxError(f"unknown variable {unknown!r}", line or 1, name), *_split(name))
+            problems.append(Problem(name.removesuffix(".html.j2"), where))
+    return problems
+
+
+def _split(name: str) -> tuple[str, str]:
+    language, _, rest = name.partition("/")
+    return rest.removesuffix(".html.j2"), language
+
+
+def _unknown_overrides(settings: Settings, renderer: TemplateRenderer) -> list[Problem]:
+    """A customised file whose name no email uses is never sent: most likely a misspelt trigger."""
+    override = renderer.override_dir
+    if override is None or not override.is_dir():
+        return []
+    known = set(templates_in_use(settings))
+    problems = []
+    for path in sorted(override.rglob("*")):
+        if not path.is_file() or path.name.startswith(("_", ".")):
+            continue
+        relative = path.relative_to(override)
+        template = path.name.removesuffix(".html.j2")
+        if not path.name.endswith(".html.j2") or len(relative.parts) != 2 or template not in known:
+            problems.append(Problem(str(Path(override, relative)), "not a template of any email; check its name (<lang>/<trigger>.html.j2)"))
+        elif relative.parts[0] not in settings.languages:
+            problems.append(Problem(str(Path(override, relative)), f"language {relative.parts[0]!r} is not active (languages = {settings.languages})"))
+    return problems
