@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import binascii
 import re
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from email import encoders, policy
-from email.charset import QP, Charset
+from typing import Any
+from email import encoders
+from email.policy import Compat32
 from email.header import Header
 from email.headerregistry import Address
 from email.mime.base import MIMEBase
 from email.mime.image import MIMEImage
 from email.mime.multipart import MIMEMultipart
-from email.mime.text import MIMEText
+from email.mime.nonmultipart import MIMENonMultipart
 from email.utils import format_datetime, formataddr
 
 from activities.rendering import RenderedEmail
@@ -71,9 +74,33 @@ def _content_id(name: str, domain: str) -> str:
     return f"{name}@{domain}"
 
 
-_UTF8 = Charset("utf-8")
-_UTF8.body_encoding = QP  # readable in the raw message, 7-bit safe for any relay
-_WIRE = policy.compat32.clone(linesep="\r\n")
+class _WirePolicy(Compat32):
+    """compat32 with CRLF line ends. A short ASCII header is written as it is: folding it through email.header
+    gives the same bytes, at a tenth of a millisecond per message."""
+
+    def fold_binary(self, name: str, value: Any) -> bytes:
+        if isinstance(value, str) and value.isascii() and len(name) + len(value) <= 76 and not _LINE_BREAK.search(value):
+            return f"{name}: {value}\r\n".encode("ascii")
+        return super().fold_binary(name, value)
+
+
+_LINE_BREAK = re.compile(r"[\r\n]")
+_WIRE = _WirePolicy(linesep="\r\n")
+
+
+def _boundary() -> str:
+    """`=_` never occurs in quoted-printable or base64, which every part is written in: the boundary cannot clash
+    with content, and the generator is spared compiling a regex per message to search for a clash."""
+    return f"=_printroom_{secrets.token_hex(12)}"
+
+
+def _text_part(text: str, subtype: str) -> MIMENonMultipart:
+    """UTF-8, quoted-printable: readable in the raw message, 7-bit safe for any relay. binascii encodes in C
+    what email.charset does in Python, with the same result (RFC 2045 soft breaks at 76)."""
+    part = MIMENonMultipart("text", subtype, charset="utf-8")
+    part["Content-Transfer-Encoding"] = "quoted-printable"
+    part.set_payload(binascii.b2a_qp(text.encode("utf-8"), istext=True).decode("ascii"))
+    return part
 
 
 def build_message(
@@ -101,12 +128,12 @@ def build_message(
         # cid:logo in the template; a Content-ID is an addr-spec, so the part and the HTML say cid:logo@domain.
         names = {image.name for image in images}
         html = _CID.sub(lambda m: f"{m.group(1)}cid:{_content_id(m.group(2), domain) if m.group(2) in names else m.group(2)}", html)
-    alternative = MIMEMultipart("alternative")
-    alternative.attach(MIMEText(rendered.text, "plain", _UTF8))
-    alternative.attach(MIMEText(html, "html", _UTF8))
+    alternative = MIMEMultipart("alternative", boundary=_boundary())
+    alternative.attach(_text_part(rendered.text, "plain"))
+    alternative.attach(_text_part(html, "html"))
     body: MIMEBase = alternative
     if images:
-        body = MIMEMultipart("related", type="multipart/alternative")
+        body = MIMEMultipart("related", boundary=_boundary(), type="multipart/alternative")
         body.attach(alternative)
         for image in images:
             part = MIMEImage(image.data, image.content_type.partition("/")[2])
@@ -115,7 +142,7 @@ def build_message(
             body.attach(part)
     message = body
     if attachments:
-        message = MIMEMultipart("mixed")
+        message = MIMEMultipart("mixed", boundary=_boundary())
         message.attach(body)
         for attachment in attachments:
             part = MIMEBase(*attachment.content_type.split("/", 1))

@@ -16,6 +16,7 @@ JOB_LOOP_NAME = "Job"  # the Jinja name of the current job inside the block
 _JINJA_TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.S)
 # `%%` is one literal percent sign; `%Name%` is a variable; any other `%` ("100% recycled") stays as it is.
 _PERCENT = re.compile(r"%%|%([A-Za-z][A-Za-z0-9_]*)%")
+_URL_ESCAPE = re.compile(r"[0-9A-Fa-f]{2}")
 
 
 def translate(
@@ -41,6 +42,8 @@ def translate(
         at = base_line + text.count("\n", 0, match.start())
         if name is None:
             return "%"
+        if _URL_ESCAPE.fullmatch(name):  # caf%C3%A9 in a link: percent-encoding, not a variable
+            return match.group()
         if name == BEGIN_JOB:
             if in_job_block_since is not None:
                 raise fail(f"%{BEGIN_JOB}% inside the job block opened on line {in_job_block_since}: close it first", at)

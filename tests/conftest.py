@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -81,6 +82,14 @@ async def eventually(check: Callable[[], Any], *, timeout: float = 20.0, what: s
 
 async def order_state(handle: WorkflowHandle[Any, Any]) -> OrderState:
     return await handle.query("state", result_type=OrderState)
+
+
+def run_printroom(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+    """The `printroom` command as a user runs it, in a clean environment (PRINTROOM_* given as keywords)."""
+    return subprocess.run(
+        [sys.executable, "-c", "from printroom.cli import main; main()", *args],
+        capture_output=True, text=True, timeout=60, cwd=cwd, env={"PATH": "/usr/bin:/bin", **env},
+    )  # fmt: skip
 
 
 def messages_to(smtp: SmtpCapture, address: str) -> list[CapturedMessage]:

@@ -253,3 +253,32 @@ async def test_recipients_refused_while_others_were_accepted_are_reported_in_the
         "order_cancelled: gone@example.com refused by the server: 550 5.1.1 no such user",
     ]
     assert [e.to for e in state.emails_sent if e.audience == "operators"] == [["ops@example.com"], ["ops@example.com"]]
+
+
+async def test_an_email_whose_attachment_is_missing_waits_visibly_and_goes_once_the_file_is_there(
+    client, task_queue, settings, smtp, tmp_path
+):
+    store = tmp_path / "documents"
+    (store / "PO-A").mkdir(parents=True)
+    attaching = settings.model_copy(
+        update={
+            "emails": type(settings.emails)(order_completed={"attachments": ["document"]}),
+            "documents": settings.documents.model_copy(update={"root": store}),
+        }
+    )
+    order = sample_order(f"PO-{uuid.uuid4().hex[:6]}", jobs=[{"id": "J1", "name": "Flyers", "document": "PO-A/final.pdf"}])
+    async with build_worker(client, attaching, task_queue=task_queue):
+        handle = await start_on(client, task_queue, order)
+        for trigger in ("accept", "start_production", "complete"):
+            await handle.signal("change_status", {"trigger": trigger})
+        pending = await eventually(lambda: _retrying(handle), what="order_completed waiting for its attachment")
+        assert pending.email_trigger == "order_completed"
+        assert pending.last_error == f"the final document of job J1: PO-A/final.pdf is not in the document store {store}; put it there"
+        (store / "PO-A" / "final.pdf").write_bytes(b"%PDF-1.7 final")
+        await eventually(lambda: len(messages_to(smtp, "marie@example.org")) == 4, what="order_completed, once the file is there")
+        await handle.signal("change_status", {"trigger": "ship"})
+        state = await handle.result()
+    completed = [m.parsed() for m in messages_to(smtp, "marie@example.org")][3]
+    assert [a.get_filename() for a in completed.iter_attachments()] == ["final.pdf"]
+    assert [e.attachments for e in state.emails_sent if e.email_trigger == "order_completed"] == [["final.pdf"]]
+    assert state.emails_failed == []

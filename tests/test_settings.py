@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from printroom.settings import SettingsError, load_settings
+from tests.conftest import run_printroom
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -90,13 +90,7 @@ def test_a_missing_file_and_invalid_toml_are_named(tmp_path):
 
 
 def printroom(*args: str, env_settings: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": "/usr/bin:/bin"}
-    if env_settings:
-        env["PRINTROOM_SETTINGS"] = str(env_settings)
-    return subprocess.run(
-        [sys.executable, "-c", "from printroom.cli import main; main()", *args],
-        capture_output=True, text=True, env=env, timeout=60,
-    )
+    return run_printroom(*args, **({"PRINTROOM_SETTINGS": str(env_settings)} if env_settings else {}))
 
 
 def test_settings_check_exits_non_zero_naming_the_bad_fields(tmp_path):
@@ -138,3 +132,39 @@ def test_the_example_settings_file_is_valid():
     assert settings.sender.name == "Salle d'impression"
     assert settings.shop("university").default_language == "fr"
     assert settings.emails.for_trigger("order_in_production").send == "never"
+
+
+def test_template_images_documents_and_languages_are_checked_when_the_settings_load(tmp_path):
+    (tmp_path / "logo.svg").write_text("<svg/>")
+    (tmp_path / "big.png").write_bytes(b"\x89PNG" + bytes(1_100_000))
+    path = write(tmp_path, f"""
+languages = ["en", "fr"]
+default_language = "de"
+[templates]
+images = {{ logo = "{tmp_path}/missing.png", mark = "{tmp_path}/logo.svg", big = "{tmp_path}/big.png" }}
+[documents]
+root = "{tmp_path}/no-such-store"
+[emails.order_completed]
+attachments = ["document", "invoice"]
+[shops.campus]
+default_language = "it"
+""")
+    with pytest.raises(SettingsError) as error:
+        load_settings(path)
+    message = str(error.value)
+    for expected in (
+        f"templates.images: Value error, image logo = {tmp_path}/missing.png: file does not exist",
+        "documents: Value error, root " + str(tmp_path / "no-such-store") + " is not a directory",
+        "emails.policies.order_completed.attachments.1: Input should be 'document', 'ticket' or 'preflight_report'",
+    ):
+        assert expected in message
+    # Checked once the sections are valid: which languages are active.
+    path = write(tmp_path, 'languages = ["en", "fr"]\ndefault_language = "de"\n')
+    with pytest.raises(SettingsError, match=r"default_language 'de' is not one of the active languages \['en', 'fr'\]"):
+        load_settings(path)
+    path = write(tmp_path, f'[templates]\nimages = {{ mark = "{tmp_path}/logo.svg" }}\n')
+    with pytest.raises(SettingsError, match=r"image mark = .*logo.svg: not a .gif/.jpeg/.jpg/.png/.webp file"):
+        load_settings(path)
+    path = write(tmp_path, f'[templates]\nimages = {{ big = "{tmp_path}/big.png" }}\n')
+    with pytest.raises(SettingsError, match=r"big.png: 1100004 bytes, over 1000000 \(make it smaller\)"):
+        load_settings(path)

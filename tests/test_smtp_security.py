@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import socket
 import ssl
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,7 @@ from activities.smtp import DeliveryError, SmtpTransport
 from activities.smtp_check import check_connection
 from printroom.capture import CapturedMessage
 from printroom.settings import SettingsError, SmtpSettings, load_settings
-from tests.conftest import free_port
+from tests.conftest import free_port, run_printroom
 
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
 
@@ -240,11 +238,7 @@ async def test_the_connection_test_names_an_unknown_host():
     assert "no-such-host.invalid cannot be resolved" in steps[-1].detail
 
 
-def printroom(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", "from printroom.cli import main; main()", *args],
-        capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin", **env},
-    )  # fmt: skip
+printroom = run_printroom
 
 
 def test_smtp_test_exits_non_zero_naming_the_failed_step_and_never_prints_the_password(starttls_server, ca_file):
