@@ -45,6 +45,22 @@ class EmailAssembler:
         name = (shop and shop.sender_name) or sender.name
         return Address(display_name=name, addr_spec=str(address))
 
+    def context(
+        self, shop_name: str, *, now: datetime, request: StatusEmailRequest | None = None, audience: Audience = "customer"
+    ) -> EmailContext:
+        """What variables are computed from besides the order: the shop's sender and order page, the SMTP facts."""
+        sender, smtp = self.sender_for(shop_name), self.settings.smtp
+        return EmailContext(
+            language=self.settings.default_language,
+            print_room_name=sender.display_name or "",
+            sender_address=sender.addr_spec,
+            order_url_pattern=self.settings.shop(shop_name).order_url,
+            now=now,
+            request=request,
+            audience=audience,
+            smtp={"host": smtp.host, "port": smtp.effective_port, "security": smtp.security, "user": smtp.username or ""},
+        )
+
     def render(
         self, template: str, languages: list[str], context: EmailContext, images: Mapping[str, Path]
     ) -> tuple[RenderedEmail, list[FilePart]]:
@@ -76,20 +92,11 @@ class EmailAssembler:
         """Raises TemplateError (the template must be fixed) or AttachmentError (a file is missing or too big)."""
         order, settings = request.order, self.settings
         policy = settings.emails.for_trigger(request.email_trigger)
-        shop, sender = settings.shop(order.shop), self.sender_for(order.shop)
-        context = EmailContext(
-            language=settings.default_language,
-            print_room_name=sender.display_name or "",
-            sender_address=sender.addr_spec,
-            order_url_pattern=shop.order_url,
-            now=now,
-            request=request,
-            audience=audience,
-        )
+        sender = self.sender_for(order.shop)
         rendered, images = self.render(
             policy.template or request.email_trigger,
             settings.languages_for(order.language, order.shop),
-            context,
+            self.context(order.shop, now=now, request=request, audience=audience),
             settings.images_for(order.shop),
         )
         attachments = self.documents.attachments(order, policy.attachments) if with_attachments else []

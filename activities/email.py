@@ -13,7 +13,7 @@ from activities.deliveries import DeliveryLog
 from activities.documents import AttachmentError, DocumentStore
 from activities.rendering import TemplateError, TemplateRenderer
 from activities.smtp import Delivery, DeliveryError, SmtpTransport
-from activities.variables import SMTP_TEST, EmailContext
+from activities.variables import SMTP_TEST
 from printroom.models import (
     SEND_STATUS_EMAIL,
     SEND_STATUS_EMAILS,
@@ -171,15 +171,8 @@ class EmailActivities:
     async def send_test_email(self, to: str) -> tuple[str, str]:
         """S11: a real email through templates, sender, Cc and transport, saying which settings were used.
         Returns (subject, Message-ID); raises DeliveryError or TemplateError."""
-        smtp, now = self.settings.smtp, datetime.now(timezone.utc)
-        sender = self.assembler.sender_for("default")
-        context = EmailContext(
-            language=self.settings.default_language,
-            print_room_name=sender.display_name or "",
-            sender_address=sender.addr_spec,
-            now=now,
-            smtp={"host": smtp.host, "port": smtp.effective_port, "security": smtp.security, "user": smtp.username or ""},
-        )
+        now, sender = datetime.now(timezone.utc), self.assembler.sender_for("default")
+        context = self.assembler.context("default", now=now)
         images = self.settings.images_for("default")
         rendered, parts = self.assembler.render(SMTP_TEST, [self.settings.default_language, "en"], context, images)
         msg_id = f"<smtp-test.{now.strftime('%Y%m%dT%H%M%S%f')}@{sender.domain}>"

@@ -13,7 +13,7 @@ from activities.documents import DocumentStore
 from activities.rendering import TemplateError, TemplateRenderer, template_file
 from activities.sample import sample_request
 from activities.template_syntax import JOB_LOOP_NAME
-from activities.variables import JOB_NAMES, ORDER_NAMES, SMTP_TEST, EmailContext
+from activities.variables import JOB_NAMES, ORDER_NAMES, SMTP_TEST
 from printroom.models import Audience
 from printroom.settings import Settings
 from statemachines.order import EMAIL_TRIGGERS
@@ -63,16 +63,8 @@ def check_templates(settings: Settings, renderer: TemplateRenderer | None = None
 def _render_sample(
     assembler: EmailAssembler, settings: Settings, template: str, language: str, audience: Audience, now: datetime
 ) -> None:
-    context = EmailContext(
-        language=language,
-        print_room_name=settings.sender.name,
-        sender_address=str(settings.sender.address),
-        order_url_pattern=settings.shop("default").order_url,
-        now=now,
-        request=sample_request(template) if template != SMTP_TEST else None,
-        audience=audience,
-        smtp={"host": settings.smtp.host, "port": settings.smtp.effective_port, "security": settings.smtp.security, "user": ""},
-    )
+    request = sample_request(template) if template != SMTP_TEST else None
+    context = assembler.context("default", now=now, request=request, audience=audience)
     assembler.render(template, [language], context, settings.images_for("default"))
 
 

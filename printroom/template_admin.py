@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import shutil
+from dataclasses import replace
 from datetime import datetime, timezone
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -14,7 +15,7 @@ from activities.documents import DocumentStore
 from activities.rendering import TemplateRenderer, template_file
 from activities.sample import SAMPLE_ORDER, sample_request
 from activities.template_check import templates_in_use
-from activities.variables import JOB_VARIABLES, SMTP_TEST, VARIABLES, EmailContext, scopes_of, template_values
+from activities.variables import JOB_VARIABLES, SMTP_TEST, VARIABLES, scopes_of, template_values
 from printroom.models import Audience, Order, validation_problems
 from printroom.settings import Settings
 from statemachines.order import EMAIL_TRIGGERS
@@ -110,19 +111,11 @@ def variables_table(settings: Settings, template: str | None) -> list[tuple[str,
     scopes = scopes_of(template) if template else ("common", "order", "smtp_test")
     if template:
         _known(settings, template)
-    context = EmailContext(
-        language=settings.default_language,
-        print_room_name=settings.sender.name,
-        sender_address=str(settings.sender.address),
-        order_url_pattern=settings.shop("default").order_url,
-        now=datetime(2026, 11, 28, 9, 30, tzinfo=timezone.utc),
-        images=frozenset(settings.images_for("default")),
-        request=sample_request(template or "order_accepted"),
-        smtp={"host": settings.smtp.host, "port": settings.smtp.effective_port, "security": settings.smtp.security, "user": settings.smtp.username or ""},
-    )
-    values = template_values(context, SMTP_TEST if "smtp_test" in scopes and "order" not in scopes else "order_accepted")
-    if "smtp_test" in scopes:
-        values |= template_values(context, SMTP_TEST)
+    assembler = EmailAssembler(settings, TemplateRenderer(), DocumentStore(settings.documents))
+    now = datetime(2026, 11, 28, 9, 30, tzinfo=timezone.utc)
+    context = assembler.context("default", now=now, request=sample_request(template or "order_accepted"))
+    context = replace(context, images=frozenset(settings.images_for("default")))
+    values = {**template_values(context, "order_accepted"), **template_values(context, SMTP_TEST)}
     rows = [(f"%{v.name}%", v.description, str(values.get(v.name, ""))) for v in VARIABLES if v.scope in scopes]
     if "order" in scopes:
         first_job = values["Jobs"][0]
