@@ -87,7 +87,6 @@ class EmailAssembler:
         to: list[str],
         cc: list[str],
         now: datetime,
-        with_attachments: bool = True,
     ) -> AssembledEmail:
         """Raises TemplateError (the template must be fixed) or AttachmentError (a file is missing or too big)."""
         order, settings = request.order, self.settings
@@ -99,7 +98,7 @@ class EmailAssembler:
             self.context(order.shop, now=now, request=request, audience=audience),
             settings.images_for(order.shop),
         )
-        attachments = self.documents.attachments(order, policy.attachments) if with_attachments else []
+        attachments = self.documents.attachments(order, policy.attachments)
         return self.build(
             rendered, sender=sender, to=to, cc=cc, message_id=message_id(request, audience, sender.domain), now=now,
             references=thread_references(request, audience, sender.domain), images=images, attachments=attachments,

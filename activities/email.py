@@ -9,6 +9,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.assemble import AssembledEmail, EmailAssembler
+from activities.compose import message_id
 from activities.deliveries import DeliveryLog
 from activities.documents import AttachmentError, DocumentStore
 from activities.rendering import TemplateError, TemplateRenderer
@@ -120,23 +121,24 @@ class EmailActivities:
     async def _send_one(self, request: StatusEmailRequest, audience: Audience, to: list[str], notes: list[str]) -> SentEmail:
         policy = self.settings.emails.for_trigger(request.email_trigger)
         cc = self.cc_for(policy) if audience == "customer" else []
-        now = datetime.now(timezone.utc)
+        now, trigger = datetime.now(timezone.utc), request.email_trigger
+        msg_id = message_id(request, audience, self.assembler.sender_for(request.order.shop).domain)
+
+        def sent(accepted: list[str], subject: str, attachments: list[str]) -> SentEmail:
+            return SentEmail(
+                email_trigger=trigger, audience=audience, to=[a for a in accepted if a in to],
+                cc=[a for a in accepted if a in cc], subject=subject, message_id=msg_id, sent_at=now,
+                attachments=attachments,
+            )  # fmt: skip
+
+        # Before anything is read or rendered: an email the server took is done, even if its files have gone since.
+        if (earlier := self.deliveries.accepted(msg_id)) is not None:
+            notes.append(f"{trigger}: {msg_id} was accepted by the server on an earlier attempt; not sent again")
+            return sent(earlier.accepted, earlier.subject, [])
         try:
             email = self.assembler.assemble(request, audience, to=to, cc=cc, now=now)
         except TemplateError as error:
             raise ApplicationError(str(error), type="TemplateError", non_retryable=True) from None
-        msg_id, trigger = email.message_id, request.email_trigger
-
-        def sent(accepted: list[str], subject: str) -> SentEmail:
-            return SentEmail(
-                email_trigger=trigger, audience=audience, to=[a for a in accepted if a in to],
-                cc=[a for a in accepted if a in cc], subject=subject, message_id=msg_id, sent_at=now,
-                attachments=email.attachments,
-            )  # fmt: skip
-
-        if (earlier := self.deliveries.accepted(msg_id)) is not None:
-            notes.append(f"{trigger}: {msg_id} was accepted by the server on an earlier attempt; not sent again")
-            return sent(earlier.accepted, earlier.subject)
         inherited = self.deliveries.claim(msg_id)
         if inherited:
             notes.append(
@@ -154,7 +156,7 @@ class EmailActivities:
                 self.deliveries.release(msg_id)
             raise
         notes.extend(f"{trigger}: {addr} refused by the server: {why}" for addr, why in delivery.refused.items())
-        return sent(delivery.accepted, email.subject)
+        return sent(delivery.accepted, email.subject, email.attachments)
 
     def cc_for(self, policy: EmailPolicy | None) -> list[str]:
         """S4: the sender's Cc list where the policy asks for it (always for the test email, `policy` None)."""

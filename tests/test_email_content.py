@@ -140,3 +140,15 @@ async def test_two_jobs_attaching_files_of_the_same_name_are_told_apart(settings
 async def test_without_attachments_in_the_policy_the_order_files_are_not_read(settings, smtp, store):
     await send(settings, request(document="PO-7/J1/does-not-exist.pdf"))
     assert list(smtp.messages[0].parsed().iter_attachments()) == []
+
+
+async def test_an_email_the_server_took_is_not_sent_again_even_if_its_file_has_gone_since(settings, smtp, store):
+    settings = attaching(settings, store, "document")
+    await send(settings, request())
+    (store / "PO-7" / "J1" / "final.pdf").unlink()
+    again = await send(settings, request())  # a retry after a crash between DATA and the activity's completion
+    assert len(smtp.messages) == 1
+    assert [e.message_id for e in again.sent] == ["<PO-7.order_completed.1.customer@example.com>"]
+    assert again.notes == [
+        "order_completed: <PO-7.order_completed.1.customer@example.com> was accepted by the server on an earlier attempt; not sent again"
+    ]
