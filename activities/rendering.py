@@ -57,7 +57,10 @@ def template_file(template: str, language: str) -> str:
 
 class TemplateRenderer:
     """One per worker: compiled templates are cached, so a render costs well under a millisecond. A customised
-    template in `override_dir` (same layout as the shipped ones) wins over the shipped one of the same name."""
+    template in `override_dir` (same layout as the shipped ones) wins over the shipped one of the same name.
+    What a renderer has once found and compiled, it keeps: the worker checks every template at start with its own
+    renderer, so a file edited later waits for a restart (after `printroom templates check`) instead of reaching
+    customers unchecked."""
 
     def __init__(self, override_dir: Path | None = None, default_dir: Path = DEFAULT_TEMPLATE_DIR) -> None:
         self.override_dir, self.default_dir = override_dir, default_dir
@@ -74,13 +77,17 @@ class TemplateRenderer:
         self._env.order_variables, self._env.job_variables = ORDER_NAMES, JOB_NAMES  # type: ignore[attr-defined]
         # <style> rules become style attributes: Gmail and Outlook ignore most of a <style> element.
         self._inliner = css_inline.CSSInliner(load_remote_stylesheets=False, keep_style_tags=False)
+        self._origins: dict[str, Origin | None] = {}
 
     def origin(self, template: str, language: str) -> Origin | None:
         """Where the template for this language comes from, or None when there is none."""
         name = template_file(template, language)
-        if self.override_dir is not None and (self.override_dir / name).is_file():
-            return "customised"
-        return "shipped" if (self.default_dir / name).is_file() else None
+        if name not in self._origins:
+            if self.override_dir is not None and (self.override_dir / name).is_file():
+                self._origins[name] = "customised"
+            else:
+                self._origins[name] = "shipped" if (self.default_dir / name).is_file() else None
+        return self._origins[name]
 
     def language_for(self, template: str, languages: list[str]) -> str:
         """T1: the first of `languages` (order's, shop's, print room's) that has this template."""

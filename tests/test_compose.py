@@ -276,3 +276,14 @@ def test_templates_cannot_reach_python_internals(settings, expression):
     customise(settings, "fr/order_accepted.html.j2", '{% extends "fr/_base.html.j2" %}{% block subject %}' + expression + "{% endblock %}")
     with pytest.raises(TemplateError, match="unsafe|__class__|not safely callable"):
         assemble(settings, request())
+
+
+def test_a_renderer_keeps_the_templates_it_has_read_so_an_unchecked_edit_waits_for_a_restart(settings):
+    renderer = TemplateRenderer(settings.templates.override_dir)  # the worker's, checked at its start
+    assembler = EmailAssembler(settings, renderer, DocumentStore(settings.documents))
+    before = assembler.assemble(request(), "customer", to=["marie@example.org"], cc=[], now=NOW)
+    customise(settings, "fr/order_accepted.html.j2", '{% extends "fr/_base.html.j2" %}{% block subject %}Édité %Oops%{% endblock %}')
+    running = assembler.assemble(request(), "customer", to=["marie@example.org"], cc=[], now=NOW)
+    assert running.subject == before.subject == "Votre commande PO-1001 a été acceptée"
+    with pytest.raises(TemplateError, match="unknown variable %Oops%"):  # what a restarted worker's check finds
+        assemble(settings, request())

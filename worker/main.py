@@ -87,9 +87,10 @@ def build_worker(
     *,
     transport: SmtpTransport | None = None,
     task_queue: str | None = None,
+    activities: EmailActivities | None = None,
 ) -> Worker:
     """The one place that wires workflows to activities; tests and `printroom dev` use it as production does."""
-    activities = EmailActivities.from_settings(settings, transport)
+    activities = activities or EmailActivities.from_settings(settings, transport)
     return Worker(
         client,
         task_queue=task_queue or settings.temporal.task_queue,
@@ -110,7 +111,9 @@ def stop_on_signals() -> asyncio.Event:
 
 async def run_worker(settings: Settings, stop: asyncio.Event, client: Client | None = None) -> None:
     """Run until `stop` is set; then let running activities finish and return."""
-    if problems := check_templates(settings):
+    activities = EmailActivities.from_settings(settings)
+    # With the worker's own renderer: what is checked is what it keeps and sends.
+    if problems := check_templates(settings, activities.assembler.renderer):
         listed = "\n  ".join(map(str, problems))
         raise StartupError(
             f"{len(problems)} problem(s) in the email templates; no email could be trusted to go out:\n  {listed}\n"
@@ -120,7 +123,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event, client: Client | N
     await ensure_search_attributes(client)
     if pruned := DeliveryLog(settings.deliveries_dir).prune():
         log.info("removed %d delivery records older than 30 days from %s", pruned, settings.deliveries_dir)
-    worker = build_worker(client, settings)
+    worker = build_worker(client, settings, activities=activities)
     log.info(
         "worker polling task queue %r on %s, namespace %r",
         settings.temporal.task_queue,
