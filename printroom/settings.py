@@ -274,6 +274,16 @@ class Settings(BaseSettings):
         return (env_settings, init_settings)
 
     @model_validator(mode="after")
+    def _attachments_have_a_store(self) -> Settings:
+        attaching = [t for t, p in self.emails.policies.items() if p.attachments]
+        if attaching and self.documents.root is None:
+            raise ValueError(
+                f"emails.{attaching[0]}.attachments needs a document store: set documents.root "
+                "(the folder that orders' file references are relative to)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _languages_active(self) -> Settings:
         named = {"default_language": self.default_language}
         named |= {f"shops.{n}.default_language": s.default_language for n, s in self.shops.items() if s.default_language}
