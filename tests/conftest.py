@@ -149,12 +149,19 @@ def refusing_smtp(settings: Settings) -> Iterator[tuple[Refusing, Settings]]:
     controller.stop()
 
 
+UI_PORT = free_port()
+
+
 @pytest.fixture(scope="session")
 async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The dev server of `make run`, with its Web UI (on UI_PORT) for the browser tests."""
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_binary("temporal"),
         data_converter=pydantic_data_converter,
         search_attributes=SEARCH_ATTRIBUTES,
+        ui=True,
+        ui_port=UI_PORT,
+        dev_server_extra_args=["--ui-disable-news-fetch"],
     )
     yield env
     await env.shutdown()
