@@ -23,5 +23,7 @@ def ensure_chromium() -> str | None:
         return "chromium is not installed, and installing it needs root and apt-get"
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(["apt-get", "update", "-qq"], env=env, check=True, capture_output=True)
-    install = subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], env=env, capture_output=True, text=True)
+    install = subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"], env=env, capture_output=True, text=True
+    )
     return None if install.returncode == 0 else f"apt-get install chromium failed:\n{install.stdout[-2000:]}{install.stderr[-2000:]}"
