@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench clean
+.PHONY: run test bench bench-compose clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { echo "make: $(PYTHON) cannot create virtual environments; on Debian: apt-get install python3-venv"; exit 1; }
@@ -21,6 +21,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/python bench/order_emails.py
+
+bench-compose: $(STAMP)
+	$(VENV)/bin/python bench/compose.py
 
 clean:
 	rm -rf $(VENV) var
