@@ -37,13 +37,16 @@ class EmailAssembler:
 
     def __init__(self, settings: Settings, renderer: TemplateRenderer, documents: DocumentStore) -> None:
         self.settings, self.renderer, self.documents = settings, renderer, documents
+        self._senders: dict[str, Address] = {}  # an Address parses its addr-spec: 30 µs, once per shop
 
     def sender_for(self, shop_name: str) -> Address:
         """S1-S3: the print room's address and name, unless the order's shop has its own."""
-        shop, sender = self.settings.shops.get(shop_name), self.settings.sender
-        address = (shop and shop.sender_address) or sender.address
-        name = (shop and shop.sender_name) or sender.name
-        return Address(display_name=name, addr_spec=str(address))
+        if shop_name not in self._senders:
+            shop, sender = self.settings.shops.get(shop_name), self.settings.sender
+            address = (shop and shop.sender_address) or sender.address
+            name = (shop and shop.sender_name) or sender.name
+            self._senders[shop_name] = Address(display_name=name, addr_spec=str(address))
+        return self._senders[shop_name]
 
     def context(
         self, shop_name: str, *, now: datetime, request: StatusEmailRequest | None = None, audience: Audience = "customer"

@@ -28,11 +28,16 @@ def _as_text(html: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
+_PART_BREAK = "PRINTROOM-TEXT-PART-7f3a9c"  # a word no email contains; the converter keeps it, unlike control characters
+
+
 def plain_text(html: str) -> str:
     """The text/plain alternative. The layout marks its parts with <!--text--> ... <!--/text--> (body, footer):
-    only those are converted, so the layout's tables cost nothing and the footer follows a `-- ` separator."""
+    only those are converted, so the layout's tables cost nothing, and the footer follows a `-- ` separator.
+    One conversion for all parts: each call of the converter costs a parse and a layout engine of its own."""
     parts = _TEXT_PARTS.findall(html) or [html]
-    return "\n\n-- \n".join(text for text in map(_as_text, parts) if text) + "\n"
+    text = _as_text(f"<div>{_PART_BREAK}</div>".join(parts))
+    return "\n\n-- \n".join(part.strip() for part in text.split(_PART_BREAK) if part.strip()) + "\n"
 
 
 class TemplateError(Exception):
