@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from email.headerregistry import Address
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from activities.compose import FilePart, build_message, message_id, referenced_images, thread_references
 from activities.documents import DocumentStore, content_type
@@ -59,6 +60,7 @@ class EmailAssembler:
             sender_address=sender.addr_spec,
             order_url_pattern=self.settings.shop(shop_name).order_url,
             now=now,
+            timezone=ZoneInfo(self.settings.timezone),
             request=request,
             audience=audience,
             smtp={"host": smtp.host, "port": smtp.effective_port, "security": smtp.security, "user": smtp.username or ""},

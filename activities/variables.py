@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal
 from typing import Any, Literal
 from urllib.parse import quote
@@ -14,7 +14,7 @@ from babel.dates import format_date, format_datetime
 from babel.numbers import format_currency, format_decimal
 from markupsafe import Markup, escape
 
-from printroom.models import Audience, Job, Money, StatusEmailRequest
+from printroom.models import Audience, Job, Money, Order, StatusEmailRequest
 
 Scope = Literal["common", "order", "job", "smtp_test"]
 SMTP_TEST = "smtp_test"  # the template of `printroom smtp send-test`, with variables of its own
@@ -28,8 +28,10 @@ class EmailContext:
     language: str
     print_room_name: str
     sender_address: str
-    order_url_pattern: str = "http://127.0.0.1:8080/orders/{order_id}"
-    now: datetime = field(default_factory=lambda: datetime.now().astimezone())
+    order_url_pattern: str
+    now: datetime
+    # The print room's time zone: a status changed at 23:30 UTC is the next day in Paris.
+    timezone: tzinfo = UTC
     images: frozenset[str] = frozenset()
     request: StatusEmailRequest | None = None
     audience: Audience = "customer"
@@ -40,7 +42,7 @@ class EmailContext:
         return _locale(self.language)
 
     @property
-    def order(self):  # type: ignore[no-untyped-def]
+    def order(self) -> Order:
         assert self.request is not None, "an order variable outside an order's email"
         return self.request.order
 
@@ -77,6 +79,9 @@ def money(amount: Decimal | None, currency: str, ctx: EmailContext) -> str:
 
 
 def day(value: date | datetime | None, ctx: EmailContext) -> str:
+    """A date as the email's language writes it; a moment is first placed in the print room's time zone."""
+    if isinstance(value, datetime):
+        value = value.astimezone(ctx.timezone) if value.tzinfo else value
     return "" if value is None else format_date(value, "long", locale=ctx.locale)
 
 
@@ -152,7 +157,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("SmtpPort", "smtp_test", "its port", lambda c: c.smtp["port"]),
     Variable("SmtpSecurity", "smtp_test", "none, starttls or tls", lambda c: c.smtp["security"]),
     Variable("SmtpUser", "smtp_test", "the user name logged in as (empty: anonymous)", lambda c: c.smtp["user"]),
-    Variable("SentAt", "smtp_test", "when the test email was sent", lambda c: format_datetime(c.now, "medium", locale=c.locale)),
+    Variable("SentAt", "smtp_test", "when the test email was sent", lambda c: format_datetime(c.now, "medium", tzinfo=c.timezone, locale=c.locale)),
 )  # fmt: skip
 
 JOB_VARIABLES: tuple[JobVariable, ...] = (

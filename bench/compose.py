@@ -102,7 +102,7 @@ def main() -> None:
     prepared = []
     for request, lang in requests:
         compiled = renderer._env.get_template(template_file(request.email_trigger, lang))
-        context = EmailContext(language=lang, print_room_name="Print Room", sender_address="printroom@example.com", now=NOW, request=request)
+        context = EmailContext(language=lang, print_room_name="Print Room", sender_address="printroom@example.com", order_url_pattern="https://shop.example.com/orders/{order_id}", now=NOW, request=request)
         prepared.append((compiled, template_values(context, request.email_trigger), lang, request.email_trigger))
 
     def baseline(n: int) -> bytes:
@@ -116,7 +116,7 @@ def main() -> None:
     # Where printroom's time goes, stage by stage, on the same emails.
     htmls = [compiled.render(values) for compiled, values, _, _ in prepared]
     contexts = [
-        EmailContext(language=lang, print_room_name="P", sender_address="p@example.com", now=NOW, request=request)
+        EmailContext(language=lang, print_room_name="P", sender_address="p@example.com", order_url_pattern="https://shop.example.com/orders/{order_id}", now=NOW, request=request)
         for request, lang in requests
     ]
     inliner = renderer._inliner

@@ -7,6 +7,7 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, SecretStr, StringConstraints, ValidationError, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
@@ -31,6 +32,17 @@ AddressList = Annotated[list[EmailStr], NoDecode, BeforeValidator(_split_address
 
 
 Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[A-Za-z]{2})?$")]
+
+
+def _time_zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{name!r} is not a time zone name such as 'Europe/Paris' or 'UTC'") from None
+    return name
+
+
+TimeZone = Annotated[str, AfterValidator(_time_zone)]
 
 
 class _Section(BaseModel):
@@ -251,6 +263,8 @@ class Settings(BaseSettings):
     # T2: the languages emails are written in; `printroom templates check` wants every trigger in each.
     languages: list[Language] = Field(default=["en", "fr", "de"], min_length=1)
     default_language: Language = "en"
+    # IANA time zone in which emails write dates (%StatusDate%, %OrderDate%), e.g. "Europe/Paris".
+    timezone: TimeZone = "UTC"
     smtp: SmtpSettings = SmtpSettings()
     temporal: TemporalSettings = TemporalSettings()
     shops: dict[str, ShopSettings] = {"default": ShopSettings()}

@@ -287,3 +287,10 @@ def test_a_renderer_keeps_the_templates_it_has_read_so_an_unchecked_edit_waits_f
     assert running.subject == before.subject == "Votre commande PO-1001 a été acceptée"
     with pytest.raises(TemplateError, match="unknown variable %Oops%"):  # what a restarted worker's check finds
         assemble(settings, request())
+
+
+def test_dates_are_written_in_the_print_rooms_time_zone(tmp_path):
+    late = request("order_shipped").model_copy(update={"changed_at": datetime(2026, 11, 28, 23, 30, tzinfo=timezone.utc)})
+    assert "expédiée le 28 novembre 2026" in text_of(parse(assemble(make_settings(tmp_path), late)))
+    paris = make_settings(tmp_path, timezone="Europe/Paris")
+    assert "expédiée le 29 novembre 2026" in text_of(parse(assemble(paris, late)))

@@ -162,6 +162,9 @@ default_language = "it"
     path = write(tmp_path, 'languages = ["en", "fr"]\ndefault_language = "de"\n')
     with pytest.raises(SettingsError, match=r"default_language 'de' is not one of the active languages \['en', 'fr'\]"):
         load_settings(path)
+    path = write(tmp_path, 'timezone = "Europe/Pariss"\n')
+    with pytest.raises(SettingsError, match=r"timezone: Value error, 'Europe/Pariss' is not a time zone name such as 'Europe/Paris'"):
+        load_settings(path)
     path = write(tmp_path, '[emails.order_shipped]\nattachments = ["ticket"]\n')
     with pytest.raises(SettingsError, match=r"emails.order_shipped.attachments needs a document store: set documents.root"):
         load_settings(path)
