@@ -109,6 +109,8 @@ class TemplateRenderer:
         name = template_file(template, language)
         try:
             compiled = self._env.get_template(name)
+            if "subject" not in compiled.blocks:
+                raise TemplateError(f"{self._where(name)}: no subject; write it in {{% block subject %}}...{{% endblock %}}")
             source_html = compiled.render(values)
             context = compiled.new_context(values)
             # Subject and own text are rendered HTML-escaped like the body; a header or text part wants them back.
@@ -116,11 +118,13 @@ class TemplateRenderer:
             own_text = ""
             if "text" in compiled.blocks:
                 own_text = Markup("".join(compiled.blocks["text"](compiled.new_context(values)))).unescape().strip()
+            html = self._inliner.inline(source_html)
+        except TemplateError:
+            raise
         except Exception as error:  # jinja2 raises many kinds; all mean the template must be fixed
             raise TemplateError(self.describe(error, template, language)) from error
         if not subject:
-            raise TemplateError(f"{self._where(name)}: the subject is empty (a {{% block subject %}} is needed)")
-        html = self._inliner.inline(source_html)
+            raise TemplateError(f"{self._where(name)}: the subject is empty; write it in {{% block subject %}}")
         text = own_text + "\n" if own_text else plain_text(source_html)
         return RenderedEmail(subject=subject, html=html, text=text, language=language, template=template)
 

@@ -312,7 +312,9 @@ class Settings(BaseSettings):
     def languages_for(self, order_language: str | None, shop_name: str) -> list[str]:
         """T1: the order's language, then its shop's default, then the print room's; active languages only."""
         candidates = (order_language, self.shop(shop_name).default_language, self.default_language)
-        return [l for l in dict.fromkeys(candidates) if l and l in self.languages]
+        # An order in de-CH is written in de-CH if that is active, else in de.
+        with_base = [part for l in candidates if l for part in (l, l.split("-")[0])]
+        return [l for l in dict.fromkeys(with_base) if l in self.languages]
 
     def images_for(self, shop_name: str) -> dict[str, Path]:
         return {**self.templates.images, **self.shop(shop_name).images}

@@ -110,6 +110,23 @@ def test_a_language_that_is_not_active_falls_back_to_the_shops_then_the_print_ro
     assert parse(assemble(no_shop_language, request(language="de")))["Content-Language"] == "en"
 
 
+def test_a_regional_language_is_written_in_its_base_language_when_only_that_is_active(settings):
+    assert parse(assemble(settings, request(language="de-CH")))["Content-Language"] == "de"
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ('{% extends "fr/_base.html.j2" %}{% block body %}x{% endblock %}', "no subject; write it in {% block subject %}"),
+        ('{% extends "fr/_base.html.j2" %}{% block subject %} {% endblock %}', "the subject is empty"),
+    ],
+)
+def test_a_template_without_a_subject_is_an_error_naming_it(settings, source, message):
+    customise(settings, "fr/order_accepted.html.j2", source)
+    with pytest.raises(TemplateError, match=re.escape(f"template fr/order_accepted.html.j2 (customised): {message}")):
+        assemble(settings, request())
+
+
 def test_a_template_missing_in_the_orders_language_falls_back_to_the_next_one(settings):
     customise(settings, "fr/.keep", "")  # an empty override directory changes nothing
     custom = settings.model_copy(update={"emails": type(settings.emails)(order_accepted={"template": "fancy"})})
