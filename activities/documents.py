@@ -57,6 +57,8 @@ class DocumentStore:
                 )
             with path.open("rb") as file:
                 data = file.read(self.max_file_bytes + 1)
+            if len(data) > self.max_file_bytes:  # it grew since stat()
+                raise AttachmentError(f"{what} {reference} is over the limit {self._limits[0]}; make it smaller or raise the limit")
         except FileNotFoundError:
             raise AttachmentError(f"{what} {reference} is not in the document store {self.root}; put it there") from None
         except IsADirectoryError:

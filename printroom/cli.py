@@ -117,7 +117,10 @@ def cmd_templates_preview(args: argparse.Namespace) -> int:
     except (TemplateError, AttachmentError) as error:
         print(f"printroom templates preview: {error}", file=sys.stderr)
         return 1
-    out.write_bytes(email.data) if out.suffix == ".eml" else out.write_text(html_for_browser(email), encoding="utf-8")
+    if out.suffix == ".eml":
+        out.write_bytes(email.data)
+    else:
+        out.write_text(html_for_browser(email), encoding="utf-8")
     rendered = email.rendered
     print(f"{out}: {args.trigger} to the {args.audience}, in {rendered.language} ({rendered.template} template)")
     print(f"  Subject: {rendered.subject}")
