@@ -19,8 +19,8 @@ from printroom.settings import Settings
 from statemachines.order import EMAIL_TRIGGERS
 
 AUDIENCES: tuple[Audience, ...] = ("customer", "operators", "approvers")
-# Names the layout and the per-job block use besides the catalogue's.
-_INTERNAL_NAMES = frozenset({"Jobs", "Language", JOB_LOOP_NAME, "self", "loop", "range", "lipsum", "dict", "cycler", "joiner", "namespace"})
+# Names the layout and the per-job block use besides the catalogue's (Jinja's own globals are added from the env).
+_INTERNAL_NAMES = frozenset({"Jobs", "Language", JOB_LOOP_NAME, "self", "loop"})
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ def _unknown_names(renderer: TemplateRenderer, languages: list[str]) -> list[Pro
     """Names written as Jinja ({{ Name }}, {% if Name %}) that no template may use: found even in a branch the
     sample order does not take."""
     env = renderer._env
-    known = ORDER_NAMES | JOB_NAMES | _INTERNAL_NAMES
+    known = ORDER_NAMES | JOB_NAMES | _INTERNAL_NAMES | set(env.globals)
     problems = []
     for name in env.list_templates(filter_func=lambda n: n.endswith(".j2") and n.split("/")[0] in {*languages, "_layout.html.j2"}):
         try:
