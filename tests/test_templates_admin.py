@@ -140,3 +140,13 @@ def test_preview_names_what_is_wrong_instead_of_writing_a_file(room):
     code, _, err = templates(room, "preview", "order_accepted", "--lang", "fr", "--out", "x.pdf")
     assert code == 2 and "--out must end in .html" in err
     assert not (room / "x.eml").exists()
+
+
+def test_customize_and_reset_refuse_what_they_cannot_do_and_say_why(room):
+    code, _, err = templates(room, "reset", "order_shiped")
+    assert code == 2 and "no template 'order_shiped'; templates: order_received, " in err
+    assert templates(room, "customize", "order_shipped", "--lang", "fr")[0] == 0
+    code, _, err = templates(room, "customize", "order_shipped", "--lang", "fr")
+    assert code == 2 and "custom/fr/order_shipped.html.j2 exists already: edit it, or `printroom templates reset order_shipped --lang fr`" in err
+    code, out, _ = templates(room, "reset", "order_accepted", "--lang", "de")
+    assert code == 0 and "order_accepted: the shipped template applies (nothing was customised)" in out
