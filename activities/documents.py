@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mimetypes
+from dataclasses import replace
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -46,7 +47,7 @@ class DocumentStore:
             raise AttachmentError(f"{reference}: leads outside the document store {self.root}; refused", permanent=True)
         return path
 
-    def read(self, reference: str, what: str) -> FilePart:
+    def read(self, reference: str, what: str, name: str) -> FilePart:
         path = self.resolve(reference)
         try:
             size = path.stat().st_size
@@ -65,7 +66,7 @@ class DocumentStore:
             raise AttachmentError(f"{what} {reference} is a directory in {self.root}, not a file") from None
         except PermissionError:
             raise AttachmentError(f"{what} {reference}: the worker may not read it (permissions)") from None
-        return FilePart(name=reference, filename=path.name, content_type=content_type(path.name), data=data)
+        return FilePart(name=name, filename=path.name, content_type=content_type(path.name), data=data)
 
     def attachments(self, order: Order, kinds: Iterable[AttachmentKind]) -> list[FilePart]:
         """The files of each job that the template's attachment kinds name, in job order; a job that names
@@ -76,15 +77,11 @@ class DocumentStore:
             for kind in wanted:
                 reference = getattr(job, kind)
                 if reference:
-                    part = self.read(reference, f"the {KIND_LABELS[kind]} of job {job.id}:")
-                    parts.append(FilePart(name=job.id, filename=part.filename, content_type=part.content_type, data=part.data))
+                    parts.append(self.read(reference, f"the {KIND_LABELS[kind]} of job {job.id}:", name=job.id))
         total = sum(len(p.data) for p in parts)
         if total > self.max_total_bytes:
             raise AttachmentError(
                 f"the attachments of order {order.id} come to {total / MB:.1f} MB, over the limit {self._limits[1]}"
             )
         names = [p.filename for p in parts]
-        return [
-            FilePart(p.name, f"{p.name}-{p.filename}" if names.count(p.filename) > 1 else p.filename, p.content_type, p.data)
-            for p in parts
-        ]
+        return [replace(p, filename=f"{p.name}-{p.filename}") if names.count(p.filename) > 1 else p for p in parts]

@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, SecretStr, StringConstraints, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings import SettingsError as EnvDecodeError
 
 from printroom import TASK_QUEUE
-from printroom.models import validation_problems
+from printroom.models import Language, validation_problems
 from statemachines.order import EMAIL_TRIGGERS
 
 DEFAULT_SETTINGS_FILE = Path("printroom.toml")
@@ -29,9 +29,6 @@ def _split_addresses(value: Any) -> Any:
 
 # NoDecode: from an environment variable the raw `a@x; b@y` reaches the splitter instead of a JSON parser.
 AddressList = Annotated[list[EmailStr], NoDecode, BeforeValidator(_split_addresses)]
-
-
-Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[A-Za-z]{2})?$")]
 
 
 def _time_zone(name: str) -> str:
@@ -146,7 +143,7 @@ class ShopSettings(_Section):
     """A web shop: where its customers see an order, the language its emails default to, its own sender (S2)."""
 
     order_url: str = "http://127.0.0.1:8080/orders/{order_id}"
-    default_language: str | None = None
+    default_language: Language | None = None
     sender_address: EmailStr | None = None
     sender_name: str | None = None
     # This shop's own images, e.g. its logo: they replace the print room's of the same name.
