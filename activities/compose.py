@@ -148,8 +148,8 @@ def build_message(
             part = MIMEBase(*attachment.content_type.split("/", 1))
             part.set_payload(attachment.data)
             encoders.encode_base64(part)
-            filename = attachment.filename if attachment.filename.isascii() else ("utf-8", "", attachment.filename)
-            part.add_header("Content-Disposition", "attachment", filename=filename)
+            # A non-ASCII name is written as RFC 2231 says (filename*=utf-8''...) by add_header itself.
+            part.add_header("Content-Disposition", "attachment", filename=attachment.filename)
             message.attach(part)
     message["From"] = formataddr((sender.display_name, sender.addr_spec), charset="utf-8")
     message["To"] = ", ".join(to)

@@ -311,3 +311,12 @@ def test_dates_are_written_in_the_print_rooms_time_zone(tmp_path):
     assert "expédiée le 28 novembre 2026" in text_of(parse(assemble(make_settings(tmp_path), late)))
     paris = make_settings(tmp_path, timezone="Europe/Paris")
     assert "expédiée le 29 novembre 2026" in text_of(parse(assemble(paris, late)))
+
+
+def test_an_image_file_with_a_non_ascii_name_keeps_it_and_the_message_stays_ascii(tmp_path):
+    logo = tmp_path / "Logö.png"
+    logo.write_bytes(PNG)
+    settings = make_settings(tmp_path, templates={"override_dir": tmp_path / "t", "images": {"logo": logo}})
+    email = assemble(settings, request())
+    image = next(p for p in parse(email).walk() if p.get_content_type() == "image/png")
+    assert image.get_filename() == "Logö.png" and email.data.isascii()
