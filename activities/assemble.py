@@ -10,10 +10,10 @@ from email.headerregistry import Address
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from activities.compose import FilePart, build_message, message_id, referenced_images, thread_references
-from activities.documents import DocumentStore, content_type
-from activities.rendering import RenderedEmail, TemplateError, TemplateRenderer
-from activities.variables import EmailContext, template_values
+from printroom.activities.compose import FilePart, build_message, message_id, referenced_images, thread_references
+from printroom.activities.documents import DocumentStore, content_type
+from printroom.activities.rendering import RenderedEmail, TemplateError, TemplateRenderer
+from printroom.activities.variables import EmailContext, template_values
 from printroom.models import Audience, StatusEmailRequest
 from printroom.settings import Settings
 

@@ -19,7 +19,7 @@ from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
 from email.utils import format_datetime, formataddr
 
-from activities.rendering import RenderedEmail
+from printroom.activities.rendering import RenderedEmail
 from printroom.models import Audience, StatusEmailRequest
 
 

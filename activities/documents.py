@@ -7,7 +7,7 @@ from dataclasses import replace
 from collections.abc import Iterable
 from pathlib import Path
 
-from activities.compose import FilePart
+from printroom.activities.compose import FilePart
 from printroom.models import Order
 from printroom.settings import AttachmentKind, DocumentSettings
 

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 from datetime import datetime, timezone
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
-from activities.assemble import AssembledEmail, EmailAssembler
-from activities.compose import message_id
-from activities.deliveries import DeliveryLog
-from activities.documents import AttachmentError, DocumentStore
-from activities.rendering import TemplateError, TemplateRenderer
-from activities.smtp import Delivery, DeliveryError, SmtpTransport
-from activities.variables import SMTP_TEST
+from printroom.activities.assemble import AssembledEmail, EmailAssembler
+from printroom.activities.compose import message_id
+from printroom.activities.deliveries import DeliveryLog
+from printroom.activities.documents import AttachmentError, DocumentStore
+from printroom.activities.rendering import TemplateError, TemplateRenderer
+from printroom.activities.smtp import Delivery, DeliveryError, SmtpTransport
+from printroom.activities.variables import SMTP_TEST
 from printroom.models import (
     SEND_STATUS_EMAIL,
     SEND_STATUS_EMAILS,
@@ -46,6 +47,10 @@ class EmailActivities:
         renderer = TemplateRenderer(settings.templates.override_dir)
         assembler = EmailAssembler(settings, renderer, DocumentStore(settings.documents))
         return cls(settings, assembler, transport or SmtpTransport(settings.smtp), DeliveryLog(settings.deliveries_dir))
+
+    def activities(self) -> list[Callable[..., Any]]:
+        """The activity functions a worker registers."""
+        return [self.send_status_email, self.send_status_emails]
 
     def recipients(self, request: StatusEmailRequest) -> tuple[dict[Audience, list[str]], list[str]]:
         """Who gets this email trigger under the settings (E1), and why anyone who could have did not."""

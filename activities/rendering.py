@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import traceback
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -11,13 +12,13 @@ from typing import Any, Literal
 import css_inline
 from inscriptis import get_text
 from inscriptis.model.config import ParserConfig
-from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined, TemplateNotFound, TemplateSyntaxError
+from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined, TemplateNotFound, TemplateSyntaxError, meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup
 
-from activities.template_syntax import PercentVariables
-from activities.variables import JOB_NAMES, ORDER_NAMES
-from templates import DEFAULT_TEMPLATE_DIR
+from printroom.activities.template_syntax import PercentVariables
+from printroom.activities.variables import JOB_NAMES, ORDER_NAMES
+from printroom.templates import DEFAULT_TEMPLATE_DIR
 
 _TEXT_CONFIG = ParserConfig(display_links=True)
 _TEXT_PARTS = re.compile(r"<!--text-->(.*?)<!--/text-->", re.S)
@@ -104,6 +105,26 @@ class TemplateRenderer:
             f"no template {template!r} in any of the languages {languages}; "
             f"add {where / template_file(template, languages[-1] if languages else 'en')}"
         )
+
+    def template_names(self, languages: Collection[str]) -> list[str]:
+        """Every template file (parts included) in these languages' folders, customised or shipped, and the layout."""
+        wanted = {*languages, "_layout.html.j2"}
+        return self._env.list_templates(filter_func=lambda n: n.endswith(".j2") and n.split("/")[0] in wanted)
+
+    def free_names(self, name: str) -> dict[str, int]:
+        """The names a template reads without setting them, each with the line it is first read on, found in every
+        branch (not only the one a sample takes). Raises TemplateSyntaxError."""
+        source = self._env.loader.get_source(self._env, name)[0]  # type: ignore[union-attr]
+        tree = self._env.parse(source, name)
+        first_lines: dict[str, int] = {}
+        for node in tree.find_all(nodes.Name):
+            first_lines.setdefault(node.name, node.lineno)
+        return {unknown: first_lines.get(unknown, 1) for unknown in meta.find_undeclared_variables(tree)}
+
+    @property
+    def global_names(self) -> frozenset[str]:
+        """Jinja's own globals (range, dict, ...), which every template may read."""
+        return frozenset(self._env.globals)
 
     def render(self, template: str, language: str, values: dict[str, Any]) -> RenderedEmail:
         name = template_file(template, language)

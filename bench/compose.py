@@ -27,13 +27,13 @@ from email.mime.multipart import MIMEMultipart  # noqa: E402
 from email.mime.text import MIMEText  # noqa: E402
 from email.utils import format_datetime, formataddr  # noqa: E402
 
-from activities.compose import build_message  # noqa: E402
-from activities.email import EmailActivities  # noqa: E402
-from activities.rendering import RenderedEmail, plain_text, template_file  # noqa: E402
-from activities.sample import SAMPLE_ORDER, sample_request  # noqa: E402
-from activities.variables import EmailContext, template_values  # noqa: E402
+from printroom.activities.compose import build_message  # noqa: E402
+from printroom.activities.email import EmailActivities  # noqa: E402
+from printroom.activities.rendering import RenderedEmail, plain_text, template_file  # noqa: E402
+from printroom.worker.sample import SAMPLE_ORDER, sample_request  # noqa: E402
+from printroom.activities.variables import EmailContext, template_values  # noqa: E402
 from printroom.settings import Settings  # noqa: E402
-from statemachines.order import EMAIL_TRIGGERS  # noqa: E402
+from printroom.statemachines.order import EMAIL_TRIGGERS  # noqa: E402
 
 TARGET_MS = 2.0
 NOW = datetime(2026, 11, 28, 9, 30, tzinfo=timezone.utc)

@@ -22,9 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.order_emails import TRIGGERS, compile_project, free_port, start_temporal  # noqa: E402
 from bench.sink import SinkProcess  # noqa: E402
-from printroom.dev import wait_for_temporal  # noqa: E402
+from printroom.cli.dev import wait_for_temporal  # noqa: E402
 from printroom.models import OrderState  # noqa: E402
-from workflows.order import OrderWorkflow  # noqa: E402
+from printroom.workflows.order import OrderWorkflow  # noqa: E402
 
 
 
@@ -43,7 +43,7 @@ class Sink(SinkProcess):
 
 class WorkerProcess:
     def __init__(self, settings_file: Path, address: str) -> None:
-        self.command = [sys.executable, "-c", "from printroom.cli import main; main()", "--settings", str(settings_file), "worker"]
+        self.command = [sys.executable, "-c", "from printroom.cli.main import main; main()", "--settings", str(settings_file), "worker"]
         self.env = {**os.environ, "TEMPORAL_ADDRESS": address}
         self.process: subprocess.Popen[bytes] | None = None
 

@@ -26,10 +26,10 @@ from temporalio.worker import Worker  # noqa: E402
 
 from bench.bare_workflow import BareEmailWorkflow, BareSender  # noqa: E402
 from bench.sink import SinkProcess  # noqa: E402
-from printroom.dev import temporal_command, wait_for_temporal  # noqa: E402
+from printroom.cli.dev import temporal_command, wait_for_temporal  # noqa: E402
 from printroom.settings import Settings  # noqa: E402
-from worker.main import build_worker  # noqa: E402
-from workflows.order import OrderWorkflow  # noqa: E402
+from printroom.worker.main import build_worker  # noqa: E402
+from printroom.workflows.order import OrderWorkflow  # noqa: E402
 
 TRIGGERS = (("accept", "order_accepted"), ("start_production", "order_in_production"), ("complete", "order_completed"))
 
@@ -141,7 +141,7 @@ async def bench_bare(client: Client, sink: Arrivals, smtp_port: int, orders: int
     # A message as printroom builds it, so both send the same bytes over the same SMTP connection pattern.
     from datetime import datetime, timezone
 
-    from activities.email import EmailActivities
+    from printroom.activities.email import EmailActivities
     from printroom.models import Order, StatusEmailRequest
 
     order = Order.model_validate({"id": "X", "customer": {"email": "marie@example.org"}, "jobs": [{"id": "J1"}]})
@@ -194,7 +194,7 @@ def compile_project() -> None:
     import compileall
 
     root = Path(__file__).resolve().parents[1]
-    for package in ("workflows", "statemachines", "printroom", "activities", "worker", "templates", "bench"):
+    for package in ("workflows", "statemachines", "printroom", "activities", "worker", "cli", "templates", "bench"):
         compileall.compile_dir(root / package, quiet=1)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -15,7 +16,7 @@ from pydantic_settings import SettingsError as EnvDecodeError
 
 from printroom import TASK_QUEUE
 from printroom.models import Language, validation_problems
-from statemachines.order import EMAIL_TRIGGERS
+from printroom.statemachines.order import EMAIL_TRIGGERS
 
 DEFAULT_SETTINGS_FILE = Path("printroom.toml")
 
@@ -332,7 +333,6 @@ def settings_path(explicit: str | os.PathLike[str] | None = None) -> Path | None
 
 def load_settings(explicit: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
     path = settings_path(explicit)
-    where = str(path) if path else "defaults and PRINTROOM_* variables"
     data: dict[str, Any] = {}
     if path is not None:
         try:
@@ -346,8 +346,25 @@ def load_settings(explicit: str | os.PathLike[str] | None = None, **overrides: A
                 f"settings file {path}: smtp.password must not be written in the file in clear; "
                 "set PRINTROOM_SMTP__PASSWORD or name a file in smtp.password_file"
             )
+    return _validated({**data, **overrides}, str(path) if path else "defaults and PRINTROOM_* variables")
+
+
+SettingsSource = Settings | Mapping[str, Any] | str | os.PathLike[str] | None
+
+
+def resolve_settings(given: SettingsSource) -> Settings:
+    """What an application hands printroom: settings already loaded, a mapping shaped like the TOML file, a
+    file's path, or None for what `printroom worker` would read (the file, PRINTROOM_* variables, defaults)."""
+    if isinstance(given, Settings):
+        return given
+    if isinstance(given, Mapping):
+        return _validated(dict(given), "the settings given to PrintroomPlugin, and PRINTROOM_* variables")
+    return load_settings(given)
+
+
+def _validated(data: dict[str, Any], where: str) -> Settings:
     try:
-        return Settings(**{**data, **overrides})
+        return Settings(**data)
     except ValidationError as error:
         problems = "\n  ".join(validation_problems(error))
         raise SettingsError(f"invalid settings ({where}):\n  {problems}") from None

@@ -1,18 +1,20 @@
-"""A state table type shared by every lifecycle: rows, a `transitions` Machine built from them, and a Mermaid drawing."""
+"""A state table type shared by every lifecycle: rows, the `transitions` Machine that decides moves, a drawing."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from functools import partial
+from typing import Any, Literal
 
-from transitions import Machine
+from transitions import EventData, Machine
 
 Actor = Literal["operator", "approver", "system"]
 
 
 @dataclass(frozen=True)
 class Transition:
-    """One row: `trigger` moves the order from any of `sources` to `dest` and fires `emails` (template names)."""
+    """One row: `trigger`, sent by `by`, moves from any of `sources` to `dest` and fires `emails` (template names)."""
 
     trigger: str
     sources: tuple[str, ...]
@@ -23,7 +25,8 @@ class Transition:
 
 @dataclass(frozen=True)
 class StateTable:
-    """A lifecycle: its states, where it starts, where it ends, and the transitions between."""
+    """A lifecycle as data: its states, where it starts, where it ends, and the transitions between.
+    It decides nothing itself: `Lifecycle` builds a Machine from it, and the Machine decides."""
 
     name: str
     states: tuple[str, ...]
@@ -49,15 +52,8 @@ class StateTable:
         return tuple(self._by_trigger)
 
     def triggers_by(self, actor: Actor) -> tuple[str, ...]:
-        """The triggers that `actor` may send (operators never send the system's own steps)."""
+        """The triggers that `actor` may ever send (operators never send the system's own steps)."""
         return tuple(t for t, rows in self._by_trigger.items() if any(r.by == actor for r in rows))
-
-    def transition(self, trigger: str, source: str) -> Transition | None:
-        """The row that `trigger` follows from `source`, or None if the table forbids it."""
-        return next((r for r in self._by_trigger.get(trigger, ()) if source in r.sources), None)
-
-    def allowed_from(self, source: str) -> tuple[str, ...]:
-        return tuple(t for t, rows in self._by_trigger.items() if any(source in r.sources for r in rows))
 
     def email_triggers(self) -> tuple[str, ...]:
         """Every email trigger (template name) this lifecycle can fire, in table order."""
@@ -65,19 +61,6 @@ class StateTable:
         for row in self.transitions:
             seen.update(dict.fromkeys(row.emails))
         return tuple(seen)
-
-    def build_machine(self, model: object, state: str | None = None) -> Machine:
-        """A `transitions` Machine over `model`; no auto `to_<state>` triggers, unknown triggers raise."""
-        return Machine(
-            model=model,
-            states=list(self.states),
-            transitions=[
-                {"trigger": r.trigger, "source": list(r.sources), "dest": r.dest} for r in self.transitions
-            ],
-            initial=state or self.initial,
-            auto_transitions=False,
-            ignore_invalid_triggers=False,
-        )
 
     def to_mermaid(self) -> str:
         """The table as a Mermaid state diagram; edge labels read `trigger / email, email`."""
@@ -92,3 +75,72 @@ class StateTable:
             if state in self.final:
                 lines.append(f"    {state} --> [*]")
         return "\n".join(lines) + "\n"
+
+
+# Told of every move: the row followed, the state it left, and what the sender said (by, comment, ...).
+MoveListener = Callable[[Transition, str, Mapping[str, Any]], None]
+
+
+def _sent_by(actor: Actor, event: EventData) -> bool:
+    return event.kwargs.get("actor") == actor
+
+
+def _followed(row: Transition, event: EventData) -> None:
+    lifecycle: Lifecycle = event.model  # type: ignore[assignment]  # the model is always a Lifecycle
+    lifecycle.on_move(row, event.transition.source if event.transition else "", event.kwargs)
+
+
+class Lifecycle:
+    """One instance of a table: a `transitions` Machine over this object decides every move. Who may send a
+    trigger is a condition of its row; `may_<trigger>(actor=...)` answers "allowed now?"; a move that happens
+    calls `listener` from the Machine's `after` callback, which is where the caller queues the row's emails."""
+
+    state: str
+
+    def __init__(self, table: StateTable, listener: MoveListener, state: str | None = None) -> None:
+        self.table, self._listener = table, listener
+        transitions = [
+            {
+                "trigger": row.trigger,
+                "source": list(row.sources),
+                "dest": row.dest,
+                "conditions": [partial(_sent_by, row.by)],
+                "after": [partial(_followed, row)],
+            }
+            for row in table.transitions
+        ]
+        Machine(
+            model=self,
+            states=list(table.states),
+            transitions=transitions,
+            initial=state or table.initial,
+            auto_transitions=False,  # no `to_<state>()`: every move is a row of the table
+            ignore_invalid_triggers=False,
+            send_event=True,
+        )
+
+    @property
+    def closed(self) -> bool:
+        return self.state in self.table.final
+
+    def on_move(self, row: Transition, source: str, detail: Mapping[str, Any]) -> None:
+        self._listener(row, source, detail)
+
+    def allowed_triggers(self, actor: Actor) -> list[str]:
+        """What `actor` may send now, in table order, as the Machine answers it."""
+        return [t for t in self.table.triggers_by(actor) if getattr(self, f"may_{t}")(actor=actor)]
+
+    def follow(self, trigger: str, actor: Actor, **detail: Any) -> str | None:
+        """Move by `trigger` if the Machine lets `actor` send it now and return None; otherwise change nothing
+        and return the reason, for the sender. Never raises for a trigger that is unknown or forbidden."""
+        known = self.table.triggers_by(actor)
+        if trigger not in known:
+            return f"unknown trigger {trigger!r}; known: {', '.join(known)}"
+        if not getattr(self, f"may_{trigger}")(actor=actor, **detail):
+            allowed = self.allowed_triggers(actor)
+            return (
+                f"{trigger!r} is not allowed while the {self.table.name} is {self.state!r}; "
+                f"allowed now: {', '.join(allowed) or f'nothing (the {self.table.name} is closed)'}"
+            )
+        getattr(self, trigger)(actor=actor, **detail)
+        return None

@@ -19,12 +19,13 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from printroom.binaries import temporal_binary
-from printroom.capture import CapturedMessage, SmtpCapture
+from printroom.cli.binaries import temporal_binary
+from printroom.cli.capture import CapturedMessage, SmtpCapture
 from printroom.models import OrderState
 from printroom.settings import Settings
-from worker.main import build_worker, ensure_search_attributes
-from workflows.order import SEARCH_ATTRIBUTES
+from printroom.worker.main import build_worker
+from printroom.worker.startup import ensure_search_attributes
+from printroom.workflows.order import SEARCH_ATTRIBUTES
 
 # --- exit: temporalio can crash the interpreter at exit (sdk-python issue 300); pytest's verdict must stand.
 
@@ -87,7 +88,7 @@ async def order_state(handle: WorkflowHandle[Any, Any]) -> OrderState:
 def run_printroom(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
     """The `printroom` command as a user runs it, in a clean environment (PRINTROOM_* given as keywords)."""
     return subprocess.run(
-        [sys.executable, "-c", "from printroom.cli import main; main()", *args],
+        [sys.executable, "-c", "from printroom.cli.main import main; main()", *args],
         capture_output=True, text=True, timeout=60, cwd=cwd, env={"PATH": "/usr/bin:/bin", **env},
     )  # fmt: skip
 

@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
-from activities.assemble import AssembledEmail, EmailAssembler
-from activities.compose import message_id
-from activities.documents import DocumentStore
-from activities.rendering import TemplateError, TemplateRenderer
+from printroom.activities.assemble import AssembledEmail, EmailAssembler
+from printroom.activities.compose import message_id
+from printroom.activities.documents import DocumentStore
+from printroom.activities.rendering import TemplateError, TemplateRenderer
 from printroom.models import Audience, Order, StatusEmailRequest
 from printroom.settings import Settings
-from statemachines.order import EMAIL_TRIGGERS
+from printroom.statemachines.order import EMAIL_TRIGGERS
 from tests.conftest import sample_order
 
 NOW = datetime(2026, 11, 28, 9, 30, tzinfo=timezone.utc)

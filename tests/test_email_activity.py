@@ -8,10 +8,10 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.deliveries import DeliveryLog
-from activities.email import EmailActivities
-from activities.smtp import SmtpTransport
-from printroom.capture import SmtpCapture
+from printroom.activities.deliveries import DeliveryLog
+from printroom.activities.email import EmailActivities
+from printroom.activities.smtp import SmtpTransport
+from printroom.cli.capture import SmtpCapture
 from printroom.models import Order, StatusEmailRequest
 from printroom.settings import EmailPolicies, Settings, ShopSettings
 from tests.conftest import free_port, sample_order, with_smtp_port

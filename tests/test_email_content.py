@@ -10,8 +10,8 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.email import EmailActivities
-from printroom.capture import SmtpCapture
+from printroom.activities.email import EmailActivities
+from printroom.cli.capture import SmtpCapture
 from printroom.models import Order, StatusEmailBatch, StatusEmailRequest
 from printroom.settings import Settings
 from tests.conftest import sample_order

@@ -13,11 +13,11 @@ import sys
 from pathlib import Path
 
 
-from printroom.binaries import temporal_binary
-from printroom.capture import SmtpCapture
+from printroom.cli.binaries import temporal_binary
+from printroom.cli.capture import SmtpCapture
 from tests.conftest import eventually, free_port, messages_to, sample_order
 
-PRINTROOM = [sys.executable, "-c", "from printroom.cli import main; main()"]
+PRINTROOM = [sys.executable, "-c", "from printroom.cli.main import main; main()"]
 ROOT = Path(__file__).resolve().parents[1]
 
 

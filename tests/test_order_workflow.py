@@ -10,10 +10,10 @@ import pytest
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.worker import Worker
 
-from printroom.capture import SmtpCapture
+from printroom.cli.capture import SmtpCapture
 from printroom.models import OrderState
-from workflows.order import OrderWorkflow
-from worker.main import build_worker
+from printroom.workflows.order import OrderWorkflow
+from printroom.worker.main import build_worker
 from tests.conftest import eventually, free_port, with_smtp_port, messages_to, order_state, sample_order
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from temporalio.testing import WorkflowEnvironment
 
-from printroom.capture import SmtpCapture
+from printroom.cli.capture import SmtpCapture
 from tests.conftest import eventually, free_port, sample_order, with_smtp_port
-from worker.main import build_worker
-from workflows.order import OrderWorkflow
+from printroom.worker.main import build_worker
+from printroom.workflows.order import OrderWorkflow
 
 
 async def test_the_order_flow_runs_on_the_time_skipping_server(time_skipping_env: WorkflowEnvironment, settings, smtp, task_queue):

@@ -11,7 +11,7 @@ import pytest
 import trustme
 from temporalio.testing import ActivityEnvironment
 
-from activities.email import EmailActivities
+from printroom.activities.email import EmailActivities
 from printroom.models import Order, StatusEmailRequest
 from printroom.settings import Settings
 from tests.conftest import eventually, sample_order

@@ -10,7 +10,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
-from workflows.order import OrderWorkflow
+from printroom.workflows.order import OrderWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
@@ -34,7 +34,7 @@ async def test_the_replayer_catches_a_change_to_the_order_table(monkeypatch):
     (Adding a second email to `accept` would not show here: since v2 one local activity carries both.)"""
     import dataclasses
 
-    from statemachines import order as table_module
+    from printroom.statemachines import order as table_module
 
     changed = tuple(
         dataclasses.replace(row, emails=()) if row.trigger == "accept" else row

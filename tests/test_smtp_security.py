@@ -13,9 +13,9 @@ import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
-from activities.smtp import DeliveryError, SmtpTransport
-from activities.smtp_check import check_connection
-from printroom.capture import CapturedMessage
+from printroom.activities.smtp import DeliveryError, SmtpTransport
+from printroom.cli.smtp_check import check_connection
+from printroom.cli.capture import CapturedMessage
 from printroom.settings import SettingsError, SmtpSettings, load_settings
 from tests.conftest import free_port, run_printroom
 
@@ -278,8 +278,8 @@ async def test_the_password_never_reaches_history_queries_or_logs(dev_env, start
     import logging
 
     from tests.conftest import sample_order
-    from worker.main import build_worker
-    from workflows.order import OrderWorkflow
+    from printroom.worker.main import build_worker
+    from printroom.workflows.order import OrderWorkflow
 
     caplog.set_level(logging.DEBUG)
     inbox, port = starttls_server

@@ -5,50 +5,93 @@ from __future__ import annotations
 import pytest
 from transitions import MachineError
 
-from statemachines.order import EMAIL_TRIGGERS, ORDER
-from statemachines.table import StateTable, Transition
+from printroom.statemachines.order import EMAIL_TRIGGERS, ORDER
+from printroom.statemachines.table import Lifecycle, StateTable, Transition
 
 
-class Order:
-    state: str
+class Moves:
+    """Collects what the Machine's callbacks report, as the order workflow does."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, str, tuple[str, ...], str]] = []
+
+    def __call__(self, row: Transition, source: str, detail) -> None:
+        self.seen.append((row.trigger, source, row.dest, row.emails, detail.get("by", "")))
 
 
-def walk(*triggers: str) -> str:
-    order = Order()
-    ORDER.build_machine(order)
+def order_at(*triggers: str) -> Lifecycle:
+    order = Lifecycle(ORDER, Moves())
     for trigger in triggers:
-        order.trigger(trigger)  # type: ignore[attr-defined]
-    return order.state
+        assert order.follow(trigger, "operator", by="Léa") is None, trigger
+    return order
 
 
 def test_the_happy_path_ends_shipped_and_shipped_is_final():
-    assert walk("accept", "start_production", "complete", "ship") == "shipped"
-    assert "shipped" in ORDER.final
-    assert ORDER.allowed_from("shipped") == ()
+    order = order_at("accept", "start_production", "complete", "ship")
+    assert order.state == "shipped" and order.closed
+    assert order.allowed_triggers("operator") == []
 
 
-@pytest.mark.parametrize("source", ["submitted", "awaiting_approval", "accepted", "in_production"])
-def test_an_order_can_be_cancelled_until_it_is_completed(source):
-    assert ORDER.transition("cancel", source).dest == "cancelled"
+@pytest.mark.parametrize("path", [(), ("request_approval",), ("accept",), ("accept", "start_production")])
+def test_an_order_can_be_cancelled_until_it_is_completed(path):
+    order = Lifecycle(ORDER, Moves())
+    for trigger in path:
+        order.follow(trigger, "system" if trigger == "request_approval" else "operator")
+    assert order.may_cancel(actor="operator")  # type: ignore[attr-defined]  # added by the Machine
+    assert order.follow("cancel", "operator") is None
+    assert order.state == "cancelled"
 
 
-@pytest.mark.parametrize("source", ["completed", "shipped", "rejected", "cancelled"])
-def test_a_completed_or_closed_order_cannot_be_cancelled(source):
-    assert ORDER.transition("cancel", source) is None
+@pytest.mark.parametrize("path", [("accept", "start_production", "complete"), ("reject",)])
+def test_a_completed_or_closed_order_cannot_be_cancelled(path):
+    order = order_at(*path)
+    assert not order.may_cancel(actor="operator")  # type: ignore[attr-defined]
+    reason = order.follow("cancel", "operator")
+    assert reason is not None and f"'cancel' is not allowed while the order is {order.state!r}" in reason
 
 
-def test_the_machine_refuses_what_the_table_forbids_and_has_no_auto_transitions():
-    order = Order()
-    ORDER.build_machine(order)
+def test_a_forbidden_trigger_is_refused_with_the_reason_and_changes_nothing():
+    moves = Moves()
+    order = Lifecycle(ORDER, moves)
+    assert order.follow("ship", "operator") == (
+        "'ship' is not allowed while the order is 'submitted'; allowed now: accept, reject, cancel"
+    )
+    assert order.follow("teleport", "operator") == (
+        "unknown trigger 'teleport'; known: accept, reject, start_production, complete, ship, cancel"
+    )
+    assert order.state == "submitted" and moves.seen == []
+    assert order_at("reject").follow("accept", "operator").endswith("allowed now: nothing (the order is closed)")
+
+
+def test_who_sends_a_trigger_is_a_condition_the_machine_checks():
+    order = Lifecycle(ORDER, Moves())
+    # request_approval is the system's own step: an operator cannot send it, the system can.
+    assert "unknown trigger 'request_approval'" in order.follow("request_approval", "operator")
+    assert not order.may_request_approval(actor="operator")  # type: ignore[attr-defined]
+    assert order.follow("request_approval", "system") is None
+    assert order.state == "awaiting_approval"
+    assert order.allowed_triggers("operator") == ["cancel"]
+    assert order.allowed_triggers("approver") == ["approve_budget", "reject_budget"]
+
+
+def test_the_machine_has_no_auto_transitions_and_raises_on_a_direct_forbidden_trigger():
+    order = Lifecycle(ORDER, Moves())
     with pytest.raises(MachineError):
-        order.trigger("ship")  # type: ignore[attr-defined]
+        order.trigger("ship", actor="operator")  # type: ignore[attr-defined]
     assert order.state == "submitted"
     assert not hasattr(order, "to_shipped")
 
 
-def test_each_transition_fires_its_email_trigger():
-    assert ORDER.transition("accept", "submitted").emails == ("order_accepted",)
-    assert ORDER.transition("reject_budget", "awaiting_approval").emails == ("order_approval_rejected",)
+def test_each_move_reports_its_row_and_emails_through_the_machines_callback():
+    moves = Moves()
+    order = Lifecycle(ORDER, moves)
+    order.follow("accept", "operator", by="Léa", comment="")
+    order.follow("request_approval", "system", by="printroom")  # not from 'accepted': nothing reported
+    assert moves.seen == [("accept", "submitted", "accepted", ("order_accepted",), "Léa")]
+    approval = Lifecycle(ORDER, moves)
+    approval.follow("request_approval", "system")
+    approval.follow("reject_budget", "approver", by="head@example.org")
+    assert moves.seen[-1] == ("reject_budget", "awaiting_approval", "rejected", ("order_approval_rejected",), "head@example.org")
     assert ORDER.emails_on_start == ("order_received", "order_received_operator")
 
 

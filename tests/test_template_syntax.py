@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from jinja2 import TemplateSyntaxError
 
-from activities.rendering import TemplateRenderer
-from activities.template_syntax import translate
+from printroom.activities.rendering import TemplateRenderer
+from printroom.activities.template_syntax import translate
 
 ORDER = {"OrderNumber", "CustomerName", "Price"}
 JOB = {"JobName", "Quantity"}

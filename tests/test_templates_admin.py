@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from activities.template_check import check_templates
+from printroom.worker.template_check import check_templates
 from printroom.settings import Settings
 from tests.conftest import free_port, run_printroom
 from tests.test_compose import PNG

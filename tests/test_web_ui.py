@@ -15,7 +15,7 @@ from temporalio.client import Client, WorkflowHandle
 
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, ensure_chromium
 from tests.conftest import UI_PORT, eventually, messages_to, order_state, sample_order
-from workflows.order import OrderWorkflow
+from printroom.workflows.order import OrderWorkflow
 
 UI = f"http://127.0.0.1:{UI_PORT}"
 expect.set_options(timeout=20_000)  # the UI fetches after "load"; a loaded CI host is slow

@@ -1,1 +1,2 @@
-"""The worker process: connects to Temporal, registers printroom's workflows and activities, runs until stopped."""
+"""Running printroom: `PrintroomPlugin` for any Temporal worker, the checks it makes at start, and the
+`printroom worker` process built on it."""

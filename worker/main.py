@@ -1,4 +1,4 @@
-"""Builds and runs the printroom worker against any Temporal service; SIGTERM lets running activities finish."""
+"""`printroom worker`: connects to any Temporal service and runs printroom's plugin on its own task queue."""
 
 from __future__ import annotations
 
@@ -8,20 +8,14 @@ import signal
 from datetime import timedelta
 from typing import Any
 
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
 from temporalio.worker import Worker
 
-from activities.deliveries import DeliveryLog
-from activities.email import EmailActivities
-from activities.smtp import SmtpTransport
-from activities.template_check import check_templates
+from printroom.activities.email import EmailActivities
+from printroom.activities.smtp import SmtpTransport
 from printroom.settings import Settings, TemporalSettings
-from workflows.order import SEARCH_ATTRIBUTES, OrderWorkflow
+from printroom.worker.plugin import PrintroomPlugin, with_pydantic
 
 log = logging.getLogger("printroom.worker")
 
@@ -45,57 +39,30 @@ def connect_options(settings: TemporalSettings, *, use_environment: bool = True)
 
 
 async def connect(settings: TemporalSettings, *, use_environment: bool = True) -> Client:
+    """A client for printroom's tools (CLI, dev supervisor): the pydantic payload converter, nothing else."""
     options = connect_options(settings, use_environment=use_environment)
-    return await Client.connect(**options, data_converter=pydantic_data_converter)
-
-
-class StartupError(Exception):
-    """The worker cannot run against this Temporal service; the message says what to do."""
-
-
-async def ensure_search_attributes(client: Client) -> None:
-    """Register OrderStatus if the namespace lacks it: without it every workflow task would fail for ever."""
-    wanted = {key.name: IndexedValueType.Value(f"INDEXED_VALUE_TYPE_{key.indexed_value_type.name}") for key in SEARCH_ATTRIBUTES}
-    try:
-        listed = await client.operator_service.list_search_attributes(ListSearchAttributesRequest(namespace=client.namespace))
-        missing = {name: kind for name, kind in wanted.items() if name not in listed.custom_attributes}
-    except RPCError as error:
-        if error.status != RPCStatusCode.UNIMPLEMENTED:
-            raise
-        missing = wanted  # the time-skipping test server cannot list, but can add
-    if not missing:
-        return
-    try:
-        await client.operator_service.add_search_attributes(
-            AddSearchAttributesRequest(namespace=client.namespace, search_attributes=missing)
-        )
-    except RPCError as error:
-        if error.status == RPCStatusCode.ALREADY_EXISTS:
-            return
-        names = ", ".join(f"{name} (Keyword)" for name in missing)
-        raise StartupError(
-            f"namespace {client.namespace!r} lacks the search attribute(s) {names} and this worker may not add them "
-            f"({error.message}); register them once, e.g. `temporal operator search-attribute create "
-            f"--namespace {client.namespace} --name OrderStatus --type Keyword`, then start the worker again"
-        ) from None
-    log.info("registered search attribute(s) %s in namespace %r", ", ".join(missing), client.namespace)
+    return await Client.connect(**options, data_converter=with_pydantic(None))
 
 
 def build_worker(
     client: Client,
-    settings: Settings,
+    settings: Settings | PrintroomPlugin,
     *,
     transport: SmtpTransport | None = None,
     task_queue: str | None = None,
-    activities: EmailActivities | None = None,
+    emails: EmailActivities | None = None,
+    check_on_start: bool = True,
 ) -> Worker:
-    """The one place that wires workflows to activities; tests and `printroom dev` use it as production does."""
-    activities = activities or EmailActivities.from_settings(settings, transport)
+    """printroom's own worker: the plugin, on the settings' task queue; tests and `printroom dev` use it too."""
+    plugin = (
+        settings
+        if isinstance(settings, PrintroomPlugin)
+        else PrintroomPlugin(settings, transport=transport, emails=emails, check_on_start=check_on_start)
+    )
     return Worker(
         client,
-        task_queue=task_queue or settings.temporal.task_queue,
-        workflows=[OrderWorkflow],
-        activities=[activities.send_status_email, activities.send_status_emails],
+        task_queue=task_queue or plugin.settings.temporal.task_queue,
+        plugins=[plugin],
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
     )
 
@@ -110,26 +77,25 @@ def stop_on_signals() -> asyncio.Event:
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event, client: Client | None = None) -> None:
-    """Run until `stop` is set; then let running activities finish and return."""
-    activities = EmailActivities.from_settings(settings)
-    # With the worker's own renderer: what is checked is what it keeps and sends.
-    if problems := check_templates(settings, activities.assembler.renderer):
-        listed = "\n  ".join(map(str, problems))
-        raise StartupError(
-            f"{len(problems)} problem(s) in the email templates; no email could be trusted to go out:\n  {listed}\n"
-            "fix them (`printroom templates check` lists them again) and start the worker again"
-        )
+    """Run until `stop` is set; then let running activities finish and return. A failed start-up check
+    (templates, search attributes) raises StartupError before anything is polled."""
+    plugin = PrintroomPlugin(settings)
+    await plugin.check_templates()  # before connecting: a broken template is the administrator's to fix first
     client = client or await connect(settings.temporal)
-    await ensure_search_attributes(client)
-    if pruned := DeliveryLog(settings.deliveries_dir).prune():
-        log.info("removed %d delivery records older than 30 days from %s", pruned, settings.deliveries_dir)
-    worker = build_worker(client, settings, activities=activities)
+    worker = build_worker(client, plugin)
     log.info(
-        "worker polling task queue %r on %s, namespace %r",
+        "worker starting on task queue %r at %s, namespace %r",
         settings.temporal.task_queue,
         client.service_client.config.target_host,
         client.namespace,
     )
-    async with worker:
-        await stop.wait()
-        log.info("stopping: letting running activities finish (up to %s)", GRACEFUL_SHUTDOWN)
+    running = asyncio.create_task(worker.run())
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if running.done():  # a start-up check failed, or the worker died: say why
+        stopping.cancel()
+        running.result()
+        return
+    log.info("stopping: letting running activities finish (up to %s)", GRACEFUL_SHUTDOWN)
+    await worker.shutdown()
+    await running

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, deque
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -34,8 +35,8 @@ with workflow.unsafe.imports_passed_through():
         StatusEmailResult,
         validation_problems,
     )
-    from statemachines.order import ORDER
-    from statemachines.table import Actor
+    from printroom.statemachines.order import ORDER
+    from printroom.statemachines.table import Actor, Lifecycle, Transition
 
 ORDER_STATUS = SearchAttributeKey.for_keyword("OrderStatus")
 SEARCH_ATTRIBUTES = (ORDER_STATUS,)
@@ -66,12 +67,6 @@ def _is_permanent(error: FailureError) -> bool:
     return isinstance(root, ApplicationError) and root.non_retryable
 
 
-class _Lifecycle:
-    """The model a `transitions` Machine drives; its `state` is the order's status."""
-
-    state: str
-
-
 @workflow.defn(name="OrderWorkflow")
 class OrderWorkflow:
     @workflow.init
@@ -82,8 +77,7 @@ class OrderWorkflow:
             self._order = Order.model_validate(raw_order)
         except ValidationError as error:
             self._problems = validation_problems(error)
-        self._lifecycle = _Lifecycle()
-        ORDER.build_machine(self._lifecycle)
+        self._lifecycle = Lifecycle(ORDER, self._moved)
         self._changes: list[StatusChange] = []
         self._sent: list[SentEmail] = []
         self._failed: list[FailedEmail] = []
@@ -149,7 +143,7 @@ class OrderWorkflow:
         return OrderState(
             order_id=self._order.id if self._order else "",
             status=self._lifecycle.state,
-            allowed_triggers=[t for t in ORDER.allowed_from(self._lifecycle.state) if t in ORDER.triggers_by("operator")],
+            allowed_triggers=self._lifecycle.allowed_triggers("operator"),
             changes=self._changes,
             emails_sent=self._sent,
             emails_pending=pending,
@@ -171,27 +165,17 @@ class OrderWorkflow:
             return None
 
     def _apply(self, trigger: str, actor: Actor, *, kind: str, by: str, comment: str, payload: Any = None) -> None:
-        """Move the order if the table allows `actor` to send `trigger` now; otherwise refuse and change nothing."""
-        source = self._lifecycle.state
-        allowed_to_actor = ORDER.triggers_by(actor)
-        row = ORDER.transition(trigger, source)
-        if trigger not in allowed_to_actor:
-            reason = f"unknown trigger {trigger!r}; known: {', '.join(allowed_to_actor)}"
-        elif row is None or row.by != actor:
-            allowed_now = [t for t in ORDER.allowed_from(source) if t in allowed_to_actor]
-            reason = (
-                f"{trigger!r} is not allowed while the order is {source!r}; "
-                f"allowed now: {', '.join(allowed_now) or 'nothing (the order is closed)'}"
-            )
-        else:
-            self._lifecycle.trigger(trigger)  # type: ignore[attr-defined]  # added by transitions.Machine
-            self._changes.append(
-                StatusChange(trigger=trigger, source=source, dest=row.dest, by=by, comment=comment, at=workflow.now())
-            )
-            self._queue_emails(row.emails, previous=source, by=by, comment=comment)
-            self._publish()
-            return
-        self._refuse(kind, payload, reason)
+        """Ask the order's Machine to move; a refusal changes nothing and is recorded with its reason."""
+        if refusal := self._lifecycle.follow(trigger, actor, by=by, comment=comment):
+            self._refuse(kind, payload, refusal)
+
+    def _moved(self, row: Transition, source: str, detail: Mapping[str, Any]) -> None:
+        """The Machine moved the order (its `after` callback): record it and queue the emails the row fires."""
+        by, comment = detail["by"], detail["comment"]
+        workflow.logger.info("order %s: %s -> %s by %s", self._order.id if self._order else "", source, row.dest, by or row.by)
+        self._changes.append(StatusChange(trigger=row.trigger, source=source, dest=row.dest, by=by, comment=comment, at=workflow.now()))
+        self._queue_emails(row.emails, previous=source, by=by, comment=comment)
+        self._publish()
 
     def _refuse(self, kind: str, payload: Any, reason: str) -> None:
         workflow.logger.warning("refused %s: %s (payload %r)", kind, reason, payload)
@@ -324,7 +308,7 @@ class OrderWorkflow:
         self._failed.append(FailedEmail(email_trigger=email_trigger, error=error, at=workflow.now()))
 
     def _finished(self) -> bool:
-        return self._lifecycle.state in ORDER.final and not self._outbox and not self._sending
+        return self._lifecycle.closed and not self._outbox and not self._sending
 
     def _publish(self) -> None:
         """Status as a search attribute (operators filter by it) and a summary in the Web UI's current details."""

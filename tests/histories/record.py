@@ -14,12 +14,12 @@ from pathlib import Path
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from printroom.binaries import temporal_binary
-from printroom.capture import SmtpCapture
+from printroom.cli.binaries import temporal_binary
+from printroom.cli.capture import SmtpCapture
 from printroom.settings import Settings
 from tests.conftest import eventually, free_port, sample_order
-from worker.main import build_worker
-from workflows.order import SEARCH_ATTRIBUTES, OrderWorkflow
+from printroom.worker.main import build_worker
+from printroom.workflows.order import SEARCH_ATTRIBUTES, OrderWorkflow
 
 HERE = Path(__file__).parent
 VERSION = "v2"  # v2: the first attempt for all queued emails in one local activity (BATCHED_FIRST_ATTEMPT)

@@ -14,11 +14,11 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from printroom.binaries import temporal_binary
-from printroom.capture import SmtpCapture
+from printroom.cli.binaries import temporal_binary
+from printroom.cli.capture import SmtpCapture
 from printroom.settings import Settings, SmtpSettings, TemporalSettings
-from worker.main import connect, run_worker, stop_on_signals
-from workflows.order import SEARCH_ATTRIBUTES
+from printroom.worker.main import connect, run_worker, stop_on_signals
+from printroom.workflows.order import SEARCH_ATTRIBUTES
 
 log = logging.getLogger("printroom.dev")
 

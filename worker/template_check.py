@@ -6,17 +6,17 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from jinja2 import TemplateSyntaxError, meta, nodes
+from jinja2 import TemplateSyntaxError
 
-from activities.assemble import EmailAssembler
-from activities.documents import DocumentStore
-from activities.rendering import TemplateError, TemplateRenderer, template_file
-from activities.sample import sample_request
-from activities.template_syntax import JOB_LOOP_NAME
-from activities.variables import JOB_NAMES, ORDER_NAMES, SMTP_TEST
+from printroom.activities.assemble import EmailAssembler
+from printroom.activities.documents import DocumentStore
+from printroom.activities.rendering import TemplateError, TemplateRenderer, template_file
+from printroom.worker.sample import sample_request
+from printroom.activities.template_syntax import JOB_LOOP_NAME
+from printroom.activities.variables import JOB_NAMES, ORDER_NAMES, SMTP_TEST
 from printroom.models import Audience
 from printroom.settings import Settings
-from statemachines.order import EMAIL_TRIGGERS
+from printroom.statemachines.order import EMAIL_TRIGGERS
 
 AUDIENCES: tuple[Audience, ...] = ("customer", "operators", "approvers")
 # Names the layout and the per-job block use besides the catalogue's (Jinja's own globals are added from the env).
@@ -71,20 +71,17 @@ def _render_sample(
 def _unknown_names(renderer: TemplateRenderer, languages: list[str]) -> list[Problem]:
     """Names written as Jinja ({{ Name }}, {% if Name %}) that no template may use: found even in a branch the
     sample order does not take."""
-    env = renderer._env
-    known = ORDER_NAMES | JOB_NAMES | _INTERNAL_NAMES | set(env.globals)
+    known = ORDER_NAMES | JOB_NAMES | _INTERNAL_NAMES | renderer.global_names
     problems = []
-    for name in env.list_templates(filter_func=lambda n: n.endswith(".j2") and n.split("/")[0] in {*languages, "_layout.html.j2"}):
+    for name in renderer.template_names(languages):
         try:
-            source = env.loader.get_source(env, name)[0]  # type: ignore[union-attr]
-            tree = env.parse(source, name)
+            read = renderer.free_names(name)
         except TemplateSyntaxError as error:
             problems.append(Problem(name.removesuffix(".html.j2"), renderer.describe(error, *_split(name))))
             continue
-        for unknown in sorted(meta.find_undeclared_variables(tree) - known):
-            line = next((n.lineno for n in tree.find_all(nodes.Name) if n.name == unknown), None)
-            where = renderer.describe(TemplateSyntaxError(f"unknown variable {unknown!r}", line or 1, name), *_split(name))
-            problems.append(Problem(name.removesuffix(".html.j2"), where))
+        for unknown in sorted(set(read) - known):
+            unknown_name = TemplateSyntaxError(f"unknown variable {unknown!r}", read[unknown], name)
+            problems.append(Problem(name.removesuffix(".html.j2"), renderer.describe(unknown_name, *_split(name))))
     return problems
 
 

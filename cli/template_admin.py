@@ -10,16 +10,16 @@ from datetime import datetime, timezone
 from email import message_from_bytes, policy
 from pathlib import Path
 
-from activities.assemble import AssembledEmail, EmailAssembler
-from activities.documents import DocumentStore
-from activities.rendering import TemplateRenderer, template_file
-from activities.sample import SAMPLE_ORDER, sample_request
-from activities.template_check import templates_in_use
-from activities.variables import JOB_VARIABLES, SMTP_TEST, VARIABLES, scopes_of, template_values
+from printroom.activities.assemble import AssembledEmail, EmailAssembler
+from printroom.activities.documents import DocumentStore
+from printroom.activities.rendering import TemplateRenderer, template_file
+from printroom.worker.sample import SAMPLE_ORDER, sample_request
+from printroom.worker.template_check import templates_in_use
+from printroom.activities.variables import JOB_VARIABLES, SMTP_TEST, VARIABLES, scopes_of, template_values
 from printroom.models import Audience, Order, validation_problems
 from printroom.settings import Settings
-from statemachines.order import EMAIL_TRIGGERS
-from templates import DEFAULT_TEMPLATE_DIR
+from printroom.statemachines.order import EMAIL_TRIGGERS
+from printroom.templates import DEFAULT_TEMPLATE_DIR
 
 
 class AdminError(Exception):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from printroom.models import Order, StatusEmailRequest
-from statemachines.order import APPROVAL_REMINDER, AWAITING_APPROVAL, ORDER
+from printroom.statemachines.order import APPROVAL_REMINDER, AWAITING_APPROVAL, ORDER
 
 SAMPLE_ORDER = Order.model_validate(
     {

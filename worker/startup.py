@@ -1,0 +1,74 @@
+"""What a worker checks before it polls: every email template renders, the namespace knows printroom's search
+attributes, and old delivery records are pruned. Any failure stops the worker with what to do."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from printroom.activities.email import EmailActivities
+from printroom.worker.template_check import check_templates
+from printroom.workflows.order import SEARCH_ATTRIBUTES
+
+log = logging.getLogger("printroom.worker")
+
+
+class StartupError(Exception):
+    """The worker cannot run against this Temporal service or with these templates; the message says what to do."""
+
+
+async def ensure_search_attributes(client: Client) -> None:
+    """Register printroom's search attributes if the namespace lacks them: without them every workflow task fails."""
+    wanted = {key.name: key.indexed_value_type for key in SEARCH_ATTRIBUTES}
+    try:
+        listed = await client.operator_service.list_search_attributes(ListSearchAttributesRequest(namespace=client.namespace))
+        missing = {name: kind for name, kind in wanted.items() if name not in listed.custom_attributes}
+    except RPCError as error:
+        if error.status != RPCStatusCode.UNIMPLEMENTED:
+            raise
+        missing = wanted  # the time-skipping test server cannot list, but can add
+    if not missing:
+        return
+    request = AddSearchAttributesRequest(
+        namespace=client.namespace,
+        search_attributes={name: IndexedValueType.Value(f"INDEXED_VALUE_TYPE_{kind.name}") for name, kind in missing.items()},
+    )
+    try:
+        await client.operator_service.add_search_attributes(request)
+    except RPCError as error:
+        if error.status == RPCStatusCode.ALREADY_EXISTS:
+            return
+        names = ", ".join(f"{name} ({kind.name.title()})" for name, kind in missing.items())
+        commands = "; ".join(
+            f"`temporal operator search-attribute create --namespace {client.namespace} --name {name} --type {kind.name.title()}`"
+            for name, kind in missing.items()
+        )
+        raise StartupError(
+            f"namespace {client.namespace!r} lacks the search attribute(s) {names} and this worker may not add them "
+            f"({error.message}); register them once: {commands}; then start the worker again"
+        ) from None
+    log.info("registered search attribute(s) %s in namespace %r", ", ".join(missing), client.namespace)
+
+
+async def check_templates_or_refuse(emails: EmailActivities) -> None:
+    """Every email of every active language renders, with the renderer that will send it: what is checked is
+    what it keeps and sends. Off the event loop: it renders every template (a fraction of a second), and the
+    loop may be a host application's."""
+    if problems := await asyncio.to_thread(check_templates, emails.settings, emails.assembler.renderer):
+        listed = "\n  ".join(map(str, problems))
+        raise StartupError(
+            f"{len(problems)} problem(s) in the email templates; no email could be trusted to go out:\n  {listed}\n"
+            "fix them (`printroom templates check` lists them again) and start the worker again"
+        )
+
+
+async def prepare_namespace(client: Client, emails: EmailActivities) -> None:
+    """The search attributes printroom's workflows set; then prune delivery records no retry will ask for."""
+    await ensure_search_attributes(client)
+    if pruned := await asyncio.to_thread(emails.deliveries.prune):
+        log.info("removed %d delivery records older than 30 days from %s", pruned, emails.deliveries.directory)
