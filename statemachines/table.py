@@ -90,6 +90,10 @@ def _followed(row: Transition, event: EventData) -> None:
     lifecycle.on_move(row, event.transition.source if event.transition else "", event.kwargs)
 
 
+# The Machine's name, which `transitions` puts before each of its log lines: how printroom's lines are told apart.
+MACHINE_NAME_PREFIX = "printroom "
+
+
 class Lifecycle:
     """One instance of a table: a `transitions` Machine over this object decides every move. Who may send a
     trigger is a condition of its row; `may_<trigger>(actor=...)` answers "allowed now?"; a move that happens
@@ -98,6 +102,9 @@ class Lifecycle:
     state: str
 
     def __init__(self, table: StateTable, listener: MoveListener, state: str | None = None) -> None:
+        # The Machine binds each trigger as a method of this object; a trigger named like one of ours would not be.
+        if clash := sorted(set(table.triggers) & {*dir(Lifecycle), "trigger", "state", "table"}):
+            raise ValueError(f"{table.name}: trigger(s) {clash} are names of Lifecycle itself; rename them")
         self.table, self._listener = table, listener
         transitions = [
             {
@@ -117,6 +124,7 @@ class Lifecycle:
             auto_transitions=False,  # no `to_<state>()`: every move is a row of the table
             ignore_invalid_triggers=False,
             send_event=True,
+            name=MACHINE_NAME_PREFIX + table.name,
         )
 
     @property
@@ -132,15 +140,13 @@ class Lifecycle:
 
     def follow(self, trigger: str, actor: Actor, **detail: Any) -> str | None:
         """Move by `trigger` if the Machine lets `actor` send it now and return None; otherwise change nothing
-        and return the reason, for the sender. Never raises for a trigger that is unknown or forbidden."""
+        and return the reason, for the sender. An unknown or forbidden trigger is answered, never raised; what
+        the listener raises (a bug of the caller's) is not caught."""
         known = self.table.triggers_by(actor)
         if trigger not in known:
             return f"unknown trigger {trigger!r}; known: {', '.join(known)}"
-        if not getattr(self, f"may_{trigger}")(actor=actor, **detail):
-            allowed = self.allowed_triggers(actor)
-            return (
-                f"{trigger!r} is not allowed while the {self.table.name} is {self.state!r}; "
-                f"allowed now: {', '.join(allowed) or f'nothing (the {self.table.name} is closed)'}"
-            )
-        getattr(self, trigger)(actor=actor, **detail)
-        return None
+        if getattr(self, f"may_{trigger}")(actor=actor, **detail) and getattr(self, trigger)(actor=actor, **detail):
+            return None
+        allowed = ", ".join(self.allowed_triggers(actor))
+        nothing = f"nothing (the {self.table.name} is closed)" if self.closed else "nothing"
+        return f"{trigger!r} is not allowed while the {self.table.name} is {self.state!r}; allowed now: {allowed or nothing}"

@@ -3,7 +3,6 @@
 from importlib.resources import files
 from pathlib import Path
 
-_shipped = files(__name__)
-if not isinstance(_shipped, Path):  # a zip import: Jinja's loader and `templates customize` need real files
-    raise ImportError(f"printroom's templates must be installed as files, not inside {_shipped}; install with pip")
-DEFAULT_TEMPLATE_DIR: Path = _shipped
+# Jinja's loader and `templates customize` read real files: a pip install has them. (From a zip the folder would
+# not exist, and `printroom templates check` and the worker's start-up check would say every template is missing.)
+DEFAULT_TEMPLATE_DIR = Path(str(files(__name__)))

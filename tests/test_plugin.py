@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import uuid
 import logging
 import shutil
 import subprocess
@@ -13,13 +15,18 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import PydanticPayloadConverter
-from temporalio.converter import DataConverter, PayloadCodec
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
+from temporalio.converter import DataConverter, DefaultPayloadConverter, PayloadCodec
+from google.protobuf.duration_pb2 import Duration
 from temporalio.worker import Worker
 
 from printroom import PrintroomPlugin
 from printroom.cli.capture import SmtpCapture
 from printroom.settings import Settings, SettingsError
 from printroom.worker.plugin import with_pydantic
+from printroom.worker.startup import StartupError
 from tests.conftest import eventually, messages_to, order_state, sample_order
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -128,6 +135,43 @@ async def test_a_worker_whose_client_lacks_the_pydantic_converter_is_told_where_
         Worker(plain, task_queue="printroom", plugins=[PrintroomPlugin(settings)])
 
 
+async def test_a_broken_template_is_refused_when_the_worker_is_built(client: Client, settings: Settings):
+    override = settings.templates.override_dir / "fr" / "order_shipped.html.j2"
+    override.parent.mkdir(parents=True)
+    override.write_text('{% extends "fr/_base.html.j2" %}{% block subject %}%OrderNumbr%{% endblock %}', encoding="utf-8")
+    with pytest.raises(StartupError, match=r"fr/order_shipped.html.j2 \(customised\), line 1: unknown variable %OrderNumbr%"):
+        Worker(client, task_queue="printroom", plugins=[PrintroomPlugin(settings)])
+
+
+async def test_a_namespace_that_cannot_take_the_search_attributes_stops_the_worker_without_hanging(dev_env, settings):
+    """OrderStatus already exists there as an Int: every order's workflow tasks would fail. The worker refuses
+    to start, and `async with` returns the refusal instead of waiting for a shutdown that never comes."""
+    namespace = f"other-{uuid.uuid4().hex[:8]}"
+    service = dev_env.client.service_client
+    await service.workflow_service.register_namespace(
+        RegisterNamespaceRequest(namespace=namespace, workflow_execution_retention_period=Duration(seconds=86400))
+    )
+    await service.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(namespace=namespace, search_attributes={"OrderStatus": IndexedValueType.INDEXED_VALUE_TYPE_INT})
+    )
+    other = await Client.connect(service.config.target_host, namespace=namespace, plugins=[PrintroomPlugin(settings)])
+
+    async def run_it() -> None:
+        async with Worker(other, task_queue="printroom"):
+            await asyncio.sleep(30)
+
+    with pytest.raises(StartupError, match=f"namespace '{namespace}' has printroom's search attribute.*OrderStatus is Int, printroom needs Keyword"):
+        await asyncio.wait_for(run_it(), timeout=20)
+
+
+def test_an_applications_own_payload_converter_is_not_replaced_silently():
+    class MyConverter(DefaultPayloadConverter):
+        pass
+
+    with pytest.raises(ValueError, match="MyConverter; printroom needs pydantic's"):
+        with_pydantic(DataConverter(payload_converter_class=MyConverter))
+
+
 class Rot13Codec(PayloadCodec):
     async def encode(self, payloads):  # pragma: no cover - only its identity matters here
         return list(payloads)
@@ -150,7 +194,7 @@ async def test_the_state_machine_does_not_log_again_when_a_workflow_replays(clie
     'accepted' again each time, and the `transitions` library would say so at INFO each time."""
     caplog.set_level(logging.INFO, logger="transitions.core")
     caplog.set_level(logging.INFO, logger="temporalio.workflow")
-    plugin = PrintroomPlugin(settings, check_on_start=False)
+    plugin = PrintroomPlugin(settings, check_templates=False)
     async with Worker(client, task_queue=task_queue, plugins=[plugin], max_cached_workflows=0):
         order = sample_order()
         handle = await client.start_workflow("OrderWorkflow", order, id=f"order-{order['id']}", task_queue=task_queue)
@@ -160,7 +204,7 @@ async def test_the_state_machine_does_not_log_again_when_a_workflow_replays(clie
         await handle.signal("change_status", {"trigger": "cancel", "by": "Léa"})
         await handle.result()
     entered = [r for r in caplog.records if r.name == "transitions.core" and "state accepted enter" in r.getMessage()]
-    moved = [r for r in caplog.records if "submitted -> accepted by Léa" in r.getMessage()]
+    moved = [r for r in caplog.records if "submitted -> accepted (accept)" in r.getMessage()]
     assert len(moved) == 1, [r.getMessage() for r in moved]
     assert len(entered) == 1, f"transitions logged entering 'accepted' {len(entered)} times"
 

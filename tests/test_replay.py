@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
+from printroom.settings import Settings
 from printroom.workflows.order import OrderWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
@@ -49,3 +51,16 @@ async def test_the_replayer_catches_a_change_to_the_order_table(monkeypatch):
     # Temporal's own check catches changed commands; a changed batch is caught by the workflow's.
     assert isinstance(result.replay_failure, (NondeterminismError, RuntimeError)), result.replay_failure
     assert "nondeterminism" in str(result.replay_failure).lower()
+
+
+async def test_replaying_through_the_plugin_keeps_printrooms_machine_quiet(caplog):
+    """The Machine enters every state again while a history replays; the plugin keeps its INFO lines out."""
+    from printroom import PrintroomPlugin
+
+    caplog.set_level(logging.INFO, logger="transitions.core")
+    path = Path(__file__).parent / "histories" / "v2-order-H-SHIPPED.json"
+    history = WorkflowHistory.from_json("order-H-SHIPPED", path.read_text())
+    result = await Replayer(workflows=[], plugins=[PrintroomPlugin(Settings())]).replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is None
+    machine_lines = [r.getMessage() for r in caplog.records if r.name == "transitions.core" and "printroom order" in r.getMessage()]
+    assert machine_lines == []

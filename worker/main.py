@@ -46,19 +46,19 @@ async def connect(settings: TemporalSettings, *, use_environment: bool = True) -
 
 def build_worker(
     client: Client,
-    settings: Settings | PrintroomPlugin,
+    settings: Settings,
     *,
     transport: SmtpTransport | None = None,
     task_queue: str | None = None,
     emails: EmailActivities | None = None,
-    check_on_start: bool = True,
+    check_templates: bool = True,
 ) -> Worker:
-    """printroom's own worker: the plugin, on the settings' task queue; tests and `printroom dev` use it too."""
-    plugin = (
-        settings
-        if isinstance(settings, PrintroomPlugin)
-        else PrintroomPlugin(settings, transport=transport, emails=emails, check_on_start=check_on_start)
-    )
+    """printroom's own worker on the settings' task queue; tests and `printroom dev` use it too."""
+    plugin = PrintroomPlugin(settings, transport=transport, emails=emails, check_templates=check_templates)
+    return worker_for(client, plugin, task_queue)
+
+
+def worker_for(client: Client, plugin: PrintroomPlugin, task_queue: str | None = None) -> Worker:
     return Worker(
         client,
         task_queue=task_queue or plugin.settings.temporal.task_queue,
@@ -80,9 +80,9 @@ async def run_worker(settings: Settings, stop: asyncio.Event, client: Client | N
     """Run until `stop` is set; then let running activities finish and return. A failed start-up check
     (templates, search attributes) raises StartupError before anything is polled."""
     plugin = PrintroomPlugin(settings)
-    await plugin.check_templates()  # before connecting: a broken template is the administrator's to fix first
+    plugin.check_templates()  # before connecting: a broken template is the administrator's to fix first
     client = client or await connect(settings.temporal)
-    worker = build_worker(client, plugin)
+    worker = worker_for(client, plugin)
     log.info(
         "worker starting on task queue %r at %s, namespace %r",
         settings.temporal.task_queue,

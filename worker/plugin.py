@@ -9,13 +9,14 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.contrib.pydantic import PydanticPayloadConverter
-from temporalio.converter import DataConverter
+from temporalio.converter import DataConverter, DefaultPayloadConverter
 from temporalio.plugin import SimplePlugin
-from temporalio.worker import Worker, WorkerConfig
+from temporalio.worker import ReplayerConfig, Worker, WorkerConfig
 
 from printroom.activities.email import EmailActivities
 from printroom.activities.smtp import SmtpTransport
 from printroom.settings import Settings, SettingsSource, resolve_settings
+from printroom.statemachines.table import MACHINE_NAME_PREFIX
 from printroom.worker.startup import check_templates_or_refuse, prepare_namespace
 from printroom.workflows.order import OrderWorkflow
 
@@ -25,35 +26,56 @@ WORKFLOWS: tuple[type, ...] = (OrderWorkflow,)
 
 
 def with_pydantic(existing: DataConverter | None) -> DataConverter:
-    """printroom's payloads are pydantic models. An application's own codec (encryption, compression) and failure
-    converter stay; only the payload converter becomes pydantic's, which still handles plain JSON values."""
+    """printroom's payloads are pydantic models. The SDK's default payload converter becomes pydantic's (which
+    reads and writes the same JSON, and pydantic models besides); an application's codec (encryption,
+    compression) and failure converter stay. A payload converter of the application's own is not replaced."""
     existing = existing or DataConverter.default
-    if issubclass(existing.payload_converter_class, PydanticPayloadConverter):
+    converter = existing.payload_converter_class
+    if issubclass(converter, PydanticPayloadConverter):
         return existing
+    if converter is not DefaultPayloadConverter:
+        raise ValueError(
+            f"this client's payload converter is {converter.__module__}.{converter.__qualname__}; printroom needs "
+            "pydantic's: derive yours from temporalio.contrib.pydantic.PydanticPayloadConverter"
+        )
     return dataclasses.replace(existing, payload_converter_class=PydanticPayloadConverter)
 
 
 class _QuietOnReplay(logging.Filter):
-    """The `transitions` library logs each state it enters at INFO; a replayed workflow would say it again."""
+    """printroom's Machines log each state they enter at INFO (`transitions` does); a replayed workflow would say
+    it all again. Only their INFO and DEBUG lines, only while replaying: an application's own Machines and every
+    warning pass."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (workflow.in_workflow() and workflow.unsafe.is_replaying())
+        ours = isinstance(record.args, tuple) and bool(record.args) and str(record.args[0]).startswith(MACHINE_NAME_PREFIX)
+        return not (ours and record.levelno <= logging.INFO and workflow.in_workflow() and workflow.unsafe.is_replaying())
 
 
 _quiet_on_replay = _QuietOnReplay()
 
 
+def _quiet_machines_on_replay() -> None:
+    logging.getLogger("transitions.core").addFilter(_quiet_on_replay)  # the same filter is never added twice
+
+
+def _never_started(worker: Worker) -> None:
+    """temporalio 1.35 marks a worker shut down only from inside Worker._run: when a plugin refuses to start
+    it, `async with Worker(...)` and `shutdown()` would wait for ever. Say it never started."""
+    if not getattr(worker, "_started", True):
+        worker._shutdown_complete_event.set()  # noqa: SLF001  # no public way; see the docstring
+
+
 class PrintroomPlugin(SimplePlugin):
-    """Adds printroom to a worker: the pydantic data converter, `OrderWorkflow`, the email activities with their
-    dependencies (templates, document store, SMTP transport, delivery records), and the start-up checks (every
-    template renders, the namespace has printroom's search attributes) when the worker starts.
+    """Adds printroom to a worker: the pydantic payload converter, `OrderWorkflow`, the email activities with
+    their dependencies (templates, document store, SMTP transport, delivery records), and the start-up checks.
 
     `settings` is a `Settings`, a mapping shaped like printroom.toml, the path of such a file, or None for what
-    `printroom worker` reads (printroom.toml or $PRINTROOM_SETTINGS, PRINTROOM_* variables, defaults). They are
-    validated when the worker is built: invalid settings raise `SettingsError` naming every bad field.
+    `printroom worker` reads (printroom.toml or $PRINTROOM_SETTINGS, PRINTROOM_* variables, defaults). When the
+    worker is built they are validated (`SettingsError` names every bad field) and every template is rendered
+    (`StartupError` lists what is broken); when it starts, the namespace gets printroom's search attributes.
 
-    Given to `Client.connect(plugins=[...])` it applies to the client (data converter) and to every worker built
-    on it; given to one `Worker(plugins=[...])`, that client must already use the pydantic payload converter."""
+    Given to `Client.connect(plugins=[...])` it applies to the client (payload converter) and to every worker
+    built on it; given to one `Worker(plugins=[...])`, that client must already use the pydantic converter."""
 
     def __init__(
         self,
@@ -61,10 +83,10 @@ class PrintroomPlugin(SimplePlugin):
         *,
         transport: SmtpTransport | None = None,
         emails: EmailActivities | None = None,
-        check_on_start: bool = True,
+        check_templates: bool = True,
     ) -> None:
-        self._given, self._transport, self._emails, self._check_on_start = settings, transport, emails, check_on_start
-        self._templates_checked = False
+        self._given, self._transport, self._emails = settings, transport, emails
+        self._templates_to_check = check_templates
         super().__init__(
             "printroom",
             data_converter=with_pydantic,
@@ -83,6 +105,12 @@ class PrintroomPlugin(SimplePlugin):
             self._emails = EmailActivities.from_settings(resolve_settings(self._given), self._transport)
         return self._emails
 
+    def check_templates(self) -> None:
+        """Raise StartupError if any email cannot be built; once (the renderer keeps what it has read)."""
+        if self._templates_to_check:
+            check_templates_or_refuse(self.emails)
+            self._templates_to_check = False
+
     def _add_activities(self, existing: Sequence[Callable[..., Any]] | None) -> list[Callable[..., Any]]:
         return [*(existing or []), *self.emails.activities()]
 
@@ -95,6 +123,7 @@ class PrintroomPlugin(SimplePlugin):
                 "converter: pass PrintroomPlugin to Client.connect(..., plugins=[...]) instead of to the Worker, "
                 "or connect with data_converter=temporalio.contrib.pydantic.pydantic_data_converter"
             )
+        self.check_templates()
         task_queue, expected = config.get("task_queue"), self.settings.temporal.task_queue
         if task_queue != expected:
             log.warning(
@@ -103,17 +132,17 @@ class PrintroomPlugin(SimplePlugin):
                 "so that printroom's own tools and banners name the queue this worker polls",
                 task_queue, expected, task_queue, task_queue,
             )  # fmt: skip
-        logging.getLogger("transitions.core").addFilter(_quiet_on_replay)  # once: the same filter is not added twice
+        _quiet_machines_on_replay()
         return config
 
-    async def check_templates(self) -> None:
-        """Raise StartupError if any email cannot be built; once per plugin (its renderer keeps what it read)."""
-        if not self._templates_checked:
-            await check_templates_or_refuse(self.emails)
-            self._templates_checked = True
+    def configure_replayer(self, config: ReplayerConfig) -> ReplayerConfig:
+        _quiet_machines_on_replay()
+        return super().configure_replayer(config)
 
     async def run_worker(self, worker: Worker, next: Callable[[Worker], Awaitable[None]]) -> None:
-        if self._check_on_start:
-            await self.check_templates()
-        await prepare_namespace(worker.client, self.emails)
+        try:
+            await prepare_namespace(worker.client, self.emails)
+        except BaseException:
+            _never_started(worker)
+            raise
         await super().run_worker(worker, next)

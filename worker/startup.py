@@ -9,6 +9,7 @@ import logging
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
+from temporalio.common import SearchAttributeIndexedValueType
 from temporalio.service import RPCError, RPCStatusCode
 
 from printroom.activities.email import EmailActivities
@@ -23,20 +24,28 @@ class StartupError(Exception):
 
 
 async def ensure_search_attributes(client: Client) -> None:
-    """Register printroom's search attributes if the namespace lacks them: without them every workflow task fails."""
+    """Register printroom's search attributes if the namespace lacks them: without them (or with one of another
+    type) every workflow task of an order would fail."""
     wanted = {key.name: key.indexed_value_type for key in SEARCH_ATTRIBUTES}
     try:
         listed = await client.operator_service.list_search_attributes(ListSearchAttributesRequest(namespace=client.namespace))
-        missing = {name: kind for name, kind in wanted.items() if name not in listed.custom_attributes}
+        present = dict(listed.custom_attributes)
     except RPCError as error:
         if error.status != RPCStatusCode.UNIMPLEMENTED:
             raise
-        missing = wanted  # the time-skipping test server cannot list, but can add
+        present = {}  # the time-skipping test server cannot list, but can add
+    if wrong := {n: present[n] for n, kind in wanted.items() if n in present and present[n] != _indexed(kind)}:
+        described = ", ".join(f"{n} is {IndexedValueType.Name(v).removeprefix('INDEXED_VALUE_TYPE_').title()}, "
+                              f"printroom needs {wanted[n].name.title()}" for n, v in wrong.items())  # fmt: skip
+        raise StartupError(
+            f"namespace {client.namespace!r} has printroom's search attribute(s) with another type ({described}); "
+            "use a namespace of printroom's own, or remove them (`temporal operator search-attribute remove`)"
+        )
+    missing = {name: kind for name, kind in wanted.items() if name not in present}
     if not missing:
         return
     request = AddSearchAttributesRequest(
-        namespace=client.namespace,
-        search_attributes={name: IndexedValueType.Value(f"INDEXED_VALUE_TYPE_{kind.name}") for name, kind in missing.items()},
+        namespace=client.namespace, search_attributes={name: _indexed(kind) for name, kind in missing.items()}
     )
     try:
         await client.operator_service.add_search_attributes(request)
@@ -55,11 +64,14 @@ async def ensure_search_attributes(client: Client) -> None:
     log.info("registered search attribute(s) %s in namespace %r", ", ".join(missing), client.namespace)
 
 
-async def check_templates_or_refuse(emails: EmailActivities) -> None:
+def _indexed(kind: SearchAttributeIndexedValueType) -> int:
+    return IndexedValueType.Value(f"INDEXED_VALUE_TYPE_{kind.name}")
+
+
+def check_templates_or_refuse(emails: EmailActivities) -> None:
     """Every email of every active language renders, with the renderer that will send it: what is checked is
-    what it keeps and sends. Off the event loop: it renders every template (a fraction of a second), and the
-    loop may be a host application's."""
-    if problems := await asyncio.to_thread(check_templates, emails.settings, emails.assembler.renderer):
+    what it keeps and sends (a fraction of a second, once per worker)."""
+    if problems := check_templates(emails.settings, emails.assembler.renderer):
         listed = "\n  ".join(map(str, problems))
         raise StartupError(
             f"{len(problems)} problem(s) in the email templates; no email could be trusted to go out:\n  {listed}\n"

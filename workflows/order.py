@@ -171,8 +171,8 @@ class OrderWorkflow:
 
     def _moved(self, row: Transition, source: str, detail: Mapping[str, Any]) -> None:
         """The Machine moved the order (its `after` callback): record it and queue the emails the row fires."""
-        by, comment = detail["by"], detail["comment"]
-        workflow.logger.info("order %s: %s -> %s by %s", self._order.id if self._order else "", source, row.dest, by or row.by)
+        by, comment = detail.get("by", ""), detail.get("comment", "")
+        workflow.logger.info("order %s: %s -> %s (%s)", self._order.id if self._order else "", source, row.dest, row.trigger)
         self._changes.append(StatusChange(trigger=row.trigger, source=source, dest=row.dest, by=by, comment=comment, at=workflow.now()))
         self._queue_emails(row.emails, previous=source, by=by, comment=comment)
         self._publish()
