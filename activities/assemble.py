@@ -15,7 +15,7 @@ from printroom.activities.documents import DocumentStore, content_type
 from printroom.activities.rendering import RenderedEmail, TemplateError, TemplateRenderer
 from printroom.activities.variables import EmailContext, template_values
 from printroom.models import Audience, StatusEmailRequest
-from printroom.settings import Settings
+from printroom.settings import EmailPolicy, Settings
 
 
 @dataclass(frozen=True)
@@ -49,8 +49,20 @@ class EmailAssembler:
             self._senders[shop_name] = Address(display_name=name, addr_spec=str(address))
         return self._senders[shop_name]
 
+    def cc_for(self, policy: EmailPolicy | None) -> list[str]:
+        """S4: the sender's Cc list where the policy asks for it (always for the test email, `policy` None)."""
+        addresses = [*(self.settings.sender.cc if policy is None or policy.cc else []), *(policy.extra_cc if policy else [])]
+        return list(dict.fromkeys(str(a) for a in addresses))
+
     def context(
-        self, shop_name: str, *, now: datetime, request: StatusEmailRequest | None = None, audience: Audience = "customer"
+        self,
+        shop_name: str,
+        *,
+        now: datetime,
+        request: StatusEmailRequest | None = None,
+        audience: Audience = "customer",
+        operator_url: str | None = None,
+        operator_note: str = "",
     ) -> EmailContext:
         """What variables are computed from besides the order: the shop's sender and order page, the SMTP facts."""
         sender, smtp = self.sender_for(shop_name), self.settings.smtp
@@ -64,6 +76,8 @@ class EmailAssembler:
             request=request,
             audience=audience,
             smtp={"host": smtp.host, "port": smtp.effective_port, "security": smtp.security, "user": smtp.username or ""},
+            operator_url=operator_url,
+            operator_note=operator_note,
         )
 
     def render(
@@ -73,16 +87,40 @@ class EmailAssembler:
         language = self.renderer.language_for(template, languages)
         ctx = replace(context, language=language, images=frozenset(images))
         rendered = self.renderer.render(template, language, template_values(ctx, template))
+        return rendered, self._images(rendered.html, images, f"template {language}/{template}.html.j2")
+
+    def render_for(
+        self,
+        request: StatusEmailRequest,
+        audience: Audience,
+        *,
+        now: datetime,
+        operator_url: str | None = None,
+        operator_note: str = "",
+    ) -> tuple[RenderedEmail, list[FilePart]]:
+        """The trigger's template (policy), in the order's language, for this audience; with the images it shows."""
+        order = request.order
+        return self.render(
+            self.settings.emails.for_trigger(request.email_trigger).template or request.email_trigger,
+            self.settings.languages_for(order.language, order.shop),
+            self.context(order.shop, now=now, request=request, audience=audience, operator_url=operator_url, operator_note=operator_note),
+            self.settings.images_for(order.shop),
+        )
+
+    def images_shown(self, html: str, shop_name: str) -> list[FilePart]:
+        """The configured images an operator's HTML shows (cid:NAME), read now."""
+        return self._images(html, self.settings.images_for(shop_name), "the draft's HTML")
+
+    def _images(self, html: str, images: Mapping[str, Path], where: str) -> list[FilePart]:
         parts = []
-        for name in referenced_images(rendered.html):
+        for name in referenced_images(html):
             if name not in images:
                 raise TemplateError(
-                    f"template {language}/{template}.html.j2 shows cid:{name}, but no image {name!r} is configured "
-                    f"(templates.images.{name} in the settings)"
+                    f"{where} shows cid:{name}, but no image {name!r} is configured (templates.images.{name} in the settings)"
                 )
             path = images[name]
             parts.append(FilePart(name=name, filename=path.name, content_type=content_type(path.name), data=path.read_bytes()))
-        return rendered, parts
+        return parts
 
     def assemble(
         self,
@@ -92,17 +130,13 @@ class EmailAssembler:
         to: list[str],
         cc: list[str],
         now: datetime,
+        operator_url: str | None = None,
     ) -> AssembledEmail:
         """Raises TemplateError (the template must be fixed) or AttachmentError (a file is missing or too big)."""
-        order, settings = request.order, self.settings
-        policy = settings.emails.for_trigger(request.email_trigger)
+        order = request.order
         sender = self.sender_for(order.shop)
-        rendered, images = self.render(
-            policy.template or request.email_trigger,
-            settings.languages_for(order.language, order.shop),
-            self.context(order.shop, now=now, request=request, audience=audience),
-            settings.images_for(order.shop),
-        )
+        rendered, images = self.render_for(request, audience, now=now, operator_url=operator_url)
+        policy = self.settings.emails.for_trigger(request.email_trigger)
         attachments = self.documents.attachments(order, policy.attachments)
         return self.build(
             rendered, sender=sender, to=to, cc=cc, message_id=message_id(request, audience, sender.domain), now=now,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import mimetypes
 from dataclasses import replace
 from collections.abc import Iterable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from printroom.activities.compose import FilePart
 from printroom.models import Order
@@ -68,20 +68,31 @@ class DocumentStore:
             raise AttachmentError(f"{what} {reference}: the worker may not read it (permissions)") from None
         return FilePart(name=name, filename=path.name, content_type=content_type(path.name), data=data)
 
-    def attachments(self, order: Order, kinds: Iterable[AttachmentKind]) -> list[FilePart]:
-        """The files of each job that the template's attachment kinds name, in job order; a job that names
-        no file of a kind has nothing to attach for it. Two files of the same name get their job's id first."""
+    def references(self, order: Order, kinds: Iterable[AttachmentKind]) -> list[str]:
+        """The files of each job that the attachment kinds name, in job order (a job without one has none)."""
         wanted = list(kinds)
-        parts: list[FilePart] = []
-        for job in order.jobs:
-            for kind in wanted:
-                reference = getattr(job, kind)
-                if reference:
-                    parts.append(self.read(reference, f"the {KIND_LABELS[kind]} of job {job.id}:", name=job.id))
+        return [ref for job in order.jobs for kind in wanted if (ref := getattr(job, kind))]
+
+    def attachments(self, order: Order, kinds: Iterable[AttachmentKind]) -> list[FilePart]:
+        """The files of each job that the template's attachment kinds name, in job order. Two files of the same
+        name get their job's id first."""
+        wanted = list(kinds)
+        parts = [
+            self.read(ref, f"the {KIND_LABELS[kind]} of job {job.id}:", name=job.id)
+            for job in order.jobs
+            for kind in wanted
+            if (ref := getattr(job, kind))
+        ]
+        return self._bundle(parts, f"the attachments of order {order.id}")
+
+    def files(self, references: Iterable[str]) -> list[FilePart]:
+        """Files an operator chose for a draft (A1), by their references in the store."""
+        parts = [self.read(ref, "the file", name=PurePosixPath(ref).parent.name or "file") for ref in references]
+        return self._bundle(parts, "the attachments")
+
+    def _bundle(self, parts: list[FilePart], what: str) -> list[FilePart]:
         total = sum(len(p.data) for p in parts)
         if total > self.max_total_bytes:
-            raise AttachmentError(
-                f"the attachments of order {order.id} come to {total / MB:.1f} MB, over the limit {self._limits[1]}"
-            )
+            raise AttachmentError(f"{what} come to {total / MB:.1f} MB, over the limit {self._limits[1]}")
         names = [p.filename for p in parts]
         return [replace(p, filename=f"{p.name}-{p.filename}") if names.count(p.filename) > 1 else p for p in parts]

@@ -1,10 +1,12 @@
-"""The email activity: applies the print room's policy to one email trigger, then composes and sends each email."""
+"""The email activities: apply the print room's policy to an email trigger, then send each audience's email or
+hold it as a draft for an operator; and send a held draft with the operator's edits."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import quote
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
@@ -13,21 +15,27 @@ from printroom.activities.assemble import AssembledEmail, EmailAssembler
 from printroom.activities.compose import message_id
 from printroom.activities.deliveries import DeliveryLog
 from printroom.activities.documents import AttachmentError, DocumentStore
+from printroom.activities.drafts import build_from_draft, draft_cc, make_draft
 from printroom.activities.rendering import TemplateError, TemplateRenderer
 from printroom.activities.smtp import Delivery, DeliveryError, SmtpTransport
 from printroom.activities.variables import SMTP_TEST
 from printroom.models import (
+    DRAFTABLE_AUDIENCES,
+    DraftContent,
+    SEND_DRAFT,
     SEND_STATUS_EMAIL,
     SEND_STATUS_EMAILS,
     Audience,
     FailedDelivery,
+    SendDraftRequest,
     SentEmail,
     StatusEmailBatch,
     StatusEmailBatchResult,
     StatusEmailRequest,
     StatusEmailResult,
 )
-from printroom.settings import EmailPolicy, Settings
+from printroom.settings import Settings
+
 
 
 class EmailActivities:
@@ -50,7 +58,7 @@ class EmailActivities:
 
     def activities(self) -> list[Callable[..., Any]]:
         """The activity functions a worker registers."""
-        return [self.send_status_email, self.send_status_emails]
+        return [self.send_status_email, self.send_status_emails, self.send_draft]
 
     def recipients(self, request: StatusEmailRequest) -> tuple[dict[Audience, list[str]], list[str]]:
         """Who gets this email trigger under the settings (E1), and why anyone who could have did not."""
@@ -80,27 +88,37 @@ class EmailActivities:
 
     @activity.defn(name=SEND_STATUS_EMAIL)
     async def send_status_email(self, request: StatusEmailRequest) -> StatusEmailResult:
-        """Each audience is sent on its own: one audience's failure never drops or resends another's email."""
+        """Each audience on its own: one audience's failure never drops or resends another's email. An audience
+        whose email is set to be edited before sending gets a draft instead (E2); one whose email fails for good
+        (refused, a broken template, a passing failure past smtp.give_up_after) gets a draft with the reason,
+        for an operator to fix and send; the operators' own copies are never held."""
         audiences, notes = self.recipients(request)
         if request.audiences is not None:
             audiences = {a: to for a, to in audiences.items() if a in request.audiences}
             notes = []  # said on the first attempt already
+        policy = self.settings.emails.for_trigger(request.email_trigger)
         result = StatusEmailResult(notes=notes)
         order = list(audiences)
         for position, audience in enumerate(order):
+            to, cc = audiences[audience], self.assembler.cc_for(policy) if audience == "customer" else []
+            if policy.edit_before_send and audience in DRAFTABLE_AUDIENCES:
+                result.drafts.append(self._draft(request, audience, to, cc))
+                continue
             try:
-                result.sent.append(await self._send_one(request, audience, audiences[audience], result.notes))
-            except (DeliveryError, AttachmentError) as error:
-                if error.permanent:
-                    result.failed.append(FailedDelivery(audience=audience, error=str(error)))
-                elif result.sent or result.failed:
+                result.sent.append(await self._send_one(request, audience, to, cc, result.notes))
+            except (DeliveryError, AttachmentError, TemplateError) as error:
+                permanent = getattr(error, "permanent", True) or self._gave_up(request)
+                if permanent and audience in DRAFTABLE_AUDIENCES:
+                    result.drafts.append(self._draft(request, audience, to, cc, reason=self._why(error, request)))
+                elif permanent:
+                    result.failed.append(FailedDelivery(audience=audience, error=self._why(error, request)))
+                elif result.sent or result.failed or result.drafts:
                     # Something already happened in this attempt: hand back the rest instead of redoing it.
                     result.retry, result.retry_reason = order[position:], str(error)
                     return result
                 else:
                     # Expected while a mail server is down: one line in the log, not a traceback per attempt.
-                    info = activity.info()
-                    activity.logger.warning("%s (attempt %d, retried with backoff)", error, info.attempt)
+                    activity.logger.warning("%s (attempt %d, retried with backoff)", error, activity.info().attempt)
                     raise ApplicationError(
                         str(error), type=_TRANSIENT_TYPES[type(error)], category=ApplicationErrorCategory.BENIGN
                     ) from None
@@ -108,26 +126,84 @@ class EmailActivities:
 
     @activity.defn(name=SEND_STATUS_EMAILS)
     async def send_status_emails(self, batch: StatusEmailBatch) -> StatusEmailBatchResult:
-        """Several emails in one go, each independent of the others: a failure of one is its own result
-        (`failed`, or `retry` for the workflow to hand to the retried single-email activity)."""
+        """Several emails in one go, each independent of the others: a passing failure of one is its own result
+        (`retry`, for the workflow to hand to the retried single-email activity)."""
         results = []
         for request in batch.requests:
             try:
                 results.append(await self.send_status_email(request))
             except ApplicationError as error:
                 audiences = request.audiences if request.audiences is not None else list(self.recipients(request)[0])
-                if error.non_retryable:
-                    failed = [FailedDelivery(audience=a, error=error.message) for a in audiences]
-                    results.append(StatusEmailResult(failed=failed))
-                else:
-                    results.append(StatusEmailResult(retry=audiences, retry_reason=error.message))
+                results.append(StatusEmailResult(retry=audiences, retry_reason=error.message))
         return StatusEmailBatchResult(results=results)
 
-    async def _send_one(self, request: StatusEmailRequest, audience: Audience, to: list[str], notes: list[str]) -> SentEmail:
-        policy = self.settings.emails.for_trigger(request.email_trigger)
-        cc = self.cc_for(policy) if audience == "customer" else []
-        now, trigger = datetime.now(timezone.utc), request.email_trigger
+    @activity.defn(name=SEND_DRAFT)
+    async def send_draft(self, send: SendDraftRequest) -> StatusEmailResult:
+        """A held draft, with the operator's edits, sent once: one attempt, the answer goes to the operator who
+        asked (a passing failure included: the draft stays held). Same Message-ID as the automatic email, so
+        the delivery record keeps a second request from sending it twice."""
+        request, draft, edits = send.request, send.draft, send.edits
+        notes: list[str] = []
+        try:
+            sent = await self._deliver_once(
+                request.email_trigger, draft.audience, draft.message_id, draft.to, draft_cc(draft, edits), notes,
+                lambda now: build_from_draft(self.assembler, request, draft, edits, now=now, operator_url=self._operator_url()),
+            )  # fmt: skip
+        except (DeliveryError, AttachmentError, TemplateError) as error:
+            raise ApplicationError(str(error), type=type(error).__name__, non_retryable=True) from None
+        return StatusEmailResult(sent=[sent], notes=notes)
+
+    def _draft(
+        self, request: StatusEmailRequest, audience: Audience, to: list[str], cc: list[str], reason: str = ""
+    ) -> DraftContent:
+        return make_draft(
+            self.assembler, request, audience, to=to, cc=cc, now=datetime.now(timezone.utc),
+            rules=self.settings.drafts.rules(), reason=reason, operator_url=self._operator_url(),
+        )  # fmt: skip
+
+    def _gave_up(self, request: StatusEmailRequest) -> bool:
+        """A passing failure that has lasted past smtp.give_up_after is handed to a person."""
+        since = request.changed_at  # when the status changed: the email has been due since
+        return since is not None and datetime.now(timezone.utc) - since > self.settings.smtp.give_up_after
+
+    def _why(self, error: Exception, request: StatusEmailRequest) -> str:
+        if getattr(error, "permanent", True):
+            return str(error)
+        return f"gave up after smtp.give_up_after = {self.settings.smtp.give_up_after}: {error}"
+
+    def _operator_url(self) -> str | None:
+        """The order's page in the Temporal Web UI, for the operators' links (temporal.ui_url)."""
+        ui = self.settings.temporal.ui_url
+        if not ui or not activity.in_activity():
+            return None
+        info = activity.info()
+        return (
+            f"{ui.rstrip('/')}/namespaces/{quote(info.workflow_namespace or 'default', safe='')}"
+            f"/workflows/{quote(info.workflow_id or '', safe='')}/{info.workflow_run_id}/history"
+        )
+
+    async def _send_one(
+        self, request: StatusEmailRequest, audience: Audience, to: list[str], cc: list[str], notes: list[str]
+    ) -> SentEmail:
         msg_id = message_id(request, audience, self.assembler.sender_for(request.order.shop).domain)
+        operator_url = self._operator_url()
+        return await self._deliver_once(
+            request.email_trigger, audience, msg_id, to, cc, notes,
+            lambda now: self.assembler.assemble(request, audience, to=to, cc=cc, now=now, operator_url=operator_url),
+        )  # fmt: skip
+
+    async def _deliver_once(
+        self,
+        trigger: str,
+        audience: Audience,
+        msg_id: str,
+        to: list[str],
+        cc: list[str],
+        notes: list[str],
+        build: Callable[[datetime], AssembledEmail],
+    ) -> SentEmail:
+        """Build and send one message unless the delivery records say the server took it already."""
+        now = datetime.now(timezone.utc)
 
         def sent(accepted: list[str], subject: str, attachments: list[str]) -> SentEmail:
             return SentEmail(
@@ -140,10 +216,7 @@ class EmailActivities:
         if (earlier := self.deliveries.accepted(msg_id)) is not None:
             notes.append(f"{trigger}: {msg_id} was accepted by the server on an earlier attempt; not sent again")
             return sent(earlier.accepted, earlier.subject, [])
-        try:
-            email = self.assembler.assemble(request, audience, to=to, cc=cc, now=now)
-        except TemplateError as error:
-            raise ApplicationError(str(error), type="TemplateError", non_retryable=True) from None
+        email = build(now)
         inherited = self.deliveries.claim(msg_id)
         if inherited:
             notes.append(
@@ -163,11 +236,6 @@ class EmailActivities:
         notes.extend(f"{trigger}: {addr} refused by the server: {why}" for addr, why in delivery.refused.items())
         return sent(delivery.accepted, email.subject, email.attachments)
 
-    def cc_for(self, policy: EmailPolicy | None) -> list[str]:
-        """S4: the sender's Cc list where the policy asks for it (always for the test email, `policy` None)."""
-        addresses = [*(self.settings.sender.cc if policy is None or policy.cc else []), *(policy.extra_cc if policy else [])]
-        return list(dict.fromkeys(str(a) for a in addresses))
-
     async def _deliver(self, email: AssembledEmail, on_accepted: Callable[[Delivery], None] | None = None) -> Delivery:
         settings = self.settings.sender
         envelope_from = str(settings.envelope_from or settings.address)
@@ -184,7 +252,7 @@ class EmailActivities:
         rendered, parts = self.assembler.render(SMTP_TEST, [self.settings.default_language, "en"], context, images)
         msg_id = f"<smtp-test.{now.strftime('%Y%m%dT%H%M%S%f')}@{sender.domain}>"
         email = self.assembler.build(
-            rendered, sender=sender, to=[to], cc=self.cc_for(None), message_id=msg_id, now=now, images=parts
+            rendered, sender=sender, to=[to], cc=self.assembler.cc_for(None), message_id=msg_id, now=now, images=parts
         )
         await self._deliver(email)
         return rendered.subject, msg_id

@@ -11,6 +11,7 @@ from functools import cached_property
 
 import aiosmtplib
 
+from printroom.activities.addresses import AddressError, mail_address
 from printroom.settings import SmtpSettings
 
 
@@ -94,6 +95,10 @@ class SmtpTransport:
     async def _send(
         self, message: bytes, envelope_from: str, recipients: list[str], on_accepted: Callable[[Delivery], None] | None
     ) -> Delivery:
+        try:
+            sender, wanted = mail_address(envelope_from), {r: mail_address(r) for r in recipients}
+        except AddressError as error:
+            raise DeliveryError(f"{error}; no SMTP server can take it", permanent=True) from None
         client = aiosmtplib.SMTP(
             hostname=self.settings.host,
             port=self.settings.effective_port,
@@ -108,11 +113,27 @@ class SmtpTransport:
         data_sent = False
         try:
             await client.connect()
-            await client.mail(envelope_from)
-            refused: dict[str, tuple[int, str]] = {}
-            for recipient in recipients:
+            if client.is_ehlo_or_helo_needed:  # connect() greets only for STARTTLS or AUTH; SMTPUTF8 is in the EHLO reply
                 try:
-                    await client.rcpt(recipient)
+                    await client.ehlo()
+                except aiosmtplib.SMTPHeloError:
+                    await client.helo()
+            utf8 = client.supports_extension("smtputf8")
+            if sender.utf8 and not utf8:
+                raise DeliveryError(
+                    f"the sender address {sender.given} is not ASCII and {self.server} does not offer SMTPUTF8; "
+                    "use an ASCII sender address (sender.address, sender.envelope_from)",
+                    permanent=True,
+                )
+            options, encoding = (["SMTPUTF8"], "utf-8") if utf8 and (sender.utf8 or any(a.utf8 for a in wanted.values())) else ([], "ascii")
+            await client.mail(sender.wire, options=options, encoding=encoding)
+            refused: dict[str, tuple[int, str]] = {}
+            for recipient, address in wanted.items():
+                if address.utf8 and not utf8:
+                    refused[recipient] = (553, f"{self.server} does not offer SMTPUTF8, which this address needs")
+                    continue
+                try:
+                    await client.rcpt(address.wire, encoding=encoding)
                 except aiosmtplib.SMTPRecipientRefused as error:
                     refused[recipient] = (error.code, error.message)
             if len(refused) == len(recipients):

@@ -14,9 +14,10 @@ from babel.dates import format_date, format_datetime
 from babel.numbers import format_currency, format_decimal
 from markupsafe import Markup, escape
 
-from printroom.models import Audience, Job, Money, Order, StatusEmailRequest
+from printroom.models import Audience, DraftSummary, Job, Money, Order, StatusEmailRequest
+from printroom.statemachines.order import DRAFT_WAITING  # the operators' reminder of a held draft: variables of its own
 
-Scope = Literal["common", "order", "job", "smtp_test"]
+Scope = Literal["common", "order", "job", "draft", "smtp_test"]
 SMTP_TEST = "smtp_test"  # the template of `printroom smtp send-test`, with variables of its own
 LOGO_IMAGE = "logo"
 
@@ -36,6 +37,10 @@ class EmailContext:
     request: StatusEmailRequest | None = None
     audience: Audience = "customer"
     smtp: dict[str, Any] = field(default_factory=dict)
+    # The order's page in the Temporal Web UI (temporal.ui_url): where operators act, so their links lead there.
+    operator_url: str | None = None
+    # What an operator added when sending a held draft (%OperatorNote%).
+    operator_note: str = ""
 
     @property
     def locale(self) -> Locale:
@@ -86,8 +91,16 @@ def day(value: date | datetime | None, ctx: EmailContext) -> str:
 
 
 def order_url(ctx: EmailContext) -> str:
-    """T6: the shop's pattern with the order id made URL-safe (`PO 7/2` -> `PO%207%2F2`)."""
+    """T6: the shop's pattern with the order id made URL-safe (`PO 7/2` -> `PO%207%2F2`); for operators, the
+    order's page in the Temporal Web UI when the settings name one."""
+    if ctx.audience == "operators" and ctx.operator_url:
+        return ctx.operator_url
     return ctx.order_url_pattern.format(order_id=quote(ctx.order.id, safe=""))
+
+
+def _draft(ctx: EmailContext, read: Callable[[DraftSummary], Any]) -> Any:
+    draft = ctx.request.waiting_draft if ctx.request else None
+    return read(draft) if draft else ""
 
 
 def _price(ctx: EmailContext) -> str:
@@ -151,8 +164,15 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("StatusDate", "order", "when the status changed", lambda c: day(c.request.changed_at or c.now, c)),
     Variable("ChangedBy", "order", "who changed the status (operator or approver)", lambda c: c.request.by),
     Variable("Note", "order", "the note the operator or approver wrote with the change", lambda c: c.request.comment),
+    Variable("OperatorNote", "order", "the note an operator adds when sending a held draft (empty otherwise)", lambda c: c.operator_note),
     Variable("Audience", "order", "who the email is for: customer, operators or approvers (for {% if %})", lambda c: c.audience),
     Variable("JobCount", "order", "how many jobs the order has", lambda c: len(c.order.jobs)),
+    Variable("DraftId", "draft", "the held draft's id (d1, d2, ...), what send_draft names", lambda c: _draft(c, lambda d: d.id)),
+    Variable("DraftTrigger", "draft", "the email it holds (order_accepted, ...)", lambda c: _draft(c, lambda d: d.email_trigger)),
+    Variable("DraftSubject", "draft", "its subject", lambda c: _draft(c, lambda d: d.subject)),
+    Variable("DraftRecipients", "draft", "whom it is for", lambda c: _draft(c, lambda d: ", ".join(d.to))),
+    Variable("DraftReason", "draft", "why it is held when sending failed (empty when it waits to be read)", lambda c: _draft(c, lambda d: d.reason)),
+    Variable("DraftCreated", "draft", "when it was made", lambda c: _draft(c, lambda d: format_datetime(d.created_at, "short", tzinfo=c.timezone, locale=c.locale))),
     Variable("SmtpHost", "smtp_test", "the SMTP server used", lambda c: c.smtp["host"]),
     Variable("SmtpPort", "smtp_test", "its port", lambda c: c.smtp["port"]),
     Variable("SmtpSecurity", "smtp_test", "none, starttls or tls", lambda c: c.smtp["security"]),
@@ -172,7 +192,9 @@ JOB_NAMES = frozenset(v.name for v in JOB_VARIABLES)
 
 
 def scopes_of(template: str) -> tuple[Scope, ...]:
-    return ("common", "smtp_test") if template == SMTP_TEST else ("common", "order")
+    if template == SMTP_TEST:
+        return ("common", "smtp_test")
+    return ("common", "order", "draft") if template == DRAFT_WAITING else ("common", "order")
 
 
 def template_values(ctx: EmailContext, template: str) -> dict[str, Any]:

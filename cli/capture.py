@@ -64,7 +64,8 @@ class SmtpCapture:
         return self.handler.messages
 
     def start(self) -> SmtpCapture:
-        self._controller = Controller(self.handler, hostname=self.host, port=self.port, ready_timeout=10)
+        # SMTPUTF8 as Postfix and most relays offer it today: international addresses arrive as written.
+        self._controller = Controller(self.handler, hostname=self.host, port=self.port, ready_timeout=10, enable_SMTPUTF8=True)
         self._controller.start()
         return self
 

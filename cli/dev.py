@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import json
+import shlex
 import logging
 import signal
 import socket
@@ -16,9 +17,10 @@ from temporalio.client import Client
 
 from printroom.cli.binaries import temporal_binary
 from printroom.cli.capture import SmtpCapture
+from printroom.models import Order
 from printroom.settings import Settings, SmtpSettings, TemporalSettings
 from printroom.worker.main import connect, run_worker, stop_on_signals
-from printroom.workflows.order import SEARCH_ATTRIBUTES
+from printroom.workflows.order import SEARCH_ATTRIBUTES, order_summary
 
 log = logging.getLogger("printroom.dev")
 
@@ -89,10 +91,12 @@ async def wait_for_temporal(server: subprocess.Popen[bytes], address: str, log_f
 def banner(settings: Settings, address: str, outbox: Path) -> str:
     temporal = temporal_binary("temporal")
     if SAMPLE_ORDER.exists():
-        order_id = json.loads(SAMPLE_ORDER.read_text())["id"]
+        sample = json.loads(SAMPLE_ORDER.read_text())
         order_input = f"--input-file {SAMPLE_ORDER}"
     else:
-        order_id, order_input = "PO-1001", '--input \'{"id": "PO-1001", "customer": {"email": "marie@example.org"}, "jobs": [{"id": "J1"}]}\''
+        sample = {"id": "PO-1001", "customer": {"email": "marie@example.org"}, "jobs": [{"id": "J1"}]}
+        order_input = f"--input '{json.dumps(sample)}'"
+    order_id, summary = sample["id"], order_summary(Order.model_validate(sample))
     queue = settings.temporal.task_queue
     return "\n".join(
         [
@@ -104,7 +108,7 @@ def banner(settings: Settings, address: str, outbox: Path) -> str:
             "",
             "Start the sample order (from another terminal):",
             f"  {temporal} workflow start --address {address} --task-queue {queue} --type OrderWorkflow "
-            f"--workflow-id order-{order_id} {order_input}",
+            f"--workflow-id order-{order_id} --static-summary {shlex.quote(summary)} {order_input}",
             "Then move it along:",
             f"  {temporal} workflow signal --address {address} --workflow-id order-{order_id} "
             '--name change_status --input \'{"trigger": "accept", "by": "me"}\'',
@@ -124,7 +128,12 @@ async def run_dev(settings: Settings) -> int:
         update={
             "smtp": SmtpSettings(host=HOST, port=dev.smtp_port),
             "deliveries_dir": dev.data_dir / "deliveries",
-            "temporal": TemporalSettings(address=address, namespace="default", task_queue=settings.temporal.task_queue),
+            "temporal": TemporalSettings(
+                address=address,
+                namespace="default",
+                task_queue=settings.temporal.task_queue,
+                ui_url=f"http://{HOST}:{dev.ui_port}",  # emails to operators link to the order's page there
+            ),
         }
     )
     stop = stop_on_signals()

@@ -7,8 +7,10 @@ import asyncio
 import logging
 import os
 import sys
+from typing import Any
 
 from printroom.settings import Settings, SettingsError, load_settings, settings_path
+from printroom.cli.errors import CommandRefused
 from printroom.cli.template_admin import AdminError
 
 
@@ -127,6 +129,7 @@ def cmd_templates_preview(args: argparse.Namespace) -> int:
         out.write_text(html_for_browser(email), encoding="utf-8")
     rendered = email.rendered
     print(f"{out}: {args.trigger} to the {args.audience}, in {rendered.language} ({rendered.template} template)")
+    print(f"  To: {', '.join(email.to)}" + (f"; Cc: {', '.join(email.cc)}" if email.cc else ""))
     print(f"  Subject: {rendered.subject}")
     if email.attachments:
         print(f"  Attachments: {', '.join(email.attachments)}")
@@ -149,6 +152,93 @@ def cmd_templates_reset(args: argparse.Namespace) -> int:
     for path in removed:
         print(f"removed {path}")
     print(f"{args.template}: the shipped template applies" + (" (nothing was customised)" if not removed else "; restart the worker"))
+    return 0
+
+
+def _drafts_client(args: argparse.Namespace) -> tuple[Settings, Any]:
+    from printroom.worker.main import connect
+
+    settings = _load(args)
+
+    async def connecting() -> Any:
+        try:
+            return await connect(settings.temporal)
+        except RuntimeError as error:  # the client could not connect
+            raise CommandRefused(f"cannot reach Temporal: {error}") from None
+
+    return settings, connecting()
+
+
+def cmd_drafts_list(args: argparse.Namespace) -> int:
+    from printroom.cli.drafts import waiting
+
+    settings, connecting = _drafts_client(args)
+
+    async def main() -> list[tuple[str, str, int]]:
+        return await waiting(await connecting)
+
+    orders = asyncio.run(main())
+    for wid, status, count in orders:
+        print(f"{wid}  {status}  {count} draft(s) waiting")
+    print(f"{len(orders)} order(s) with drafts waiting" if orders else "no drafts waiting")
+    return 0
+
+
+def cmd_drafts_show(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from printroom.cli.drafts import describe, drafts_of, pick, write_out
+
+    settings, connecting = _drafts_client(args)
+
+    async def main() -> list[Any]:
+        return await drafts_of(await connecting, args.order)
+
+    drafts = asyncio.run(main())
+    if args.draft is None and not args.out:
+        print("\n\n".join(map(describe, drafts)) if drafts else "no drafts waiting")
+        return 0
+    draft = pick(drafts, args.draft, args.order)
+    print(describe(draft))
+    if args.out:
+        out = Path(args.out)
+        write_out(settings, draft, out)
+        print(f"\nwritten to {out}")
+    return 0
+
+
+def cmd_drafts_send(args: argparse.Namespace) -> int:
+    from printroom.cli.drafts import send
+
+    _, connecting = _drafts_client(args)
+    edits: dict[str, Any] = {"draft_id": args.draft, "by": args.by}
+    for field in ("subject", "note"):
+        if getattr(args, field) is not None:
+            edits[field] = getattr(args, field)
+    if args.cc is not None:
+        edits["cc"] = args.cc
+    if args.attach is not None:
+        edits["attachments"] = args.attach
+
+    async def main() -> Any:
+        return await send(await connecting, args.order, edits)
+
+    sent = asyncio.run(main())
+    print(f"sent {sent.draft_id}: {sent.subject!r} to {', '.join(sent.to)}" + (f", Cc {', '.join(sent.cc)}" if sent.cc else ""))
+    print(f"  Message-ID {sent.message_id}" + (f"; attachments: {', '.join(sent.attachments)}" if sent.attachments else ""))
+    return 0
+
+
+def cmd_drafts_discard(args: argparse.Namespace) -> int:
+    from printroom.cli.drafts import discard
+
+    _, connecting = _drafts_client(args)
+
+    async def main() -> Any:
+        return await discard(await connecting, args.order, args.draft, args.reason, args.by)
+
+    state = asyncio.run(main())
+    print(f"discarded {args.draft}; {len(state.drafts_pending)} draft(s) still waiting for {state.order_id}")
     return 0
 
 
@@ -204,6 +294,30 @@ def parser() -> argparse.ArgumentParser:
     reset.add_argument("template")
     reset.add_argument("--lang", help="only this language (default: every active language)")
     reset.set_defaults(run=cmd_templates_reset)
+    drafts = sub.add_parser("drafts", help="emails held for an operator: list, show, send, discard").add_subparsers(
+        dest="action", required=True
+    )
+    drafts.add_parser("list", help="every open order with drafts waiting").set_defaults(run=cmd_drafts_list)
+    show = drafts.add_parser("show", help="an order's drafts; one of them written as FILE.html or FILE.eml")
+    show.add_argument("order", help="the order's id (PO-1001) or workflow id (order-PO-1001)")
+    show.add_argument("draft", nargs="?", help="the draft's id (d1); may be left out when only one waits")
+    show.add_argument("--out", help="FILE.html to open in a browser, FILE.eml for a mail client")
+    show.set_defaults(run=cmd_drafts_show)
+    send = drafts.add_parser("send", help="send a draft, with edits (the edit_and_send update)")
+    send.add_argument("order")
+    send.add_argument("draft", nargs="?")
+    send.add_argument("--subject")
+    send.add_argument("--note", help="placed where the template shows %%OperatorNote%%")
+    send.add_argument("--cc", action="append", help="a Cc address (repeat for several); replaces the draft's Cc")
+    send.add_argument("--attach", action="append", help="a file in the document store (repeat); replaces its attachments")
+    send.add_argument("--by", default=os.environ.get("USER", ""), help="who sends it (default: $USER)")
+    send.set_defaults(run=cmd_drafts_send)
+    drop = drafts.add_parser("discard", help="drop a draft: it is never sent")
+    drop.add_argument("order")
+    drop.add_argument("draft")
+    drop.add_argument("--reason", required=True)
+    drop.add_argument("--by", default=os.environ.get("USER", ""))
+    drop.set_defaults(run=cmd_drafts_discard)
     diagram = sub.add_parser("diagram", help="print a state machine as a Mermaid diagram")
     diagram.add_argument("machine", choices=["order"])
     diagram.set_defaults(run=cmd_diagram)
@@ -224,6 +338,9 @@ def main(argv: list[str] | None = None) -> None:
     except AdminError as error:
         print(f"printroom {args.command} {getattr(args, 'action', '')}: {error}", file=sys.stderr)
         code = 2
+    except CommandRefused as error:
+        print(f"printroom {args.command} {getattr(args, 'action', '')}: {error}", file=sys.stderr)
+        code = 1
     except KeyboardInterrupt:
         code = 130
     # temporalio can crash the interpreter at exit (sdk-python issue 300): leave with our own code instead.

@@ -91,7 +91,8 @@ def preview(
     assembler = EmailAssembler(settings, TemplateRenderer(settings.templates.override_dir), DocumentStore(settings.documents))
     request = sample_request(email_trigger, order.model_copy(update={"language": language}))
     to = [str(order.customer.email)] if audience == "customer" else [f"{audience}@example.com"]
-    return assembler.assemble(request, audience, to=to, cc=[], now=datetime.now(timezone.utc))
+    cc = assembler.cc_for(settings.emails.for_trigger(email_trigger)) if audience == "customer" else []
+    return assembler.assemble(request, audience, to=to, cc=cc, now=datetime.now(timezone.utc))
 
 
 def html_for_browser(email: AssembledEmail) -> str:

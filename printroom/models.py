@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import PurePosixPath
 from decimal import Decimal
 from typing import Annotated, Literal
@@ -98,10 +98,105 @@ class ApprovalDecision(_Public):
 
 
 Audience = Literal["customer", "operators", "approvers"]
+# Audiences whose emails an operator may hold and edit before they go (E2): never the operators' own copies.
+DRAFTABLE_AUDIENCES: tuple[Audience, ...] = ("customer", "approvers")
+
+
+class SendDraft(_Public):
+    """Signal `send_draft` and update `edit_and_send`: send a held draft, with the operator's edits. Every field
+    but `draft_id` may be left out (the draft's own is kept); `draft_id` too, when exactly one draft waits."""
+
+    draft_id: Annotated[str, StringConstraints(strip_whitespace=True, max_length=20)] | None = None
+    subject: NonEmpty | None = None
+    # Checked against the draft's own limit (drafts.max_html_kb) by the workflow; this bound only stops abuse.
+    html: Annotated[str, StringConstraints(min_length=1, max_length=4_000_000)] | None = None
+    text: Annotated[str, StringConstraints(min_length=1, max_length=4_000_000)] | None = None
+    # Placed where the template shows %OperatorNote% (the shipped ones: where a status change's comment shows).
+    note: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)] | None = None
+    cc: list[EmailStr] | None = Field(default=None, max_length=20)
+    attachments: list[DocumentReference] | None = Field(default=None, max_length=20)
+    by: Annotated[str, StringConstraints(max_length=200)] = ""
+
+
+class DiscardDraft(_Public):
+    """Signal `discard_draft`: the held email is not sent; the reason is kept in the order's changes."""
+
+    draft_id: Annotated[str, StringConstraints(strip_whitespace=True, max_length=20)] | None = None
+    reason: Text = ""
+    by: Annotated[str, StringConstraints(max_length=200)] = ""
+
+
+class DraftRules(BaseModel):
+    """The settings a draft was made under, carried with it: the workflow never reads settings itself."""
+
+    may_edit_cc: bool = False
+    may_attach: bool = False
+    max_html_kb: int = 256
+    max_pending: int = 20
+    remind_after: timedelta = timedelta(hours=4)
+    max_reminders: int = 3
+
+
+class DraftContent(BaseModel):
+    """An email rendered and held for an operator instead of sent (E2), or held because sending failed for good."""
+
+    email_trigger: str
+    audience: Audience
+    sender: str  # the From field as it will be written, e.g. "Salle d'impression <printroom@example.com>"
+    to: list[str]
+    cc: list[str] = []
+    subject: str = ""
+    text: str = ""
+    html: str = ""
+    # Document-store references of the files it will carry (A2: read when the email is built, never carried here).
+    attachments: list[str] = []
+    language: str = ""
+    message_id: str
+    # In-Reply-To/References: the thread of the order's emails to this audience.
+    references: list[str] = []
+    # Why it is held when something failed (empty when the trigger is simply set to edit_before_send).
+    reason: str = ""
+    rules: DraftRules = DraftRules()
+
+
+class Draft(DraftContent):
+    """A held draft as the `drafts` query shows it."""
+
+    id: str
+    created_at: datetime
+    reminders_sent: int = 0
+    # The last attempt to send it failed (SMTP down, a file missing): it is still held, nothing was sent.
+    last_error: str = ""
+
+
+class DraftSummary(BaseModel):
+    """A pending draft in the `state` query: enough to recognise it; `drafts` has it in full."""
+
+    id: str
+    email_trigger: str
+    audience: Audience
+    to: list[str]
+    subject: str
+    created_at: datetime
+    reason: str = ""
+    last_error: str = ""
+
+
+class DraftSent(BaseModel):
+    """The answer of `edit_and_send`: which email went out, to whom."""
+
+    draft_id: str
+    message_id: str
+    to: list[str]
+    cc: list[str]
+    subject: str
+    attachments: list[str] = []
 
 # The activities' registered names: the workflow calls them by name so its sandbox never imports SMTP or Jinja.
-SEND_STATUS_EMAIL = "send_status_email"
-SEND_STATUS_EMAILS = "send_status_emails"
+# Prefixed: they are registered on the same worker as an application's own activities.
+SEND_STATUS_EMAIL = "printroom.send_status_email"
+SEND_STATUS_EMAILS = "printroom.send_status_emails"
+SEND_DRAFT = "printroom.send_draft"
 
 
 class StatusEmailRequest(BaseModel):
@@ -119,6 +214,8 @@ class StatusEmailRequest(BaseModel):
     changed_at: datetime | None = None
     # Only these audiences (a retry after some were already sent); None: everyone the policy names.
     audiences: list[Audience] | None = None
+    # For `draft_waiting`: the draft the operators are reminded of.
+    waiting_draft: DraftSummary | None = None
 
 
 class SentEmail(BaseModel):
@@ -147,6 +244,8 @@ class StatusEmailResult(BaseModel):
     # Audiences that met a passing failure after others were sent: to be asked for again, alone.
     retry: list[Audience] = []
     retry_reason: str = ""
+    # Emails held for an operator instead of sent: edit_before_send, or a failure a person has to fix.
+    drafts: list[DraftContent] = []
 
 
 class StatusEmailBatch(BaseModel):
@@ -158,6 +257,14 @@ class StatusEmailBatch(BaseModel):
 class StatusEmailBatchResult(BaseModel):
     # One result per request, in order; a passing failure shows as `retry`, never as an exception.
     results: list[StatusEmailResult]
+
+
+class SendDraftRequest(BaseModel):
+    """Activity input: send a held draft with the operator's edits (the order rides along in `request`)."""
+
+    request: StatusEmailRequest
+    draft: Draft
+    edits: SendDraft
 
 
 class StatusChange(BaseModel):
@@ -205,6 +312,8 @@ class OrderState(BaseModel):
     emails_failed: list[FailedEmail]
     # What the sending said besides: recipients refused by the server, emails not sent by policy, duplicates.
     email_notes: list[str] = []
+    # Emails held for an operator; the `drafts` query has them in full.
+    drafts_pending: list[DraftSummary] = []
     refused: list[RefusedRequest]
 
 

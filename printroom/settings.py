@@ -5,18 +5,20 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from datetime import timedelta
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, SecretStr, ValidationError, model_validator
+from pydantic import StringConstraints
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, RootModel, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings import SettingsError as EnvDecodeError
 
 from printroom import TASK_QUEUE
-from printroom.models import Language, validation_problems
-from printroom.statemachines.order import EMAIL_TRIGGERS
+from printroom.models import DraftRules, Language, validation_problems
+from printroom.statemachines.order import APPROVAL_REMINDER, DRAFT_WAITING, EMAIL_TRIGGERS
 
 DEFAULT_SETTINGS_FILE = Path("printroom.toml")
 
@@ -41,6 +43,20 @@ def _time_zone(name: str) -> str:
 
 
 TimeZone = Annotated[str, AfterValidator(_time_zone)]
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d)\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
+
+
+def _duration(value: Any) -> Any:
+    """`4h`, `30m`, `90s`, `1d` as people write them; pydantic's own forms (seconds, `PT4H`) pass through."""
+    if isinstance(value, str) and (match := _DURATION.match(value)):
+        return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
 
 
 class _Section(BaseModel):
@@ -80,6 +96,9 @@ class SmtpSettings(_Section):
     timeout_seconds: float = Field(default=30, gt=0, le=600)
     # Simultaneous connections per worker: kind to the relay, and what a crashed worker can leave half-sent.
     max_connections: int = Field(default=10, ge=1, le=200)
+    # How long an email is retried through passing failures (server down, 4xx, a file not there yet) before it
+    # is held for an operator with the reason.
+    give_up_after: Duration = Field(default=timedelta(hours=24), ge=timedelta(minutes=1), le=timedelta(days=7))
 
     @model_validator(mode="after")
     def _coherent(self) -> SmtpSettings:
@@ -117,6 +136,9 @@ class TemporalSettings(_Section):
     task_queue: str = TASK_QUEUE
     tls: bool | None = None
     api_key: SecretStr | None = None
+    # The Temporal Web UI operators use, e.g. https://temporal.example.com: emails to operators link to the
+    # order's page there. Unset: they link to the shop's order page like the customer's.
+    ui_url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s]+$")] | None = None
 
 
 MAX_IMAGE_BYTES = 1_000_000
@@ -174,6 +196,8 @@ class EmailPolicy(_Section):
     # Add the sender's Cc list to the customer's email, and/or these addresses.
     cc: bool = False
     extra_cc: AddressList = []
+    # E2: the email to the customer (or approvers) is held as a draft for an operator, never sent without one.
+    edit_before_send: bool = False
 
 
 def _policy(send: Send, *audiences: str) -> EmailPolicy:
@@ -193,19 +217,26 @@ DEFAULT_EMAIL_POLICIES: dict[str, EmailPolicy] = {
     "approval_reminder": _policy("always", "approvers"),
     "order_approved": _policy("always", "customer"),
     "order_approval_rejected": _policy("always", "customer"),
+    DRAFT_WAITING: _policy("always", "operators"),
 }
 assert set(DEFAULT_EMAIL_POLICIES) == set(EMAIL_TRIGGERS), "every email trigger needs a default policy"
 
 
-class EmailPolicies(_Section):
-    """One policy per email trigger; a trigger given in the file is merged over its shipped default."""
+# E4: editing before sending is offered for the emails to customers and approvers, except reminders.
+OFFERS_EDITING: frozenset[str] = frozenset(
+    t for t, p in DEFAULT_EMAIL_POLICIES.items() if (p.to_customer or p.to_approvers) and t not in (APPROVAL_REMINDER, DRAFT_WAITING)
+)
 
-    policies: dict[str, EmailPolicy] = Field(default_factory=lambda: dict(DEFAULT_EMAIL_POLICIES))
+
+class EmailPolicies(RootModel[dict[str, EmailPolicy]]):
+    """One policy per email trigger, written `[emails.<trigger>]`; what a file gives is merged over the default."""
+
+    root: dict[str, EmailPolicy] = Field(default_factory=lambda: dict(DEFAULT_EMAIL_POLICIES))
 
     @model_validator(mode="before")
     @classmethod
     def _merge_over_defaults(cls, given: Any) -> Any:
-        if not isinstance(given, dict) or "policies" in given:
+        if not isinstance(given, dict):
             return given
         unknown = sorted(set(given) - set(DEFAULT_EMAIL_POLICIES))
         if unknown:
@@ -213,10 +244,23 @@ class EmailPolicies(_Section):
         merged: dict[str, Any] = {k: v.model_dump() for k, v in DEFAULT_EMAIL_POLICIES.items()}
         for trigger, policy in given.items():
             merged[trigger] = {**merged[trigger], **policy} if isinstance(policy, dict) else policy
-        return {"policies": merged}
+        return merged
+
+    @model_validator(mode="after")
+    def _editing_where_offered(self) -> EmailPolicies:
+        if wrong := sorted(t for t, p in self.root.items() if p.edit_before_send and t not in OFFERS_EDITING):
+            raise ValueError(
+                f"edit_before_send is not offered for {', '.join(wrong)} (emails to operators and reminders are "
+                f"sent as they are); it is offered for: {', '.join(sorted(OFFERS_EDITING))}"
+            )
+        return self
+
+    @property
+    def policies(self) -> dict[str, EmailPolicy]:
+        return self.root
 
     def for_trigger(self, email_trigger: str) -> EmailPolicy:
-        return self.policies[email_trigger]
+        return self.root[email_trigger]
 
 
 class TemplateSettings(_Section):
@@ -240,6 +284,24 @@ class DocumentSettings(_Section):
         if self.root is not None and not self.root.is_dir():
             raise ValueError(f"root {self.root} is not a directory")
         return self
+
+
+class DraftSettings(_Section):
+    """E2-E4, S5, A1: what operators may change in a held draft, when they are reminded, and the bounds."""
+
+    operator_may_edit_cc: bool = False
+    operator_may_attach: bool = False
+    # A draft waiting this long sends the operators `draft_waiting`, again after as long, at most max_reminders.
+    remind_after: Duration = Field(default=timedelta(hours=4), ge=timedelta(minutes=1))
+    max_reminders: int = Field(default=3, ge=0, le=50)
+    max_pending: int = Field(default=20, ge=1, le=200)
+    max_html_kb: int = Field(default=256, ge=16, le=1024)
+
+    def rules(self) -> DraftRules:
+        return DraftRules(
+            may_edit_cc=self.operator_may_edit_cc, may_attach=self.operator_may_attach, max_html_kb=self.max_html_kb,
+            max_pending=self.max_pending, remind_after=self.remind_after, max_reminders=self.max_reminders,
+        )  # fmt: skip
 
 
 class DevSettings(_Section):
@@ -269,6 +331,7 @@ class Settings(BaseSettings):
     emails: EmailPolicies = EmailPolicies()
     templates: TemplateSettings = TemplateSettings()
     documents: DocumentSettings = DocumentSettings()
+    drafts: DraftSettings = DraftSettings()
     # Which messages the SMTP server accepted (exactly once): shared by every worker of the print room.
     deliveries_dir: Path = Path("var/deliveries")
     dev: DevSettings = DevSettings()

@@ -34,8 +34,9 @@ ORDER = StateTable(
     ),
 )
 
-# Reminders to approvers are sent on a timer, not by a transition.
+# Sent on a timer, not by a transition: reminders to approvers, and to operators when a draft waits for them.
 APPROVAL_REMINDER = "approval_reminder"
+DRAFT_WAITING = "draft_waiting"
 
 # Every email trigger (template name) of the product, in the order an administrator reads them.
-EMAIL_TRIGGERS: tuple[str, ...] = (*ORDER.email_triggers(), APPROVAL_REMINDER)
+EMAIL_TRIGGERS: tuple[str, ...] = (*ORDER.email_triggers(), APPROVAL_REMINDER, DRAFT_WAITING)

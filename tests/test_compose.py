@@ -18,6 +18,7 @@ from printroom.activities.rendering import TemplateError, TemplateRenderer
 from printroom.models import Audience, Order, StatusEmailRequest
 from printroom.settings import Settings
 from printroom.statemachines.order import EMAIL_TRIGGERS
+from printroom.worker.sample import SAMPLE_DRAFT
 from tests.conftest import sample_order
 
 NOW = datetime(2026, 11, 28, 9, 30, tzinfo=timezone.utc)
@@ -260,10 +261,15 @@ def test_the_message_id_is_the_same_for_the_same_occurrence_and_differs_otherwis
 def test_every_trigger_has_a_template_in_english_french_and_german_that_renders(settings, trigger, language):
     req = request(trigger, language=language, budget={"limit": "200.00", "approvers": ["head@example.org"]})
     audience: Audience = "approvers" if trigger.startswith("approval") else "customer"
+    if trigger == "draft_waiting":  # to operators, about a held draft
+        req, audience = req.model_copy(update={"waiting_draft": SAMPLE_DRAFT}), "operators"
     email = assemble(settings, req, audience)
     assert email.rendered.language == language and email.rendered.template == trigger
     assert "PO-1001" in email.subject
-    assert "Flyers A5" in email.rendered.text and "240,00" in email.rendered.text or "€240.00" in email.rendered.text
+    if trigger == "draft_waiting":
+        assert "d1" in email.subject and SAMPLE_DRAFT.subject in email.rendered.text and SAMPLE_DRAFT.reason in email.rendered.text
+    else:
+        assert "Flyers A5" in email.rendered.text and "240,00" in email.rendered.text or "€240.00" in email.rendered.text
     assert "https://shop.example.com/orders/PO-1001" in email.rendered.html
 
 

@@ -14,7 +14,9 @@ from printroom.activities.smtp import SmtpTransport
 from printroom.cli.capture import SmtpCapture
 from printroom.models import Order, StatusEmailRequest
 from printroom.settings import EmailPolicies, Settings, ShopSettings
-from tests.conftest import free_port, sample_order, with_smtp_port
+from aiosmtpd.controller import Controller
+
+from tests.conftest import Refusing, free_port, sample_order, with_smtp_port
 
 
 def activities_for(settings: Settings) -> EmailActivities:
@@ -76,14 +78,26 @@ async def test_the_smtp_server_down_is_a_retryable_error_naming_the_server(setti
     assert f"cannot reach the SMTP server 127.0.0.1:{down.smtp.port}" in error.value.message
 
 
-async def test_a_5xx_refusal_is_reported_as_permanent_for_that_audience_and_not_raised(refusing_smtp):
+async def test_a_5xx_refusal_holds_that_audiences_email_as_a_draft_with_the_reason_and_is_not_raised(refusing_smtp):
     handler, settings = refusing_smtp
     handler.replies["marie@example.org"] = "550 5.1.1 mailbox unavailable"
     result = await send(settings, request("order_cancelled"))
-    assert [(f.audience, "550 5.1.1 mailbox unavailable" in f.error) for f in result.failed] == [("customer", True)]
+    (draft,) = result.drafts  # nothing lost: an operator reads why, and sends it later or discards it
+    assert draft.audience == "customer" and draft.to == ["marie@example.org"]
+    assert "550 5.1.1 mailbox unavailable" in draft.reason
+    assert draft.subject == "La commande PO-7 a été annulée" and "PO-7" in draft.text and draft.html.startswith("<!DOCTYPE html>")
+    assert draft.message_id == "<PO-7.order_cancelled.1.customer@example.com>"
     assert [e.audience for e in result.sent] == ["operators"]
     assert handler.delivered == [["ops@example.com"]]
-    assert result.retry == []
+    assert result.retry == [] and result.failed == []
+
+
+async def test_an_operators_copy_refused_for_good_is_a_failure_not_a_draft(refusing_smtp):
+    handler, settings = refusing_smtp
+    handler.replies["ops@example.com"] = "550 5.1.1 mailbox unavailable"
+    result = await send(settings, request("order_cancelled"))
+    assert [(f.audience, "550 5.1.1 mailbox unavailable" in f.error) for f in result.failed] == [("operators", True)]
+    assert result.drafts == [] and [e.audience for e in result.sent] == ["customer"]
 
 
 async def test_a_passing_failure_after_one_audience_was_sent_hands_back_only_the_rest(refusing_smtp):
@@ -250,3 +264,31 @@ async def test_a_worker_opens_no_more_smtp_connections_than_max_connections(sett
     finally:
         controller.stop()
     assert Slow.most == 3
+
+
+async def test_an_international_address_goes_out_with_its_domain_in_ascii_and_its_local_part_in_utf8(settings, smtp):
+    """SMTPUTF8 offered (as Postfix does): müller@bücher.example arrives, each header address valid (RFC 6532)."""
+    idn_sender = settings.sender.model_copy(update={"address": "druckerei@bücher.example", "name": "Druckerei Müller"})
+    settings = settings.model_copy(update={"sender": idn_sender})
+    await send(settings, request("order_shipped", customer={"name": "Jürgen Müller", "email": "müller@bücher.example"}))
+    await send(settings, request("order_rejected", customer={"email": "user@xn--bcher-kva.example"}))
+    utf8, ascii_only = smtp.messages
+    assert utf8.rcpt_tos == ["müller@xn--bcher-kva.example"] and utf8.mail_from == "druckerei@xn--bcher-kva.example"
+    assert b"\r\nTo: m\xc3\xbcller@xn--bcher-kva.example\r\n" in utf8.data  # UTF-8, not one encoded-word
+    assert b"\r\nFrom: =?utf-8?q?Druckerei_M=C3=BCller?= <druckerei@xn--bcher-kva.example>\r\n" in utf8.data
+    assert utf8.parsed()["Message-ID"] == "<PO-7.order_shipped.1.customer@xn--bcher-kva.example>"
+    assert ascii_only.rcpt_tos == ["user@xn--bcher-kva.example"] and b"\r\nTo: user@xn--bcher-kva.example\r\n" in ascii_only.data
+    assert ascii_only.data.isascii()
+
+
+async def test_without_smtputf8_a_non_ascii_local_part_is_held_with_the_reason_and_an_idn_domain_still_goes(settings):
+    handler = Refusing()  # an older relay: aiosmtpd without SMTPUTF8
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port(), enable_SMTPUTF8=False)
+    controller.start()
+    settings = with_smtp_port(settings, controller.port)
+    held = await send(settings, request("order_shipped", customer={"email": "müller@bücher.example"}))
+    (draft,) = held.drafts
+    assert "does not offer SMTPUTF8, which this address needs" in draft.reason and handler.delivered == []
+    sent = await send(settings, request("order_shipped", customer={"email": "info@bücher.example"}))
+    controller.stop()
+    assert handler.delivered == [["info@xn--bcher-kva.example"]] and [e.to for e in sent.sent] == [["info@bücher.example"]]

@@ -115,8 +115,9 @@ async def test_a_link_leading_outside_the_document_store_is_refused_for_good(set
     result = await ActivityEnvironment().run(
         EmailActivities.from_settings(attaching(settings, store, "document")).send_status_emails, batch
     )
-    (failed,) = result.results[0].failed
-    assert "PO-7/J1/escape.pdf: leads outside the document store" in failed.error and "refused" in failed.error
+    (held,) = result.results[0].drafts  # held for an operator, with why; the file itself is never read
+    assert "PO-7/J1/escape.pdf: leads outside the document store" in held.reason and "refused" in held.reason
+    assert "not for customers" not in held.model_dump_json()
     assert result.results[0].retry == [] and smtp.messages == []
 
 

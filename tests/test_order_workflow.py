@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 import pytest
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.worker import Worker
 
 from printroom.cli.capture import SmtpCapture
@@ -198,22 +198,43 @@ async def _attempts(handle, at_least: int) -> bool:
     return bool(pending) and pending[0].attempt >= at_least
 
 
-async def test_a_permanent_refusal_is_recorded_not_retried_and_the_order_goes_on(client, task_queue, refusing_smtp):
+async def test_a_permanent_refusal_is_held_as_a_draft_the_operators_are_told_and_the_order_goes_on(client, task_queue, refusing_smtp):
+    """Nothing lost: the customer's emails that the server refuses for good wait as drafts with the reason; the
+    operators hear of each at once; the cancelled order stays open until the drafts are settled."""
     handler, refusing = refusing_smtp
     handler.replies["marie@example.org"] = "550 5.1.1 mailbox unavailable"
     async with build_worker(client, refusing, task_queue=task_queue):
         handle = await start_on(client, task_queue, sample_order())
         await handle.signal("change_status", {"trigger": "cancel"})
+        state = await eventually(lambda: _with_drafts(handle, 2), what="both refused emails held as drafts")
+        assert state.status == "cancelled" and state.emails_failed == []
+        assert [(d.id, d.email_trigger, d.to) for d in state.drafts_pending] == [
+            ("d1", "order_received", ["marie@example.org"]), ("d2", "order_cancelled", ["marie@example.org"])
+        ]
+        assert state.drafts_pending[0].reason.startswith("127.0.0.1:")
+        assert "550 5.1.1 mailbox unavailable" in state.drafts_pending[0].reason
+        # The operators' own emails are not held up, and each held draft is announced to them (draft_waiting).
+        await eventually(lambda: len(handler.delivered) == 4, what="the operators' emails and two draft_waiting notices")
+        assert handler.delivered == [["ops@example.com"]] * 4
+        assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+        for draft_id in ("d1", "d2"):
+            await handle.signal("discard_draft", {"draft_id": draft_id, "reason": "address unknown", "by": "Léa"})
         state = await handle.result()
-    assert state.status == "cancelled"
-    assert [f.email_trigger for f in state.emails_failed] == ["order_received", "order_cancelled"]
-    assert state.emails_failed[0].error.startswith("customer: 127.0.0.1:")
-    assert "550 5.1.1 mailbox unavailable" in state.emails_failed[0].error
-    # The operators' emails, the cancellation's copy included, are not held up by the customer's bad address.
+    assert state.drafts_pending == [] and state.emails_failed == []
     assert [(e.email_trigger, e.audience) for e in state.emails_sent] == [
-        ("order_received_operator", "operators"), ("order_cancelled", "operators")
+        ("order_received_operator", "operators"), ("order_cancelled", "operators"),
+        ("draft_waiting", "operators"), ("draft_waiting", "operators"),
     ]
-    assert handler.delivered == [["ops@example.com"], ["ops@example.com"]]
+    discarded = [c for c in state.changes if c.trigger == "discard_draft"]
+    assert [(c.by, c.comment) for c in discarded] == [
+        ("Léa", "d1: order_received to marie@example.org; address unknown"),
+        ("Léa", "d2: order_cancelled to marie@example.org; address unknown"),
+    ]
+
+
+async def _with_drafts(handle, count: int) -> OrderState | None:
+    state = await order_state(handle)
+    return state if len(state.drafts_pending) >= count else None
 
 
 async def test_after_a_partial_send_only_the_audiences_left_are_retried(client, task_queue, refusing_smtp):

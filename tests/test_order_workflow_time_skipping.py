@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from temporalio.testing import WorkflowEnvironment
 
 from printroom.cli.capture import SmtpCapture
-from tests.conftest import eventually, free_port, sample_order, with_smtp_port
+from printroom.models import OrderState
+from tests.conftest import eventually, free_port, messages_to, sample_order, with_smtp_port
 from printroom.worker.main import build_worker
 from printroom.workflows.order import OrderWorkflow
 
@@ -45,3 +48,46 @@ async def test_an_hour_of_smtp_outage_is_retried_with_backoff_and_the_email_is_s
         "order_received", "order_received_operator", "order_cancelled", "order_cancelled"
     ]
     assert len(ids) == len(set(ids)) == 4
+
+
+async def test_a_waiting_draft_reminds_the_operators_every_remind_after_at_most_max_reminders_times(
+    time_skipping_env: WorkflowEnvironment, settings, smtp, task_queue
+):
+    """drafts.remind_after = 4h, max_reminders = 2: a draft held on Friday evening is announced twice, not for ever."""
+    client = time_skipping_env.client
+    drafting = settings.model_copy(
+        update={
+            "emails": type(settings.emails)(order_accepted={"edit_before_send": True}),
+            "drafts": settings.drafts.model_copy(update={"remind_after": timedelta(hours=4), "max_reminders": 2}),
+        }
+    )
+    async with build_worker(client, drafting, task_queue=task_queue):
+        order = sample_order()
+        handle = await client.start_workflow(OrderWorkflow.run, order, id=f"order-{order['id']}", task_queue=task_queue)
+        await handle.signal("change_status", {"trigger": "accept"})
+        await eventually(lambda: _drafts(handle), what="the acceptance held")
+        assert _reminders(smtp) == []
+        await time_skipping_env.sleep(timedelta(hours=3, minutes=50))
+        assert _reminders(smtp) == []
+        await time_skipping_env.sleep(timedelta(minutes=20))  # 4h10 after the draft
+        await eventually(lambda: len(_reminders(smtp)) == 1, what="the first reminder")
+        await time_skipping_env.sleep(timedelta(hours=4))
+        await eventually(lambda: len(_reminders(smtp)) == 2, what="the second reminder")
+        await time_skipping_env.sleep(timedelta(hours=24))
+        assert len(_reminders(smtp)) == 2  # max_reminders: then the order just waits, visible in DraftsPending
+        await handle.execute_update("edit_and_send", {"draft_id": "d1"})
+        await handle.signal("change_status", {"trigger": "cancel"})
+        state = await handle.result()
+    first = _reminders(smtp)[0]
+    assert first["Subject"] == f"Le brouillon d1 de la commande {order['id']} vous attend"  # in the order's language
+    assert f"Votre commande {order['id']} a été acceptée" in first.get_body(("plain",)).get_content()
+    assert [e.email_trigger for e in state.emails_sent].count("draft_waiting") == 2
+    assert len({e.message_id for e in state.emails_sent}) == len(state.emails_sent)
+
+
+async def _drafts(handle) -> bool:
+    return bool((await handle.query("state", result_type=OrderState)).drafts_pending)
+
+
+def _reminders(smtp: SmtpCapture) -> list:
+    return [m.parsed() for m in messages_to(smtp, "ops@example.com") if "d1" in m.parsed()["Subject"]]

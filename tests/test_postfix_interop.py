@@ -65,12 +65,12 @@ async def test_an_email_through_postfix_arrives_intact_in_the_mailbox_over_tls(p
     assert await eventually(lambda: server.mailbox("ops@example.org"), what="the operators' copy")
 
 
-async def test_postfix_refusing_an_unknown_mailbox_is_a_permanent_failure_for_that_audience(postfix, tmp_path):
+async def test_postfix_refusing_an_unknown_mailbox_holds_that_audiences_email_with_the_reason(postfix, tmp_path):
     server, ca_file = postfix
     result = await ActivityEnvironment().run(
         activities(server, ca_file, tmp_path).send_status_email,
         request("order_cancelled", customer={"email": "nobody-here@example.org"}),
     )
-    assert [f.audience for f in result.failed] == ["customer"]
-    assert "550 5.1.1" in result.failed[0].error and "nobody-here@example.org" in result.failed[0].error
+    assert [d.audience for d in result.drafts] == ["customer"] and result.failed == []
+    assert "550 5.1.1" in result.drafts[0].reason and "nobody-here@example.org" in result.drafts[0].reason
     assert [e.audience for e in result.sent] == ["operators"]

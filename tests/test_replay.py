@@ -17,9 +17,9 @@ from printroom.workflows.order import OrderWorkflow
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
 
-def test_there_are_recorded_histories_of_each_version_to_replay():
+def test_there_are_recorded_histories_of_each_kind_of_run_to_replay():
     assert {p.stem for p in HISTORIES} >= {
-        f"{version}-order-H-{case}" for version in ("v1", "v2") for case in ("SHIPPED", "OUTAGE")
+        f"0.1.0-order-H-{case}" for case in ("SHIPPED", "OUTAGE", "APPROVAL", "REFUSED", "REMINDED")
     }
 
 
@@ -33,7 +33,7 @@ async def test_a_recorded_history_replays_without_nondeterminism(path: Path):
 
 async def test_the_replayer_catches_a_change_to_the_order_table(monkeypatch):
     """The guard works: a table whose `accept` fires no email no longer matches the recorded history.
-    (Adding a second email to `accept` would not show here: since v2 one local activity carries both.)"""
+    (Adding a second email to `accept` would not show here: one local activity carries both.)"""
     import dataclasses
 
     from printroom.statemachines import order as table_module
@@ -44,7 +44,7 @@ async def test_the_replayer_catches_a_change_to_the_order_table(monkeypatch):
     )
     # statemachines is passed through the sandbox, so the replayed workflow reads this table.
     monkeypatch.setattr(table_module, "ORDER", dataclasses.replace(table_module.ORDER, transitions=changed))
-    path = Path(__file__).parent / "histories" / "v2-order-H-SHIPPED.json"
+    path = Path(__file__).parent / "histories" / "0.1.0-order-H-SHIPPED.json"
     history = WorkflowHistory.from_json("order-H-SHIPPED", path.read_text())
     replayer = Replayer(workflows=[OrderWorkflow], data_converter=pydantic_data_converter)
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
@@ -58,7 +58,7 @@ async def test_replaying_through_the_plugin_keeps_printrooms_machine_quiet(caplo
     from printroom import PrintroomPlugin
 
     caplog.set_level(logging.INFO, logger="transitions.core")
-    path = Path(__file__).parent / "histories" / "v2-order-H-SHIPPED.json"
+    path = Path(__file__).parent / "histories" / "0.1.0-order-H-SHIPPED.json"
     history = WorkflowHistory.from_json("order-H-SHIPPED", path.read_text())
     result = await Replayer(workflows=[], plugins=[PrintroomPlugin(Settings())]).replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None

@@ -78,7 +78,7 @@ def test_each_cc_address_is_validated_and_named(tmp_path):
 
 def test_a_wrong_value_type_for_a_policy_is_named(tmp_path):
     path = write(tmp_path, "[emails.order_accepted]\nsend = 'sometimes'\n")
-    with pytest.raises(SettingsError, match=r"emails\.policies\.order_accepted\.send: Input should be 'never', 'always' or 'on_customer_request'"):
+    with pytest.raises(SettingsError, match=r"emails\.order_accepted\.send: Input should be 'never', 'always' or 'on_customer_request'"):
         load_settings(path)
 
 
@@ -155,7 +155,7 @@ default_language = "it"
     for expected in (
         f"templates.images: Value error, image logo = {tmp_path}/missing.png: file does not exist",
         "documents: Value error, root " + str(tmp_path / "no-such-store") + " is not a directory",
-        "emails.policies.order_completed.attachments.1: Input should be 'document', 'ticket' or 'preflight_report'",
+        "emails.order_completed.attachments.1: Input should be 'document', 'ticket' or 'preflight_report'",
     ):
         assert expected in message
     # Checked once the sections are valid: which languages are active.
@@ -174,3 +174,36 @@ default_language = "it"
     path = write(tmp_path, f'[templates]\nimages = {{ big = "{tmp_path}/big.png" }}\n')
     with pytest.raises(SettingsError, match=r"big.png: 1100004 bytes, over 1000000 \(make it smaller\)"):
         load_settings(path)
+
+
+def test_editing_before_sending_where_it_is_not_offered_is_refused_naming_the_trigger(tmp_path):
+    for trigger in ("order_received_operator", "approval_reminder", "draft_waiting"):
+        path = write(tmp_path, f"[emails.{trigger}]\nedit_before_send = true\n")
+        with pytest.raises(SettingsError) as refused:
+            load_settings(path)
+        message = str(refused.value)
+        assert f"edit_before_send is not offered for {trigger} (emails to operators and reminders are sent as they are)" in message
+        assert "it is offered for: approval_requested, order_accepted," in message
+
+
+def test_drafts_settings_take_durations_as_people_write_them_and_name_bad_ones(tmp_path):
+    path = write(tmp_path, """
+[emails.order_shipped]
+edit_before_send = true
+[drafts]
+operator_may_edit_cc = true
+remind_after = "90m"
+max_reminders = 5
+[temporal]
+ui_url = "https://temporal.example.org"
+""")
+    settings = load_settings(path)
+    assert settings.emails.for_trigger("order_shipped").edit_before_send
+    assert not settings.emails.for_trigger("order_accepted").edit_before_send
+    rules = settings.drafts.rules()
+    assert (rules.may_edit_cc, rules.may_attach, rules.remind_after.total_seconds(), rules.max_reminders) == (True, False, 5400, 5)
+    bad = write(tmp_path, '[drafts]\nremind_after = "soon"\nmax_pending = 0\n[temporal]\nui_url = "temporal.example.org"\n[smtp]\ngive_up_after = "5s"\n')
+    with pytest.raises(SettingsError) as refused:
+        load_settings(bad)
+    for field in ("drafts.remind_after", "drafts.max_pending", "temporal.ui_url", "smtp.give_up_after"):
+        assert f"\n  {field}: " in str(refused.value), field

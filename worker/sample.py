@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from printroom.models import Order, StatusEmailRequest
-from printroom.statemachines.order import APPROVAL_REMINDER, AWAITING_APPROVAL, ORDER
+from printroom.models import DraftSummary, Order, StatusEmailRequest
+from printroom.statemachines.order import APPROVAL_REMINDER, AWAITING_APPROVAL, DRAFT_WAITING, ORDER
 
 SAMPLE_ORDER = Order.model_validate(
     {
@@ -34,9 +34,21 @@ def status_for(email_trigger: str) -> tuple[str, str | None]:
     return ORDER.initial, None
 
 
+SAMPLE_DRAFT = DraftSummary(
+    id="d1",
+    email_trigger="order_accepted",
+    audience="customer",
+    to=["marie@example.org"],
+    subject="Your order PO-1001 has been accepted",
+    created_at=datetime(2026, 11, 28, 9, 30, tzinfo=timezone.utc),
+    reason="marie@example.org refused by the server: 550 5.1.1 mailbox unavailable",
+)
+
+
 def sample_request(email_trigger: str, order: Order = SAMPLE_ORDER) -> StatusEmailRequest:
     status, previous = status_for(email_trigger)
     return StatusEmailRequest(
+        waiting_draft=SAMPLE_DRAFT if email_trigger == DRAFT_WAITING else None,
         order=order,
         email_trigger=email_trigger,
         status=status,

@@ -1,15 +1,19 @@
-"""OrderWorkflow: one per order; applies status changes through the order table and sends the emails they fire."""
+"""OrderWorkflow: one per order. It asks the order's Machine to move, queues the emails a move fires, and holds
+the drafts that wait for an operator. Sending lives in `sending`, drafts in `drafts`."""
 
 from __future__ import annotations
 
-from collections import Counter, deque
+import asyncio
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeKey
-from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+from temporalio.common import SearchAttributeKey
+from temporalio.exceptions import ApplicationError, FailureError
+
+from printroom.workflows.drafts import DraftBook, DraftRefused, HeldDraft
+from printroom.workflows.sending import ONE_ATTEMPT, Outbox, is_cancellation, root_cause
 
 with workflow.unsafe.imports_passed_through():
     # EmailStr imports email_validator (and idna) lazily, on the first address it checks.
@@ -18,53 +22,39 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ValidationError
 
     from printroom.models import (
-        SEND_STATUS_EMAIL,
-        SEND_STATUS_EMAILS,
-        StatusEmailBatch,
-        StatusEmailBatchResult,
+        SEND_DRAFT,
         ApprovalDecision,
         ChangeStatus,
-        FailedEmail,
+        DiscardDraft,
+        Draft,
+        DraftContent,
+        DraftSent,
         Order,
         OrderState,
-        PendingEmail,
         RefusedRequest,
-        SentEmail,
+        SendDraft,
+        SendDraftRequest,
         StatusChange,
         StatusEmailRequest,
         StatusEmailResult,
         validation_problems,
     )
-    from printroom.statemachines.order import ORDER
+    from printroom.statemachines.order import DRAFT_WAITING, ORDER
     from printroom.statemachines.table import Actor, Lifecycle, Transition
 
 ORDER_STATUS = SearchAttributeKey.for_keyword("OrderStatus")
-SEARCH_ATTRIBUTES = (ORDER_STATUS,)
+DRAFTS_PENDING = SearchAttributeKey.for_int("DraftsPending")
+SEARCH_ATTRIBUTES = (ORDER_STATUS, DRAFTS_PENDING)
 
-# Failures a retry cannot fix are raised non_retryable by the activity (a broken template, say).
-EMAIL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_interval=timedelta(minutes=5))
-FIRST_ATTEMPT = RetryPolicy(maximum_attempts=1)
-FIRST_ATTEMPT_TIMEOUT = timedelta(seconds=90)
-# Since this patch, everything queued together goes out in one local activity (the two emails of a new order).
-BATCHED_FIRST_ATTEMPT = "batched-first-attempt"
-MAX_BATCH = 10
+SEND_DRAFT_TIMEOUT = timedelta(minutes=2)
 MAX_REFUSED_KEPT = 100
-MAX_NOTES_KEPT = 100
 MAX_PAYLOAD_SHOWN = 500
 
 
-def _root(error: FailureError) -> FailureError:
-    """A regular activity's failure comes wrapped in ActivityError; a local activity's arrives bare."""
-    return error.cause if isinstance(error, ActivityError) and isinstance(error.cause, FailureError) else error
-
-
-def _cause(error: FailureError) -> str:
-    return _root(error).message
-
-
-def _is_permanent(error: FailureError) -> bool:
-    root = _root(error)
-    return isinstance(root, ApplicationError) and root.non_retryable
+def order_summary(order: Order) -> str:
+    """One line that names an order, e.g. "Order PO-1001 · Marie Curie · 2 jobs"."""
+    jobs = len(order.jobs)
+    return f"Order {order.id} · {order.customer.name or order.customer.email} · {jobs} job{'s' if jobs != 1 else ''}"
 
 
 @workflow.defn(name="OrderWorkflow")
@@ -79,17 +69,13 @@ class OrderWorkflow:
             self._problems = validation_problems(error)
         self._lifecycle = Lifecycle(ORDER, self._moved)
         self._changes: list[StatusChange] = []
-        self._sent: list[SentEmail] = []
-        self._failed: list[FailedEmail] = []
-        self._notes: list[str] = []
         self._refused: list[RefusedRequest] = []
-        self._outbox: deque[StatusEmailRequest] = deque()
-        self._sending: list[StatusEmailRequest] = []
-        self._sending_error = ""  # why the last attempt failed, while the email is retried
-        self._occurrences: Counter[str] = Counter()
-        self._published_status: str | None = None
+        self._drafts = DraftBook()
+        self._outbox = Outbox(self._order.id if self._order else "", self._held, self._publish)
+        self._published: tuple[str, int] | None = None
         if self._order is not None:
-            self._queue_emails(ORDER.emails_on_start, previous=None, by="", comment="")
+            for email_trigger in ORDER.emails_on_start:
+                self._outbox.queue(self._order, email_trigger, status=self._lifecycle.state, previous=None)
             if self._order.over_budget:
                 self._apply("request_approval", "system", kind="start", by="printroom", comment="")
 
@@ -102,19 +88,13 @@ class OrderWorkflow:
                 non_retryable=True,
             )
         self._publish()
-        while True:
-            await workflow.wait_condition(lambda: bool(self._outbox) or self._finished())
-            if not self._outbox:
-                break
-            if workflow.patched(BATCHED_FIRST_ATTEMPT):
-                batch = [self._outbox.popleft() for _ in range(min(len(self._outbox), MAX_BATCH))]
-                await self._send_batch(batch)
-            else:  # orders started before the patch replay the way they ran
-                await self._send(self._outbox.popleft())
+        reminders = asyncio.create_task(self._remind_operators())
+        await self._outbox.run(self._finished)
+        reminders.cancel()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.state()
 
-    # Signals: decoded leniently (Any), validated here, so a bad payload is refused visibly, never dropped.
+    # Signals and the update: decoded leniently (Any) and validated here, so a bad payload is refused visibly.
 
     @workflow.signal(name="change_status")
     def change_status(self, payload: Any = None) -> None:
@@ -134,25 +114,76 @@ class OrderWorkflow:
         if decision is not None:
             self._apply("reject_budget", "approver", kind="reject", by=decision.by, comment=decision.comment, payload=payload)
 
+    @workflow.signal(name="send_draft")
+    async def send_draft(self, payload: Any = None) -> None:
+        edits = self._validate("send_draft", SendDraft, payload)
+        if edits is None:
+            return
+        try:
+            held = self._drafts.find(edits.draft_id)
+            self._drafts.check(held, edits)
+            await self._send_held(held, edits)
+        except DraftRefused as refusal:
+            self._refuse("send_draft", payload, str(refusal))
+
+    @workflow.signal(name="discard_draft")
+    def discard_draft(self, payload: Any = None) -> None:
+        request = self._validate("discard_draft", DiscardDraft, payload)
+        if request is None:
+            return
+        try:
+            held = self._drafts.find(request.draft_id)
+        except DraftRefused as refusal:
+            self._refuse("discard_draft", payload, str(refusal))
+            return
+        draft, by = held.draft, request.by
+        self._drafts.settle(held, f"discarded at {workflow.now():%Y-%m-%d %H:%M} UTC" + (f" by {by}" if by else ""))
+        self._record_draft_action("discard_draft", draft, by, request.reason)
+
+    @workflow.update(name="edit_and_send")
+    async def edit_and_send(self, payload: Any = None) -> DraftSent:
+        """Send a held draft with the operator's edits; answers with the Message-ID and the recipients."""
+        edits = SendDraft.model_validate(payload)
+        try:
+            return await self._send_held(self._drafts.find(edits.draft_id), edits)
+        except DraftRefused as refusal:
+            raise ApplicationError(str(refusal), type="DraftNotSent", non_retryable=True) from None
+
+    @edit_and_send.validator
+    def _may_edit_and_send(self, payload: Any = None) -> None:
+        """Refused here, nothing is written to history and the caller reads why (the Web UI shows it in red)."""
+        if self._order is None:
+            raise ValueError("the order itself is invalid: " + "; ".join(self._problems))
+        try:
+            edits = SendDraft.model_validate(payload)
+        except ValidationError as error:
+            raise ValueError("malformed payload: " + "; ".join(validation_problems(error))) from None
+        try:
+            self._drafts.check(self._drafts.find(edits.draft_id), edits)
+        except DraftRefused as refusal:
+            raise ValueError(str(refusal)) from None
+
     @workflow.query(name="state")
     def state(self) -> OrderState:
-        pending = [
-            PendingEmail(email_trigger=r.email_trigger, status="sending", last_error=self._sending_error)
-            for r in self._sending
-        ] + [PendingEmail(email_trigger=r.email_trigger, status="queued") for r in self._outbox]
         return OrderState(
             order_id=self._order.id if self._order else "",
             status=self._lifecycle.state,
             allowed_triggers=self._lifecycle.allowed_triggers("operator"),
             changes=self._changes,
-            emails_sent=self._sent,
-            emails_pending=pending,
-            emails_failed=self._failed,
-            email_notes=self._notes,
+            emails_sent=self._outbox.sent,
+            emails_pending=self._outbox.pending(),
+            emails_failed=self._outbox.failed,
+            email_notes=self._outbox.notes,
+            drafts_pending=[held.summary() for held in self._drafts.pending],
             refused=self._refused,
         )
 
-    # Inside.
+    @workflow.query(name="drafts")
+    def drafts(self) -> list[Draft]:
+        """The drafts waiting for an operator, in full: recipients, subject, text, HTML, attachments."""
+        return [held.draft for held in self._drafts.pending]
+
+    # Moves.
 
     def _validate(self, kind: str, model: type[BaseModel], payload: Any) -> Any:
         if self._order is None:
@@ -171,155 +202,119 @@ class OrderWorkflow:
 
     def _moved(self, row: Transition, source: str, detail: Mapping[str, Any]) -> None:
         """The Machine moved the order (its `after` callback): record it and queue the emails the row fires."""
+        assert self._order is not None
         by, comment = detail.get("by", ""), detail.get("comment", "")
-        workflow.logger.info("order %s: %s -> %s (%s)", self._order.id if self._order else "", source, row.dest, row.trigger)
+        workflow.logger.info("order %s: %s -> %s (%s)", self._order.id, source, row.dest, row.trigger)
         self._changes.append(StatusChange(trigger=row.trigger, source=source, dest=row.dest, by=by, comment=comment, at=workflow.now()))
-        self._queue_emails(row.emails, previous=source, by=by, comment=comment)
+        for email_trigger in row.emails:
+            self._outbox.queue(self._order, email_trigger, status=row.dest, previous=source, by=by, comment=comment)
         self._publish()
 
     def _refuse(self, kind: str, payload: Any, reason: str) -> None:
         workflow.logger.warning("refused %s: %s (payload %r)", kind, reason, payload)
         shown = repr(payload)
-        self._refused.append(
-            RefusedRequest(kind=kind, reason=reason, payload=shown[:MAX_PAYLOAD_SHOWN], at=workflow.now())
-        )
+        self._refused.append(RefusedRequest(kind=kind, reason=reason, payload=shown[:MAX_PAYLOAD_SHOWN], at=workflow.now()))
         del self._refused[:-MAX_REFUSED_KEPT]
+        self._publish()
 
-    def _queue_emails(self, email_triggers: tuple[str, ...], *, previous: str | None, by: str, comment: str) -> None:
+    # Drafts.
+
+    def _held(self, request: StatusEmailRequest, contents: list[DraftContent]) -> None:
+        """Emails the activity held instead of sending. One held because sending failed is the operators' to
+        fix: they are told at once (draft_waiting), not only when the reminder is due."""
+        for content in contents:
+            try:
+                held = self._drafts.hold(content, request, workflow.now())
+            except DraftRefused as refusal:
+                self._outbox.record_failure(content.email_trigger, str(refusal))
+                continue
+            if content.reason:
+                self._tell_operators(held)
+        self._publish()
+
+    def _tell_operators(self, held: HeldDraft) -> None:
         assert self._order is not None
-        for email_trigger in email_triggers:
-            self._occurrences[email_trigger] += 1
-            self._outbox.append(
-                StatusEmailRequest(
-                    order=self._order,
-                    email_trigger=email_trigger,
-                    occurrence=self._occurrences[email_trigger],
-                    status=self._lifecycle.state,
-                    previous_status=previous,
-                    by=by,
-                    comment=comment,
-                    changed_at=workflow.now(),
-                )
-            )
+        self._outbox.queue(self._order, DRAFT_WAITING, status=self._lifecycle.state, previous=None, waiting_draft=held.summary())
 
-    async def _send_batch(self, requests: list[StatusEmailRequest]) -> None:
-        """Emails go out in the order their status changes happened. The first attempt for everything queued is
-        one local activity: one marker in the workflow task, about 6 history events per email instead of 11.
-        What fails transiently (SMTP down, 4xx) is handed, email by email, to a regular activity: server-side
-        backoff, listed under the Web UI's pending activities. Audiences already sent are never asked for again."""
-        self._sending = list(requests)
+    async def _send_held(self, held: HeldDraft, edits: SendDraft) -> DraftSent:
+        """One attempt, its answer for the operator who asked: a failure leaves the draft held, with the reason."""
+        draft = held.draft
+        held.sending = True
         try:
-            try:
-                outcome = await workflow.execute_local_activity(
-                    SEND_STATUS_EMAILS,
-                    StatusEmailBatch(requests=requests),
-                    result_type=StatusEmailBatchResult,
-                    start_to_close_timeout=FIRST_ATTEMPT_TIMEOUT,
-                    retry_policy=FIRST_ATTEMPT,
-                )
-            except FailureError as error:  # the batch as a whole (a timeout, a dead worker): each is retried
-                redo = [] if _is_permanent(error) else [(r, _cause(error)) for r in requests]
-                if not redo:
-                    for request in requests:
-                        self._record_failure(request.email_trigger, _cause(error))
-            else:
-                if len(outcome.results) != len(requests):  # only on replay, after an unversioned change
-                    raise RuntimeError(
-                        f"nondeterminism: the recorded batch holds {len(outcome.results)} results for {len(requests)} "
-                        "queued emails; the order table changed under running orders: version it with workflow.patched"
-                    )
-                redo = []
-                for request, result in zip(requests, outcome.results):
-                    self._record(request, result)
-                    if result.retry:
-                        redo.append((request.model_copy(update={"audiences": result.retry}), result.retry_reason))
-            if redo:
-                # The first is retried with backoff; the others wait at the head of the queue, in order, and get
-                # a fresh first attempt once it is through (likely when the server is back).
-                (request, reason), rest = redo[0], [r for r, _ in redo[1:]]
-                self._outbox.extendleft(reversed(rest))
-                self._sending = [request]
-                await self._retry(request, reason)
-        finally:
-            self._sending, self._sending_error = [], ""
-            self._publish()
-
-    async def _send(self, request: StatusEmailRequest) -> None:
-        """Before BATCHED_FIRST_ATTEMPT: one local activity per email, then the same retries."""
-        self._sending = [request]
-        try:
-            try:
-                result = await self._attempt(request, local=True)
-            except FailureError as error:
-                if _is_permanent(error):
-                    self._record_failure(request.email_trigger, _cause(error))
-                else:
-                    await self._retry(request, _cause(error))
-                return
-            self._record(request, result)
-            if result.retry:
-                await self._retry(request.model_copy(update={"audiences": result.retry}), result.retry_reason)
-        finally:
-            self._sending, self._sending_error = [], ""
-            self._publish()
-
-    async def _retry(self, request: StatusEmailRequest, reason: str) -> None:
-        """A regular activity, retried by the server until the email is sent or fails for good."""
-        self._sending_error = reason
-        while True:
-            try:
-                result = await self._attempt(request, local=False)
-            except FailureError as error:
-                self._record_failure(request.email_trigger, _cause(error))
-                return
-            self._record(request, result)
-            if not result.retry:
-                return
-            request = request.model_copy(update={"audiences": result.retry})
-            self._sending_error = result.retry_reason
-
-    def _record(self, request: StatusEmailRequest, result: StatusEmailResult) -> None:
-        self._sent.extend(result.sent)
-        self._notes.extend(result.notes)
-        del self._notes[:-MAX_NOTES_KEPT]
-        for failed in result.failed:
-            self._record_failure(request.email_trigger, f"{failed.audience}: {failed.error}")
-
-    async def _attempt(self, request: StatusEmailRequest, *, local: bool) -> StatusEmailResult:
-        if local:
-            return await workflow.execute_local_activity(
-                SEND_STATUS_EMAIL,
-                request,
+            result = await workflow.execute_local_activity(
+                SEND_DRAFT,
+                SendDraftRequest(request=held.request, draft=draft, edits=edits),
                 result_type=StatusEmailResult,
-                start_to_close_timeout=FIRST_ATTEMPT_TIMEOUT,
-                retry_policy=FIRST_ATTEMPT,
+                start_to_close_timeout=SEND_DRAFT_TIMEOUT,
+                retry_policy=ONE_ATTEMPT,
             )
-        return await workflow.execute_activity(
-            SEND_STATUS_EMAIL,
-            request,
-            result_type=StatusEmailResult,
-            start_to_close_timeout=timedelta(minutes=1),  # one SMTP transaction; a dead worker's is retried then
-            retry_policy=EMAIL_RETRY,
-            summary=request.email_trigger,  # names the email in the Web UI's pending activities
+        except FailureError as error:
+            if is_cancellation(error):
+                raise
+            draft.last_error = root_cause(error).message
+            raise DraftRefused(f"draft {draft.id} was not sent: {draft.last_error}; it is still held: fix that and send it again") from None
+        finally:
+            held.sending = False
+            self._publish()
+        self._outbox.record(held.request, result)
+        (sent,) = result.sent
+        by = edits.by
+        self._drafts.settle(held, f"sent at {workflow.now():%Y-%m-%d %H:%M} UTC" + (f" by {by}" if by else "") + f" ({sent.message_id})")
+        self._record_draft_action("send_draft", draft, by, f"note: {edits.note}" if edits.note else "")
+        return DraftSent(
+            draft_id=draft.id, message_id=sent.message_id, to=sent.to, cc=sent.cc, subject=sent.subject, attachments=sent.attachments
         )
 
-    def _record_failure(self, email_trigger: str, error: str) -> None:
-        workflow.logger.error("email %s for order %s failed: %s", email_trigger, self._order.id if self._order else "", error)
-        self._failed.append(FailedEmail(email_trigger=email_trigger, error=error, at=workflow.now()))
+    def _record_draft_action(self, kind: str, draft: Draft, by: str, said: str) -> None:
+        """In the order's changes, with who did it: the Web UI's signals and updates carry no identity of their own."""
+        status = self._lifecycle.state
+        what = f"{draft.id}: {draft.email_trigger} to {', '.join(draft.to)}" + (f"; {said}" if said else "")
+        self._changes.append(StatusChange(trigger=kind, source=status, dest=status, by=by, comment=what, at=workflow.now()))
+        self._publish()
+
+    async def _remind_operators(self) -> None:
+        """draft_waiting for each draft every drafts.remind_after while it waits, at most max_reminders times.
+        One durable timer, for the next reminder due; set again whenever a draft is held or settled."""
+        while True:
+            version, due = self._drafts.version, self._drafts.next_reminder()
+            changed = lambda: self._drafts.version != version  # noqa: E731
+            if due is None:
+                await workflow.wait_condition(changed)
+                continue
+            at, held = due
+            if (wait := (at - workflow.now()).total_seconds()) > 0:
+                try:
+                    await workflow.wait_condition(changed, timeout=wait)
+                    continue
+                except asyncio.TimeoutError:
+                    pass
+            if self._drafts.waiting(held) and not held.sending:
+                held.draft.reminders_sent += 1
+                self._tell_operators(held)
+
+    # The order at a glance.
 
     def _finished(self) -> bool:
-        return self._lifecycle.closed and not self._outbox and not self._sending
+        return self._lifecycle.closed and self._outbox.idle and not self._drafts.pending
 
     def _publish(self) -> None:
-        """Status as a search attribute (operators filter by it) and a summary in the Web UI's current details."""
-        status = self._lifecycle.state
-        if status != self._published_status:
-            workflow.upsert_search_attributes([ORDER_STATUS.value_set(status)])
-            self._published_status = status
-        assert self._order is not None
-        lines = [f"**Order {self._order.id}**: {status}", ""]
-        lines += [f"- sent {e.email_trigger} to {', '.join(e.to)}" for e in self._sent[-10:]]
-        lines += [f"- FAILED {f.email_trigger}: {f.error}" for f in self._failed[-5:]]
-        if self._outbox or self._sending:
-            lines.append(f"- {len(self._outbox) + len(self._sending)} email(s) waiting to be sent")
+        """Status and drafts waiting as search attributes (operators filter by them), and a summary in the Web
+        UI's current details."""
+        if self._order is None:  # the workflow fails at once, saying why
+            return
+        published = (self._lifecycle.state, len(self._drafts.pending))
+        if published != self._published:
+            before = self._published or ("", -1)
+            updates = [ORDER_STATUS.value_set(published[0])] if published[0] != before[0] else []
+            updates += [DRAFTS_PENDING.value_set(published[1])] if published[1] != before[1] else []
+            workflow.upsert_search_attributes(updates)
+            self._published = published
+        outbox = self._outbox
+        lines = [f"**{order_summary(self._order)}**: {self._lifecycle.state}", ""]
+        lines += [f"- sent {e.email_trigger} to {', '.join(e.to)}" for e in outbox.sent[-10:]]
+        lines += [f"- FAILED {f.email_trigger}: {f.error}" for f in outbox.failed[-5:]]
+        if waiting := outbox.waiting():
+            lines.append(f"- {waiting} email(s) waiting to be sent")
+        lines += [f"- refused {r.kind}: {r.reason}" for r in self._refused[-3:]]
+        lines += self._drafts.details()
         workflow.set_current_details("\n".join(lines))

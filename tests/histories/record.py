@@ -1,6 +1,7 @@
-"""Records the histories that tests/test_replay.py replays, as VERSION-<workflow id>.json. Histories of earlier
-versions stay: running orders must keep replaying. A change that alters the commands a workflow issues goes
-behind workflow.patched, and gets a new VERSION here.
+"""Records the histories that tests/test_replay.py replays, as VERSION-<workflow id>.json: one per kind of run
+(automatic emails, an SMTP outage, a drafted and edited email, a refused address held as a draft, a budget
+approval, a reminder timer). Histories of released versions stay: running orders must keep replaying. A change
+that alters the commands a workflow issues goes behind workflow.patched, and gets a new VERSION here.
 
     .venv/bin/python -m tests.histories.record
 """
@@ -9,48 +10,120 @@ from __future__ import annotations
 
 import asyncio
 import os
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
-from temporalio.contrib.pydantic import pydantic_data_converter
+from aiosmtpd.controller import Controller
+from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from printroom.cli.binaries import temporal_binary
 from printroom.cli.capture import SmtpCapture
+from printroom.models import OrderState
 from printroom.settings import Settings
-from tests.conftest import eventually, free_port, sample_order
-from printroom.worker.main import build_worker
-from printroom.workflows.order import SEARCH_ATTRIBUTES, OrderWorkflow
+from printroom.worker.main import build_worker, with_pydantic
+from printroom.workflows.order import SEARCH_ATTRIBUTES
+from tests.conftest import Refusing, eventually, free_port, sample_order
 
 HERE = Path(__file__).parent
-VERSION = "v2"  # v2: the first attempt for all queued emails in one local activity (BATCHED_FIRST_ATTEMPT)
+VERSION = "0.1.0"
 
 
-async def main() -> None:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_binary(), data_converter=pydantic_data_converter,
-        search_attributes=SEARCH_ATTRIBUTES,
+def settings_for(port: int, tmp: Path, **more: Any) -> Settings:
+    return Settings(
+        operators=["ops@example.com"], smtp={"port": port, "timeout_seconds": 2}, deliveries_dir=tmp / f"deliveries-{port}",
+        emails={"order_shipped": {"edit_before_send": True}}, **more,
     )  # fmt: skip
-    port = free_port()
-    settings = Settings(operators=["ops@example.com"], smtp={"port": port, "timeout_seconds": 2})
-    client = env.client
-    async with build_worker(client, settings, task_queue="record"):
+
+
+async def start(client: Client, name: str, **order: Any) -> WorkflowHandle[Any, Any]:
+    return await client.start_workflow(
+        "OrderWorkflow", sample_order(name, **order), id=f"order-{name}", task_queue="record", result_type=OrderState
+    )
+
+
+async def drafts(handle: WorkflowHandle[Any, Any], count: int) -> bool:
+    return len((await handle.query("state", result_type=OrderState)).drafts_pending) >= count
+
+
+async def on_the_dev_server(tmp: Path) -> list[WorkflowHandle[Any, Any]]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_binary(), data_converter=with_pydantic(None), search_attributes=SEARCH_ATTRIBUTES
+    )
+    client, port = env.client, free_port()
+    async with build_worker(client, settings_for(port, tmp), task_queue="record"):
         with SmtpCapture(port=port):
-            shipped = await client.start_workflow(OrderWorkflow.run, sample_order("H-SHIPPED"), id="order-H-SHIPPED", task_queue="record")
+            shipped = await start(client, "H-SHIPPED")
             await shipped.signal("change_status", {"trigger": "ship"})  # refused: not allowed yet
             for trigger in ("accept", "start_production", "complete", "ship"):
                 await shipped.signal("change_status", {"trigger": trigger, "by": "Léa"})
+            await eventually(lambda: drafts(shipped, 1), what="order_shipped held")
+            await shipped.signal("send_draft", {"draft_id": "d9"})  # refused: no such draft
+            await shipped.execute_update("edit_and_send", {"draft_id": "d1", "note": "Livré jeudi", "by": "Léa"})
             await shipped.result()
+
+            approval = await start(client, "H-APPROVAL", budget={"limit": "200.00", "approvers": ["head@example.org"]})
+            await approval.signal("approve", {"by": "head@example.org", "comment": "OK"})
+            for trigger in ("accept", "cancel"):
+                await approval.signal("change_status", {"trigger": trigger})
+            await approval.result()
         # The SMTP server is down at first: the local attempt fails, a regular activity retries until it is back.
-        outage = await client.start_workflow(OrderWorkflow.run, sample_order("H-OUTAGE"), id="order-H-OUTAGE", task_queue="record")
+        outage = await start(client, "H-OUTAGE")
         await asyncio.sleep(4)
         with SmtpCapture(port=port) as back:
             await eventually(lambda: len(back.messages) >= 2, timeout=30)
             await outage.signal("change_status", {"trigger": "cancel"})
             await outage.result()
-    for handle in (shipped, outage):
+    refusing = Refusing()
+    refusing.replies["marie@example.org"] = "550 5.1.1 mailbox unavailable"
+    controller = Controller(refusing, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    async with build_worker(client, settings_for(controller.port, tmp), task_queue="record"):
+        refused = await start(client, "H-REFUSED")
+        await refused.signal("change_status", {"trigger": "cancel"})
+        await eventually(lambda: drafts(refused, 2), what="both refused emails held")
+        await refused.signal("discard_draft", {"draft_id": "d1", "reason": "address unknown", "by": "Léa"})
+        await refused.signal("discard_draft", {"draft_id": "d2", "reason": "address unknown", "by": "Léa"})
+        await refused.result()
+    controller.stop()
+    handles = [shipped, approval, outage, refused]
+    await _save(handles)
+    await env.shutdown()
+    return handles
+
+
+async def on_the_time_skipping_server(tmp: Path) -> None:
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=temporal_binary("temporal-test-server"), data_converter=with_pydantic(None)
+    )
+    port = free_port()
+    settings = settings_for(port, tmp, drafts={"remind_after": "4h", "max_reminders": 2})
+    async with build_worker(env.client, settings, task_queue="record"):
+        with SmtpCapture(port=port):
+            reminded = await start(env.client, "H-REMINDED")
+            for trigger in ("accept", "start_production", "complete", "ship"):
+                await reminded.signal("change_status", {"trigger": trigger})
+            await eventually(lambda: drafts(reminded, 1), what="order_shipped held")
+            await env.sleep(timedelta(hours=9))  # two reminders
+            await reminded.execute_update("edit_and_send", {"draft_id": "d1"})
+            await reminded.result()
+    await _save([reminded])
+    await env.shutdown()
+
+
+async def _save(handles: list[WorkflowHandle[Any, Any]]) -> None:
+    for handle in handles:
         history = await handle.fetch_history()
         (HERE / f"{VERSION}-{handle.id}.json").write_text(history.to_json())
-    await env.shutdown()
+
+
+async def main() -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        await on_the_dev_server(Path(tmp))
+        await on_the_time_skipping_server(Path(tmp))
 
 
 if __name__ == "__main__":

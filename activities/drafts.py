@@ -1,0 +1,97 @@
+"""Held drafts (E2-E4): an email rendered for an operator instead of sent, and later built from it with the
+operator's edits. Pure but for reading templates, images and files through the assembler."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+from email.utils import formataddr
+
+from printroom.activities.assemble import AssembledEmail, EmailAssembler
+from printroom.activities.compose import message_id, thread_references
+from printroom.activities.rendering import RenderedEmail, TemplateError, plain_text
+from printroom.models import Audience, Draft, DraftContent, DraftRules, SendDraft, StatusEmailRequest
+
+KB = 1024
+
+
+def make_draft(
+    assembler: EmailAssembler,
+    request: StatusEmailRequest,
+    audience: Audience,
+    *,
+    to: list[str],
+    cc: list[str],
+    now: datetime,
+    rules: DraftRules,
+    reason: str = "",
+    operator_url: str | None = None,
+) -> DraftContent:
+    """The email as it would be sent, held. A template that cannot be rendered, or renders more HTML than a
+    draft may hold, still gives a draft: without HTML, with the reason, rendered again when it is sent."""
+    order, trigger = request.order, request.email_trigger
+    sender = assembler.sender_for(order.shop)
+    held = DraftContent(
+        email_trigger=trigger,
+        audience=audience,
+        sender=formataddr((sender.display_name, sender.addr_spec)),
+        to=to,
+        cc=cc,
+        attachments=assembler.documents.references(order, assembler.settings.emails.for_trigger(trigger).attachments),
+        message_id=message_id(request, audience, sender.domain),
+        references=thread_references(request, audience, sender.domain),
+        reason=reason,
+        rules=rules,
+    )
+    try:
+        rendered, _ = assembler.render_for(request, audience, now=now, operator_url=operator_url)
+    except TemplateError as error:
+        return held.model_copy(update={"reason": _also(reason, f"the template cannot be rendered: {error}")})
+    size = len(rendered.html.encode("utf-8"))
+    if size > rules.max_html_kb * KB:
+        why = f"its HTML is {size // KB} KB, over drafts.max_html_kb = {rules.max_html_kb}; it is rendered again when sent"
+        return held.model_copy(update={"subject": rendered.subject, "language": rendered.language, "reason": _also(reason, why)})
+    return held.model_copy(
+        update={"subject": rendered.subject, "html": rendered.html, "text": rendered.text, "language": rendered.language}
+    )
+
+
+def build_from_draft(
+    assembler: EmailAssembler,
+    request: StatusEmailRequest,
+    draft: Draft,
+    edits: SendDraft,
+    *,
+    now: datetime,
+    operator_url: str | None = None,
+) -> AssembledEmail:
+    """The held email with the operator's edits, as bytes: same Message-ID and thread as the automatic one.
+    A note is placed by the template (%OperatorNote%), so it renders the email again; so does a draft held
+    without HTML. Otherwise what the operator read is what goes, with their HTML and text if they gave any
+    (the text regenerated from their HTML unless they wrote it too). Raises TemplateError, AttachmentError."""
+    order = request.order
+    if edits.note or not (edits.html or draft.html):
+        rendered, images = assembler.render_for(
+            request, draft.audience, now=now, operator_url=operator_url, operator_note=edits.note or ""
+        )
+        rendered = replace(rendered, subject=edits.subject or rendered.subject, text=edits.text or rendered.text)
+    else:
+        html = edits.html or draft.html
+        text = edits.text or (plain_text(html) if edits.html else draft.text)
+        rendered = RenderedEmail(
+            subject=edits.subject or draft.subject, html=html, text=text, language=draft.language, template=draft.email_trigger
+        )
+        images = assembler.images_shown(html, order.shop)
+    attachments = assembler.documents.files(edits.attachments if edits.attachments is not None else draft.attachments)
+    return assembler.build(
+        rendered, sender=assembler.sender_for(order.shop), to=draft.to, cc=draft_cc(draft, edits),
+        message_id=draft.message_id, now=now, references=draft.references, images=images, attachments=attachments,
+    )  # fmt: skip
+
+
+def draft_cc(draft: Draft, edits: SendDraft) -> list[str]:
+    return [str(a) for a in edits.cc] if edits.cc is not None else draft.cc
+
+
+def _also(reason: str, more: str) -> str:
+    return f"{reason}; {more}" if reason else more

@@ -1,0 +1,152 @@
+"""The drafts of one order that wait for an operator (E2-E4): their ids, the operator's requests checked against
+them, when to remind, and how they read in the Web UI. Deterministic: workflow state, no IO."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from printroom.models import Draft, DraftContent, DraftSummary, SendDraft, StatusEmailRequest
+
+KB = 1024
+MAX_SETTLED_KEPT = 200  # what became of earlier drafts, for plain answers ("d1 was sent at ...")
+TEXT_LINES_SHOWN = 4
+
+
+class DraftRefused(Exception):
+    """An operator's request about a draft that cannot be done; the message says why and what to do."""
+
+
+@dataclass
+class HeldDraft:
+    draft: Draft
+    request: StatusEmailRequest  # the status change it came from (the order rides along): to build it when sent
+    sending: bool = False
+
+    def summary(self) -> DraftSummary:
+        d = self.draft
+        return DraftSummary(
+            id=d.id, email_trigger=d.email_trigger, audience=d.audience, to=d.to, subject=d.subject,
+            created_at=d.created_at, reason=d.reason, last_error=d.last_error,
+        )  # fmt: skip
+
+
+class DraftBook:
+    def __init__(self) -> None:
+        self._pending: dict[str, HeldDraft] = {}
+        self._settled: dict[str, str] = {}
+        self._made = 0
+        # Changes whenever a draft is held or settled: the reminder timer is set again from the new set.
+        self.version = 0
+
+    @property
+    def pending(self) -> list[HeldDraft]:
+        return list(self._pending.values())
+
+    def waiting(self, held: HeldDraft) -> bool:
+        return self._pending.get(held.draft.id) is held
+
+    def hold(self, content: DraftContent, request: StatusEmailRequest, now: datetime) -> HeldDraft:
+        """Keep an email for an operator, under the next id (d1, d2, ...); refused past drafts.max_pending."""
+        limit = content.rules.max_pending
+        if len(self._pending) >= limit:
+            raise DraftRefused(
+                f"{content.email_trigger} to {', '.join(content.to)} was not held: {len(self._pending)} drafts already "
+                f"wait (drafts.max_pending = {limit}); send or discard some"
+            )
+        self._made += 1
+        held = HeldDraft(Draft(**content.model_dump(), id=f"d{self._made}", created_at=now), request)
+        self._pending[held.draft.id] = held
+        self.version += 1
+        return held
+
+    def find(self, draft_id: str | None) -> HeldDraft:
+        """The draft a request names; without a name, the only one waiting."""
+        waiting = ", ".join(self._pending) or "none"
+        if draft_id is None:
+            if len(self._pending) == 1:
+                held = next(iter(self._pending.values()))
+            elif not self._pending:
+                raise DraftRefused("no draft is waiting for this order")
+            else:
+                raise DraftRefused(f"{len(self._pending)} drafts wait ({waiting}): say which with draft_id")
+        elif draft_id in self._pending:
+            held = self._pending[draft_id]
+        elif draft_id in self._settled:
+            raise DraftRefused(f"draft {draft_id} was {self._settled[draft_id]}; drafts waiting: {waiting}")
+        else:
+            raise DraftRefused(f"no draft {draft_id!r} for this order; drafts waiting: {waiting}")
+        if held.sending:
+            raise DraftRefused(f"draft {held.draft.id} is being sent by another request; wait for its answer")
+        return held
+
+    @staticmethod
+    def check(held: HeldDraft, edits: SendDraft) -> None:
+        """What the settings the draft was made under allow an operator to change (S5, A1), and its bounds."""
+        rules, draft = held.draft.rules, held.draft
+        if edits.cc is not None and edits.cc != [*map(str, draft.cc)] and not rules.may_edit_cc:
+            raise DraftRefused(
+                f"draft {draft.id}: operators may not change Cc (drafts.operator_may_edit_cc = false); "
+                "send it without cc, or ask the administrator"
+            )
+        if edits.attachments is not None and edits.attachments != draft.attachments and not rules.may_attach:
+            raise DraftRefused(
+                f"draft {draft.id}: operators may not attach files (drafts.operator_may_attach = false); "
+                "send it without attachments, or ask the administrator"
+            )
+        if edits.note and edits.html:
+            raise DraftRefused(
+                f"draft {draft.id}: a note goes where the template places it, in the template's HTML; "
+                "with HTML of your own, write the note into it"
+            )
+        for field, value in (("html", edits.html), ("text", edits.text)):
+            if value is not None and (size := len(value.encode("utf-8"))) > rules.max_html_kb * KB:
+                raise DraftRefused(
+                    f"draft {draft.id}: the {field} is {size // KB} KB, over drafts.max_html_kb = {rules.max_html_kb}"
+                )
+
+    def settle(self, held: HeldDraft, outcome: str) -> None:
+        """The draft is done with (sent or discarded); `outcome` is how a later request about it is answered."""
+        del self._pending[held.draft.id]
+        self._settled[held.draft.id] = outcome
+        if len(self._settled) > MAX_SETTLED_KEPT:
+            del self._settled[next(iter(self._settled))]
+        self.version += 1
+
+    def next_reminder(self) -> tuple[datetime, HeldDraft] | None:
+        """The next draft_waiting due: each draft every remind_after while it waits, max_reminders times."""
+        due = [
+            (h.draft.created_at + h.draft.rules.remind_after * (h.draft.reminders_sent + 1), h)
+            for h in self._pending.values()
+            if h.draft.reminders_sent < h.draft.rules.max_reminders and not h.sending
+        ]
+        return min(due, key=lambda d: d[0]) if due else None
+
+    def details(self) -> list[str]:
+        """Each waiting draft as an operator reads it in the Web UI's current details (Markdown)."""
+        if not self._pending:
+            return []
+        lines = [
+            "",
+            f"**Drafts waiting: {len(self._pending)}**. Send one with *Send an Update* > `edit_and_send` "
+            "(or *Send a Signal* > `send_draft`) and its JSON below; `discard_draft` drops it.",
+        ]
+        for held in self._pending.values():
+            d = held.draft
+            cc = f" · Cc {', '.join(d.cc)}" if d.cc else ""
+            lines += ["", f"**{d.id}** · {d.email_trigger} to {', '.join(d.to)}{cc} · *{_markdown(d.subject) or '(no subject)'}*", ""]
+            text = [line for line in d.text.strip().splitlines() if line.strip()][:TEXT_LINES_SHOWN]
+            lines += [f"> {_markdown(line)}  " for line in text]
+            facts = [f"attachments: {', '.join(d.attachments)}"] if d.attachments else []
+            facts += [f"held because: {_markdown(d.reason)}"] if d.reason else []
+            facts += [f"last attempt to send: {_markdown(d.last_error)}"] if d.last_error else []
+            lines += ["", *(f"- {fact}" for fact in facts), f'- send it as it is: `{{"draft_id": "{d.id}"}}`']
+        return lines
+
+
+def _markdown(text: str) -> str:
+    """Order data shown as Markdown text, not read as Markdown (a customer's name cannot make a link)."""
+    return "".join("\\" + c if c in "\\`*_[]<>#|" else c for c in text)[:300]
