@@ -85,12 +85,23 @@ async def order_state(handle: WorkflowHandle[Any, Any]) -> OrderState:
     return await handle.query("state", result_type=OrderState)
 
 
+PRINTROOM_COMMAND = [sys.executable, "-c", "from printroom.cli.main import main; main()"]
+
+
 def run_printroom(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
     """The `printroom` command as a user runs it, in a clean environment (PRINTROOM_* given as keywords)."""
     return subprocess.run(
-        [sys.executable, "-c", "from printroom.cli.main import main; main()", *args],
-        capture_output=True, text=True, timeout=60, cwd=cwd, env={"PATH": "/usr/bin:/bin", **env},
+        [*PRINTROOM_COMMAND, *args], capture_output=True, text=True, timeout=60, cwd=cwd, env={"PATH": "/usr/bin:/bin", **env},
     )  # fmt: skip
+
+
+async def printroom_beside_a_worker(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`run_printroom` for a command that needs this process's worker to answer: the event loop keeps running."""
+    process = await asyncio.create_subprocess_exec(
+        *PRINTROOM_COMMAND, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env={"PATH": "/usr/bin:/bin", **env}
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    return subprocess.CompletedProcess(list(args), process.returncode or 0, out.decode(), err.decode())
 
 
 def messages_to(smtp: SmtpCapture, address: str) -> list[CapturedMessage]:

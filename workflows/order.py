@@ -303,7 +303,8 @@ class OrderWorkflow:
         if self._order is None:  # the workflow fails at once, saying why
             return
         published = (self._lifecycle.state, len(self._drafts.pending))
-        if published != self._published:
+        # One upsert for a status change and the drafts its email made: the first attempt runs in the same task.
+        if published != self._published and not self._outbox.first_attempt_due:
             before = self._published or ("", -1)
             updates = [ORDER_STATUS.value_set(published[0])] if published[0] != before[0] else []
             updates += [DRAFTS_PENDING.value_set(published[1])] if published[1] != before[1] else []

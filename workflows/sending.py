@@ -58,6 +58,7 @@ class Outbox:
         self._queue: deque[StatusEmailRequest] = deque()
         self._sending: list[StatusEmailRequest] = []
         self._sending_error = ""  # why the last attempt failed, while the email is retried
+        self._retrying = False
         self._occurrences: Counter[str] = Counter()
         self.sent: list[SentEmail] = []
         self.failed: list[FailedEmail] = []
@@ -66,6 +67,12 @@ class Outbox:
     @property
     def idle(self) -> bool:
         return not self._queue and not self._sending
+
+    @property
+    def first_attempt_due(self) -> bool:
+        """A first attempt runs or is about to, in this workflow task (the local activity holds the task open until
+        it is done): what it changes (drafts held) can be published together with what led to it."""
+        return not self._retrying and bool(self._queue or self._sending)
 
     def waiting(self) -> int:
         return len(self._queue) + len(self._sending)
@@ -157,8 +164,14 @@ class Outbox:
 
     async def _retry(self, request: StatusEmailRequest, reason: str) -> None:
         """A regular activity, retried by the server until the email is sent, or held for an operator."""
-        self._sending_error = reason
+        self._sending_error, self._retrying = reason, True
         self._changed()
+        try:
+            await self._retry_until_done(request)
+        finally:
+            self._retrying = False
+
+    async def _retry_until_done(self, request: StatusEmailRequest) -> None:
         while True:
             try:
                 result = await workflow.execute_activity(
