@@ -37,15 +37,18 @@ class FilePart:
 _UNSAFE_IN_MESSAGE_ID = re.compile(r"[^A-Za-z0-9._-]")
 
 
-def _message_id(order_id: str, email_trigger: str, occurrence: int, audience: Audience, domain: str) -> str:
-    parts = (order_id, email_trigger, str(occurrence), audience)
+def _message_id(shop: str, order_id: str, email_trigger: str, occurrence: int, audience: Audience, domain: str) -> str:
+    # Another shop's order of the same number, under the same sender domain, is another email: the shop is part
+    # of it, after the audience (a fixed word), its dots escaped; left out for the default shop.
+    parts = (order_id, email_trigger, str(occurrence), audience, *([shop.replace(".", "=2E")] if shop != "default" else []))
     local = ".".join(_UNSAFE_IN_MESSAGE_ID.sub(lambda m: f"={ord(m.group()):02X}", p) for p in parts)
     return f"<{local}@{ascii_domain(domain)}>"
 
 
 def message_id(request: StatusEmailRequest, audience: Audience, domain: str) -> str:
-    """Deterministic per order, trigger occurrence and audience, so a retried send can be recognised."""
-    return _message_id(request.order.id, request.email_trigger, request.occurrence, audience, domain)
+    """Deterministic per shop, order, trigger occurrence and audience, so a retried send can be recognised."""
+    order = request.order
+    return _message_id(order.shop, order.id, request.email_trigger, request.occurrence, audience, domain)
 
 
 # The first email each audience gets about an order; every later one replies to it, so they form one thread.
@@ -59,7 +62,7 @@ THREAD_STARTERS: dict[Audience, str] = {
 def thread_references(request: StatusEmailRequest, audience: Audience, domain: str) -> list[str]:
     """References of one order's thread: its first email's Message-ID (deterministic, so nothing to look up).
     Mail clients thread on it even when that first email was switched off and never sent."""
-    first = _message_id(request.order.id, THREAD_STARTERS[audience], 1, audience, domain)
+    first = _message_id(request.order.shop, request.order.id, THREAD_STARTERS[audience], 1, audience, domain)
     return [] if first == message_id(request, audience, domain) else [first]
 
 

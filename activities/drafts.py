@@ -45,8 +45,9 @@ def make_draft(
     )
     try:
         rendered, _ = assembler.render_for(request, audience, now=now, operator_url=operator_url)
-    except TemplateError as error:
-        return held.model_copy(update={"reason": _also(reason, f"the template cannot be rendered: {error}")})
+    except Exception as error:  # noqa: BLE001  # the draft is held whatever broke: it says what, and renders again when sent
+        what = str(error) if isinstance(error, TemplateError) else f"{type(error).__name__}: {error}"
+        return held.model_copy(update={"reason": _also(reason, f"the template cannot be rendered: {what}")})
     size = len(rendered.html.encode("utf-8"))
     if size > rules.max_html_kb * KB:
         why = f"its HTML is {size // KB} KB, over drafts.max_html_kb = {rules.max_html_kb}; it is rendered again when sent"

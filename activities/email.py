@@ -88,6 +88,21 @@ class EmailActivities:
 
     @activity.defn(name=SEND_STATUS_EMAIL)
     async def send_status_email(self, request: StatusEmailRequest) -> StatusEmailResult:
+        """A failure we know is classified (passing: retried; for good: held or failed); any other is a bug,
+        said as such and never retried for ever."""
+        try:
+            return await self._send_status_email(request)
+        except ApplicationError:
+            raise
+        except Exception as error:
+            activity.logger.exception("unexpected error with %s for order %s", request.email_trigger, request.order.id)
+            raise ApplicationError(
+                f"unexpected {type(error).__name__}: {error} (a bug of printroom's; please report it)",
+                type="UnexpectedError",
+                non_retryable=True,
+            ) from error
+
+    async def _send_status_email(self, request: StatusEmailRequest) -> StatusEmailResult:
         """Each audience on its own: one audience's failure never drops or resends another's email. An audience
         whose email is set to be edited before sending gets a draft instead (E2); one whose email fails for good
         (refused, a broken template, a passing failure past smtp.give_up_after) gets a draft with the reason,
@@ -106,7 +121,10 @@ class EmailActivities:
                 continue
             try:
                 result.sent.append(await self._send_one(request, audience, to, cc, result.notes))
-            except (DeliveryError, AttachmentError, TemplateError) as error:
+            except Exception as error:  # noqa: BLE001  # an unexpected one is a bug: never retried for ever
+                if not isinstance(error, (DeliveryError, AttachmentError, TemplateError)):
+                    activity.logger.exception("unexpected error sending %s to the %s", request.email_trigger, audience)
+                    error = TemplateError(f"unexpected {type(error).__name__}: {error} (a bug of printroom's; please report it)")
                 permanent = getattr(error, "permanent", True) or self._gave_up(request)
                 if permanent and audience in DRAFTABLE_AUDIENCES:
                     result.drafts.append(self._draft(request, audience, to, cc, reason=self._why(error, request)))
@@ -134,7 +152,10 @@ class EmailActivities:
                 results.append(await self.send_status_email(request))
             except ApplicationError as error:
                 audiences = request.audiences if request.audiences is not None else list(self.recipients(request)[0])
-                results.append(StatusEmailResult(retry=audiences, retry_reason=error.message))
+                if error.non_retryable:
+                    results.append(StatusEmailResult(failed=[FailedDelivery(audience=a, error=error.message) for a in audiences]))
+                else:  # passing: handed back, to be retried on its own
+                    results.append(StatusEmailResult(retry=audiences, retry_reason=error.message))
         return StatusEmailBatchResult(results=results)
 
     @activity.defn(name=SEND_DRAFT)

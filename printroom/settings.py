@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import string
 import tomllib
 from datetime import timedelta
 from collections.abc import Mapping
@@ -174,8 +175,15 @@ class ShopSettings(_Section):
 
     @model_validator(mode="after")
     def _url_has_order_id(self) -> ShopSettings:
-        if "{order_id}" not in self.order_url:
+        try:
+            names = {name for _, name, _, _ in string.Formatter().parse(self.order_url) if name is not None}
+        except ValueError as error:
+            raise ValueError(f"order_url {self.order_url!r}: {error}; write a literal brace as {{{{ or }}}}") from None
+        if "order_id" not in names:
             raise ValueError("order_url must contain {order_id}, e.g. https://shop.example.com/orders/{order_id}")
+        if unknown := sorted(names - {"order_id"}):
+            placeholders = ", ".join("{" + n + "}" for n in unknown)
+            raise ValueError(f"order_url {self.order_url!r} has {placeholders}; only {{order_id}} is filled in")
         return self
 
 

@@ -292,3 +292,15 @@ async def test_without_smtputf8_a_non_ascii_local_part_is_held_with_the_reason_a
     sent = await send(settings, request("order_shipped", customer={"email": "info@bücher.example"}))
     controller.stop()
     assert handler.delivered == [["info@xn--bcher-kva.example"]] and [e.to for e in sent.sent] == [["info@bücher.example"]]
+
+
+async def test_two_shops_sharing_a_sender_domain_and_an_order_number_send_two_emails(settings, smtp):
+    """The Message-ID, which is the key of the delivery records, names the shop: no 'already sent' across shops."""
+    shops = {**settings.shops, "campus": ShopSettings()}
+    settings = settings.model_copy(update={"shops": shops})
+    default = await send(settings, request("order_shipped"))
+    campus = await send(settings, request("order_shipped", shop="campus"))
+    assert [e.message_id for e in (*default.sent, *campus.sent)] == [
+        "<PO-7.order_shipped.1.customer@example.com>", "<PO-7.order_shipped.1.customer.campus@example.com>"
+    ]
+    assert len(smtp.messages) == 2 and campus.notes == []

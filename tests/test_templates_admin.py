@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from printroom.worker.template_check import check_templates
-from printroom.settings import Settings
+from printroom.settings import Settings, SettingsError, load_settings
 from tests.conftest import free_port, run_printroom
 from tests.test_compose import PNG
 
@@ -150,3 +150,22 @@ def test_customize_and_reset_refuse_what_they_cannot_do_and_say_why(room):
     assert code == 2 and "custom/fr/order_shipped.html.j2 exists already: edit it, or `printroom templates reset order_shipped --lang fr`" in err
     code, out, _ = templates(room, "reset", "order_accepted", "--lang", "de")
     assert code == 0 and "order_accepted: the shipped template applies (nothing was customised)" in out
+
+
+def test_the_check_renders_every_shop_and_an_order_page_with_an_unknown_placeholder_is_a_settings_error(tmp_path):
+    logo = tmp_path / "campus.png"
+    logo.write_bytes(b"\x89PNG\r\n\x1a\n")
+    settings = Settings(
+        templates={"override_dir": tmp_path / "custom"},
+        shops={"default": {}, "campus": {"order_url": "https://campus.example/o/{order_id}", "images": {"logo": logo}}},
+    )
+    # Only the campus shop's emails take this branch, and no image "stamp" is configured.
+    override(tmp_path, "en/order_shipped.html.j2", '{% extends "en/_base.html.j2" %}{% block subject %}x{% endblock %}'
+             '{% block body %}{% if ShopName == "campus" %}<img src="cid:stamp">{% endif %}{% endblock %}')
+    problems = [str(p) for p in check_templates(settings)]
+    assert problems == [
+        "en/order_shipped: template en/order_shipped.html.j2 shows cid:stamp, but no image 'stamp' is configured "
+        "(templates.images.stamp in the settings) (shop campus)"
+    ]
+    with pytest.raises(SettingsError, match=r"shops.campus: Value error, order_url 'https://campus.example/\{order_id\}\?l=\{lang\}' has \{lang\}; only \{order_id\} is filled in"):
+        load_settings(None, shops={"campus": {"order_url": "https://campus.example/{order_id}?l={lang}"}})

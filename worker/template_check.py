@@ -40,7 +40,8 @@ def templates_in_use(settings: Settings) -> list[str]:
 
 def check_templates(settings: Settings, renderer: TemplateRenderer | None = None) -> list[Problem]:
     """Missing translations, templates that do not compile, unknown variables, and renders that fail with the
-    sample order for any audience. An empty list means every email can be built."""
+    sample order for any audience, and for every shop (its sender, order page and images). An empty list means
+    every email can be built."""
     renderer = renderer or TemplateRenderer(settings.templates.override_dir)
     assembler = EmailAssembler(settings, renderer, DocumentStore(settings.documents))
     problems = [*_unknown_overrides(settings, renderer), *_unknown_names(renderer, settings.languages)]
@@ -51,21 +52,29 @@ def check_templates(settings: Settings, renderer: TemplateRenderer | None = None
                 where = renderer.override_dir or renderer.default_dir
                 problems.append(Problem(f"{language}/{template}", f"missing; add {where / template_file(template, language)}"))
                 continue
-            for audience in AUDIENCES if template != SMTP_TEST else AUDIENCES[:1]:
+            every = [("default", audience) for audience in (AUDIENCES if template != SMTP_TEST else AUDIENCES[:1])]
+            every += [(shop, "customer") for shop in settings.shops if shop != "default" and template != SMTP_TEST]
+            for shop, audience in every:
                 try:
-                    _render_sample(assembler, settings, template, language, audience, now)
+                    _render_sample(assembler, settings, template, language, audience, shop, now)
                 except TemplateError as error:
-                    problems.append(Problem(f"{language}/{template}", str(error)))
+                    problems.append(Problem(f"{language}/{template}", str(error) + (f" (shop {shop})" if shop != "default" else "")))
                     break  # one message per template is enough to fix it
+                except Exception as error:  # noqa: BLE001  # a variable's own failure, e.g. a shop's order page
+                    problems.append(Problem(f"{language}/{template}", f"shop {shop}: {type(error).__name__}: {error}"))
+                    break
     return list(dict.fromkeys(problems))
 
 
 def _render_sample(
-    assembler: EmailAssembler, settings: Settings, template: str, language: str, audience: Audience, now: datetime
+    assembler: EmailAssembler, settings: Settings, template: str, language: str, audience: Audience, shop: str, now: datetime
 ) -> None:
-    request = sample_request(template) if template != SMTP_TEST else None
-    context = assembler.context("default", now=now, request=request, audience=audience)
-    assembler.render(template, [language], context, settings.images_for("default"))
+    request = None
+    if template != SMTP_TEST:
+        request = sample_request(template)
+        request = request.model_copy(update={"order": request.order.model_copy(update={"shop": shop})})
+    context = assembler.context(shop, now=now, request=request, audience=audience)
+    assembler.render(template, [language], context, settings.images_for(shop))
 
 
 def _unknown_names(renderer: TemplateRenderer, languages: list[str]) -> list[Problem]:
