@@ -12,6 +12,7 @@ from functools import cached_property
 import aiosmtplib
 
 from printroom.activities.addresses import AddressError, mail_address
+from printroom.activities.tls import name_mismatch, tls_context
 from printroom.settings import SmtpSettings
 
 
@@ -34,17 +35,6 @@ class Delivery:
 
 def _reply(code: int, message: str) -> str:
     return f"{code} {message}".strip()
-
-
-def tls_context(settings: SmtpSettings) -> ssl.SSLContext | None:
-    """Verification on, against the system's CAs or `ca_file`; off only where allow_self_signed says so (S9)."""
-    if settings.security == "none":
-        return None
-    context = ssl.create_default_context(cafile=str(settings.ca_file) if settings.ca_file else None)
-    if settings.allow_self_signed:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
 
 
 def certificate_advice(settings: SmtpSettings, error: ssl.SSLCertVerificationError) -> str:
@@ -79,6 +69,30 @@ class SmtpTransport:
         """Our EHLO name, looked up once: aiosmtplib would call getfqdn() for every connection."""
         return socket.getfqdn()
 
+    async def secure(self, client: aiosmtplib.SMTP) -> str:
+        """After connect: STARTTLS as configured (or when offered, for security = 'none' with opportunistic_tls),
+        the host name of a certificate taken without its chain, then AUTH, never in clear unless allowed. Says how
+        the session is protected; raises DeliveryError (permanent: the settings or the server must change)."""
+        settings = self.settings
+        await _greet(client)
+        if settings.security == "starttls" and not client.supports_extension("starttls"):
+            raise DeliveryError(f"{self.server} does not offer STARTTLS; check smtp.security", permanent=True)
+        if settings.security == "starttls" or (settings.security == "none" and self._tls and client.supports_extension("starttls")):
+            await client.starttls(tls_context=self._tls)
+            await _greet(client)
+        tls = client.get_transport_info("ssl_object")
+        if tls is not None and settings.allow_self_signed and (why := name_mismatch(settings.host, tls.getpeercert(binary_form=True))):
+            raise DeliveryError(why, permanent=True)
+        if settings.username:
+            if tls is None and not settings.allow_plaintext_auth:
+                raise DeliveryError(
+                    f"{self.server} offers no TLS, and logging in as {settings.username!r} would send the password in "
+                    "clear; use smtp.security = 'starttls' or 'tls' (or smtp.allow_plaintext_auth = true)",
+                    permanent=True,
+                )
+            await client.login(settings.username, settings.secret() or "")
+        return "in clear" if tls is None else f"{tls.version()}"
+
     async def send(
         self,
         message: bytes,
@@ -105,19 +119,13 @@ class SmtpTransport:
             local_hostname=self.local_hostname,
             timeout=self.settings.timeout_seconds,
             use_tls=self.settings.security == "tls",
-            start_tls=self.settings.security == "starttls",
+            start_tls=False,  # below, as the settings say, and opportunistically for security = 'none'
             tls_context=self._tls,
-            username=self.settings.username,
-            password=self.settings.secret(),
         )
         data_sent = False
         try:
             await client.connect()
-            if client.is_ehlo_or_helo_needed:  # connect() greets only for STARTTLS or AUTH; SMTPUTF8 is in the EHLO reply
-                try:
-                    await client.ehlo()
-                except aiosmtplib.SMTPHeloError:
-                    await client.helo()
+            await self.secure(client)
             utf8 = client.supports_extension("smtputf8")
             if sender.utf8 and not utf8:
                 raise DeliveryError(
@@ -183,6 +191,15 @@ class SmtpTransport:
             return delivery
         finally:
             await _quit_quietly(client)
+
+
+async def _greet(client: aiosmtplib.SMTP) -> None:
+    """EHLO (HELO for an old server), again after STARTTLS: the extensions offered may change with TLS."""
+    if client.is_ehlo_or_helo_needed:
+        try:
+            await client.ehlo()
+        except aiosmtplib.SMTPHeloError:
+            await client.helo()
 
 
 async def _quit_quietly(client: aiosmtplib.SMTP) -> None:

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import aiosmtplib
 
-from printroom.activities.smtp import certificate_error, certificate_advice, tls_context
+from printroom.activities.smtp import certificate_advice, certificate_error
+from printroom.activities.tls import name_mismatch, tls_context
 from printroom.settings import SmtpSettings
 
 
@@ -26,8 +27,10 @@ def _describe_tls(client: aiosmtplib.SMTP, settings: SmtpSettings) -> str:
     if tls is None:
         return "encrypted"
     version = tls.version()
+    if settings.security == "none":
+        return f"{version} by opportunistic STARTTLS, certificate not verified (use security = 'starttls' to verify it)"
     if settings.allow_self_signed:
-        return f"{version}, certificate NOT verified (smtp.allow_self_signed = true)"
+        return f"{version}, certificate chain NOT verified (smtp.allow_self_signed = true), host name checked"
     cert = tls.getpeercert() or {}
     subject = dict(part[0] for part in cert.get("subject", ())).get("commonName", settings.host)
     return f"{version}, certificate for {subject} verified, valid until {cert.get('notAfter', '?')}"
@@ -78,9 +81,9 @@ async def check_connection(settings: SmtpSettings) -> list[Step]:
         steps.append(Step("greeting", True, f"{greeting.code} {greeting.message.splitlines()[0]}"))
 
         await client.ehlo()
-        if settings.security == "starttls":
-            if not client.supports_extension("starttls"):
-                return [*steps, Step("tls", False, "the server does not offer STARTTLS; use smtp.security = 'none' or 'tls'")]
+        if settings.security == "starttls" and not client.supports_extension("starttls"):
+            return [*steps, Step("tls", False, "the server does not offer STARTTLS; use smtp.security = 'none' or 'tls'")]
+        if settings.security == "starttls" or (context and settings.security == "none" and client.supports_extension("starttls")):
             try:
                 await client.starttls(tls_context=context)
             except (aiosmtplib.SMTPException, OSError) as error:
@@ -88,7 +91,15 @@ async def check_connection(settings: SmtpSettings) -> list[Step]:
                 detail = certificate_advice(settings, bad) if bad else f"STARTTLS failed: {error}"
                 return [*steps, Step("tls", False, detail)]
             steps.append(Step("tls", True, _describe_tls(client, settings)))
+        elif settings.security == "none":
+            steps.append(Step("tls", True, "none: the server offers no STARTTLS, mail goes in clear"))
+        tls = client.get_transport_info("ssl_object")
+        if tls is not None and settings.allow_self_signed and (why := name_mismatch(host, tls.getpeercert(binary_form=True))):
+            return [*steps, Step("tls", False, why)]
 
+        if settings.username and tls is None and not settings.allow_plaintext_auth:
+            detail = "the connection is not encrypted and logging in would send the password in clear; use smtp.security = 'starttls' or 'tls' (or smtp.allow_plaintext_auth = true)"
+            return [*steps, Step("authentication", False, detail)]
         if settings.username:
             try:
                 await client.login(settings.username, settings.secret() or "")

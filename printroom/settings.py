@@ -87,13 +87,18 @@ class SmtpSettings(_Section):
     # Unset: 25, or 587 with STARTTLS, or 465 with implicit TLS.
     port: int | None = Field(default=None, ge=1, le=65535)
     security: Security = "none"
-    # Verification stays on unless this is set, or a CA file says whom to trust (S9).
+    # With security = "none": STARTTLS all the same when the server offers it (encrypted, certificate unchecked).
+    opportunistic_tls: bool = True
+    # The chain of the server's certificate is not checked (S9); its host name still is. Better: ca_file naming
+    # the server's own certificate, which pins it and checks everything.
     allow_self_signed: bool = False
     ca_file: Path | None = None
     username: str | None = None
     # Never in the TOML in clear: PRINTROOM_SMTP__PASSWORD, or a file (mode 600) named here.
     password: SecretStr | None = None
     password_file: Path | None = None
+    # AUTH where the connection is not encrypted sends the password in clear: refused unless this is set.
+    allow_plaintext_auth: bool = False
     timeout_seconds: float = Field(default=30, gt=0, le=600)
     # Simultaneous connections per worker: kind to the relay, and what a crashed worker can leave half-sent.
     max_connections: int = Field(default=10, ge=1, le=200)
@@ -114,6 +119,11 @@ class SmtpSettings(_Section):
             raise ValueError("a password is set but no username (smtp.username)")
         if self.security == "none" and (self.allow_self_signed or self.ca_file):
             raise ValueError("allow_self_signed and ca_file need security = 'starttls' or 'tls'")
+        if self.username and self.security == "none" and not self.opportunistic_tls and not self.allow_plaintext_auth:
+            raise ValueError(
+                "username with security = 'none' and opportunistic_tls = false sends the password in clear; "
+                "use security = 'starttls' or 'tls' (or set allow_plaintext_auth = true)"
+            )
         return self
 
     @property

@@ -298,3 +298,51 @@ async def test_the_password_never_reaches_history_queries_or_logs(dev_env, start
     for where, text in (("history", history), ("state query", str(queried)), ("result", state.model_dump_json()),
                         ("logs", caplog.text), ("messages", b"".join(m.data for m in inbox.messages).decode())):
         assert PASSWORD not in text, f"the password appears in the {where}"
+
+
+@pytest.fixture
+def offering_starttls(server_context: ssl.SSLContext) -> Iterator[tuple[Inbox, int]]:
+    """A relay that offers STARTTLS without requiring it, and AUTH over it."""
+    inbox = Inbox()
+    controller = start(Controller(
+        inbox, hostname="127.0.0.1", port=free_port(), tls_context=server_context, require_starttls=False,
+        authenticator=authenticator, auth_required=False,
+    ))  # fmt: skip
+    yield inbox, controller.port
+    controller.stop()
+
+
+async def test_security_none_still_encrypts_when_the_server_offers_starttls_unless_told_not_to(offering_starttls):
+    inbox, port = offering_starttls
+    await send(smtp_settings(port))  # security = "none", opportunistic_tls on by default
+    await send(smtp_settings(port, opportunistic_tls=False))
+    assert inbox.tls == [True, False]
+
+
+async def test_auth_over_a_clear_connection_is_refused_and_the_password_never_sent(smtp, caplog):
+    """aiosmtpd without TLS: a username with security = 'none' would log in in clear."""
+    with pytest.raises(DeliveryError) as refused:
+        await send(smtp_settings(smtp.port, username=USER, password=PASSWORD))
+    assert refused.value.permanent and "would send the password in clear" in str(refused.value)
+    assert "smtp.security = 'starttls'" in str(refused.value) and PASSWORD not in str(refused.value)
+    assert smtp.messages == []
+    with pytest.raises(ValueError, match="sends the password in clear"):
+        smtp_settings(smtp.port, username=USER, password=PASSWORD, opportunistic_tls=False)
+    steps = await check_connection(smtp_settings(smtp.port, username=USER, password=PASSWORD))
+    assert (steps[-1].name, steps[-1].ok) == ("authentication", False) and "in clear" in steps[-1].detail
+
+
+async def test_allow_self_signed_still_checks_the_host_name(ca: trustme.CA, tmp_path):
+    elsewhere = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("mail.elsewhere.example").configure_cert(elsewhere)
+    inbox = Inbox()
+    controller = start(Controller(inbox, hostname="127.0.0.1", port=free_port(), ssl_context=elsewhere))
+    try:
+        with pytest.raises(DeliveryError) as refused:
+            await send(smtp_settings(controller.port, security="tls", allow_self_signed=True))
+        steps = await check_connection(smtp_settings(controller.port, security="tls", allow_self_signed=True))
+    finally:
+        controller.stop()
+    assert refused.value.permanent and inbox.messages == []
+    assert "the certificate of 127.0.0.1 is for mail.elsewhere.example, not 127.0.0.1" in str(refused.value)
+    assert (steps[-1].name, steps[-1].ok) == ("tls", False) and "is for mail.elsewhere.example" in steps[-1].detail
