@@ -10,6 +10,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+# A claim refreshed within this many seconds belongs to an attempt that may still be sending (kept alive every
+# KEEP_ALIVE seconds while it does); an older one was left by an attempt that died.
+KEEP_ALIVE = 5.0
+CLAIM_ALIVE = 30.0
+
+
+class ClaimHeld(Exception):
+    """Another attempt at the same email may still be sending: this one must not, and is retried later."""
+
+    def __init__(self, message_id: str, age: float) -> None:
+        super().__init__(
+            f"{message_id} is being sent by another attempt (its claim was renewed {age:.0f} s ago); "
+            "this attempt waits for it and is retried"
+        )
+        self.permanent, self.uncertain = False, False
+
+
 @dataclass(frozen=True)
 class Accepted:
     message_id: str
@@ -37,24 +54,50 @@ class DeliveryLog:
 
     def claim(self, message_id: str) -> bool:
         """Mark a send as under way; True if an earlier attempt got this far and never recorded the outcome
-        (it died between connecting and the server's answer: the message may have gone out)."""
+        (it died between connecting and the server's answer: the message may have gone out). An earlier attempt
+        that may still be running (its claim was kept alive within CLAIM_ALIVE) is not inherited: ClaimHeld."""
         path = self._path(message_id, ".sending")
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
+            try:
+                age = time.time() - path.stat().st_mtime
+            except FileNotFoundError:  # released meanwhile: ours now
+                return self.claim(message_id)
+            if age < CLAIM_ALIVE:
+                raise ClaimHeld(message_id, age) from None
+            self.keep_alive(message_id)  # ours now, inherited
             return True
         os.close(fd)
         return False
+
+    def keep_alive(self, message_id: str) -> None:
+        """Called while a send runs (every few seconds): its claim stays fresh, so no other attempt takes it."""
+        try:
+            os.utime(self._path(message_id, ".sending"))
+        except FileNotFoundError:
+            pass
+
+    def abandon(self, message_id: str) -> None:
+        """This attempt is over without knowing whether the server kept the message: the claim stays, as no longer
+        anyone's, so the next attempt takes it at once (and reports a possible duplicate)."""
+        try:
+            os.utime(self._path(message_id, ".sending"), (0, 0))
+        except FileNotFoundError:
+            pass
 
     def release(self, message_id: str) -> None:
         """The attempt failed before the server accepted anything: the next one is a clean retry."""
         self._path(message_id, ".sending").unlink(missing_ok=True)
 
     def record(self, message_id: str, accepted: list[str], subject: str) -> None:
+        """Who has it now: those accepted before (a retry for the recipients a 4xx put off) and these."""
         final = self._path(message_id, ".sent")
+        earlier = self.accepted(message_id)
+        everyone = list(dict.fromkeys([*(earlier.accepted if earlier else []), *accepted]))
         partial = final.with_suffix(f".{os.getpid()}.part")
         with partial.open("w", encoding="utf-8") as file:
-            json.dump({"message_id": message_id, "accepted": accepted, "subject": subject}, file)
+            json.dump({"message_id": message_id, "accepted": everyone, "subject": subject}, file)
             file.flush()
             os.fsync(file.fileno())
         partial.replace(final)

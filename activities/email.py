@@ -3,7 +3,10 @@ hold it as a draft for an operator; and send a held draft with the operator's ed
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
@@ -13,7 +16,7 @@ from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from printroom.activities.assemble import AssembledEmail, EmailAssembler
 from printroom.activities.compose import message_id
-from printroom.activities.deliveries import DeliveryLog
+from printroom.activities.deliveries import KEEP_ALIVE, ClaimHeld, DeliveryLog
 from printroom.activities.documents import AttachmentError, DocumentStore
 from printroom.activities.drafts import build_from_draft, draft_cc, make_draft
 from printroom.activities.rendering import TemplateError, TemplateRenderer
@@ -122,7 +125,7 @@ class EmailActivities:
             try:
                 result.sent.append(await self._send_one(request, audience, to, cc, result.notes))
             except Exception as error:  # noqa: BLE001  # an unexpected one is a bug: never retried for ever
-                if not isinstance(error, (DeliveryError, AttachmentError, TemplateError)):
+                if not isinstance(error, (DeliveryError, AttachmentError, TemplateError, ClaimHeld)):
                     activity.logger.exception("unexpected error sending %s to the %s", request.email_trigger, audience)
                     error = TemplateError(f"unexpected {type(error).__name__}: {error} (a bug of printroom's; please report it)")
                 permanent = getattr(error, "permanent", True) or self._gave_up(request)
@@ -170,7 +173,7 @@ class EmailActivities:
                 request.email_trigger, draft.audience, draft.message_id, draft.to, draft_cc(draft, edits), notes,
                 lambda now: build_from_draft(self.assembler, request, draft, edits, now=now, operator_url=self._operator_url()),
             )  # fmt: skip
-        except (DeliveryError, AttachmentError, TemplateError) as error:
+        except (DeliveryError, AttachmentError, TemplateError, ClaimHeld) as error:
             raise ApplicationError(str(error), type=type(error).__name__, non_retryable=True) from None
         return StatusEmailResult(sent=[sent], notes=notes)
 
@@ -223,7 +226,8 @@ class EmailActivities:
         notes: list[str],
         build: Callable[[datetime], AssembledEmail],
     ) -> SentEmail:
-        """Build and send one message unless the delivery records say the server took it already."""
+        """Build and send one message unless the delivery records say the server took it already (for some
+        recipients only, after a 4xx: then to the others). Never while another attempt at it may be sending."""
         now = datetime.now(timezone.utc)
 
         def sent(accepted: list[str], subject: str, attachments: list[str]) -> SentEmail:
@@ -234,30 +238,63 @@ class EmailActivities:
             )  # fmt: skip
 
         # Before anything is read or rendered: an email the server took is done, even if its files have gone since.
-        if (earlier := self.deliveries.accepted(msg_id)) is not None:
-            notes.append(f"{trigger}: {msg_id} was accepted by the server on an earlier attempt; not sent again")
-            return sent(earlier.accepted, earlier.subject, [])
-        email = build(now)
+        earlier = await asyncio.to_thread(self.deliveries.accepted, msg_id)
+        send_to, send_cc = to, cc
+        if earlier is not None:
+            if not (missing := [r for r in [*to, *cc] if r not in earlier.accepted]):
+                notes.append(f"{trigger}: {msg_id} was accepted by the server on an earlier attempt; not sent again")
+                return sent(earlier.accepted, earlier.subject, [])
+            send_to, send_cc = [r for r in to if r in missing], [r for r in cc if r in missing]
+        email = await asyncio.to_thread(build, now)  # templates, images, files, MIME: off the event loop
         inherited = self.deliveries.claim(msg_id)
         if inherited:
             notes.append(
                 f"{trigger}: an earlier attempt of {msg_id} stopped while sending; "
                 "if the server had accepted it, the recipient gets it twice"
             )
+
+        async def record(delivery: Delivery) -> None:
+            await asyncio.to_thread(self.deliveries.record, msg_id, delivery.accepted, email.subject)
+
         try:
-            delivery = await self._deliver(
-                email, on_accepted=lambda d: self.deliveries.record(msg_id, d.accepted, email.subject)
-            )
+            async with self._alive(msg_id):
+                delivery = await self._deliver(replace(email, to=send_to, cc=send_cc), on_accepted=record)
+        except asyncio.CancelledError:  # timed out or cancelled mid-way: the next attempt takes over at once
+            self.deliveries.abandon(msg_id)
+            raise
         except DeliveryError as error:
             # Nothing of ours reached the server: the next attempt is a clean one. An inherited claim stays
             # until an attempt succeeds and reports it, or the warning would die with this failed attempt.
             if not error.uncertain and not inherited:
                 self.deliveries.release(msg_id)
+            else:
+                self.deliveries.abandon(msg_id)
             raise
         notes.extend(f"{trigger}: {addr} refused by the server: {why}" for addr, why in delivery.refused.items())
-        return sent(delivery.accepted, email.subject, email.attachments)
+        return sent([*(earlier.accepted if earlier else []), *delivery.accepted], email.subject, email.attachments)
 
-    async def _deliver(self, email: AssembledEmail, on_accepted: Callable[[Delivery], None] | None = None) -> Delivery:
+    @asynccontextmanager
+    async def _alive(self, msg_id: str) -> AsyncIterator[None]:
+        """While a send waits for a connection and runs: its claim kept fresh, and the activity heartbeating, so a
+        dead worker is noticed in a minute and a live one is never taken for dead."""
+        heartbeat = activity.in_activity() and not activity.info().is_local
+
+        async def beat() -> None:
+            while True:
+                await asyncio.sleep(KEEP_ALIVE)
+                self.deliveries.keep_alive(msg_id)
+                if heartbeat:
+                    activity.heartbeat()
+
+        task = asyncio.create_task(beat())
+        try:
+            yield
+        finally:
+            task.cancel()
+
+    async def _deliver(
+        self, email: AssembledEmail, on_accepted: Callable[[Delivery], Awaitable[None]] | None = None
+    ) -> Delivery:
         settings = self.settings.sender
         envelope_from = str(settings.envelope_from or settings.address)
         return await self.transport.send(
@@ -279,4 +316,6 @@ class EmailActivities:
         return rendered.subject, msg_id
 
 
-_TRANSIENT_TYPES: dict[type[Exception], str] = {DeliveryError: "SmtpTransientError", AttachmentError: "AttachmentError"}
+_TRANSIENT_TYPES: dict[type[Exception], str] = {
+    DeliveryError: "SmtpTransientError", AttachmentError: "AttachmentError", ClaimHeld: "ClaimHeld"
+}

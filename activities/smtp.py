@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -99,7 +99,7 @@ class SmtpTransport:
         *,
         envelope_from: str,
         recipients: list[str],
-        on_accepted: Callable[[Delivery], None] | None = None,
+        on_accepted: Callable[[Delivery], Awaitable[None]] | None = None,
     ) -> Delivery:
         """Send one message. `on_accepted` runs the moment the server accepts DATA, before QUIT: whatever fails
         after that (QUIT, the connection, this process) cannot make the message count as unsent."""
@@ -107,7 +107,11 @@ class SmtpTransport:
             return await self._send(message, envelope_from, recipients, on_accepted)
 
     async def _send(
-        self, message: bytes, envelope_from: str, recipients: list[str], on_accepted: Callable[[Delivery], None] | None
+        self,
+        message: bytes,
+        envelope_from: str,
+        recipients: list[str],
+        on_accepted: Callable[[Delivery], Awaitable[None]] | None,
     ) -> Delivery:
         try:
             sender, wanted = mail_address(envelope_from), {r: mail_address(r) for r in recipients}
@@ -187,7 +191,7 @@ class SmtpTransport:
             refused_replies = {address: _reply(code, text) for address, (code, text) in refused.items()}
             delivery = Delivery(accepted=[r for r in recipients if r not in refused_replies], refused=refused_replies)
             if on_accepted is not None:
-                on_accepted(delivery)
+                await on_accepted(delivery)
             return delivery
         finally:
             await _quit_quietly(client)

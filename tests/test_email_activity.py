@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from typing import Any
 
 import pytest
@@ -174,16 +176,34 @@ async def test_a_retry_after_the_server_accepted_the_email_does_not_send_it_agai
     assert again.notes == [f"order_shipped: {first.sent[0].message_id} was accepted by the server on an earlier attempt; not sent again"]
 
 
+def died_mid_send(settings: Settings, msg_id: str) -> None:
+    """As an attempt does just before the SMTP transaction, then dies: its claim stays, and nobody keeps it alive."""
+    assert DeliveryLog(settings.deliveries_dir).claim(msg_id) is False
+    claim = next(settings.deliveries_dir.glob("*.sending"))
+    os.utime(claim, (time.time() - 60, time.time() - 60))
+
+
 async def test_an_attempt_that_died_while_sending_is_reported_as_a_possible_duplicate(settings, smtp):
-    log = DeliveryLog(settings.deliveries_dir)
     msg_id = "<PO-7.order_shipped.1.customer@example.com>"
-    assert log.claim(msg_id) is False  # as an attempt does just before the SMTP transaction, then dies
+    died_mid_send(settings, msg_id)
     result = await send(settings, request("order_shipped"))
     assert len(smtp.messages) == 1
     assert result.notes == [
         f"order_shipped: an earlier attempt of {msg_id} stopped while sending; if the server had accepted it, "
         "the recipient gets it twice"
     ]
+
+
+async def test_while_another_attempt_may_still_be_sending_this_one_does_not_and_is_retried(settings, smtp):
+    """A timed-out attempt still running as its retry starts (a slow DATA): its claim is alive, so the retry
+    sends nothing and fails as a passing failure, to try again later; never a second copy."""
+    msg_id = "<PO-7.order_shipped.1.customer@example.com>"
+    assert DeliveryLog(settings.deliveries_dir).claim(msg_id) is False  # the first attempt, still at it
+    with pytest.raises(ApplicationError) as waiting:
+        await send(settings, request("order_shipped"))
+    assert waiting.value.type == "ClaimHeld" and not waiting.value.non_retryable
+    assert f"{msg_id} is being sent by another attempt" in waiting.value.message
+    assert smtp.messages == []
 
 
 async def test_a_failed_attempt_leaves_a_clean_retry(settings, smtp):
@@ -228,8 +248,7 @@ async def test_a_message_taken_without_an_answer_is_retried_and_reported_as_a_po
 
 
 async def test_the_possible_duplicate_warning_survives_a_retry_that_fails_in_between(settings, smtp):
-    log = DeliveryLog(settings.deliveries_dir)
-    log.claim("<PO-7.order_shipped.1.customer@example.com>")  # an attempt died mid-send
+    died_mid_send(settings, "<PO-7.order_shipped.1.customer@example.com>")
     with pytest.raises(ApplicationError):  # the next one finds the server down
         await send(with_smtp_port(settings, free_port()), request("order_shipped"))
     retried = await send(settings, request("order_shipped"))

@@ -32,8 +32,13 @@ with workflow.unsafe.imports_passed_through():
 EMAIL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_interval=timedelta(minutes=5))
 EMAIL_GIVE_UP = timedelta(days=8)
 ONE_ATTEMPT = RetryPolicy(maximum_attempts=1)
-FIRST_ATTEMPT_TIMEOUT = timedelta(seconds=90)
-MAX_BATCH = 10
+# The first attempt holds the workflow task open: a few emails, a few seconds (the task times out at 10 s).
+FIRST_ATTEMPT_TIMEOUT = timedelta(seconds=8)
+MAX_BATCH = 3
+# A retried attempt may wait for a connection and carry 20 MB to a slow server (each SMTP command may take
+# smtp.timeout_seconds, at most 600 s): it heartbeats while it works, so a dead worker is noticed in a minute.
+ATTEMPT_TIMEOUT = timedelta(minutes=30)
+ATTEMPT_HEARTBEAT = timedelta(minutes=1)
 MAX_NOTES_KEPT = 100
 
 # Told of the drafts an attempt made instead of sending (the request they came from, and the drafts).
@@ -178,7 +183,8 @@ class Outbox:
                     SEND_STATUS_EMAIL,
                     request,
                     result_type=StatusEmailResult,
-                    start_to_close_timeout=timedelta(minutes=1),  # one SMTP transaction; a dead worker's is retried then
+                    start_to_close_timeout=ATTEMPT_TIMEOUT,
+                    heartbeat_timeout=ATTEMPT_HEARTBEAT,
                     schedule_to_close_timeout=EMAIL_GIVE_UP,
                     retry_policy=EMAIL_RETRY,
                     summary=request.email_trigger,  # names the email in the Web UI's pending activities
