@@ -7,6 +7,8 @@ from dataclasses import replace
 from datetime import datetime
 from email.utils import formataddr
 
+from markupsafe import escape
+
 from printroom.activities.assemble import AssembledEmail, EmailAssembler
 from printroom.activities.compose import message_id, thread_references
 from printroom.activities.rendering import RenderedEmail, TemplateError, plain_text
@@ -42,19 +44,34 @@ def make_draft(
         references=thread_references(request, audience, sender.domain),
         reason=reason,
         rules=rules,
+        shop=order.shop,
     )
     try:
         rendered, _ = assembler.render_for(request, audience, now=now, operator_url=operator_url)
     except Exception as error:  # noqa: BLE001  # the draft is held whatever broke: it says what, and renders again when sent
         what = str(error) if isinstance(error, TemplateError) else f"{type(error).__name__}: {error}"
         return held.model_copy(update={"reason": _also(reason, f"the template cannot be rendered: {what}")})
-    size = len(rendered.html.encode("utf-8"))
-    if size > rules.max_html_kb * KB:
-        why = f"its HTML is {size // KB} KB, over drafts.max_html_kb = {rules.max_html_kb}; it is rendered again when sent"
-        return held.model_copy(update={"subject": rendered.subject, "language": rendered.language, "reason": _also(reason, why)})
-    return held.model_copy(
+    full = held.model_copy(
         update={"subject": rendered.subject, "html": rendered.html, "text": rendered.text, "language": rendered.language}
     )
+    if (size := full.body_bytes) > rules.max_html_kb * KB:
+        return full.without_body(f"its HTML and text come to {size // KB} KB, over drafts.max_html_kb = {rules.max_html_kb}")
+    return full
+
+
+# What the drafts of one activity result may carry (it is recorded in the order's history, where 2 MB is the end).
+RESULT_BUDGET = 1024 * KB
+
+
+def within_budget(drafts: list[DraftContent], budget: int = RESULT_BUDGET) -> list[DraftContent]:
+    """The drafts as they can go into one result: past the budget, held without their body."""
+    kept, used = [], 0
+    for draft in drafts:
+        if used + draft.body_bytes > budget:
+            draft = draft.without_body("held without its body: this status change held more than 1 MB of drafts")
+        used += draft.body_bytes
+        kept.append(draft)
+    return kept
 
 
 def build_from_draft(
@@ -75,6 +92,11 @@ def build_from_draft(
         rendered, images = assembler.render_for(
             request, draft.audience, now=now, operator_url=operator_url, operator_note=edits.note or ""
         )
+        if edits.note and str(escape(edits.note)) not in rendered.html:
+            raise TemplateError(
+                f"the {draft.email_trigger} template shows no %OperatorNote%, so the note would be lost; "
+                "write it into the html instead, or add %OperatorNote% to the template"
+            )
         rendered = replace(rendered, subject=edits.subject or rendered.subject, text=edits.text or rendered.text)
     else:
         html = edits.html or draft.html

@@ -18,7 +18,7 @@ from printroom.activities.assemble import AssembledEmail, EmailAssembler
 from printroom.activities.compose import message_id
 from printroom.activities.deliveries import KEEP_ALIVE, ClaimHeld, DeliveryLog
 from printroom.activities.documents import AttachmentError, DocumentStore
-from printroom.activities.drafts import build_from_draft, draft_cc, make_draft
+from printroom.activities.drafts import build_from_draft, draft_cc, make_draft, within_budget
 from printroom.activities.rendering import TemplateError, TemplateRenderer
 from printroom.activities.smtp import Delivery, DeliveryError, SmtpTransport
 from printroom.activities.variables import SMTP_TEST
@@ -159,7 +159,8 @@ class EmailActivities:
                     results.append(StatusEmailResult(failed=[FailedDelivery(audience=a, error=error.message) for a in audiences]))
                 else:  # passing: handed back, to be retried on its own
                     results.append(StatusEmailResult(retry=audiences, retry_reason=error.message))
-        return StatusEmailBatchResult(results=results)
+        bounded = iter(within_budget([d for r in results for d in r.drafts]))
+        return StatusEmailBatchResult(results=[r.model_copy(update={"drafts": [next(bounded) for _ in r.drafts]}) for r in results])
 
     @activity.defn(name=SEND_DRAFT)
     async def send_draft(self, send: SendDraftRequest) -> StatusEmailResult:

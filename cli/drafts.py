@@ -9,7 +9,7 @@ from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowQueryFailedError, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from printroom.activities.assemble import AssembledEmail, EmailAssembler
@@ -42,8 +42,8 @@ async def waiting(client: Client) -> list[tuple[str, str, int]]:
 async def drafts_of(client: Client, order: str) -> list[Draft]:
     try:
         return await client.get_workflow_handle(workflow_id(order)).query("drafts", result_type=list[Draft])
-    except RPCError as error:
-        raise DraftsError(f"cannot read the drafts of {workflow_id(order)}: {error.message}") from None
+    except (RPCError, WorkflowQueryFailedError) as error:
+        raise DraftsError(f"cannot read the drafts of {workflow_id(order)}: {getattr(error, 'message', error)}") from None
 
 
 def pick(drafts: list[Draft], draft_id: str | None, order: str) -> Draft:
@@ -66,7 +66,7 @@ def as_email(settings: Settings, draft: Draft) -> AssembledEmail:
     return assembler.build(
         rendered, sender=Address(display_name=name, addr_spec=address), to=draft.to, cc=draft.cc,
         message_id=draft.message_id, now=datetime.now(timezone.utc), references=draft.references,
-        images=assembler.images_shown(draft.html, "default"), attachments=assembler.documents.files(draft.attachments),
+        images=assembler.images_shown(draft.html, draft.shop), attachments=assembler.documents.files(draft.attachments),
     )  # fmt: skip
 
 
@@ -114,12 +114,14 @@ async def discard(client: Client, order: str, draft_id: str, reason: str, by: st
     """The `discard_draft` signal, then the order's state to say whether it was applied or refused, and why."""
     handle = client.get_workflow_handle(workflow_id(order))
     try:
-        before = len((await handle.query("state", result_type=OrderState)).refused)
+        # Refusals are kept as a bounded list: a new one is told apart by what it is, not by the list's length.
+        before = {(r.kind, r.payload, r.at) for r in (await handle.query("state", result_type=OrderState)).refused}
         await handle.signal("discard_draft", {"draft_id": draft_id, "reason": reason, "by": by})
         for _ in range(100):  # the signal is applied by the worker's next workflow task
             state = await handle.query("state", result_type=OrderState)
-            if len(state.refused) > before and state.refused[-1].kind == "discard_draft":
-                raise DraftsError(state.refused[-1].reason)
+            new = [r for r in state.refused if (r.kind, r.payload, r.at) not in before and r.kind == "discard_draft"]
+            if new:
+                raise DraftsError(new[-1].reason)
             if all(d.id != draft_id for d in state.drafts_pending):
                 return state
             await asyncio.sleep(0.1)

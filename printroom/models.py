@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from pathlib import PurePosixPath
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints, ValidationError
 
@@ -46,7 +46,7 @@ class Budget(_Public):
 def _relative_reference(value: str) -> str:
     """A file reference names a file inside the document store: relative, no `..`, no backslash tricks."""
     path = PurePosixPath(value)
-    if not value or path.is_absolute() or ".." in path.parts or "\\" in value or "\0" in value or value.endswith("/"):
+    if not value or path.is_absolute() or ".." in path.parts or "\\" in value or value.endswith("/") or not value.isprintable():
         raise ValueError(f"{value!r} must be a file path relative to the document store, without '..'")
     return value
 
@@ -109,8 +109,8 @@ class SendDraft(_Public):
     draft_id: Annotated[str, StringConstraints(strip_whitespace=True, max_length=20)] | None = None
     subject: NonEmpty | None = None
     # Checked against the draft's own limit (drafts.max_html_kb) by the workflow; this bound only stops abuse.
-    html: Annotated[str, StringConstraints(min_length=1, max_length=4_000_000)] | None = None
-    text: Annotated[str, StringConstraints(min_length=1, max_length=4_000_000)] | None = None
+    html: Annotated[str, StringConstraints(min_length=1, max_length=1_000_000)] | None = None
+    text: Annotated[str, StringConstraints(min_length=1, max_length=1_000_000)] | None = None
     # Placed where the template shows %OperatorNote% (the shipped ones: where a status change's comment shows).
     note: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)] | None = None
     cc: list[EmailStr] | None = Field(default=None, max_length=20)
@@ -157,6 +157,17 @@ class DraftContent(BaseModel):
     # Why it is held when something failed (empty when the trigger is simply set to edit_before_send).
     reason: str = ""
     rules: DraftRules = DraftRules()
+    # The order's shop: its images, when the draft is written out as a file.
+    shop: str = "default"
+
+    @property
+    def body_bytes(self) -> int:
+        return len(self.html.encode("utf-8")) + len(self.text.encode("utf-8"))
+
+    def without_body(self, why: str) -> Any:
+        """Held without its HTML and text (they would make the order's history too big): rendered when sent."""
+        reason = f"{self.reason}; {why}" if self.reason else why
+        return self.model_copy(update={"html": "", "text": "", "reason": reason + "; it is rendered again when sent"})
 
 
 class Draft(DraftContent):
@@ -165,6 +176,7 @@ class Draft(DraftContent):
     id: str
     created_at: datetime
     reminders_sent: int = 0
+    reminded_at: datetime | None = None
     # The last attempt to send it failed (SMTP down, a file missing): it is still held, nothing was sent.
     last_error: str = ""
 

@@ -313,7 +313,8 @@ class DraftSettings(_Section):
     remind_after: Duration = Field(default=timedelta(hours=4), ge=timedelta(minutes=1))
     max_reminders: int = Field(default=3, ge=0, le=50)
     max_pending: int = Field(default=20, ge=1, le=200)
-    max_html_kb: int = Field(default=256, ge=16, le=1024)
+    # HTML and text together; 256 KB is where Temporal starts warning about a payload's size.
+    max_html_kb: int = Field(default=256, ge=16, le=256)
 
     def rules(self) -> DraftRules:
         return DraftRules(

@@ -64,7 +64,8 @@ def test_edits_are_checked_against_the_rules_the_draft_was_made_under():
         (SendDraft(cc=["boss@example.org"]), "operators may not change Cc"),
         (SendDraft(attachments=["PO-9/proof.pdf"]), "operators may not attach files"),
         (SendDraft(note="Thursday", html="<p>mine</p>"), "a note goes where the template places it"),
-        (SendDraft(text="x" * 300_000), "the text is 292 KB, over drafts.max_html_kb = 256"),
+        (SendDraft(text="x" * 300_000), "the html and text come to 292 KB, over drafts.max_html_kb = 256"),
+        (SendDraft(note="Thursday", text="mine"), "with text of your own, write the note into it"),
     ):
         with pytest.raises(DraftRefused, match=reason):
             DraftBook.check(strict, edits)
@@ -72,17 +73,28 @@ def test_edits_are_checked_against_the_rules_the_draft_was_made_under():
     DraftBook.check(lenient, SendDraft(cc=["boss@example.org"], attachments=["PO-9/proof.pdf"]))
 
 
-def test_reminders_fall_every_remind_after_up_to_max_reminders_the_earliest_first():
+def test_reminders_fall_remind_after_the_draft_or_its_last_reminder_up_to_max_reminders_the_earliest_first():
     book = DraftBook()
     early = book.hold(content(), REQUEST, NOW)
     late = book.hold(content(), REQUEST, NOW + timedelta(hours=1))
     assert book.next_reminder() == (NOW + timedelta(hours=4), early)
-    early.draft.reminders_sent = 1
+    # The timer came late (a worker down for a day): the next one is 4 h after it, not at once.
+    early.draft.reminders_sent, early.draft.reminded_at = 1, NOW + timedelta(hours=30)
     assert book.next_reminder() == (NOW + timedelta(hours=5), late)
     late.draft.reminders_sent = 2
-    assert book.next_reminder() == (NOW + timedelta(hours=8), early)
+    assert book.next_reminder() == (NOW + timedelta(hours=34), early)
     early.draft.reminders_sent = 2
     assert book.next_reminder() is None
+
+
+def test_the_drafts_of_an_order_hold_at_most_1_5_mb_of_bodies_the_rest_is_rendered_when_sent():
+    book, body = DraftBook(), "x" * 250_000
+    roomy = DraftRules(max_pending=20)
+    held = [book.hold(content(html=body, text=body, rules=roomy), REQUEST, NOW) for _ in range(3)]
+    assert [h.draft.body_bytes for h in held] == [500_000, 500_000, 500_000]
+    fourth = book.hold(content(html=body, text=body, rules=roomy), REQUEST, NOW).draft
+    assert fourth.html == "" and fourth.text == ""
+    assert fourth.reason == "held without its body: this order's drafts already hold 1.5 MB; it is rendered again when sent"
 
 
 def test_current_details_show_each_draft_readably_and_order_data_cannot_write_markdown():
@@ -91,8 +103,11 @@ def test_current_details_show_each_draft_readably_and_order_data_cannot_write_ma
     book.hold(content(cc=["archive@example.org"], attachments=["PO-9/J1/final.pdf"], reason="550 mailbox unavailable"), REQUEST, NOW)
     details = "\n".join(book.details())
     assert "**Drafts waiting: 2**" in details
-    assert "**d1** · order_accepted to marie@example.org · *\\[Win a prize\\](https://evil.example) \\*now\\**" in details
+    assert "**d1** · order_accepted to marie@example.org · *\\[Win a prize\\]\\(https://evil.example\\) \\*now\\**" in details
     assert "> Hello \\`Marie\\`  \n> line 2  " in details
+    # A file reference or an address cannot start a paragraph of its own, nor a link.
+    book.hold(content(attachments=["PO-9/a.pdf\u2028[Pay](https://evil.example)"]), REQUEST, NOW)
+    assert "attachments: PO-9/a.pdf \\[Pay\\]\\(https://evil.example\\)" in "\n".join(book.details())
     assert "**d2** · order_accepted to marie@example.org · Cc archive@example.org" in details
     assert "- attachments: PO-9/J1/final.pdf\n- held because: 550 mailbox unavailable" in details
     assert '- send it as it is: `{"draft_id": "d2"}`' in details

@@ -84,8 +84,7 @@ async def test_a_held_email_waits_for_an_operator_and_is_sent_once_with_the_edit
     assert draft.html.startswith("<!DOCTYPE html>") and draft.reason == ""
     state = await order_state(handle)
     assert state.status == "accepted" and [d.id for d in state.drafts_pending] == ["d1"]
-    listed = [w.id async for w in client.list_workflows(f'WorkflowId = "{handle.id}" AND DraftsPending = 1')]
-    assert listed == [handle.id]
+    await eventually(lambda: _listed(client, f'WorkflowId = "{handle.id}" AND DraftsPending = 1'), what="the order listed")
 
     sent = await handle.execute_update(
         "edit_and_send",
@@ -164,7 +163,7 @@ async def test_requests_that_cannot_be_done_are_refused_before_anything_is_writt
     assert "cc.0: value is not a valid email address" in reasons["bad cc"]
     for key in ("dotdot", "absolute"):
         assert "must be a file path relative to the document store" in reasons[key], key
-    assert "the html is 292 KB, over drafts.max_html_kb = 256" in reasons["too big"]
+    assert "the html and text come to 292 KB, over drafts.max_html_kb = 256" in reasons["too big"]
     assert "a note goes where the template places it" in reasons["note and html"]
     assert reasons["not an object"].startswith("malformed payload: (the whole payload): Input should be a valid dictionary")
     assert "subject: Input should be a valid string" in reasons["wrong types"] and "cc: Input should be a valid list" in reasons["wrong types"]
@@ -245,3 +244,23 @@ async def _failed(handle: WorkflowHandle[Any, Any]) -> OrderState | None:
 
 async def _drafts_left(handle: WorkflowHandle[Any, Any], count: int) -> bool:
     return len((await order_state(handle)).drafts_pending) == count
+
+
+async def _listed(client: Client, query: str) -> list[str]:
+    return [w.id async for w in client.list_workflows(query)]
+
+
+async def test_a_note_the_template_has_no_place_for_is_refused_not_lost(client, settings, task_queue, smtp):
+    plain = settings.templates.override_dir / "fr" / "order_accepted.html.j2"
+    plain.parent.mkdir(parents=True)
+    plain.write_text('{% extends "fr/_base.html.j2" %}{% block subject %}Acceptée{% endblock %}'
+                     '{% block body %}<p>Acceptée.</p>{% endblock %}', encoding="utf-8")  # fmt: skip
+    async with build_worker(client, drafting(settings), task_queue=task_queue) as worker:
+        handle = await held(client, worker)
+        refused = await refusal(handle, {"note": "Livraison jeudi"})
+        assert "the order_accepted template shows no %OperatorNote%, so the note would be lost" in refused
+        assert [d.id for d in (await order_state(handle)).drafts_pending] == ["d1"]
+        await handle.execute_update("edit_and_send", {"html": "<p>Acceptée. Livraison jeudi.</p>"}, result_type=DraftSent)
+        await handle.signal("change_status", {"trigger": "cancel"})
+        await handle.result()
+    assert [m.parsed()["Subject"] for m in messages_to(smtp, "marie@example.org")].count("Acceptée") == 1

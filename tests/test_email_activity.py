@@ -14,7 +14,7 @@ from printroom.activities.deliveries import DeliveryLog
 from printroom.activities.email import EmailActivities
 from printroom.activities.smtp import SmtpTransport
 from printroom.cli.capture import SmtpCapture
-from printroom.models import Order, StatusEmailRequest
+from printroom.models import Order, StatusEmailBatch, StatusEmailRequest
 from printroom.settings import EmailPolicies, Settings, ShopSettings
 from aiosmtpd.controller import Controller
 
@@ -323,3 +323,26 @@ async def test_two_shops_sharing_a_sender_domain_and_an_order_number_send_two_em
         "<PO-7.order_shipped.1.customer@example.com>", "<PO-7.order_shipped.1.customer.campus@example.com>"
     ]
     assert len(smtp.messages) == 2 and campus.notes == []
+
+
+async def test_the_drafts_of_one_attempt_carry_at_most_1_mb_of_bodies_into_the_orders_history(settings):
+    """Three status changes at once, each held for the customer and the approvers, each about 190 KB: what
+    cannot go into the history is held without its body, and rendered when an operator sends it."""
+    big = settings.templates.override_dir / "fr" / "order_cancelled.html.j2"
+    big.parent.mkdir(parents=True)
+    big.write_text('{% extends "fr/_base.html.j2" %}{% block subject %}Annulée{% endblock %}'
+                   '{% block body %}{% for i in range(10000) %}<p>ligne</p>{% endfor %}{% endblock %}', encoding="utf-8")  # fmt: skip
+    policy = {"to_customer": True, "to_approvers": True, "edit_before_send": True}
+    settings = settings.model_copy(update={"emails": type(settings.emails)(order_cancelled=policy)})
+    budget = {"limit": "1.00", "approvers": ["head@example.org"]}
+    batch = StatusEmailBatch(requests=[
+        request("order_cancelled", budget=budget).model_copy(update={"occurrence": n}) for n in (1, 2, 3)
+    ])  # fmt: skip
+    result = await ActivityEnvironment().run(activities_for(settings).send_status_emails, batch)
+    drafts = [d for r in result.results for d in r.drafts]
+    assert len(drafts) == 6 and 150_000 < drafts[0].body_bytes < 256 * 1024
+    assert sum(d.body_bytes for d in drafts) <= 1024 * 1024
+    assert [bool(d.html) for d in drafts] == [True] * 5 + [False]
+    assert drafts[5].reason == ("held without its body: this status change held more than 1 MB of drafts; "
+                                "it is rendered again when sent")  # fmt: skip
+    assert len(result.model_dump_json()) < 1_200_000

@@ -90,4 +90,4 @@ async def _drafts(handle) -> bool:
 
 
 def _reminders(smtp: SmtpCapture) -> list:
-    return [m.parsed() for m in messages_to(smtp, "ops@example.com") if "d1" in m.parsed()["Subject"]]
+    return [m.parsed() for m in messages_to(smtp, "ops@example.com") if m.parsed()["Subject"].startswith("Le brouillon d1 ")]

@@ -12,6 +12,8 @@ with workflow.unsafe.imports_passed_through():
     from printroom.models import Draft, DraftContent, DraftSummary, SendDraft, StatusEmailRequest
 
 KB = 1024
+# What the waiting drafts of one order may hold together: the `drafts` query answers with them all (2 MB at most).
+PENDING_BUDGET = 1536 * KB
 MAX_SETTLED_KEPT = 200  # what became of earlier drafts, for plain answers ("d1 was sent at ...")
 TEXT_LINES_SHOWN = 4
 
@@ -46,6 +48,10 @@ class DraftBook:
     def pending(self) -> list[HeldDraft]:
         return list(self._pending.values())
 
+    def touch(self) -> None:
+        """Something about a draft changed that decides its reminders (it was being sent, and is not any more)."""
+        self.version += 1
+
     def waiting(self, held: HeldDraft) -> bool:
         return self._pending.get(held.draft.id) is held
 
@@ -57,6 +63,8 @@ class DraftBook:
                 f"{content.email_trigger} to {', '.join(content.to)} was not held: {len(self._pending)} drafts already "
                 f"wait (drafts.max_pending = {limit}); send or discard some"
             )
+        if sum(h.draft.body_bytes for h in self._pending.values()) + content.body_bytes > PENDING_BUDGET:
+            content = content.without_body("held without its body: this order's drafts already hold 1.5 MB")
         self._made += 1
         held = HeldDraft(Draft(**content.model_dump(), id=f"d{self._made}", created_at=now), request)
         self._pending[held.draft.id] = held
@@ -102,11 +110,16 @@ class DraftBook:
                 f"draft {draft.id}: a note goes where the template places it, in the template's HTML; "
                 "with HTML of your own, write the note into it"
             )
-        for field, value in (("html", edits.html), ("text", edits.text)):
-            if value is not None and (size := len(value.encode("utf-8"))) > rules.max_html_kb * KB:
-                raise DraftRefused(
-                    f"draft {draft.id}: the {field} is {size // KB} KB, over drafts.max_html_kb = {rules.max_html_kb}"
-                )
+        if edits.note and edits.text:
+            raise DraftRefused(
+                f"draft {draft.id}: a note goes where the template places it, in the template's text too; "
+                "with text of your own, write the note into it"
+            )
+        size = sum(len(v.encode("utf-8")) for v in (edits.html, edits.text) if v is not None)
+        if size > rules.max_html_kb * KB:
+            raise DraftRefused(
+                f"draft {draft.id}: the html and text come to {size // KB} KB, over drafts.max_html_kb = {rules.max_html_kb}"
+            )
 
     def settle(self, held: HeldDraft, outcome: str) -> None:
         """The draft is done with (sent or discarded); `outcome` is how a later request about it is answered."""
@@ -117,9 +130,10 @@ class DraftBook:
         self.version += 1
 
     def next_reminder(self) -> tuple[datetime, HeldDraft] | None:
-        """The next draft_waiting due: each draft every remind_after while it waits, max_reminders times."""
+        """The next draft_waiting due: each draft remind_after after it was made or last reminded of (so a late timer
+        never fires several at once), max_reminders times."""
         due = [
-            (h.draft.created_at + h.draft.rules.remind_after * (h.draft.reminders_sent + 1), h)
+            ((h.draft.reminded_at or h.draft.created_at) + h.draft.rules.remind_after, h)
             for h in self._pending.values()
             if h.draft.reminders_sent < h.draft.rules.max_reminders and not h.sending
         ]
@@ -136,17 +150,19 @@ class DraftBook:
         ]
         for held in self._pending.values():
             d = held.draft
-            cc = f" · Cc {', '.join(d.cc)}" if d.cc else ""
-            lines += ["", f"**{d.id}** · {d.email_trigger} to {', '.join(d.to)}{cc} · *{_markdown(d.subject) or '(no subject)'}*", ""]
+            cc = f" · Cc {markdown_text(', '.join(d.cc))}" if d.cc else ""
+            to = markdown_text(", ".join(d.to))
+            lines += ["", f"**{d.id}** · {d.email_trigger} to {to}{cc} · *{markdown_text(d.subject) or '(no subject)'}*", ""]
             text = [line for line in d.text.strip().splitlines() if line.strip()][:TEXT_LINES_SHOWN]
-            lines += [f"> {_markdown(line)}  " for line in text]
-            facts = [f"attachments: {', '.join(d.attachments)}"] if d.attachments else []
-            facts += [f"held because: {_markdown(d.reason)}"] if d.reason else []
-            facts += [f"last attempt to send: {_markdown(d.last_error)}"] if d.last_error else []
+            lines += [f"> {markdown_text(line)}  " for line in text]
+            facts = [f"attachments: {markdown_text(', '.join(d.attachments))}"] if d.attachments else []
+            facts += [f"held because: {markdown_text(d.reason)}"] if d.reason else []
+            facts += [f"last attempt to send: {markdown_text(d.last_error)}"] if d.last_error else []
             lines += ["", *(f"- {fact}" for fact in facts), f'- send it as it is: `{{"draft_id": "{d.id}"}}`']
         return lines
 
 
-def _markdown(text: str) -> str:
-    """Order data shown as Markdown text, not read as Markdown (a customer's name cannot make a link)."""
-    return "".join("\\" + c if c in "\\`*_[]<>#|" else c for c in text)[:300]
+def markdown_text(text: str, limit: int = 300) -> str:
+    """Order data shown as Markdown text, not read as Markdown (a customer's name cannot make a link), on one line."""
+    flat = " ".join(text.split())
+    return "".join("\\" + c if c in "\\`*_[]<>#|!()" else c for c in flat)[:limit]

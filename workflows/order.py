@@ -12,13 +12,14 @@ from temporalio import workflow
 from temporalio.common import SearchAttributeKey
 from temporalio.exceptions import ApplicationError, FailureError
 
-from printroom.workflows.drafts import DraftBook, DraftRefused, HeldDraft
+from printroom.workflows.drafts import DraftBook, DraftRefused, HeldDraft, markdown_text
 from printroom.workflows.sending import ONE_ATTEMPT, Outbox, is_cancellation, root_cause
 
 with workflow.unsafe.imports_passed_through():
     # EmailStr imports email_validator (and idna) lazily, on the first address it checks.
     import email_validator  # noqa: F401
     import idna  # noqa: F401
+    import idna.uts46data  # noqa: F401  # read at the first international address
     from pydantic import BaseModel, ValidationError
 
     from printroom.models import (
@@ -89,8 +90,10 @@ class OrderWorkflow:
             )
         self._publish()
         reminders = asyncio.create_task(self._remind_operators())
-        await self._outbox.run(self._finished)
-        reminders.cancel()
+        try:
+            await self._outbox.run(self._finished)
+        finally:
+            reminders.cancel()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.state()
 
@@ -211,8 +214,8 @@ class OrderWorkflow:
         self._publish()
 
     def _refuse(self, kind: str, payload: Any, reason: str) -> None:
-        workflow.logger.warning("refused %s: %s (payload %r)", kind, reason, payload)
         shown = repr(payload)
+        workflow.logger.warning("refused %s: %s (payload %s)", kind, reason, shown[:MAX_PAYLOAD_SHOWN])
         self._refused.append(RefusedRequest(kind=kind, reason=reason, payload=shown[:MAX_PAYLOAD_SHOWN], at=workflow.now()))
         del self._refused[:-MAX_REFUSED_KEPT]
         self._publish()
@@ -255,6 +258,7 @@ class OrderWorkflow:
             raise DraftRefused(f"draft {draft.id} was not sent: {draft.last_error}; it is still held: fix that and send it again") from None
         finally:
             held.sending = False
+            self._drafts.touch()  # its reminders count again, were it still held
             self._publish()
         self._outbox.record(held.request, result)
         (sent,) = result.sent
@@ -290,6 +294,7 @@ class OrderWorkflow:
                     pass
             if self._drafts.waiting(held) and not held.sending:
                 held.draft.reminders_sent += 1
+                held.draft.reminded_at = workflow.now()
                 self._tell_operators(held)
 
     # The order at a glance.
@@ -311,11 +316,11 @@ class OrderWorkflow:
             workflow.upsert_search_attributes(updates)
             self._published = published
         outbox = self._outbox
-        lines = [f"**{order_summary(self._order)}**: {self._lifecycle.state}", ""]
-        lines += [f"- sent {e.email_trigger} to {', '.join(e.to)}" for e in outbox.sent[-10:]]
-        lines += [f"- FAILED {f.email_trigger}: {f.error}" for f in outbox.failed[-5:]]
+        lines = [f"**{markdown_text(order_summary(self._order))}**: {self._lifecycle.state}", ""]
+        lines += [f"- sent {e.email_trigger} to {markdown_text(', '.join(e.to))}" for e in outbox.sent[-10:]]
+        lines += [f"- FAILED {f.email_trigger}: {markdown_text(f.error)}" for f in outbox.failed[-5:]]
         if waiting := outbox.waiting():
             lines.append(f"- {waiting} email(s) waiting to be sent")
-        lines += [f"- refused {r.kind}: {r.reason}" for r in self._refused[-3:]]
+        lines += [f"- refused {r.kind}: {markdown_text(r.reason)}" for r in self._refused[-3:]]
         lines += self._drafts.details()
         workflow.set_current_details("\n".join(lines))
