@@ -116,34 +116,52 @@ class EmailActivities:
             notes = []  # said on the first attempt already
         policy = self.settings.emails.for_trigger(request.email_trigger)
         result = StatusEmailResult(notes=notes)
+        later: dict[Audience, list[str]] = {}  # recipients a 4xx put off while the others took it
         order = list(audiences)
         for position, audience in enumerate(order):
             to, cc = audiences[audience], self.assembler.cc_for(policy) if audience == "customer" else []
+            if (only := (request.recipients or {}).get(audience)) is not None:
+                to, cc = [r for r in to if r in only], [r for r in cc if r in only]
             if policy.edit_before_send and audience in DRAFTABLE_AUDIENCES:
                 result.drafts.append(self._draft(request, audience, to, cc))
                 continue
             try:
-                result.sent.append(await self._send_one(request, audience, to, cc, result.notes))
+                sent, refused = await self._send_one(request, audience, to, cc, result.notes)
+                result.sent.append(sent)
+                if put_off := [address for address, reply in refused.items() if reply.startswith("4")]:
+                    later[audience] = put_off
+                    result.retry_reason = "; ".join(f"{a}: {refused[a]}" for a in put_off)
             except Exception as error:  # noqa: BLE001  # an unexpected one is a bug: never retried for ever
                 if not isinstance(error, (DeliveryError, AttachmentError, TemplateError, ClaimHeld)):
                     activity.logger.exception("unexpected error sending %s to the %s", request.email_trigger, audience)
                     error = TemplateError(f"unexpected {type(error).__name__}: {error} (a bug of printroom's; please report it)")
                 permanent = getattr(error, "permanent", True) or self._gave_up(request)
-                if permanent and audience in DRAFTABLE_AUDIENCES:
+                if permanent and audience in DRAFTABLE_AUDIENCES and only is None:
                     result.drafts.append(self._draft(request, audience, to, cc, reason=self._why(error, request)))
-                elif permanent:
-                    result.failed.append(FailedDelivery(audience=audience, error=self._why(error, request)))
+                elif permanent:  # an operators' copy, or the recipients of a partial retry: the others have it
+                    failed_for = f" (for {', '.join(only)})" if only is not None else ""
+                    result.failed.append(FailedDelivery(audience=audience, error=self._why(error, request) + failed_for))
                 elif result.sent or result.failed or result.drafts:
                     # Something already happened in this attempt: hand back the rest instead of redoing it.
-                    result.retry, result.retry_reason = order[position:], str(error)
-                    return result
+                    rest = {a: (request.recipients or {}).get(a) for a in order[position:]}
+                    return self._hand_back(result, later, rest, str(error))
                 else:
                     # Expected while a mail server is down: one line in the log, not a traceback per attempt.
                     activity.logger.warning("%s (attempt %d, retried with backoff)", error, activity.info().attempt)
                     raise ApplicationError(
                         str(error), type=_TRANSIENT_TYPES[type(error)], category=ApplicationErrorCategory.BENIGN
                     ) from None
-        return result
+        return self._hand_back(result, later, {}, result.retry_reason) if later else result
+
+    @staticmethod
+    def _hand_back(
+        result: StatusEmailResult, later: dict[Audience, list[str]], rest: dict[Audience, list[str] | None], reason: str
+    ) -> StatusEmailResult:
+        """What this attempt leaves to the retried activity: the recipients a 4xx put off, the audiences not reached."""
+        recipients = {**later, **{a: r for a, r in rest.items() if r is not None}}
+        return result.model_copy(
+            update={"retry": [*later, *(a for a in rest if a not in later)], "retry_reason": reason, "retry_recipients": recipients}
+        )
 
     @activity.defn(name=SEND_STATUS_EMAILS)
     async def send_status_emails(self, batch: StatusEmailBatch) -> StatusEmailBatchResult:
@@ -170,7 +188,7 @@ class EmailActivities:
         request, draft, edits = send.request, send.draft, send.edits
         notes: list[str] = []
         try:
-            sent = await self._deliver_once(
+            sent, _ = await self._deliver_once(
                 request.email_trigger, draft.audience, draft.message_id, draft.to, draft_cc(draft, edits), notes,
                 lambda now: build_from_draft(self.assembler, request, draft, edits, now=now, operator_url=self._operator_url()),
             )  # fmt: skip
@@ -209,7 +227,7 @@ class EmailActivities:
 
     async def _send_one(
         self, request: StatusEmailRequest, audience: Audience, to: list[str], cc: list[str], notes: list[str]
-    ) -> SentEmail:
+    ) -> tuple[SentEmail, dict[str, str]]:
         msg_id = message_id(request, audience, self.assembler.sender_for(request.order.shop).domain)
         operator_url = self._operator_url()
         return await self._deliver_once(
@@ -226,7 +244,7 @@ class EmailActivities:
         cc: list[str],
         notes: list[str],
         build: Callable[[datetime], AssembledEmail],
-    ) -> SentEmail:
+    ) -> tuple[SentEmail, dict[str, str]]:
         """Build and send one message unless the delivery records say the server took it already (for some
         recipients only, after a 4xx: then to the others). Never while another attempt at it may be sending."""
         now = datetime.now(timezone.utc)
@@ -244,7 +262,7 @@ class EmailActivities:
         if earlier is not None:
             if not (missing := [r for r in [*to, *cc] if r not in earlier.accepted]):
                 notes.append(f"{trigger}: {msg_id} was accepted by the server on an earlier attempt; not sent again")
-                return sent(earlier.accepted, earlier.subject, [])
+                return sent(earlier.accepted, earlier.subject, []), {}
             send_to, send_cc = [r for r in to if r in missing], [r for r in cc if r in missing]
         email = await asyncio.to_thread(build, now)  # templates, images, files, MIME: off the event loop
         inherited = self.deliveries.claim(msg_id)
@@ -268,11 +286,17 @@ class EmailActivities:
             # until an attempt succeeds and reports it, or the warning would die with this failed attempt.
             if not error.uncertain and not inherited:
                 self.deliveries.release(msg_id)
-            else:
-                self.deliveries.abandon(msg_id)
+                raise
+            self.deliveries.abandon(msg_id)
+            if error.uncertain and inherited:  # a second attempt the server took without answering: stop at two
+                raise DeliveryError(
+                    f"{error}; this is the second attempt the server took without answering, so the recipients may "
+                    "have it twice already: check with them before sending it again",
+                    permanent=True,
+                ) from None
             raise
         notes.extend(f"{trigger}: {addr} refused by the server: {why}" for addr, why in delivery.refused.items())
-        return sent([*(earlier.accepted if earlier else []), *delivery.accepted], email.subject, email.attachments)
+        return sent([*(earlier.accepted if earlier else []), *delivery.accepted], email.subject, email.attachments), delivery.refused
 
     @asynccontextmanager
     async def _alive(self, msg_id: str) -> AsyncIterator[None]:

@@ -226,6 +226,8 @@ class StatusEmailRequest(BaseModel):
     changed_at: datetime | None = None
     # Only these audiences (a retry after some were already sent); None: everyone the policy names.
     audiences: list[Audience] | None = None
+    # Of these audiences, only these recipients (a retry for those a 4xx put off); an audience not named: all.
+    recipients: dict[Audience, list[str]] | None = None
     # For `draft_waiting`: the draft the operators are reminded of.
     waiting_draft: DraftSummary | None = None
 
@@ -256,6 +258,8 @@ class StatusEmailResult(BaseModel):
     # Audiences that met a passing failure after others were sent: to be asked for again, alone.
     retry: list[Audience] = []
     retry_reason: str = ""
+    # Of the audiences in `retry`, the recipients to ask for again (a 4xx for some while others took it).
+    retry_recipients: dict[Audience, list[str]] = {}
     # Emails held for an operator instead of sent: edit_before_send, or a failure a person has to fix.
     drafts: list[DraftContent] = []
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import trustme
 
-MAILBOXES = ("marie@example.org", "ops@example.org")
+# An international domain is held in its ASCII form, as it arrives; a UTF-8 local part as it is (SMTPUTF8).
+MAILBOXES = ("marie@example.org", "ops@example.org", "müller@xn--bcher-kva.example", "info@xn--bcher-kva.example")
 
 
 def ensure_postfix_installed() -> str | None:
@@ -55,11 +56,11 @@ class PostfixServer:
         os.chown(data, postfix_user.pw_uid, postfix_user.pw_gid)
         os.chown(self.mail, nobody.pw_uid, nobody.pw_gid)
         self.ca.issue_cert("127.0.0.1", "localhost").private_key_and_cert_chain_pem.write_to_path(str(self.root / "server.pem"))
-        (self.root / "vmailbox").write_text("".join(f"{a} {a.split('@')[1]}/{a.split('@')[0]}/\n" for a in MAILBOXES))
+        (self.root / "vmailbox").write_text(encoding="utf-8", data="".join(f"{a} {a.split('@')[1]}/{a.split('@')[0]}/\n" for a in MAILBOXES))
         settings = {
             "queue_directory": queue, "data_directory": data, "inet_interfaces": "127.0.0.1", "inet_protocols": "ipv4",
             "mydestination": "", "mynetworks": "127.0.0.0/8", "myhostname": "postfix.printroom.test",
-            "virtual_mailbox_domains": "example.org", "virtual_mailbox_base": self.mail,
+            "virtual_mailbox_domains": "example.org, xn--bcher-kva.example", "smtputf8_enable": "yes", "virtual_mailbox_base": self.mail,
             "virtual_mailbox_maps": f"texthash:{self.root / 'vmailbox'}",
             "virtual_uid_maps": f"static:{nobody.pw_uid}", "virtual_gid_maps": f"static:{nobody.pw_gid}",
             "smtpd_tls_chain_files": self.root / "server.pem", "smtpd_tls_security_level": "may",

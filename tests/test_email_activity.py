@@ -346,3 +346,21 @@ async def test_the_drafts_of_one_attempt_carry_at_most_1_mb_of_bodies_into_the_o
     assert drafts[5].reason == ("held without its body: this status change held more than 1 MB of drafts; "
                                 "it is rendered again when sent")  # fmt: skip
     assert len(result.model_dump_json()) < 1_200_000
+
+
+async def test_a_server_that_twice_takes_the_message_without_answering_gets_no_third_copy(settings):
+    """Each such attempt may have delivered it: after two, the customer's email is held for an operator to check."""
+    silent = SilentAfterData()
+    controller = Controller(silent, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        settings = with_smtp_port(settings, controller.port)
+        with pytest.raises(ApplicationError):
+            await send(settings, request("order_shipped"))
+        second = await send(settings, request("order_shipped"))
+    finally:
+        controller.stop()
+    assert len(silent.kept) == 2
+    (held,) = second.drafts
+    assert "second attempt the server took without answering" in held.reason
+    assert "check with them before sending it again" in held.reason

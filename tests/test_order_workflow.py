@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from typing import Any
 
 import pytest
+from aiosmtpd.controller import Controller
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import CancelledError
 from temporalio.worker import Worker
@@ -364,3 +366,69 @@ async def test_an_unexpected_error_is_not_retried_for_ever_and_later_emails_stil
         await handle.signal("discard_draft", {"draft_id": held.id})
         await handle.signal("change_status", {"trigger": "cancel"})
         await handle.result()
+
+
+async def test_a_server_greylisting_one_of_three_recipients_gets_the_email_retried_for_that_one_alone(client, task_queue, refusing_smtp):
+    handler, greylisting = refusing_smtp
+    sender = greylisting.sender.model_copy(update={"cc": ["archive@example.com", "boss@example.com"]})
+    greylisting = greylisting.model_copy(
+        update={"sender": sender, "emails": type(greylisting.emails)(order_cancelled={"cc": True})}
+    )
+    handler.replies["boss@example.com"] = "451 4.7.1 greylisted, try again in a minute"
+    async with build_worker(client, greylisting, task_queue=task_queue):
+        handle = await start_on(client, task_queue, sample_order())
+        await handle.signal("change_status", {"trigger": "cancel"})
+        retrying = await eventually(lambda: _retrying(handle), what="boss@ being retried")
+        assert retrying.email_trigger == "order_cancelled" and "451 4.7.1 greylisted" in retrying.last_error
+        del handler.replies["boss@example.com"]  # the greylist lets it through now
+        state = await handle.result()
+    customer_copies = [r for r in handler.delivered if "marie@example.org" in r or "boss@example.com" in r]
+    assert customer_copies == [
+        ["marie@example.org"],  # order_received
+        ["marie@example.org", "archive@example.com"],  # order_cancelled, boss put off
+        ["boss@example.com"],  # the retry, for boss alone
+    ]
+    assert len([e for e in state.emails_sent if e.email_trigger == "order_cancelled" and "boss@example.com" in e.cc]) == 1
+    assert state.emails_failed == []
+
+
+class SlowToAnswer:
+    """Keeps each message, then takes 9 s to say 250: longer than the first attempt's 8 s."""
+
+    def __init__(self) -> None:
+        self.kept: list[str] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.kept.append(envelope.content.decode(errors="replace"))
+        await asyncio.sleep(9)
+        return "250 OK"
+
+
+async def test_a_transfer_slower_than_the_first_attempt_goes_on_in_the_retried_one_and_a_second_copy_is_reported(
+    client, task_queue, settings
+):
+    slow = SlowToAnswer()
+    controller = Controller(slow, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    quiet = settings.model_copy(update={
+        "emails": type(settings.emails)(order_received_operator={"send": "never"}),
+        "smtp": settings.smtp.model_copy(update={"timeout_seconds": 30}),  # we wait for the server's answer
+    })  # fmt: skip
+    try:
+        async with build_worker(client, with_smtp_port(quiet, controller.port), task_queue=task_queue):
+            handle = await start_on(client, task_queue, sample_order())
+            state = await eventually(lambda: _sent(handle, "order_received"), timeout=60, what="order_received, slowly")
+            await handle.terminate("test over")
+    finally:
+        controller.stop()
+    # The first attempt was cut off after the server had the message: it may have kept it, so it is sent again
+    # by the retried attempt, which has time, and the state says the customer may have it twice.
+    ids = [re.search(r"Message-ID: (<[^>]+>)", m).group(1) for m in slow.kept]  # type: ignore[union-attr]
+    assert [i.split(".")[1] for i in ids].count("order_received") == 2, ids
+    assert any("order_received" in n and "the recipient gets it twice" in n for n in state.email_notes)
+    assert state.emails_failed == [] and state.drafts_pending == []
+
+
+async def _sent(handle, email_trigger: str) -> OrderState | None:
+    state = await order_state(handle)
+    return state if email_trigger in [e.email_trigger for e in state.emails_sent] else None

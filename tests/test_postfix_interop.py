@@ -74,3 +74,21 @@ async def test_postfix_refusing_an_unknown_mailbox_holds_that_audiences_email_wi
     assert [d.audience for d in result.drafts] == ["customer"] and result.failed == []
     assert "550 5.1.1" in result.drafts[0].reason and "nobody-here@example.org" in result.drafts[0].reason
     assert [e.audience for e in result.sent] == ["operators"]
+
+
+async def test_international_addresses_through_postfix_arrive_with_ascii_domains_and_utf8_local_parts(postfix, tmp_path):
+    """Postfix offers SMTPUTF8: müller@bücher.example goes out as müller@xn--bcher-kva.example and lands in its
+    mailbox, headers in UTF-8; info@bücher.example needs no SMTPUTF8 at all."""
+    server, ca_file = postfix
+    emails = activities(server, ca_file, tmp_path)
+    for customer in ("müller@bücher.example", "info@bücher.example"):
+        result = await ActivityEnvironment().run(
+            emails.send_status_email, request("order_shipped", customer={"name": "Jürgen Müller", "email": customer})
+        )
+        assert [e.to for e in result.sent] == [[customer]] and result.drafts == []
+    utf8 = await eventually(lambda: server.mailbox("müller@xn--bcher-kva.example"), what=f"the UTF-8 mailbox:\n{server.log()}")
+    message = message_from_bytes(utf8[0], policy=policy.default)
+    assert message["To"] == "müller@xn--bcher-kva.example" and b"\nTo: m\xc3\xbcller@xn--bcher-kva.example\n" in utf8[0]  # Maildir keeps LF
+    assert "with UTF8SMTPS" in message["Received"]  # SMTPUTF8, over TLS
+    plain = await eventually(lambda: server.mailbox("info@xn--bcher-kva.example"), what="the IDN mailbox")
+    assert message_from_bytes(plain[0], policy=policy.default)["Delivered-To"] == "info@xn--bcher-kva.example"

@@ -19,7 +19,7 @@ HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
 def test_there_are_recorded_histories_of_each_kind_of_run_to_replay():
     assert {p.stem for p in HISTORIES} >= {
-        f"0.1.0-order-H-{case}" for case in ("SHIPPED", "OUTAGE", "APPROVAL", "REFUSED", "REMINDED")
+        f"0.1.0-order-H-{case}" for case in ("SHIPPED", "INTERNATIONAL", "OUTAGE", "APPROVAL", "REFUSED", "REMINDED")
     }
 
 
@@ -64,3 +64,25 @@ async def test_replaying_through_the_plugin_keeps_printrooms_machine_quiet(caplo
     assert result.replay_failure is None
     machine_lines = [r.getMessage() for r in caplog.records if r.name == "transitions.core" and "printroom order" in r.getMessage()]
     assert machine_lines == []
+
+
+async def test_the_replayer_catches_a_validator_that_now_refuses_what_a_running_order_was_started_with(monkeypatch):
+    """Validation decides what a workflow accepts, so it is workflow code: an order started with an international
+    address must still replay if the models ever become stricter about addresses."""
+    from pydantic import model_validator
+
+    from printroom import models
+
+    class AsciiOnlyOrder(models.Order):
+        @model_validator(mode="after")
+        def _ascii_addresses(self) -> "AsciiOnlyOrder":
+            if not str(self.customer.email).isascii():
+                raise ValueError("addresses must be ASCII")
+            return self
+
+    monkeypatch.setattr(models, "Order", AsciiOnlyOrder)  # models are passed through the sandbox
+    path = Path(__file__).parent / "histories" / "0.1.0-order-H-INTERNATIONAL.json"
+    history = WorkflowHistory.from_json("order-H-INTERNATIONAL", path.read_text())
+    replayer = Replayer(workflows=[OrderWorkflow], data_converter=pydantic_data_converter)
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert isinstance(result.replay_failure, NondeterminismError), result.replay_failure

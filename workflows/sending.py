@@ -155,7 +155,7 @@ class Outbox:
                 for request, result in zip(requests, outcome.results):
                     self.record(request, result)
                     if result.retry:
-                        redo.append((request.model_copy(update={"audiences": result.retry}), result.retry_reason))
+                        redo.append((_again(request, result), result.retry_reason))
             if redo:
                 # The first is retried with backoff; the others wait at the head of the queue, in order, and get
                 # a fresh first attempt once it is through (likely when the server is back).
@@ -199,5 +199,10 @@ class Outbox:
             self.record(request, result)
             if not result.retry:
                 return
-            request = request.model_copy(update={"audiences": result.retry})
+            request = _again(request, result)
             self._sending_error = result.retry_reason
+
+
+def _again(request: StatusEmailRequest, result: StatusEmailResult) -> StatusEmailRequest:
+    """The same email, for what the attempt left: its audiences not reached, the recipients a 4xx put off."""
+    return request.model_copy(update={"audiences": result.retry, "recipients": result.retry_recipients or None})

@@ -33,7 +33,7 @@ VERSION = "0.1.0"
 def settings_for(port: int, tmp: Path, **more: Any) -> Settings:
     return Settings(
         operators=["ops@example.com"], smtp={"port": port, "timeout_seconds": 2}, deliveries_dir=tmp / f"deliveries-{port}",
-        emails={"order_shipped": {"edit_before_send": True}}, **more,
+        emails={"order_shipped": {"edit_before_send": True}}, shops={"default": {}, "campus": {}}, **more,
     )  # fmt: skip
 
 
@@ -63,6 +63,17 @@ async def on_the_dev_server(tmp: Path) -> list[WorkflowHandle[Any, Any]]:
             await shipped.execute_update("edit_and_send", {"draft_id": "d1", "note": "Livré jeudi", "by": "Léa"})
             await shipped.result()
 
+            # Inputs at the edges of what the models accept: what they accept is pinned by this history.
+            international = await start(
+                client, "H-INTERNATIONAL", language="de-CH", shop="campus",
+                customer={"name": "Jürgen Müller-Lüdenscheidt", "email": "müller@bücher.example", "wants_status_emails": ["order_shipped"]},
+                price={"amount": "9999999.99", "currency": "CHF"},
+                budget={"limit": "9999999.99", "approvers": ["chefin@xn--bcher-kva.example"]},
+                jobs=[{"id": "J-ü1", "name": "Broschüre «Frühling»", "quantity": 1, "document": "PO/J1/Broschüre final.pdf"}],
+            )  # fmt: skip
+            await international.signal("change_status", {"trigger": "reject", "comment": "Datei fehlt – bitte erneut senden"})
+            await international.result()
+
             approval = await start(client, "H-APPROVAL", budget={"limit": "200.00", "approvers": ["head@example.org"]})
             await approval.signal("approve", {"by": "head@example.org", "comment": "OK"})
             for trigger in ("accept", "cancel"):
@@ -87,7 +98,7 @@ async def on_the_dev_server(tmp: Path) -> list[WorkflowHandle[Any, Any]]:
         await refused.signal("discard_draft", {"draft_id": "d2", "reason": "address unknown", "by": "Léa"})
         await refused.result()
     controller.stop()
-    handles = [shipped, approval, outage, refused]
+    handles = [shipped, international, approval, outage, refused]
     await _save(handles)
     await env.shutdown()
     return handles
