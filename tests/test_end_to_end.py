@@ -15,6 +15,7 @@ from pathlib import Path
 
 from printroom.cli.binaries import temporal_binary
 from printroom.cli.capture import SmtpCapture
+from printroom.models import OrderState
 from tests.conftest import eventually, free_port, messages_to, sample_order
 
 PRINTROOM = [sys.executable, "-c", "from printroom.cli.main import main; main()"]
@@ -149,3 +150,59 @@ async def test_printroom_dev_names_a_busy_port_and_the_setting_that_moves_it(tmp
         f"printroom dev: port {ports['ui_port']} on 127.0.0.1 is already in use; stop what holds it or set "
         f"dev.ui_port (PRINTROOM_DEV__UI_PORT={ports['ui_port'] + 1})"
     ]
+
+
+class SlowFirstData:
+    """Takes the first message slowly (the worker is killed meanwhile), later ones at once."""
+
+    def __init__(self) -> None:
+        self.arrived: list[bytes] = []
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        self.arrived.append(envelope.content)
+        if len(self.arrived) == 1:
+            await asyncio.sleep(4)
+        return "250 OK"
+
+
+async def test_a_worker_killed_during_a_long_data_hands_over_without_two_attempts_at_once(dev_env, task_queue, tmp_path):
+    """SIGKILL while the server is taking the message: the next worker waits until the dead one's claim is stale
+    (it never sends beside a live attempt), then sends it and says the customer may have it twice."""
+    from aiosmtpd.controller import Controller
+
+    slow = SlowFirstData()
+    controller = Controller(slow, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    address = dev_env.client.service_client.config.target_host
+    env = clean_env(
+        TEMPORAL_ADDRESS=address, PRINTROOM_TEMPORAL__TASK_QUEUE=task_queue, PRINTROOM_SMTP__PORT=str(controller.port),
+        PRINTROOM_OPERATORS="ops@example.com", PRINTROOM_DELIVERIES_DIR=str(tmp_path / "deliveries"),
+        PRINTROOM_EMAILS='{"order_received_operator": {"send": "never"}}',
+    )  # fmt: skip
+
+    async def worker() -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(*PRINTROOM, "worker", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=env)
+
+    first = await worker()
+    try:
+        order = sample_order()
+        handle = await dev_env.client.start_workflow("OrderWorkflow", order, id=f"order-{order['id']}", task_queue=task_queue)
+        await eventually(lambda: slow.arrived, timeout=30, what="the first DATA")
+        first.kill()  # mid-DATA: the server has the message, the worker never hears 250
+        await first.wait()
+        second = await worker()
+        try:
+            state = await eventually(lambda: _notes_about_twice(handle), timeout=90, what="the email sent again by the second worker")
+        finally:
+            second.send_signal(signal.SIGTERM)
+            await second.communicate()
+    finally:
+        controller.stop()
+    assert len(slow.arrived) == 2  # no third copy, and never two attempts at once
+    assert [e.email_trigger for e in state.emails_sent] == ["order_received"]
+    assert state.emails_failed == []
+
+
+async def _notes_about_twice(handle) -> OrderState | None:
+    state = await handle.query("state", result_type=OrderState)
+    return state if any("gets it twice" in n for n in state.email_notes) else None
