@@ -35,13 +35,16 @@ class FilePart:
 
 
 _UNSAFE_IN_MESSAGE_ID = re.compile(r"[^A-Za-z0-9._-]")
+_UNSAFE_IN_SHOP = re.compile(r"[^A-Za-z0-9_-]")  # its dots too: the shop is the last part
 
 
 def _message_id(shop: str, order_id: str, email_trigger: str, occurrence: int, audience: Audience, domain: str) -> str:
     # Another shop's order of the same number, under the same sender domain, is another email: the shop is part
     # of it, after the audience (a fixed word), its dots escaped; left out for the default shop.
-    parts = (order_id, email_trigger, str(occurrence), audience, *([shop.replace(".", "=2E")] if shop != "default" else []))
-    local = ".".join(_UNSAFE_IN_MESSAGE_ID.sub(lambda m: f"={ord(m.group()):02X}", p) for p in parts)
+    escape = lambda text, unsafe=_UNSAFE_IN_MESSAGE_ID: unsafe.sub(lambda m: f"={ord(m.group()):02X}", text)  # noqa: E731
+    local = ".".join(escape(p) for p in (order_id, email_trigger, str(occurrence), audience))
+    if shop != "default":
+        local += "." + escape(shop, _UNSAFE_IN_SHOP)
     return f"<{local}@{ascii_domain(domain)}>"
 
 
@@ -93,6 +96,15 @@ class _WirePolicy(Compat32):
 
 
 _ADDRESS_HEADERS = frozenset({"from", "to", "cc", "reply-to"})
+
+
+def _named(display_name: str, address: str) -> str | Header:
+    """`Name <address>`; a non-ASCII name as encoded-words short enough to fold (RFC 2047: 75 characters each)."""
+    if display_name.isascii():
+        return formataddr((display_name, address))
+    named = Header(display_name, "utf-8", header_name="From")
+    named.append(f"<{address}>", "us-ascii")
+    return named
 
 
 def _fold_addresses(name: str, value: str) -> bytes:
@@ -175,7 +187,7 @@ def build_message(
             # A non-ASCII name is written as RFC 2231 says (filename*=utf-8''...) by add_header itself.
             part.add_header("Content-Disposition", "attachment", filename=attachment.filename)
             message.attach(part)
-    message["From"] = formataddr((sender.display_name, mail_address(sender.addr_spec).wire), charset="utf-8")
+    message["From"] = _named(sender.display_name, mail_address(sender.addr_spec).wire)
     message["To"] = ", ".join(mail_address(a).wire for a in to)
     if cc:
         message["Cc"] = ", ".join(mail_address(a).wire for a in cc)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ class ClaimHeld(Exception):
     """Another attempt at the same email may still be sending: this one must not, and is retried later."""
 
     def __init__(self, message_id: str, age: float) -> None:
+        self.message_id = message_id
         super().__init__(
             f"{message_id} is being sent by another attempt (its claim was renewed {age:.0f} s ago); "
             "this attempt waits for it and is retried"
@@ -55,21 +57,42 @@ class DeliveryLog:
     def claim(self, message_id: str) -> bool:
         """Mark a send as under way; True if an earlier attempt got this far and never recorded the outcome
         (it died between connecting and the server's answer: the message may have gone out). An earlier attempt
-        that may still be running (its claim was kept alive within CLAIM_ALIVE) is not inherited: ClaimHeld."""
+        that may still be running (its claim was kept alive within CLAIM_ALIVE) is not inherited: ClaimHeld.
+        Taking over a dead claim is atomic: of two attempts finding it, one gets it, the other ClaimHeld."""
         path = self._path(message_id, ".sending")
         try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+            return False
         except FileExistsError:
-            try:
-                age = time.time() - path.stat().st_mtime
-            except FileNotFoundError:  # released meanwhile: ours now
-                return self.claim(message_id)
-            if age < CLAIM_ALIVE:
-                raise ClaimHeld(message_id, age) from None
-            self.keep_alive(message_id)  # ours now, inherited
-            return True
-        os.close(fd)
+            pass
+        try:
+            age = self._now() - path.stat().st_mtime
+        except FileNotFoundError:  # released meanwhile: ours now, if nobody else is quicker
+            return self._claim_fresh(message_id, path)
+        if age < CLAIM_ALIVE:
+            raise ClaimHeld(message_id, age)
+        taken = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        try:
+            os.rename(path, taken)  # only one attempt can move the dead claim away
+        except FileNotFoundError:
+            raise ClaimHeld(message_id, 0) from None
+        taken.unlink()
+        self._claim_fresh(message_id, path)
+        return True
+
+    def _claim_fresh(self, message_id: str, path: Path) -> bool:
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        except FileExistsError:
+            raise ClaimHeld(message_id, 0) from None
         return False
+
+    def _now(self) -> float:
+        """The clock the claims' times come from: the file system's (on a shared one, its server's), read by touching
+        a file beside them; never this host's own clock, which may run ahead of another worker's."""
+        clock = self.directory / ".clock"
+        clock.touch()
+        return clock.stat().st_mtime
 
     def keep_alive(self, message_id: str) -> None:
         """Called while a send runs (every few seconds): its claim stays fresh, so no other attempt takes it."""
@@ -80,9 +103,12 @@ class DeliveryLog:
 
     def abandon(self, message_id: str) -> None:
         """This attempt is over without knowing whether the server kept the message: the claim stays, as no longer
-        anyone's, so the next attempt takes it at once (and reports a possible duplicate)."""
+        anyone's (older than CLAIM_ALIVE, far younger than what prune removes), so the next attempt takes it at once
+        and reports a possible duplicate."""
+        path = self._path(message_id, ".sending")
         try:
-            os.utime(self._path(message_id, ".sending"), (0, 0))
+            stale = path.stat().st_mtime - CLAIM_ALIVE - 1
+            os.utime(path, (stale, stale))
         except FileNotFoundError:
             pass
 
@@ -107,7 +133,7 @@ class DeliveryLog:
         """Records outlive every retry by far; older ones can go."""
         limit, removed = time.time() - older_than_days * 86400, 0
         for path in self.directory.iterdir():
-            if path.stat().st_mtime < limit:
+            if path.name != ".clock" and path.stat().st_mtime < limit:
                 path.unlink(missing_ok=True)
                 removed += 1
         return removed

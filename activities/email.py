@@ -16,11 +16,11 @@ from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from printroom.activities.assemble import AssembledEmail, EmailAssembler
 from printroom.activities.compose import message_id
-from printroom.activities.deliveries import KEEP_ALIVE, ClaimHeld, DeliveryLog
+from printroom.activities.deliveries import KEEP_ALIVE, Accepted, ClaimHeld, DeliveryLog
 from printroom.activities.documents import AttachmentError, DocumentStore
 from printroom.activities.drafts import build_from_draft, draft_cc, make_draft, within_budget
 from printroom.activities.rendering import TemplateError, TemplateRenderer
-from printroom.activities.smtp import Delivery, DeliveryError, SmtpTransport
+from printroom.activities.smtp import Delivery, DeliveryError, SmtpTransport, Transaction
 from printroom.activities.variables import SMTP_TEST
 from printroom.models import (
     DRAFTABLE_AUDIENCES,
@@ -51,6 +51,8 @@ class EmailActivities:
         self.assembler = assembler
         self.transport = transport
         self.deliveries = deliveries
+        # Transactions that outlived their cancelled attempt, finishing with their claims kept alive.
+        self._finishing: set[asyncio.Future[None]] = set()
 
     @classmethod
     def from_settings(cls, settings: Settings, transport: SmtpTransport | None = None) -> EmailActivities:
@@ -94,7 +96,8 @@ class EmailActivities:
         """A failure we know is classified (passing: retried; for good: held or failed); any other is a bug,
         said as such and never retried for ever."""
         try:
-            return await self._send_status_email(request)
+            async with _heartbeating():
+                return await self._send_status_email(request)
         except ApplicationError:
             raise
         except Exception as error:
@@ -120,24 +123,24 @@ class EmailActivities:
         order = list(audiences)
         for position, audience in enumerate(order):
             to, cc = audiences[audience], self.assembler.cc_for(policy) if audience == "customer" else []
-            if (only := (request.recipients or {}).get(audience)) is not None:
-                to, cc = [r for r in to if r in only], [r for r in cc if r in only]
+            only = (request.recipients or {}).get(audience)  # the envelope only: the headers name everyone
             if policy.edit_before_send and audience in DRAFTABLE_AUDIENCES:
-                result.drafts.append(self._draft(request, audience, to, cc))
+                result.drafts.append(await self._draft(request, audience, to, cc))
                 continue
             try:
-                sent, refused = await self._send_one(request, audience, to, cc, result.notes)
+                sent, refused = await self._send_one(request, audience, to, cc, result.notes, only)
                 result.sent.append(sent)
                 if put_off := [address for address, reply in refused.items() if reply.startswith("4")]:
                     later[audience] = put_off
-                    result.retry_reason = "; ".join(f"{a}: {refused[a]}" for a in put_off)
+                    reasons = [result.retry_reason] if result.retry_reason else []
+                    result.retry_reason = "; ".join([*reasons, *(f"{a}: {refused[a]}" for a in put_off)])
             except Exception as error:  # noqa: BLE001  # an unexpected one is a bug: never retried for ever
                 if not isinstance(error, (DeliveryError, AttachmentError, TemplateError, ClaimHeld)):
                     activity.logger.exception("unexpected error sending %s to the %s", request.email_trigger, audience)
                     error = TemplateError(f"unexpected {type(error).__name__}: {error} (a bug of printroom's; please report it)")
                 permanent = getattr(error, "permanent", True) or self._gave_up(request)
                 if permanent and audience in DRAFTABLE_AUDIENCES and only is None:
-                    result.drafts.append(self._draft(request, audience, to, cc, reason=self._why(error, request)))
+                    result.drafts.append(await self._draft(request, audience, to, cc, reason=self._why(error, request)))
                 elif permanent:  # an operators' copy, or the recipients of a partial retry: the others have it
                     failed_for = f" (for {', '.join(only)})" if only is not None else ""
                     result.failed.append(FailedDelivery(audience=audience, error=self._why(error, request) + failed_for))
@@ -187,20 +190,25 @@ class EmailActivities:
         the delivery record keeps a second request from sending it twice."""
         request, draft, edits = send.request, send.draft, send.edits
         notes: list[str] = []
+        operator_url = self._operator_url()
         try:
             sent, _ = await self._deliver_once(
                 request.email_trigger, draft.audience, draft.message_id, draft.to, draft_cc(draft, edits), notes,
-                lambda now: build_from_draft(self.assembler, request, draft, edits, now=now, operator_url=self._operator_url()),
+                lambda now: build_from_draft(self.assembler, request, draft, edits, now=now, operator_url=operator_url),
             )  # fmt: skip
-        except (DeliveryError, AttachmentError, TemplateError, ClaimHeld) as error:
+        except ClaimHeld as error:
+            raise ApplicationError(f"{error.message_id} is being sent by an earlier attempt right now; ask again in a "
+                                   "minute", type="ClaimHeld", non_retryable=True) from None  # fmt: skip
+        except (DeliveryError, AttachmentError, TemplateError) as error:
             raise ApplicationError(str(error), type=type(error).__name__, non_retryable=True) from None
         return StatusEmailResult(sent=[sent], notes=notes)
 
-    def _draft(
+    async def _draft(
         self, request: StatusEmailRequest, audience: Audience, to: list[str], cc: list[str], reason: str = ""
     ) -> DraftContent:
-        return make_draft(
-            self.assembler, request, audience, to=to, cc=cc, now=datetime.now(timezone.utc),
+        """Rendered off the event loop, as every message is."""
+        return await asyncio.to_thread(
+            make_draft, self.assembler, request, audience, to=to, cc=cc, now=datetime.now(timezone.utc),
             rules=self.settings.drafts.rules(), reason=reason, operator_url=self._operator_url(),
         )  # fmt: skip
 
@@ -226,13 +234,20 @@ class EmailActivities:
         )
 
     async def _send_one(
-        self, request: StatusEmailRequest, audience: Audience, to: list[str], cc: list[str], notes: list[str]
+        self,
+        request: StatusEmailRequest,
+        audience: Audience,
+        to: list[str],
+        cc: list[str],
+        notes: list[str],
+        only: list[str] | None = None,
     ) -> tuple[SentEmail, dict[str, str]]:
         msg_id = message_id(request, audience, self.assembler.sender_for(request.order.shop).domain)
         operator_url = self._operator_url()
         return await self._deliver_once(
             request.email_trigger, audience, msg_id, to, cc, notes,
             lambda now: self.assembler.assemble(request, audience, to=to, cc=cc, now=now, operator_url=operator_url),
+            only=only,
         )  # fmt: skip
 
     async def _deliver_once(
@@ -244,9 +259,11 @@ class EmailActivities:
         cc: list[str],
         notes: list[str],
         build: Callable[[datetime], AssembledEmail],
+        only: list[str] | None = None,
     ) -> tuple[SentEmail, dict[str, str]]:
-        """Build and send one message unless the delivery records say the server took it already (for some
-        recipients only, after a 4xx: then to the others). Never while another attempt at it may be sending."""
+        """Build and send one message (its headers naming everyone, the envelope only `only` when given) unless the
+        delivery records say the server took it already, or took it for some recipients (after a 4xx: then for
+        the others). Never while another attempt at it may be sending."""
         now = datetime.now(timezone.utc)
 
         def sent(accepted: list[str], subject: str, attachments: list[str]) -> SentEmail:
@@ -256,16 +273,23 @@ class EmailActivities:
                 attachments=attachments,
             )  # fmt: skip
 
+        def still_to_send(earlier: Accepted | None) -> list[str]:
+            wanted = [r for r in [*to, *cc] if only is None or r in only]
+            return [r for r in wanted if earlier is None or r not in earlier.accepted]
+
         # Before anything is read or rendered: an email the server took is done, even if its files have gone since.
         earlier = await asyncio.to_thread(self.deliveries.accepted, msg_id)
-        send_to, send_cc = to, cc
-        if earlier is not None:
-            if not (missing := [r for r in [*to, *cc] if r not in earlier.accepted]):
-                notes.append(f"{trigger}: {msg_id} was accepted by the server on an earlier attempt; not sent again")
-                return sent(earlier.accepted, earlier.subject, []), {}
-            send_to, send_cc = [r for r in to if r in missing], [r for r in cc if r in missing]
+        if not (envelope := still_to_send(earlier)):
+            notes.append(f"{trigger}: {msg_id} was accepted by the server on an earlier attempt; not sent again")
+            return sent(earlier.accepted if earlier else [], earlier.subject if earlier else "", []), {}
         email = await asyncio.to_thread(build, now)  # templates, images, files, MIME: off the event loop
-        inherited = self.deliveries.claim(msg_id)
+        inherited = await asyncio.to_thread(self.deliveries.claim, msg_id)
+        # Looked at again now that the claim is ours: another attempt may have recorded it meanwhile.
+        earlier = await asyncio.to_thread(self.deliveries.accepted, msg_id)
+        if not (envelope := still_to_send(earlier)):
+            await asyncio.to_thread(self.deliveries.release, msg_id)
+            notes.append(f"{trigger}: {msg_id} was accepted by the server on an earlier attempt; not sent again")
+            return sent(earlier.accepted if earlier else [], email.subject, []), {}
         if inherited:
             notes.append(
                 f"{trigger}: an earlier attempt of {msg_id} stopped while sending; "
@@ -273,21 +297,29 @@ class EmailActivities:
             )
 
         async def record(delivery: Delivery) -> None:
-            await asyncio.to_thread(self.deliveries.record, msg_id, delivery.accepted, email.subject)
+            try:
+                await asyncio.to_thread(self.deliveries.record, msg_id, delivery.accepted, email.subject)
+            except OSError as error:  # accepted all the same: said, not taken for a failure to send
+                notes.append(f"{trigger}: {msg_id} was sent, but its delivery record could not be written ({error}); "
+                             "a retry of it could send it again")  # fmt: skip
 
+        transaction = Transaction()
         try:
             async with self._alive(msg_id):
-                delivery = await self._deliver(replace(email, to=send_to, cc=send_cc), on_accepted=record)
-        except asyncio.CancelledError:  # timed out or cancelled mid-way: the next attempt takes over at once
-            self.deliveries.abandon(msg_id)
+                delivery = await self._deliver(
+                    replace(email, to=[r for r in to if r in envelope], cc=[r for r in cc if r in envelope]),
+                    on_accepted=record, transaction=transaction,
+                )  # fmt: skip
+        except asyncio.CancelledError:  # the attempt timed out, or the workflow was cancelled
+            self._after_cancel(msg_id, transaction, inherited)
             raise
         except DeliveryError as error:
             # Nothing of ours reached the server: the next attempt is a clean one. An inherited claim stays
             # until an attempt succeeds and reports it, or the warning would die with this failed attempt.
             if not error.uncertain and not inherited:
-                self.deliveries.release(msg_id)
+                await asyncio.to_thread(self.deliveries.release, msg_id)
                 raise
-            self.deliveries.abandon(msg_id)
+            await asyncio.to_thread(self.deliveries.abandon, msg_id)
             if error.uncertain and inherited:  # a second attempt the server took without answering: stop at two
                 raise DeliveryError(
                     f"{error}; this is the second attempt the server took without answering, so the recipients may "
@@ -298,33 +330,59 @@ class EmailActivities:
         notes.extend(f"{trigger}: {addr} refused by the server: {why}" for addr, why in delivery.refused.items())
         return sent([*(earlier.accepted if earlier else []), *delivery.accepted], email.subject, email.attachments), delivery.refused
 
+    def _after_cancel(self, msg_id: str, transaction: Transaction, inherited: bool) -> None:
+        """A cancelled attempt: before the message was handed over, the claim goes (or stays, inherited, for its
+        warning); after, the transaction finishes on its own, its claim kept alive until it has, so the next
+        attempt waits for it and then finds it recorded, instead of sending a second copy."""
+        if transaction.finishing is None:
+            if inherited:
+                self.deliveries.abandon(msg_id)
+            else:
+                self.deliveries.release(msg_id)
+            return
+        finishing = transaction.finishing
+
+        async def keep_claim() -> None:
+            while not finishing.done():
+                self.deliveries.keep_alive(msg_id)
+                await asyncio.wait({finishing}, timeout=KEEP_ALIVE)
+            error = finishing.exception()
+            if isinstance(error, DeliveryError) and not error.uncertain and not inherited:
+                self.deliveries.release(msg_id)
+            elif error is not None:
+                self.deliveries.abandon(msg_id)
+
+        keeper = asyncio.ensure_future(keep_claim())
+        self._finishing.add(keeper)
+        keeper.add_done_callback(self._finishing.discard)
+
     @asynccontextmanager
     async def _alive(self, msg_id: str) -> AsyncIterator[None]:
-        """While a send waits for a connection and runs: its claim kept fresh, and the activity heartbeating, so a
-        dead worker is noticed in a minute and a live one is never taken for dead."""
-        heartbeat = activity.in_activity() and not activity.info().is_local
+        """While a send waits for a connection and runs: its claim kept fresh, so no other attempt takes it."""
 
-        async def beat() -> None:
+        async def keep() -> None:
             while True:
                 await asyncio.sleep(KEEP_ALIVE)
-                self.deliveries.keep_alive(msg_id)
-                if heartbeat:
-                    activity.heartbeat()
+                await asyncio.to_thread(self.deliveries.keep_alive, msg_id)
 
-        task = asyncio.create_task(beat())
+        task = asyncio.create_task(keep())
         try:
             yield
         finally:
             task.cancel()
 
     async def _deliver(
-        self, email: AssembledEmail, on_accepted: Callable[[Delivery], Awaitable[None]] | None = None
+        self,
+        email: AssembledEmail,
+        on_accepted: Callable[[Delivery], Awaitable[None]] | None = None,
+        transaction: Transaction | None = None,
     ) -> Delivery:
         settings = self.settings.sender
         envelope_from = str(settings.envelope_from or settings.address)
         return await self.transport.send(
-            email.data, envelope_from=envelope_from, recipients=[*email.to, *email.cc], on_accepted=on_accepted
-        )
+            email.data, envelope_from=envelope_from, recipients=[*email.to, *email.cc], on_accepted=on_accepted,
+            transaction=transaction,
+        )  # fmt: skip
 
     async def send_test_email(self, to: str) -> tuple[str, str]:
         """S11: a real email through templates, sender, Cc and transport, saying which settings were used.
@@ -339,6 +397,26 @@ class EmailActivities:
         )
         await self._deliver(email)
         return rendered.subject, msg_id
+
+
+@asynccontextmanager
+async def _heartbeating() -> AsyncIterator[None]:
+    """A retried attempt heartbeats for as long as it works (rendering, waiting for a connection, sending): the
+    server learns within a minute that its worker died, and never takes a slow one for dead."""
+    if not activity.in_activity() or activity.info().is_local:
+        yield
+        return
+
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(10)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
 
 
 _TRANSIENT_TYPES: dict[type[Exception], str] = {

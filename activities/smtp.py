@@ -26,6 +26,18 @@ class DeliveryError(Exception):
         self.uncertain = uncertain
 
 
+class OpportunisticTlsFailed(Exception):
+    """STARTTLS offered but failing, where it was only opportunistic: the session goes on in clear."""
+
+
+@dataclass
+class Transaction:
+    """How far a send got: whether the message was handed to the server, and the task finishing it if so."""
+
+    data_sent: bool = False
+    finishing: asyncio.Future[Delivery] | None = None
+
+
 @dataclass(frozen=True)
 class Delivery:
     accepted: list[str]
@@ -69,28 +81,36 @@ class SmtpTransport:
         """Our EHLO name, looked up once: aiosmtplib would call getfqdn() for every connection."""
         return socket.getfqdn()
 
-    async def secure(self, client: aiosmtplib.SMTP) -> str:
+    async def secure(self, client: aiosmtplib.SMTP, *, opportunistic: bool = True) -> str:
         """After connect: STARTTLS as configured (or when offered, for security = 'none' with opportunistic_tls),
-        the host name of a certificate taken without its chain, then AUTH, never in clear unless allowed. Says how
-        the session is protected; raises DeliveryError (permanent: the settings or the server must change)."""
+        the host name of a certificate taken without its chain, then AUTH, only over verified TLS unless
+        allow_plaintext_auth says otherwise. Says how the session is protected; raises DeliveryError (permanent:
+        the settings or the server must change), or OpportunisticTlsFailed."""
         settings = self.settings
         await _greet(client)
         if settings.security == "starttls" and not client.supports_extension("starttls"):
             raise DeliveryError(f"{self.server} does not offer STARTTLS; check smtp.security", permanent=True)
-        if settings.security == "starttls" or (settings.security == "none" and self._tls and client.supports_extension("starttls")):
+        if settings.security == "starttls":
             await client.starttls(tls_context=self._tls)
+            await _greet(client)
+        elif settings.security == "none" and self._tls and opportunistic and client.supports_extension("starttls"):
+            try:
+                await client.starttls(tls_context=self._tls)
+            except (aiosmtplib.SMTPException, OSError, ssl.SSLError) as error:
+                raise OpportunisticTlsFailed(str(error)) from error
             await _greet(client)
         tls = client.get_transport_info("ssl_object")
         if tls is not None and settings.allow_self_signed and (why := name_mismatch(settings.host, tls.getpeercert(binary_form=True))):
             raise DeliveryError(why, permanent=True)
         if settings.username:
-            if tls is None and not settings.allow_plaintext_auth:
+            if settings.security == "none" and not settings.allow_plaintext_auth:
                 raise DeliveryError(
-                    f"{self.server} offers no TLS, and logging in as {settings.username!r} would send the password in "
-                    "clear; use smtp.security = 'starttls' or 'tls' (or smtp.allow_plaintext_auth = true)",
+                    f"logging in to {self.server} as {settings.username!r} needs a verified TLS connection, and "
+                    "security = 'none' has none (opportunistic TLS trusts any certificate): the password could be "
+                    "read; use smtp.security = 'starttls' or 'tls' (or smtp.allow_plaintext_auth = true)",
                     permanent=True,
                 )
-            await client.login(settings.username, settings.secret() or "")
+            await client.login(settings.username, await asyncio.to_thread(settings.secret) or "")
         return "in clear" if tls is None else f"{tls.version()}"
 
     async def send(
@@ -100,11 +120,38 @@ class SmtpTransport:
         envelope_from: str,
         recipients: list[str],
         on_accepted: Callable[[Delivery], Awaitable[None]] | None = None,
+        transaction: Transaction | None = None,
     ) -> Delivery:
         """Send one message. `on_accepted` runs the moment the server accepts DATA, before QUIT: whatever fails
-        after that (QUIT, the connection, this process) cannot make the message count as unsent."""
+        after that (QUIT, the connection, this process) cannot make the message count as unsent. Once the message
+        is handed over, the rest of the transaction finishes even if the caller is cancelled (`transaction` says
+        so, and holds what finishes it): cutting it would leave the server with a message nobody records."""
         async with self._connections:
-            return await self._send(message, envelope_from, recipients, on_accepted)
+            return await self._send(message, envelope_from, recipients, on_accepted, transaction or Transaction())
+
+    async def _open(self) -> aiosmtplib.SMTP:
+        """A connected, greeted, secured and logged-in session. Opportunistic STARTTLS that fails (an old relay,
+        a 454) falls back to a session in clear, as mail servers do among themselves."""
+        for opportunistic in (True, False):
+            client = aiosmtplib.SMTP(
+                hostname=self.settings.host,
+                port=self.settings.effective_port,
+                local_hostname=self.local_hostname,
+                timeout=self.settings.timeout_seconds,
+                use_tls=self.settings.security == "tls",
+                start_tls=False,  # in `secure`, as the settings say
+                tls_context=self._tls,
+            )
+            try:
+                await client.connect()
+                await self.secure(client, opportunistic=opportunistic)
+                return client
+            except OpportunisticTlsFailed:
+                client.close()
+            except BaseException:
+                await _quit_quietly(client)
+                raise
+        raise AssertionError("unreachable: the session in clear does not try TLS")
 
     async def _send(
         self,
@@ -112,24 +159,15 @@ class SmtpTransport:
         envelope_from: str,
         recipients: list[str],
         on_accepted: Callable[[Delivery], Awaitable[None]] | None,
+        transaction: Transaction,
     ) -> Delivery:
         try:
             sender, wanted = mail_address(envelope_from), {r: mail_address(r) for r in recipients}
         except AddressError as error:
             raise DeliveryError(f"{error}; no SMTP server can take it", permanent=True) from None
-        client = aiosmtplib.SMTP(
-            hostname=self.settings.host,
-            port=self.settings.effective_port,
-            local_hostname=self.local_hostname,
-            timeout=self.settings.timeout_seconds,
-            use_tls=self.settings.security == "tls",
-            start_tls=False,  # below, as the settings say, and opportunistically for security = 'none'
-            tls_context=self._tls,
-        )
-        data_sent = False
+        client: aiosmtplib.SMTP | None = None
         try:
-            await client.connect()
-            await self.secure(client)
+            client = await self._open()
             utf8 = client.supports_extension("smtputf8")
             if sender.utf8 and not utf8:
                 raise DeliveryError(
@@ -152,49 +190,76 @@ class SmtpTransport:
                 replies = {r: _reply(*reply) for r, reply in refused.items()}
                 permanent = all(code >= 500 for code, _ in refused.values())
                 raise DeliveryError(f"{self.server} refused every recipient: {replies}", permanent=permanent)
-            data_sent = True
-            await client.data(message)
         except DeliveryError:
+            if client is not None:
+                await _quit_quietly(client)
             raise
-        except aiosmtplib.SMTPAuthenticationError as error:
-            raise DeliveryError(
-                f"{self.server} rejected the credentials of {self.settings.username!r} "
-                f"({_reply(error.code, error.message)}); check smtp.username and the password",
-                permanent=True,
-            ) from None
-        except aiosmtplib.SMTPResponseException as error:
-            permanent = error.code >= 500
-            advice = "fix the settings or the address" if permanent else "it will be retried"
-            raise DeliveryError(
-                f"{self.server} answered {_reply(error.code, error.message)}; {advice}", permanent=permanent
-            ) from None
         except (aiosmtplib.SMTPException, OSError) as error:
-            if (bad := certificate_error(error)) is not None:
-                raise DeliveryError(certificate_advice(self.settings, bad), permanent=True) from None
-            if isinstance(error, aiosmtplib.SMTPNotSupported) or "not supported" in str(error):
-                # AUTH or STARTTLS missing on the server (aiosmtplib raises either kind): a settings mismatch.
-                raise DeliveryError(f"{self.server}: {error}; check smtp.security", permanent=True) from None
-            if data_sent:  # a definite reply would have been an SMTPResponseException: this is silence
-                raise DeliveryError(
-                    f"{self.server} took the message but gave no answer ({error or type(error).__name__}); "
-                    "it will be retried, and may arrive twice",
-                    permanent=False,
-                    uncertain=True,
-                ) from None
-            raise DeliveryError(
-                f"cannot reach the SMTP server {self.server}: {error or type(error).__name__}; it will be retried",
-                permanent=False,
-            ) from None
-        else:
-            # Accepted: recorded before QUIT; an error in the callback is ours, not the server's, so it is not
-            # caught above as a delivery failure.
-            refused_replies = {address: _reply(code, text) for address, (code, text) in refused.items()}
-            delivery = Delivery(accepted=[r for r in recipients if r not in refused_replies], refused=refused_replies)
+            if client is not None:
+                await _quit_quietly(client)
+            raise self._failure(error, data_sent=False) from None
+        except BaseException:
+            if client is not None:
+                await _quit_quietly(client)
+            raise
+        accepted = [r for r in recipients if r not in refused]
+        transaction.finishing = asyncio.ensure_future(
+            self._finish(client, message, accepted, refused, on_accepted, transaction)
+        )
+        return await asyncio.shield(transaction.finishing)
+
+    async def _finish(
+        self,
+        client: aiosmtplib.SMTP,
+        message: bytes,
+        accepted: list[str],
+        refused: dict[str, tuple[int, str]],
+        on_accepted: Callable[[Delivery], Awaitable[None]] | None,
+        transaction: Transaction,
+    ) -> Delivery:
+        """DATA, the server's answer, the record of it, QUIT: run to the end whatever happens to the caller."""
+        try:
+            transaction.data_sent = True
+            try:
+                await client.data(message)
+            except (aiosmtplib.SMTPException, OSError) as error:
+                raise self._failure(error, data_sent=True) from None
+            # Accepted: recorded before QUIT; an error in the callback is ours, not the server's.
+            delivery = Delivery(accepted=accepted, refused={a: _reply(code, text) for a, (code, text) in refused.items()})
             if on_accepted is not None:
                 await on_accepted(delivery)
             return delivery
         finally:
             await _quit_quietly(client)
+
+    def _failure(self, error: BaseException, *, data_sent: bool) -> DeliveryError:
+        """What an SMTP or network error means for this email: permanent, passing, or unknown after DATA."""
+        if isinstance(error, aiosmtplib.SMTPAuthenticationError):
+            return DeliveryError(
+                f"{self.server} rejected the credentials of {self.settings.username!r} "
+                f"({_reply(error.code, error.message)}); check smtp.username and the password",
+                permanent=True,
+            )
+        if isinstance(error, aiosmtplib.SMTPResponseException):
+            permanent = error.code >= 500
+            advice = "fix the settings or the address" if permanent else "it will be retried"
+            return DeliveryError(f"{self.server} answered {_reply(error.code, error.message)}; {advice}", permanent=permanent)
+        if (bad := certificate_error(error)) is not None:
+            return DeliveryError(certificate_advice(self.settings, bad), permanent=True)
+        if isinstance(error, aiosmtplib.SMTPNotSupported) or "not supported" in str(error):
+            # AUTH or STARTTLS missing on the server (aiosmtplib raises either kind): a settings mismatch.
+            return DeliveryError(f"{self.server}: {error}; check smtp.security", permanent=True)
+        if data_sent:  # a definite reply would have been an SMTPResponseException: this is silence
+            return DeliveryError(
+                f"{self.server} took the message but gave no answer ({error or type(error).__name__}); "
+                "it will be retried, and may arrive twice",
+                permanent=False,
+                uncertain=True,
+            )
+        return DeliveryError(
+            f"cannot reach the SMTP server {self.server}: {error or type(error).__name__}; it will be retried",
+            permanent=False,
+        )
 
 
 async def _greet(client: aiosmtplib.SMTP) -> None:

@@ -49,12 +49,22 @@ def name_mismatch(host: str, der: bytes | None) -> str | None:
     if der is None:
         return f"{host} showed no certificate"
     names = certificate_names(der)
-    if any(_matches(host.lower().rstrip("."), name.lower().rstrip(".")) for name in names):
+    wanted = _a_labels(host.lower().rstrip("."))
+    if any(_matches(wanted, name.lower().rstrip(".")) for name in names):
         return None
     return (
         f"the certificate of {host} is for {', '.join(names) or 'no name'}, not {host} (allow_self_signed skips the "
         "chain, never the name); set smtp.host to a name it is for, or pin the certificate with smtp.ca_file"
     )
+
+
+def _a_labels(host: str) -> str:
+    """A host name as certificates write it: an international one in its ASCII (IDNA) form."""
+    try:
+        ipaddress.ip_address(host)
+        return host
+    except ValueError:
+        return host.encode("idna").decode("ascii") if not host.isascii() else host
 
 
 def _matches(host: str, name: str) -> bool:

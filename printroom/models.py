@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 from datetime import date, datetime, timedelta
 from pathlib import PurePosixPath
 from decimal import Decimal
@@ -46,7 +48,8 @@ class Budget(_Public):
 def _relative_reference(value: str) -> str:
     """A file reference names a file inside the document store: relative, no `..`, no backslash tricks."""
     path = PurePosixPath(value)
-    if not value or path.is_absolute() or ".." in path.parts or "\\" in value or value.endswith("/") or not value.isprintable():
+    breaks = any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in value)  # control characters, line breaks
+    if not value or path.is_absolute() or ".." in path.parts or "\\" in value or value.endswith("/") or breaks:
         raise ValueError(f"{value!r} must be a file path relative to the document store, without '..'")
     return value
 

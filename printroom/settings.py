@@ -64,13 +64,22 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _ascii_before_the_at(address: str) -> str:
+    if not address.partition("@")[0].isascii():
+        raise ValueError(f"{address!r}: a sender address must be ASCII before the @ (the domain may be international)")
+    return address
+
+
+SenderAddress = Annotated[EmailStr, AfterValidator(_ascii_before_the_at)]
+
+
 class SenderSettings(_Section):
     """S1, S3: the print room's own address and the display name of the From field; where bounces and replies go."""
 
-    address: EmailStr = "printroom@example.com"
+    address: SenderAddress = "printroom@example.com"
     name: str = "Print Room"
     # The envelope sender (MAIL FROM), where bounces go; unset: `address`, for every shop.
-    envelope_from: EmailStr | None = None
+    envelope_from: SenderAddress | None = None
     reply_to: EmailStr | None = None
     # S4: copies, "a@x; b@y"; added to the customer's email of the triggers whose policy says cc = true.
     cc: AddressList = []
@@ -119,11 +128,13 @@ class SmtpSettings(_Section):
             raise ValueError("a password is set but no username (smtp.username)")
         if self.security == "none" and (self.allow_self_signed or self.ca_file):
             raise ValueError("allow_self_signed and ca_file need security = 'starttls' or 'tls'")
-        if self.username and self.security == "none" and not self.opportunistic_tls and not self.allow_plaintext_auth:
+        if self.username and self.security == "none" and not self.allow_plaintext_auth:
             raise ValueError(
-                "username with security = 'none' and opportunistic_tls = false sends the password in clear; "
-                "use security = 'starttls' or 'tls' (or set allow_plaintext_auth = true)"
+                "username with security = 'none' sends the password in clear, or over opportunistic TLS that trusts "
+                "any certificate; use security = 'starttls' or 'tls' (or set allow_plaintext_auth = true)"
             )
+        if self.allow_self_signed and self.ca_file:
+            raise ValueError("ca_file and allow_self_signed both say whom to trust; keep ca_file (it pins the certificate)")
         return self
 
     @property
@@ -178,7 +189,7 @@ class ShopSettings(_Section):
 
     order_url: str = "http://127.0.0.1:8080/orders/{order_id}"
     default_language: Language | None = None
-    sender_address: EmailStr | None = None
+    sender_address: SenderAddress | None = None
     sender_name: str | None = None
     # This shop's own images, e.g. its logo: they replace the print room's of the same name.
     images: ImageFiles = {}

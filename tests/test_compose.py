@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 from email import message_from_bytes, policy
+from email.header import decode_header, make_header
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -326,3 +327,13 @@ def test_an_image_file_with_a_non_ascii_name_keeps_it_and_the_message_stays_asci
     email = assemble(settings, request())
     image = next(p for p in parse(email).walk() if p.get_content_type() == "image/png")
     assert image.get_filename() == "Logö.png" and email.data.isascii()
+
+
+def test_a_long_international_sender_name_is_folded_into_short_encoded_words(settings):
+    sender = settings.sender.model_copy(update={"name": "Druckerei Müller & Söhne – Offset, Digitaldruck und Weiterverarbeitung GmbH"})
+    email = assemble(settings.model_copy(update={"sender": sender}), request())
+    head = email.data.split(b"\r\n\r\n", 1)[0]
+    assert all(len(line) <= 78 for line in head.split(b"\r\n"))
+    # RFC 2047 6.2: the space between two encoded-words is not part of the name (Python's newer parser keeps it).
+    raw = message_from_bytes(email.data)["From"]
+    assert str(make_header(decode_header(raw))) == f"{sender.name} <printroom@example.com>"

@@ -207,3 +207,9 @@ ui_url = "https://temporal.example.org"
         load_settings(bad)
     for field in ("drafts.remind_after", "drafts.max_pending", "temporal.ui_url", "smtp.give_up_after"):
         assert f"\n  {field}: " in str(refused.value), field
+
+
+def test_a_sender_address_must_be_ascii_before_the_at_and_may_have_an_international_domain(tmp_path):
+    assert load_settings(write(tmp_path, '[sender]\naddress = "druckerei@bücher.example"\n')).sender.address
+    with pytest.raises(SettingsError, match="a sender address must be ASCII before the @"):
+        load_settings(write(tmp_path, '[sender]\naddress = "müller@bücher.example"\n'))

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import trustme
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
 from aiosmtpd.smtp import AuthResult
 
 from printroom.activities.smtp import DeliveryError, SmtpTransport
@@ -319,17 +320,35 @@ async def test_security_none_still_encrypts_when_the_server_offers_starttls_unle
     assert inbox.tls == [True, False]
 
 
-async def test_auth_over_a_clear_connection_is_refused_and_the_password_never_sent(smtp, caplog):
-    """aiosmtpd without TLS: a username with security = 'none' would log in in clear."""
-    with pytest.raises(DeliveryError) as refused:
-        await send(smtp_settings(smtp.port, username=USER, password=PASSWORD))
-    assert refused.value.permanent and "would send the password in clear" in str(refused.value)
-    assert "smtp.security = 'starttls'" in str(refused.value) and PASSWORD not in str(refused.value)
-    assert smtp.messages == []
-    with pytest.raises(ValueError, match="sends the password in clear"):
-        smtp_settings(smtp.port, username=USER, password=PASSWORD, opportunistic_tls=False)
-    steps = await check_connection(smtp_settings(smtp.port, username=USER, password=PASSWORD))
-    assert (steps[-1].name, steps[-1].ok) == ("authentication", False) and "in clear" in steps[-1].detail
+def test_auth_without_verified_tls_is_a_settings_error_unless_allowed(smtp):
+    """security = 'none' would log in in clear, or over opportunistic TLS trusting any certificate."""
+    with pytest.raises(SettingsError, match="sends the password in clear, or over opportunistic TLS") as refused:
+        load_settings(None, smtp={"port": smtp.port, "username": USER, "password": PASSWORD})
+    assert "security = 'starttls' or 'tls'" in str(refused.value) and PASSWORD not in str(refused.value)
+    assert smtp_settings(smtp.port, username=USER, password=PASSWORD, allow_plaintext_auth=True).username == USER
+    with pytest.raises(ValueError, match="keep ca_file"):
+        smtp_settings(smtp.port, security="tls", allow_self_signed=True, ca_file=__file__)
+
+
+async def test_opportunistic_starttls_that_fails_goes_on_in_clear(server_context: ssl.SSLContext):
+    """A relay offering STARTTLS and then refusing it (454): as mail servers do among themselves, the email still
+    goes, in clear, instead of retrying for a day."""
+
+    class Says454(SMTP):
+        async def smtp_STARTTLS(self, arg: str) -> None:
+            await self.push("454 4.7.0 TLS not available right now")
+
+    class Says454Controller(Controller):
+        def factory(self) -> SMTP:
+            return Says454(self.handler, **self.SMTP_kwargs)
+
+    inbox = Inbox()
+    controller = start(Says454Controller(inbox, hostname="127.0.0.1", port=free_port(), tls_context=server_context))
+    try:
+        await send(smtp_settings(controller.port))
+    finally:
+        controller.stop()
+    assert inbox.tls == [False] and len(inbox.messages) == 1
 
 
 async def test_allow_self_signed_still_checks_the_host_name(ca: trustme.CA, tmp_path):

@@ -47,7 +47,8 @@ ORDER_STATUS = SearchAttributeKey.for_keyword("OrderStatus")
 DRAFTS_PENDING = SearchAttributeKey.for_int("DraftsPending")
 SEARCH_ATTRIBUTES = (ORDER_STATUS, DRAFTS_PENDING)
 
-SEND_DRAFT_TIMEOUT = timedelta(minutes=2)
+# An operator waits for the answer; a large attachment to a slow server may still take minutes.
+SEND_DRAFT_TIMEOUT = timedelta(minutes=10)
 MAX_REFUSED_KEPT = 100
 MAX_PAYLOAD_SHOWN = 500
 

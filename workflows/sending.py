@@ -35,9 +35,9 @@ ONE_ATTEMPT = RetryPolicy(maximum_attempts=1)
 # The first attempt holds the workflow task open: a few emails, a few seconds (the task times out at 10 s).
 FIRST_ATTEMPT_TIMEOUT = timedelta(seconds=8)
 MAX_BATCH = 3
-# A retried attempt may wait for a connection and carry 20 MB to a slow server (each SMTP command may take
-# smtp.timeout_seconds, at most 600 s): it heartbeats while it works, so a dead worker is noticed in a minute.
-ATTEMPT_TIMEOUT = timedelta(minutes=30)
+# A retried attempt may wait for a connection and carry 20 MB to a slow server, for as long as the SMTP settings
+# let each command take: it is not cut by a deadline of ours but heartbeats while it works, so a dead worker is
+# noticed within a minute and a slow transfer is never cut (and sent again).
 ATTEMPT_HEARTBEAT = timedelta(minutes=1)
 MAX_NOTES_KEPT = 100
 
@@ -147,7 +147,7 @@ class Outbox:
                 redo = [(r, root_cause(error).message) for r in requests]
             else:
                 if len(outcome.results) != len(requests):  # only on replay, after an unversioned change
-                    raise RuntimeError(
+                    raise workflow.NondeterminismError(
                         f"nondeterminism: the recorded batch holds {len(outcome.results)} results for {len(requests)} "
                         "queued emails; the order table changed under running orders: version it with workflow.patched"
                     )
@@ -183,7 +183,7 @@ class Outbox:
                     SEND_STATUS_EMAIL,
                     request,
                     result_type=StatusEmailResult,
-                    start_to_close_timeout=ATTEMPT_TIMEOUT,
+                    start_to_close_timeout=EMAIL_GIVE_UP,
                     heartbeat_timeout=ATTEMPT_HEARTBEAT,
                     schedule_to_close_timeout=EMAIL_GIVE_UP,
                     retry_policy=EMAIL_RETRY,

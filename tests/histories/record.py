@@ -1,7 +1,9 @@
 """Records the histories that tests/test_replay.py replays, as VERSION-<workflow id>.json: one per kind of run
 (automatic emails, an SMTP outage, a drafted and edited email, a refused address held as a draft, a budget
-approval, a reminder timer). Histories of released versions stay: running orders must keep replaying. A change
-that alters the commands a workflow issues goes behind workflow.patched, and gets a new VERSION here.
+approval, a reminder timer, inputs at the models' edges). 0.1.0 is not released yet: until it is, its histories
+are recorded again whenever the workflow changes. From the release on, histories of released versions stay (running
+orders must keep replaying), and a change that alters the commands a workflow issues, or what its models accept,
+goes behind workflow.patched and gets a new VERSION here.
 
     .venv/bin/python -m tests.histories.record
 """
