@@ -43,6 +43,7 @@ class DeliveryLog:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
+        self._clock: tuple[float, float] | None = None  # (monotonic, file system time) when last read
 
     def _path(self, message_id: str, suffix: str) -> Path:
         return self.directory / (hashlib.sha256(message_id.encode()).hexdigest()[:40] + suffix)
@@ -89,10 +90,14 @@ class DeliveryLog:
 
     def _now(self) -> float:
         """The clock the claims' times come from: the file system's (on a shared one, its server's), read by touching
-        a file beside them; never this host's own clock, which may run ahead of another worker's."""
-        clock = self.directory / ".clock"
-        clock.touch()
-        return clock.stat().st_mtime
+        a file beside them (once a minute; this host's clock only measures the time since); never this host's own
+        clock alone, which may run ahead of another worker's."""
+        if self._clock is None or time.monotonic() - self._clock[0] > 60:
+            clock = self.directory / ".clock"
+            clock.touch()
+            self._clock = (time.monotonic(), clock.stat().st_mtime)
+        read_at, file_time = self._clock
+        return file_time + (time.monotonic() - read_at)
 
     def keep_alive(self, message_id: str) -> None:
         """Called while a send runs (every few seconds): its claim stays fresh, so no other attempt takes it."""

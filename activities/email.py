@@ -277,19 +277,26 @@ class EmailActivities:
             wanted = [r for r in [*to, *cc] if only is None or r in only]
             return [r for r in wanted if earlier is None or r not in earlier.accepted]
 
-        # Before anything is read or rendered: an email the server took is done, even if its files have gone since.
-        earlier = await asyncio.to_thread(self.deliveries.accepted, msg_id)
-        if not (envelope := still_to_send(earlier)):
+        def prepare() -> tuple[Accepted | None, AssembledEmail | None]:
+            # Before anything is read or rendered: an email the server took is done, even if its files have gone.
+            earlier = self.deliveries.accepted(msg_id)
+            return earlier, build(now) if still_to_send(earlier) else None
+
+        def take() -> tuple[bool, Accepted | None]:
+            inherited = self.deliveries.claim(msg_id)
+            # Looked at again now that the claim is ours: another attempt may have recorded it meanwhile.
+            earlier = self.deliveries.accepted(msg_id)
+            if not still_to_send(earlier):
+                self.deliveries.release(msg_id)
+            return inherited, earlier
+
+        # Off the event loop, in two steps: templates, images, files and MIME; then the claim and the records.
+        earlier, email = await asyncio.to_thread(prepare)
+        if email is not None:
+            inherited, earlier = await asyncio.to_thread(take)
+        if email is None or not (envelope := still_to_send(earlier)):
             notes.append(f"{trigger}: {msg_id} was accepted by the server on an earlier attempt; not sent again")
             return sent(earlier.accepted if earlier else [], earlier.subject if earlier else "", []), {}
-        email = await asyncio.to_thread(build, now)  # templates, images, files, MIME: off the event loop
-        inherited = await asyncio.to_thread(self.deliveries.claim, msg_id)
-        # Looked at again now that the claim is ours: another attempt may have recorded it meanwhile.
-        earlier = await asyncio.to_thread(self.deliveries.accepted, msg_id)
-        if not (envelope := still_to_send(earlier)):
-            await asyncio.to_thread(self.deliveries.release, msg_id)
-            notes.append(f"{trigger}: {msg_id} was accepted by the server on an earlier attempt; not sent again")
-            return sent(earlier.accepted if earlier else [], email.subject, []), {}
         if inherited:
             notes.append(
                 f"{trigger}: an earlier attempt of {msg_id} stopped while sending; "

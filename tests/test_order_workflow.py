@@ -458,3 +458,28 @@ async def test_cancelling_the_workflow_while_an_email_is_being_taken_by_the_serv
     assert (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
     assert len(slow.kept) == 1 and state.emails_failed == []
     assert len(records) == 1  # finished and recorded: no retry, anywhere, would send it again
+
+
+async def test_operators_emails_link_to_the_order_in_the_web_ui_and_the_customers_to_the_shop(client, task_queue, settings, smtp):
+    with_ui = settings.model_copy(update={"temporal": settings.temporal.model_copy(update={"ui_url": "https://temporal.example.org/"})})
+    async with build_worker(client, with_ui, task_queue=task_queue):
+        handle = await start_on(client, task_queue, sample_order())
+        await eventually(lambda: messages_to(smtp, "ops@example.com"), what="order_received_operator")
+        await handle.signal("change_status", {"trigger": "cancel"})
+        await handle.result()
+    page = f"https://temporal.example.org/namespaces/default/workflows/{handle.id}/{handle.result_run_id}/history"
+    operators = messages_to(smtp, "ops@example.com")[0].parsed().get_body(("html",)).get_content()
+    customer = messages_to(smtp, "marie@example.org")[0].parsed().get_body(("html",)).get_content()
+    assert f'href="{page}"' in operators and "shop.example.com" not in operators
+    assert "https://shop.example.com/orders/" in customer and "temporal.example.org" not in customer
+
+
+async def test_cancelling_the_workflow_while_an_approval_waits_ends_it_and_nothing_fails(client, dev_worker, smtp):
+    handle = await start(client, dev_worker, sample_order(budget={"limit": "200.00", "approvers": ["head@example.org"]}))
+    await eventually(lambda: messages_to(smtp, "head@example.org"), what="the approval request")
+    await handle.cancel()
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()
+    state = await order_state(handle)
+    assert state.status == "awaiting_approval" and state.emails_failed == []
+    assert (await handle.describe()).status == WorkflowExecutionStatus.CANCELED

@@ -12,10 +12,11 @@ from temporalio import workflow
 from temporalio.common import SearchAttributeKey
 from temporalio.exceptions import ApplicationError, FailureError
 
-from printroom.workflows.drafts import DraftBook, DraftRefused, HeldDraft, markdown_text
-from printroom.workflows.sending import ONE_ATTEMPT, Outbox, is_cancellation, root_cause
-
 with workflow.unsafe.imports_passed_through():
+    # Deterministic helpers with no module state: imported once, not again for every order the sandbox starts.
+    from printroom.workflows.drafts import DraftBook, DraftRefused, HeldDraft, markdown_text
+    from printroom.workflows.sending import ONE_ATTEMPT, Outbox, is_cancellation, root_cause
+
     # EmailStr imports email_validator (and idna) lazily, on the first address it checks.
     import email_validator  # noqa: F401
     import idna  # noqa: F401
