@@ -105,27 +105,32 @@ async def drive(
     return seconds, latencies, events, cpu
 
 
-async def bench_printroom(client: Client, sink: Arrivals, smtp_port: int, orders: int, in_flight: int, run: str) -> Figures:
-    settings = Settings(
+def bench_settings(smtp_port: int, drafted: bool = False) -> Settings:
+    """Only the three status emails under test: no "received" emails, each status email always sent (or held)."""
+    return Settings(
         operators=["ops@example.com"],
         deliveries_dir=Path(tempfile.mkdtemp(prefix="printroom-bench-deliveries-")),
         smtp={"host": "127.0.0.1", "port": smtp_port},
-        # Only the three status emails under test: no "received" emails, and each status email always sent.
         emails={
             "order_received": {"send": "never"},
             "order_received_operator": {"send": "never"},
-            "order_accepted": {"send": "always"},
-            "order_in_production": {"send": "always"},
-            "order_completed": {"send": "always"},
+            **{email: {"send": "always", "edit_before_send": drafted} for _, email in TRIGGERS},
         },
     )
+
+
+def bench_order(order_id: str) -> dict[str, object]:
+    return {"id": order_id, "customer": {"name": "Marie Curie", "email": "marie@example.org"},
+            "jobs": [{"id": "J1", "name": "Flyers A5", "product": "Flyer", "quantity": 500}]}  # fmt: skip
+
+
+async def bench_printroom(client: Client, sink: Arrivals, smtp_port: int, orders: int, in_flight: int, run: str) -> Figures:
+    settings = bench_settings(smtp_port)
     queue = f"bench-printroom-{run}"
 
     async def one_order(n: int, latencies: list[float]) -> str:
         order_id = f"B{run}-{n}"
-        order = {"id": order_id, "customer": {"name": "Marie Curie", "email": "marie@example.org"},
-                 "jobs": [{"id": "J1", "name": "Flyers A5", "product": "Flyer", "quantity": 500}]}  # fmt: skip
-        handle = await client.start_workflow(OrderWorkflow.run, order, id=f"order-{order_id}", task_queue=queue)
+        handle = await client.start_workflow(OrderWorkflow.run, bench_order(order_id), id=f"order-{order_id}", task_queue=queue)
         for trigger, email_trigger in TRIGGERS:
             arrived = sink.expect(f"<{order_id}.{email_trigger}.1.customer@example.com>")
             sent = time.monotonic()
@@ -141,23 +146,12 @@ async def bench_printroom(client: Client, sink: Arrivals, smtp_port: int, orders
 async def bench_drafted(client: Client, sink: Arrivals, smtp_port: int, orders: int, in_flight: int, run: str) -> Figures:
     """The same three status emails, each held as a draft and sent by an operator's `edit_and_send` with a note:
     the latency runs from the update to the email's arrival."""
-    settings = Settings(
-        operators=["ops@example.com"],
-        deliveries_dir=Path(tempfile.mkdtemp(prefix="printroom-bench-deliveries-")),
-        smtp={"host": "127.0.0.1", "port": smtp_port},
-        emails={
-            "order_received": {"send": "never"},
-            "order_received_operator": {"send": "never"},
-            **{email: {"send": "always", "edit_before_send": True} for _, email in TRIGGERS},
-        },
-    )
+    settings = bench_settings(smtp_port, drafted=True)
     queue = f"bench-drafted-{run}"
 
     async def one_order(n: int, latencies: list[float]) -> str:
         order_id = f"D{run}-{n}"
-        order = {"id": order_id, "customer": {"name": "Marie Curie", "email": "marie@example.org"},
-                 "jobs": [{"id": "J1", "name": "Flyers A5", "product": "Flyer", "quantity": 500}]}  # fmt: skip
-        handle = await client.start_workflow(OrderWorkflow.run, order, id=f"order-{order_id}", task_queue=queue)
+        handle = await client.start_workflow(OrderWorkflow.run, bench_order(order_id), id=f"order-{order_id}", task_queue=queue)
         for k, (trigger, email_trigger) in enumerate(TRIGGERS, start=1):
             await handle.signal("change_status", {"trigger": trigger})
             # As an operator finds it: DraftsPending, read from the server (a query would wake the workflow).
