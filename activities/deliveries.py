@@ -121,11 +121,9 @@ class DeliveryLog:
         """The attempt failed before the server accepted anything: the next one is a clean retry."""
         self._path(message_id, ".sending").unlink(missing_ok=True)
 
-    def record(self, message_id: str, accepted: list[str], subject: str) -> None:
-        """Who has it now: those accepted before (a retry for the recipients a 4xx put off) and these."""
+    def record(self, message_id: str, everyone: list[str], subject: str) -> None:
+        """Who has it now: everyone accepted, on this attempt and before (a retry for those a 4xx put off)."""
         final = self._path(message_id, ".sent")
-        earlier = self.accepted(message_id)
-        everyone = list(dict.fromkeys([*(earlier.accepted if earlier else []), *accepted]))
         partial = final.with_suffix(f".{os.getpid()}.part")
         with partial.open("w", encoding="utf-8") as file:
             json.dump({"message_id": message_id, "accepted": everyone, "subject": subject}, file)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
@@ -303,9 +303,12 @@ class EmailActivities:
                 "if the server had accepted it, the recipient gets it twice"
             )
 
+        before = earlier.accepted if earlier else []
+
         async def record(delivery: Delivery) -> None:
             try:
-                await asyncio.to_thread(self.deliveries.record, msg_id, delivery.accepted, email.subject)
+                everyone = list(dict.fromkeys([*before, *delivery.accepted]))
+                await asyncio.to_thread(self.deliveries.record, msg_id, everyone, email.subject)
             except OSError as error:  # accepted all the same: said, not taken for a failure to send
                 notes.append(f"{trigger}: {msg_id} was sent, but its delivery record could not be written ({error}); "
                              "a retry of it could send it again")  # fmt: skip
@@ -335,7 +338,7 @@ class EmailActivities:
                 ) from None
             raise
         notes.extend(f"{trigger}: {addr} refused by the server: {why}" for addr, why in delivery.refused.items())
-        return sent([*(earlier.accepted if earlier else []), *delivery.accepted], email.subject, email.attachments), delivery.refused
+        return sent([*before, *delivery.accepted], email.subject, email.attachments), delivery.refused
 
     def _after_cancel(self, msg_id: str, transaction: Transaction, inherited: bool) -> None:
         """A cancelled attempt: before the message was handed over, the claim goes (or stays, inherited, for its
@@ -363,20 +366,9 @@ class EmailActivities:
         self._finishing.add(keeper)
         keeper.add_done_callback(self._finishing.discard)
 
-    @asynccontextmanager
-    async def _alive(self, msg_id: str) -> AsyncIterator[None]:
+    def _alive(self, msg_id: str) -> AbstractAsyncContextManager[None]:
         """While a send waits for a connection and runs: its claim kept fresh, so no other attempt takes it."""
-
-        async def keep() -> None:
-            while True:
-                await asyncio.sleep(KEEP_ALIVE)
-                await asyncio.to_thread(self.deliveries.keep_alive, msg_id)
-
-        task = asyncio.create_task(keep())
-        try:
-            yield
-        finally:
-            task.cancel()
+        return _every(KEEP_ALIVE, lambda: asyncio.to_thread(self.deliveries.keep_alive, msg_id))
 
     async def _deliver(
         self,
@@ -406,20 +398,30 @@ class EmailActivities:
         return rendered.subject, msg_id
 
 
-@asynccontextmanager
-async def _heartbeating() -> AsyncIterator[None]:
+def _heartbeating() -> AbstractAsyncContextManager[None]:
     """A retried attempt heartbeats for as long as it works (rendering, waiting for a connection, sending): the
     server learns within a minute that its worker died, and never takes a slow one for dead."""
     if not activity.in_activity() or activity.info().is_local:
-        yield
-        return
+        return nullcontext()
 
     async def beat() -> None:
-        while True:
-            activity.heartbeat()
-            await asyncio.sleep(10)
+        activity.heartbeat()
 
-    task = asyncio.create_task(beat())
+    return _every(10, beat, at_once=True)
+
+
+@asynccontextmanager
+async def _every(seconds: float, do: Callable[[], Awaitable[None]], *, at_once: bool = False) -> AsyncIterator[None]:
+    """`do` every `seconds` (and once at the start, `at_once`) for as long as the block runs."""
+
+    async def loop() -> None:
+        if at_once:
+            await do()
+        while True:
+            await asyncio.sleep(seconds)
+            await do()
+
+    task = asyncio.create_task(loop())
     try:
         yield
     finally:

@@ -32,9 +32,8 @@ class OpportunisticTlsFailed(Exception):
 
 @dataclass
 class Transaction:
-    """How far a send got: whether the message was handed to the server, and the task finishing it if so."""
+    """How far a send got: once the message goes to the server, the task that finishes the transaction."""
 
-    data_sent: bool = False
     finishing: asyncio.Future[Delivery] | None = None
 
 
@@ -81,11 +80,11 @@ class SmtpTransport:
         """Our EHLO name, looked up once: aiosmtplib would call getfqdn() for every connection."""
         return socket.getfqdn()
 
-    async def secure(self, client: aiosmtplib.SMTP, *, opportunistic: bool = True) -> str:
+    async def secure(self, client: aiosmtplib.SMTP, *, opportunistic: bool = True) -> None:
         """After connect: STARTTLS as configured (or when offered, for security = 'none' with opportunistic_tls),
-        the host name of a certificate taken without its chain, then AUTH, only over verified TLS unless
-        allow_plaintext_auth says otherwise. Says how the session is protected; raises DeliveryError (permanent:
-        the settings or the server must change), or OpportunisticTlsFailed."""
+        the host name of a certificate taken without its chain, then AUTH (the settings allow it only over verified
+        TLS, or with allow_plaintext_auth). Raises DeliveryError (permanent: the settings or the server must
+        change), or OpportunisticTlsFailed."""
         settings = self.settings
         await _greet(client)
         if settings.security == "starttls" and not client.supports_extension("starttls"):
@@ -103,15 +102,7 @@ class SmtpTransport:
         if tls is not None and settings.allow_self_signed and (why := name_mismatch(settings.host, tls.getpeercert(binary_form=True))):
             raise DeliveryError(why, permanent=True)
         if settings.username:
-            if settings.security == "none" and not settings.allow_plaintext_auth:
-                raise DeliveryError(
-                    f"logging in to {self.server} as {settings.username!r} needs a verified TLS connection, and "
-                    "security = 'none' has none (opportunistic TLS trusts any certificate): the password could be "
-                    "read; use smtp.security = 'starttls' or 'tls' (or smtp.allow_plaintext_auth = true)",
-                    permanent=True,
-                )
             await client.login(settings.username, await asyncio.to_thread(settings.secret) or "")
-        return "in clear" if tls is None else f"{tls.version()}"
 
     async def send(
         self,
@@ -190,21 +181,15 @@ class SmtpTransport:
                 replies = {r: _reply(*reply) for r, reply in refused.items()}
                 permanent = all(code >= 500 for code, _ in refused.values())
                 raise DeliveryError(f"{self.server} refused every recipient: {replies}", permanent=permanent)
-        except DeliveryError:
+        except BaseException as error:
             if client is not None:
                 await _quit_quietly(client)
-            raise
-        except (aiosmtplib.SMTPException, OSError) as error:
-            if client is not None:
-                await _quit_quietly(client)
-            raise self._failure(error, data_sent=False) from None
-        except BaseException:
-            if client is not None:
-                await _quit_quietly(client)
+            if isinstance(error, (aiosmtplib.SMTPException, OSError)):
+                raise self._failure(error, data_sent=False) from None
             raise
         accepted = [r for r in recipients if r not in refused]
         transaction.finishing = asyncio.ensure_future(
-            self._finish(client, message, accepted, refused, on_accepted, transaction)
+            self._finish(client, message, accepted, refused, on_accepted)
         )
         return await asyncio.shield(transaction.finishing)
 
@@ -215,11 +200,9 @@ class SmtpTransport:
         accepted: list[str],
         refused: dict[str, tuple[int, str]],
         on_accepted: Callable[[Delivery], Awaitable[None]] | None,
-        transaction: Transaction,
     ) -> Delivery:
         """DATA, the server's answer, the record of it, QUIT: run to the end whatever happens to the caller."""
         try:
-            transaction.data_sent = True
             try:
                 await client.data(message)
             except (aiosmtplib.SMTPException, OSError) as error:

@@ -87,19 +87,22 @@ async def check_connection(settings: SmtpSettings) -> list[Step]:
             try:
                 await client.starttls(tls_context=context)
             except (aiosmtplib.SMTPException, OSError) as error:
+                if settings.security == "none":  # only opportunistic: sending goes on in clear, and so does this
+                    steps.append(Step("tls", True, f"opportunistic STARTTLS failed ({error}): mail goes in clear"))
+                    if settings.username:
+                        steps.append(Step("authentication", True, "not checked after the failed STARTTLS; sending logs in, in clear"))
+                    return steps
                 bad = certificate_error(error)
                 detail = certificate_advice(settings, bad) if bad else f"STARTTLS failed: {error}"
                 return [*steps, Step("tls", False, detail)]
             steps.append(Step("tls", True, _describe_tls(client, settings)))
         elif settings.security == "none":
-            steps.append(Step("tls", True, "none: the server offers no STARTTLS, mail goes in clear"))
+            why = "smtp.opportunistic_tls = false" if not settings.opportunistic_tls else "the server offers no STARTTLS"
+            steps.append(Step("tls", True, f"none: {why}, mail goes in clear"))
         tls = client.get_transport_info("ssl_object")
         if tls is not None and settings.allow_self_signed and (why := name_mismatch(host, tls.getpeercert(binary_form=True))):
             return [*steps, Step("tls", False, why)]
 
-        if settings.username and tls is None and not settings.allow_plaintext_auth:
-            detail = "the connection is not encrypted and logging in would send the password in clear; use smtp.security = 'starttls' or 'tls' (or smtp.allow_plaintext_auth = true)"
-            return [*steps, Step("authentication", False, detail)]
         if settings.username:
             try:
                 await client.login(settings.username, settings.secret() or "")

@@ -9,16 +9,17 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from email import message_from_bytes, policy
 from pathlib import Path
+from typing import get_args
 
 from printroom.activities.assemble import AssembledEmail, EmailAssembler
 from printroom.activities.documents import DocumentStore
 from printroom.activities.rendering import TemplateRenderer, template_file
 from printroom.worker.sample import SAMPLE_ORDER, sample_request
 from printroom.worker.template_check import templates_in_use
-from printroom.activities.variables import JOB_VARIABLES, SMTP_TEST, VARIABLES, scopes_of, template_values
+from printroom.activities.variables import JOB_VARIABLES, SMTP_TEST, VARIABLES, Scope, scopes_of, template_values
 from printroom.models import Audience, Order, validation_problems
 from printroom.settings import Settings
-from printroom.statemachines.order import EMAIL_TRIGGERS
+from printroom.statemachines.order import DRAFT_WAITING, EMAIL_TRIGGERS
 from printroom.templates import DEFAULT_TEMPLATE_DIR
 
 
@@ -109,14 +110,14 @@ def html_for_browser(email: AssembledEmail) -> str:
 
 def variables_table(settings: Settings, template: str | None) -> list[tuple[str, str, str]]:
     """(name, description, example) for the variables of `template` (or all), examples from the sample order."""
-    scopes = scopes_of(template) if template else ("common", "order", "smtp_test")
+    scopes = scopes_of(template) if template else get_args(Scope)
     if template:
         _known(settings, template)
     assembler = EmailAssembler(settings, TemplateRenderer(), DocumentStore(settings.documents))
     now = datetime(2026, 11, 28, 9, 30, tzinfo=timezone.utc)
-    context = assembler.context("default", now=now, request=sample_request(template or "order_accepted"))
+    context = assembler.context("default", now=now, request=sample_request(template or DRAFT_WAITING))
     context = replace(context, images=frozenset(settings.images_for("default")))
-    values = {**template_values(context, "order_accepted"), **template_values(context, SMTP_TEST)}
+    values = {**template_values(context, DRAFT_WAITING), **template_values(context, SMTP_TEST)}
     rows = [(f"%{v.name}%", v.description, str(values.get(v.name, ""))) for v in VARIABLES if v.scope in scopes]
     if "order" in scopes:
         first_job = values["Jobs"][0]

@@ -92,6 +92,11 @@ def test_variables_lists_each_with_a_description_and_an_example(room):
     assert not any("%SmtpHost%" in line for line in lines)
     _, smtp_vars, _ = templates(room, "variables", "smtp_test")
     assert "%SmtpHost%" in smtp_vars and "%OrderNumber%" not in smtp_vars
+    assert not any("%DraftId%" in line for line in lines)
+    _, draft_vars, _ = templates(room, "variables", "draft_waiting")
+    assert "%DraftId%" in draft_vars and "(e.g. d1)" in draft_vars and "%OrderNumber%" in draft_vars
+    _, every, _ = templates(room, "variables")
+    assert all(name in every for name in ("%DraftSubject%", "%SmtpHost%", "%OperatorNote%"))
 
 
 def test_customize_copies_the_shipped_template_and_reset_brings_it_back(room):
