@@ -22,8 +22,19 @@ from printroom.activities.drafts import build_from_draft, draft_cc, make_draft, 
 from printroom.activities.rendering import TemplateError, TemplateRenderer
 from printroom.activities.smtp import Delivery, DeliveryError, SmtpTransport, Transaction
 from printroom.activities.variables import SMTP_TEST
+from printroom.activities.budget import cost_centre_terms, plan_approval, spending_period, unknown_cost_centre
 from printroom.models import (
+    ADD_SPENDING,
+    COST_CENTRE_WORKFLOW,
     DRAFTABLE_AUDIENCES,
+    PLAN_APPROVAL,
+    RECORD_SPENDING,
+    ApprovalPlan,
+    CostCentreBook,
+    Order,
+    SpendingAnswer,
+    SpendingRecord,
+    cost_centre_workflow_id,
     DraftContent,
     SEND_DRAFT,
     SEND_STATUS_EMAIL,
@@ -63,7 +74,38 @@ class EmailActivities:
 
     def activities(self) -> list[Callable[..., Any]]:
         """The activity functions a worker registers."""
-        return [self.send_status_email, self.send_status_emails, self.send_draft]
+        return [self.send_status_email, self.send_status_emails, self.send_draft, self.plan_approval, self.record_spending]
+
+    @activity.defn(name=PLAN_APPROVAL)
+    async def plan_approval(self, order: Order) -> ApprovalPlan:
+        """Who approves this order and how long they are given, as the settings say today."""
+        return plan_approval(self.settings, order)
+
+    @activity.defn(name=RECORD_SPENDING)
+    async def record_spending(self, order: Order) -> SpendingAnswer:
+        """Adds an approved or accepted order's price to its cost centre's period (CostCentreWorkflow, started
+        when it is the first), with the cost centre's settings of today. A cost centre counts an order once."""
+        name = order.cost_centre
+        if name is None:
+            return SpendingAnswer(counted=False, note="the order names no cost centre")
+        terms = cost_centre_terms(self.settings, name)
+        if terms is None:
+            return SpendingAnswer(counted=False, note=unknown_cost_centre(self.settings, name) + "; its price is not counted")
+        if order.price is None:
+            return SpendingAnswer(counted=False, note=f"cost centre {name}: the order has no price; nothing counted")
+        if order.price.currency != terms.currency:
+            return SpendingAnswer(
+                counted=False,
+                note=f"cost centre {name} counts in {terms.currency} and the order's price is in {order.price.currency}: "
+                "not counted (printroom never converts currencies)",
+            )
+        info = activity.info()
+        period = spending_period(datetime.now(timezone.utc), terms)
+        await activity.client().start_workflow(
+            COST_CENTRE_WORKFLOW, CostCentreBook(terms=terms), id=cost_centre_workflow_id(name), task_queue=info.task_queue,
+            start_signal=ADD_SPENDING, start_signal_args=[SpendingRecord(order=order, settings=terms, period=period)],
+        )  # fmt: skip
+        return SpendingAnswer(counted=True, note=f"cost centre {name}: {order.price.amount} {order.price.currency} counted")
 
     def recipients(self, request: StatusEmailRequest) -> tuple[dict[Audience, list[str]], list[str]]:
         """Who gets this email trigger under the settings (E1), and why anyone who could have did not."""
@@ -84,11 +126,14 @@ class EmailActivities:
             else:
                 notes.append(f"{trigger}: no operator addresses in the settings (operators)")
         if policy.to_approvers:
-            approvers = [str(a) for a in order.budget.approvers] if order.budget else []
+            if request.approvers is not None:  # the cost centre's, or those an escalation asks
+                approvers = request.approvers
+            else:
+                approvers = [str(a) for a in order.budget.approvers] if order.budget else []
             if approvers:
                 audiences["approvers"] = approvers
             else:
-                notes.append(f"{trigger}: the order names no approvers (budget.approvers)")
+                notes.append(f"{trigger}: no approvers to write to (budget.approvers, or the cost centre's)")
         return audiences, notes
 
     @activity.defn(name=SEND_STATUS_EMAIL)

@@ -14,10 +14,11 @@ from babel.dates import format_date, format_datetime
 from babel.numbers import format_currency, format_decimal
 from markupsafe import Markup, escape
 
-from printroom.models import Audience, DraftSummary, Job, Money, Order, StatusEmailRequest
+from printroom.models import ApprovalProgress, Audience, DraftSummary, Job, Money, Order, Spending, StatusEmailRequest
+from printroom.statemachines.emails import BUDGET_WARNING
 from printroom.statemachines.order import DRAFT_WAITING  # the operators' reminder of a held draft: variables of its own
 
-Scope = Literal["common", "order", "job", "draft", "smtp_test"]
+Scope = Literal["common", "order", "job", "draft", "approval", "spending", "smtp_test"]
 SMTP_TEST = "smtp_test"  # the template of `printroom smtp send-test`, with variables of its own
 LOGO_IMAGE = "logo"
 
@@ -110,7 +111,28 @@ def _price(ctx: EmailContext) -> str:
 
 def _budget(ctx: EmailContext) -> str:
     order = ctx.order
-    return money(order.budget.limit, order.price.currency if order.price else "EUR", ctx) if order.budget else ""
+    if not order.budget or order.budget.limit is None:
+        return ""
+    return money(order.budget.limit, order.budget.currency or (order.price.currency if order.price else "EUR"), ctx)
+
+
+def _approval(ctx: EmailContext, read: Callable[[ApprovalProgress], Any]) -> Any:
+    progress = ctx.request.approval if ctx.request else None
+    return read(progress) if progress else ""
+
+
+def _approvers(ctx: EmailContext) -> str:
+    request = ctx.request
+    if request is not None and request.approval is not None and request.approval.approvers:
+        return ", ".join(request.approval.approvers)
+    if request is not None and request.approvers is not None:
+        return ", ".join(request.approvers)
+    return ", ".join(str(a) for a in ctx.order.budget.approvers) if ctx.order.budget else ""
+
+
+def _spending(ctx: EmailContext, read: Callable[[Spending], Any]) -> Any:
+    spending = ctx.request.spending if ctx.request else None
+    return read(spending) if spending else ""
 
 
 def _logo(ctx: EmailContext) -> Markup:
@@ -173,6 +195,14 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("DraftRecipients", "draft", "whom it is for", lambda c: _draft(c, lambda d: ", ".join(d.to))),
     Variable("DraftReason", "draft", "why it is held when sending failed (empty when it waits to be read)", lambda c: _draft(c, lambda d: d.reason)),
     Variable("DraftCreated", "draft", "when it was made", lambda c: _draft(c, lambda d: format_datetime(d.created_at, "short", tzinfo=c.timezone, locale=c.locale))),
+    Variable("Approvers", "approval", "who the approval is asked of", _approvers),
+    Variable("ApprovalRequested", "approval", "when the approval was asked for", lambda c: _approval(c, lambda a: day(a.requested_at, c))),
+    Variable("RemindersSent", "approval", "how many reminders the approvers have had", lambda c: _approval(c, lambda a: a.reminders_sent)),
+    Variable("CostCentre", "spending", "the cost centre's name", lambda c: _spending(c, lambda s: s.cost_centre)),
+    Variable("Spent", "spending", "what the cost centre has spent this period", lambda c: _spending(c, lambda s: money(s.spent, s.currency, c))),
+    Variable("CostCentreBudget", "spending", "the cost centre's budget for the period", lambda c: _spending(c, lambda s: money(s.budget, s.currency, c))),
+    Variable("SpentPercent", "spending", "the share of the budget spent, in percent", lambda c: _spending(c, lambda s: format_decimal(s.percent, locale=c.locale))),
+    Variable("Period", "spending", "the period: 2026-11 (a month) or 2026 (a year)", lambda c: _spending(c, lambda s: s.period)),
     Variable("SmtpHost", "smtp_test", "the SMTP server used", lambda c: c.smtp["host"]),
     Variable("SmtpPort", "smtp_test", "its port", lambda c: c.smtp["port"]),
     Variable("SmtpSecurity", "smtp_test", "none, starttls or tls", lambda c: c.smtp["security"]),
@@ -194,7 +224,11 @@ JOB_NAMES = frozenset(v.name for v in JOB_VARIABLES)
 def scopes_of(template: str) -> tuple[Scope, ...]:
     if template == SMTP_TEST:
         return ("common", "smtp_test")
-    return ("common", "order", "draft") if template == DRAFT_WAITING else ("common", "order")
+    if template == DRAFT_WAITING:
+        return ("common", "order", "draft")
+    if template == BUDGET_WARNING:
+        return ("common", "order", "spending")
+    return ("common", "order", "approval") if template.startswith("approval_") else ("common", "order")
 
 
 def template_values(ctx: EmailContext, template: str) -> dict[str, Any]:

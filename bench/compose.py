@@ -33,7 +33,7 @@ from printroom.activities.rendering import RenderedEmail, plain_text, template_f
 from printroom.worker.sample import SAMPLE_ORDER, sample_request  # noqa: E402
 from printroom.activities.variables import EmailContext, template_values  # noqa: E402
 from printroom.settings import Settings  # noqa: E402
-from printroom.statemachines.order import EMAIL_TRIGGERS  # noqa: E402
+from printroom.statemachines.emails import EMAIL_TRIGGERS  # noqa: E402
 
 TARGET_MS = 2.0
 NOW = datetime(2026, 11, 28, 9, 30, tzinfo=timezone.utc)

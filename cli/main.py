@@ -243,9 +243,10 @@ def cmd_drafts_discard(args: argparse.Namespace) -> int:
 
 
 def cmd_diagram(args: argparse.Namespace) -> int:
+    from printroom.statemachines.budget import BUDGET
     from printroom.statemachines.order import ORDER
 
-    tables = {"order": ORDER}
+    tables = {"order": ORDER, "budget": BUDGET}
     print(tables[args.machine].to_mermaid(), end="")
     return 0
 
@@ -319,7 +320,7 @@ def parser() -> argparse.ArgumentParser:
     drop.add_argument("--by", default=os.environ.get("USER", ""))
     drop.set_defaults(run=cmd_drafts_discard)
     diagram = sub.add_parser("diagram", help="print a state machine as a Mermaid diagram")
-    diagram.add_argument("machine", choices=["order"])
+    diagram.add_argument("machine", choices=["order", "budget"])
     diagram.set_defaults(run=cmd_diagram)
     return top
 

@@ -19,7 +19,8 @@ from printroom.worker.template_check import templates_in_use
 from printroom.activities.variables import JOB_VARIABLES, SMTP_TEST, VARIABLES, Scope, scopes_of, template_values
 from printroom.models import Audience, Order, validation_problems
 from printroom.settings import Settings
-from printroom.statemachines.order import DRAFT_WAITING, EMAIL_TRIGGERS
+from printroom.statemachines.emails import EMAIL_TRIGGERS
+from printroom.statemachines.order import DRAFT_WAITING
 from printroom.templates import DEFAULT_TEMPLATE_DIR
 
 

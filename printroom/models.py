@@ -9,7 +9,7 @@ from pathlib import PurePosixPath
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints, ValidationError, model_validator
 
 # An ISO 639-1 code, optionally with a region: en, fr, de-CH.
 Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[A-Za-z]{2})?$")]
@@ -37,12 +37,23 @@ class Customer(_Public):
 
 class Money(_Public):
     amount: Decimal = Field(ge=0)
-    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = "EUR"
+    currency: Currency = "EUR"
+
+
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+# A cost centre's name, as the settings write it (`[cost_centres.<name>]`) and its workflow id shows it.
+CostCentreName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 
 
 class Budget(_Public):
-    limit: Decimal = Field(ge=0)
-    approvers: list[EmailStr] = []
+    """W4: the order waits for an approver when its price is over `limit`, or always with `required`."""
+
+    limit: Decimal | None = Field(default=None, ge=0)
+    # The limit's currency; unset: the price's. A price in another one is refused, never converted.
+    currency: Currency | None = None
+    # Unset: the approvers of the order's cost centre (settings).
+    approvers: list[EmailStr] = Field(default=[], max_length=50)
+    required: bool = False
 
 
 def _relative_reference(value: str) -> str:
@@ -79,10 +90,29 @@ class Order(_Public):
     # When the customer ordered, and when it is due: shown in emails (%OrderDate%, %DueDate%) when given.
     ordered_at: datetime | None = None
     due_date: date | None = None
+    # A cost centre of the settings: its approvers answer when the order names none, its spending counts the order.
+    cost_centre: CostCentreName | None = None
+
+    @model_validator(mode="after")
+    def _one_currency(self) -> Order:
+        budget, price = self.budget, self.price
+        if budget and budget.currency and price and budget.currency != price.currency:
+            raise ValueError(
+                f"the price is in {price.currency} and budget.currency is {budget.currency}: printroom never converts "
+                "currencies; give the budget in the price's currency"
+            )
+        if budget and budget.limit is None and not budget.required:
+            raise ValueError("budget needs a limit, or required: true for an approval whatever the price")
+        return self
 
     @property
-    def over_budget(self) -> bool:
-        return bool(self.budget and self.price and self.price.amount > self.budget.limit)
+    def needs_approval(self) -> bool:
+        """Over its budget's limit, or an approval asked for whatever the price."""
+        budget, price = self.budget, self.price
+        if budget is None:
+            return False
+        over = price is not None and budget.limit is not None and price.amount > budget.limit
+        return budget.required or over
 
 
 class ChangeStatus(_Public):
@@ -96,6 +126,14 @@ class ChangeStatus(_Public):
 class ApprovalDecision(_Public):
     """Signals `approve` and `reject`: an approver's answer on an order over its budget."""
 
+    by: Annotated[str, StringConstraints(max_length=200)] = ""
+    comment: Text = ""
+
+
+class Decide(_Public):
+    """Update `decide` on `budget-<order id>`: an approver's answer, for a client that wants to know how it went."""
+
+    decision: Literal["approve", "reject"]
     by: Annotated[str, StringConstraints(max_length=200)] = ""
     comment: Text = ""
 
@@ -214,6 +252,32 @@ SEND_STATUS_EMAILS = "printroom.send_status_emails"
 SEND_DRAFT = "printroom.send_draft"
 
 
+class ApprovalProgress(BaseModel):
+    requested_at: datetime
+    reminders_sent: int = 0
+    # Who the approval was asked of (for the operators' approval_overdue).
+    approvers: list[str] = []
+
+
+class Spending(BaseModel):
+    """Query `spending` on `cost-centre-<name>`: the current period's spending against the cost centre's budget."""
+
+    cost_centre: str
+    period: str  # "2026-11" or "2026"
+    spent: Decimal = Decimal(0)
+    budget: Decimal
+    currency: str
+    warn_at_percent: Decimal
+    orders: int = 0
+    warned_at: datetime | None = None
+    # Orders whose price could not be counted (another currency), with the reason.
+    refused: list[str] = []
+
+    @property
+    def percent(self) -> Decimal:
+        return (self.spent * 100 / self.budget).quantize(Decimal("0.1")) if self.budget else Decimal(0)
+
+
 class StatusEmailRequest(BaseModel):
     """Activity input: which email trigger fired for which order; small data only, never a rendered body."""
 
@@ -233,6 +297,12 @@ class StatusEmailRequest(BaseModel):
     recipients: dict[Audience, list[str]] | None = None
     # For `draft_waiting`: the draft the operators are reminded of.
     waiting_draft: DraftSummary | None = None
+    # The approvers to write to, when not the order's own (its cost centre's, or those an escalation asks).
+    approvers: list[str] | None = None
+    # For the approval's emails: how long it has waited, the reminders sent so far.
+    approval: ApprovalProgress | None = None
+    # For `budget_warning`: the cost centre's spending that crossed its threshold.
+    spending: Spending | None = None
 
 
 class SentEmail(BaseModel):
@@ -343,3 +413,111 @@ def validation_problems(error: ValidationError) -> list[str]:
         path = ".".join(str(part) for part in item["loc"]) or "(the whole payload)"
         problems.append(f"{path}: {item['msg']}")
     return problems
+
+
+# Budget approval (W4): what the approval workflow asks the settings, what it answers, and what it shows.
+PLAN_APPROVAL = "printroom.plan_approval"
+RECORD_SPENDING = "printroom.record_spending"
+BUDGET_WORKFLOW = "BudgetApprovalWorkflow"
+COST_CENTRE_WORKFLOW = "CostCentreWorkflow"
+ADD_SPENDING = "add_spending"
+# From an approval to its order, for the drafts its emails became: internal, prefixed like the activities.
+HOLD_DRAFTS = "printroom.hold_drafts"
+
+
+def budget_workflow_id(order_id: str) -> str:
+    return f"budget-{order_id}"
+
+
+def cost_centre_workflow_id(name: str) -> str:
+    return f"cost-centre-{name}"
+
+
+class ApprovalPlan(BaseModel):
+    """What the settings say about one order's approval, read once by an activity (the workflow reads no settings)."""
+
+    approvers: list[str]
+    # Where the approvers come from: "the order" or "cost centre <name>".
+    approvers_from: str
+    remind_every: timedelta
+    max_reminders: int
+    on_timeout: Literal["escalate", "reject", "notify_operators"]
+    escalate_to: list[str] = []
+    # Something the operators must fix (an unknown cost centre, nobody to ask); said in the approval's state.
+    problem: str = ""
+
+
+class ApprovalOutcome(BaseModel):
+    """How an approval ended: what the order moves on (and `decide` answers)."""
+
+    status: Literal["requested", "escalated", "approved", "rejected", "expired", "cancelled"]
+    by: str = ""
+    comment: str = ""
+    at: datetime | None = None
+
+
+class ApprovalState(BaseModel):
+    """Query `state` on `budget-<order id>`."""
+
+    order_id: str
+    status: str
+    approvers: list[str]
+    approvers_from: str = ""
+    requested_at: datetime | None = None
+    reminders_sent: int = 0
+    escalated_to: list[str] = []
+    decision: ApprovalOutcome | None = None
+    problem: str = ""
+    refused: list[RefusedRequest] = []
+    emails_sent: list[SentEmail] = []
+    emails_failed: list[FailedEmail] = []
+    email_notes: list[str] = []
+
+
+class HeldDrafts(BaseModel):
+    """From an approval to its order: emails held for an operator, who finds them on the order."""
+
+    request: StatusEmailRequest
+    drafts: list[DraftContent]
+
+
+class CostCentreTerms(BaseModel):
+    """A cost centre's settings, as its workflow needs them."""
+
+    name: str
+    budget: Decimal
+    currency: str
+    warn_at_percent: Decimal
+    period: Literal["month", "year"]
+    approvers: list[str] = []
+    timezone: str = "UTC"
+
+
+class SpendingRecord(BaseModel):
+    """Activity input and signal `add_spending` on `cost-centre-<name>`: an order's price counted once per order.
+    The cost centre's settings ride along, so a changed budget applies from the next order on."""
+
+    order: Order
+    settings: CostCentreTerms | None = None
+    # The period it counts in, as the activity read the clock in the print room's time zone: "2026-11", "2026".
+    period: str = ""
+
+
+class CostCentreBook(BaseModel):
+    """What a cost centre's workflow carries over to its next run (continue-as-new)."""
+
+    terms: CostCentreTerms
+    spending: Spending | None = None
+    # The orders counted lately (the last few thousand), so a record sent twice is counted once.
+    counted: list[str] = []
+    # Records that arrived while the last run was ending: counted first by the next.
+    pending: list[SpendingRecord] = []
+    # A run continues as new past this many history events (or when the server suggests it).
+    history_limit: int = Field(default=2000, ge=50)
+
+
+class SpendingAnswer(BaseModel):
+    """What recording an order's spending said: counted, or why not."""
+
+    counted: bool
+    note: str = ""

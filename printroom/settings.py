@@ -7,6 +7,7 @@ import re
 import string
 import tomllib
 from datetime import timedelta
+from decimal import Decimal
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -18,8 +19,10 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 from pydantic_settings import SettingsError as EnvDecodeError
 
 from printroom import TASK_QUEUE
-from printroom.models import DraftRules, Language, validation_problems
-from printroom.statemachines.order import APPROVAL_REMINDER, DRAFT_WAITING, EMAIL_TRIGGERS
+from printroom.models import CostCentreName, DraftRules, Language, validation_problems
+from printroom.statemachines.budget import APPROVAL_OVERDUE, APPROVAL_REMINDER
+from printroom.statemachines.emails import BUDGET_WARNING, EMAIL_TRIGGERS
+from printroom.statemachines.order import DRAFT_WAITING
 
 DEFAULT_SETTINGS_FILE = Path("printroom.toml")
 
@@ -244,6 +247,9 @@ DEFAULT_EMAIL_POLICIES: dict[str, EmailPolicy] = {
     "order_cancelled": _policy("always", "customer", "operators"),
     "approval_requested": _policy("always", "approvers"),
     "approval_reminder": _policy("always", "approvers"),
+    "approval_cancelled": _policy("always", "approvers"),
+    APPROVAL_OVERDUE: _policy("always", "operators"),
+    BUDGET_WARNING: _policy("always", "approvers"),
     "order_approved": _policy("always", "customer"),
     "order_approval_rejected": _policy("always", "customer"),
     DRAFT_WAITING: _policy("always", "operators"),
@@ -251,9 +257,11 @@ DEFAULT_EMAIL_POLICIES: dict[str, EmailPolicy] = {
 assert set(DEFAULT_EMAIL_POLICIES) == set(EMAIL_TRIGGERS), "every email trigger needs a default policy"
 
 
-# E4: editing before sending is offered for the emails to customers and approvers, except reminders.
+# E4: editing before sending is offered for the emails to customers and approvers, except reminders and the cost
+# centres' warnings (sent on their own, with no order waiting for an operator).
 OFFERS_EDITING: frozenset[str] = frozenset(
-    t for t, p in DEFAULT_EMAIL_POLICIES.items() if (p.to_customer or p.to_approvers) and t not in (APPROVAL_REMINDER, DRAFT_WAITING)
+    t for t, p in DEFAULT_EMAIL_POLICIES.items()
+    if (p.to_customer or p.to_approvers) and t not in (APPROVAL_REMINDER, DRAFT_WAITING, BUDGET_WARNING)
 )
 
 
@@ -334,6 +342,40 @@ class DraftSettings(_Section):
         )  # fmt: skip
 
 
+OnTimeout = Literal["escalate", "reject", "notify_operators"]
+
+
+class BudgetSettings(_Section):
+    """W4: how long approvers are given, how often they are reminded, and what their silence leads to."""
+
+    remind_every: Duration = Field(default=timedelta(hours=24), ge=timedelta(minutes=1), le=timedelta(days=60))
+    max_reminders: int = Field(default=3, ge=0, le=50)
+    # After the last reminder and one more remind_every of silence: ask escalate_to instead (once; if they stay
+    # silent too, the operators are told), reject the order, or tell the operators and keep waiting.
+    on_timeout: OnTimeout = "notify_operators"
+    escalate_to: AddressList = []
+
+    @model_validator(mode="after")
+    def _escalation_names_someone(self) -> BudgetSettings:
+        if self.on_timeout == "escalate" and not self.escalate_to:
+            raise ValueError("on_timeout = 'escalate' needs escalate_to, the approvers asked when the first stay silent")
+        return self
+
+
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+
+
+class CostCentreSettings(_Section):
+    """PRISMAdirect's threshold warning: a cost centre's budget for a period, and who approves and is warned."""
+
+    budget: Decimal = Field(gt=0)
+    currency: Currency = "EUR"
+    warn_at_percent: Decimal = Field(default=Decimal(80), gt=0, le=1000)
+    period: Literal["month", "year"] = "month"
+    # The approvers of its orders that name none themselves, and the recipients of its budget_warning.
+    approvers: AddressList = []
+
+
 class DevSettings(_Section):
     """The embedded default of `printroom dev`: local ports and where its files go."""
 
@@ -362,6 +404,9 @@ class Settings(BaseSettings):
     templates: TemplateSettings = TemplateSettings()
     documents: DocumentSettings = DocumentSettings()
     drafts: DraftSettings = DraftSettings()
+    budget: BudgetSettings = BudgetSettings()
+    # `[cost_centres.<name>]`: orders name one with "cost_centre".
+    cost_centres: dict[CostCentreName, CostCentreSettings] = {}
     # Which messages the SMTP server accepted (exactly once): shared by every worker of the print room.
     deliveries_dir: Path = Path("var/deliveries")
     dev: DevSettings = DevSettings()

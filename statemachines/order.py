@@ -27,16 +27,13 @@ ORDER = StateTable(
         Transition("complete",         (IN_PRODUCTION,),                                      COMPLETED,      ("order_completed",)),
         Transition("ship",             (COMPLETED,),                                          SHIPPED,        ("order_shipped",)),
         Transition("cancel",           (SUBMITTED, AWAITING_APPROVAL, ACCEPTED, IN_PRODUCTION), CANCELLED,    ("order_cancelled",)),
-        # Budget approval: the system asks when an order is over its budget; approvers answer.
-        Transition("request_approval", (SUBMITTED,),                                          AWAITING_APPROVAL, ("approval_requested",), by="system"),
-        Transition("approve_budget",   (AWAITING_APPROVAL,),                                  SUBMITTED,      ("order_approved",), by="approver"),
-        Transition("reject_budget",    (AWAITING_APPROVAL,),                                  REJECTED,       ("order_approval_rejected",), by="approver"),
+        # Budget approval runs as a table and workflow of its own (statemachines/budget.py); the order waits for it
+        # and moves on its outcome. These moves are the system's: approvers answer the approval, not the order.
+        Transition("request_approval", (SUBMITTED,),                                          AWAITING_APPROVAL, (), by="system"),
+        Transition("approve_budget",   (AWAITING_APPROVAL,),                                  SUBMITTED,      ("order_approved",), by="system"),
+        Transition("reject_budget",    (AWAITING_APPROVAL,),                                  REJECTED,       ("order_approval_rejected",), by="system"),
     ),
 )
 
-# Sent on a timer, not by a transition: reminders to approvers, and to operators when a draft waits for them.
-APPROVAL_REMINDER = "approval_reminder"
+# Sent on a timer, not by a transition: the operators reminded of a draft that waits for them.
 DRAFT_WAITING = "draft_waiting"
-
-# Every email trigger (template name) of the product, in the order an administrator reads them.
-EMAIL_TRIGGERS: tuple[str, ...] = (*ORDER.email_triggers(), APPROVAL_REMINDER, DRAFT_WAITING)

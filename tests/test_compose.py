@@ -18,8 +18,8 @@ from printroom.activities.documents import DocumentStore
 from printroom.activities.rendering import TemplateError, TemplateRenderer
 from printroom.models import Audience, Order, StatusEmailRequest
 from printroom.settings import Settings
-from printroom.statemachines.order import EMAIL_TRIGGERS
-from printroom.worker.sample import SAMPLE_DRAFT
+from printroom.statemachines.emails import EMAIL_TRIGGERS
+from printroom.worker.sample import SAMPLE_APPROVAL, SAMPLE_DRAFT, SAMPLE_SPENDING
 from tests.conftest import sample_order
 
 NOW = datetime(2026, 11, 28, 9, 30, tzinfo=timezone.utc)
@@ -264,9 +264,14 @@ def test_every_trigger_has_a_template_in_english_french_and_german_that_renders(
     audience: Audience = "approvers" if trigger.startswith("approval") else "customer"
     if trigger == "draft_waiting":  # to operators, about a held draft
         req, audience = req.model_copy(update={"waiting_draft": SAMPLE_DRAFT}), "operators"
+    if trigger.startswith("approval_"):  # sent by the approval, which says how long it has waited
+        req = req.model_copy(update={"approval": SAMPLE_APPROVAL})
+    if trigger == "budget_warning":  # about a cost centre, naming the order that crossed its threshold
+        req = req.model_copy(update={"spending": SAMPLE_SPENDING})
     email = assemble(settings, req, audience)
     assert email.rendered.language == language and email.rendered.template == trigger
-    assert "PO-1001" in email.subject
+    assert ("marketing" if trigger == "budget_warning" else "PO-1001") in email.subject
+    assert "  " not in email.subject and " ." not in email.rendered.text  # no variable left empty
     if trigger == "draft_waiting":
         assert "d1" in email.subject and SAMPLE_DRAFT.subject in email.rendered.text and SAMPLE_DRAFT.reason in email.rendered.text
     else:

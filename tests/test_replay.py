@@ -12,6 +12,7 @@ from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
 from printroom.settings import Settings
+from printroom.worker.plugin import WORKFLOWS
 from printroom.workflows.order import OrderWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
@@ -19,14 +20,15 @@ HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
 def test_there_are_recorded_histories_of_each_kind_of_run_to_replay():
     assert {p.stem for p in HISTORIES} >= {
-        f"0.1.0-order-H-{case}" for case in ("SHIPPED", "INTERNATIONAL", "OUTAGE", "APPROVAL", "REFUSED", "REMINDED")
+        *(f"0.1.0-order-H-{case}" for case in ("SHIPPED", "INTERNATIONAL", "OUTAGE", "APPROVAL", "REFUSED", "REMINDED", "ESCALATED")),
+        "0.1.0-budget-H-APPROVAL", "0.1.0-budget-H-ESCALATED", "0.1.0-cost-centre-marketing",
     }
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
 async def test_a_recorded_history_replays_without_nondeterminism(path: Path):
     history = WorkflowHistory.from_json(path.stem, path.read_text())
-    replayer = Replayer(workflows=[OrderWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=list(WORKFLOWS), data_converter=pydantic_data_converter)
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import subprocess
 from pathlib import Path
 
@@ -177,13 +179,46 @@ default_language = "it"
 
 
 def test_editing_before_sending_where_it_is_not_offered_is_refused_naming_the_trigger(tmp_path):
-    for trigger in ("order_received_operator", "approval_reminder", "draft_waiting"):
+    for trigger in ("order_received_operator", "approval_reminder", "approval_overdue", "budget_warning", "draft_waiting"):
         path = write(tmp_path, f"[emails.{trigger}]\nedit_before_send = true\n")
         with pytest.raises(SettingsError) as refused:
             load_settings(path)
         message = str(refused.value)
         assert f"edit_before_send is not offered for {trigger} (emails to operators and reminders are sent as they are)" in message
-        assert "it is offered for: approval_requested, order_accepted," in message
+        assert "it is offered for: approval_cancelled, approval_requested, order_accepted," in message
+
+
+def test_budget_and_cost_centres_are_read_as_written_and_bad_ones_named(tmp_path):
+    path = write(tmp_path, """
+[budget]
+remind_every = "2d"
+max_reminders = 1
+on_timeout = "escalate"
+escalate_to = "direktorin@bücher.example; cfo@example.org"
+
+[cost_centres.marketing]
+budget = 5000
+warn_at_percent = 75
+period = "year"
+approvers = "cmo@example.org"
+""")
+    settings = load_settings(path)
+    assert settings.budget.remind_every == timedelta(days=2)
+    assert settings.budget.escalate_to == ["direktorin@bücher.example", "cfo@example.org"]
+    marketing = settings.cost_centres["marketing"]
+    assert (marketing.budget, marketing.currency, marketing.warn_at_percent, marketing.period) == (5000, "EUR", 75, "year")
+    bad = {
+        '[budget]\non_timeout = "escalate"\n': "budget: Value error, on_timeout = 'escalate' needs escalate_to",
+        '[budget]\non_timeout = "shrug"\n': "budget.on_timeout: Input should be 'escalate', 'reject' or 'notify_operators'",
+        '[cost_centres.lab]\nbudget = -1\n': "cost_centres.lab.budget: Input should be greater than 0",
+        '[cost_centres.lab]\nbudget = "lots"\n': "cost_centres.lab.budget: Input should be a valid decimal",
+        '[cost_centres.lab]\nbudget = 10\napprovers = "head@"\n': "cost_centres.lab.approvers.0: value is not a valid email address",
+        '[cost_centres."lab/x"]\nbudget = 10\n': "cost_centres.lab/x.[key]: String should match pattern",
+    }
+    for toml, problem in bad.items():
+        with pytest.raises(SettingsError) as refused:
+            load_settings(write(tmp_path, toml))
+        assert problem in str(refused.value), str(refused.value)
 
 
 def test_drafts_settings_take_durations_as_people_write_them_and_name_bad_ones(tmp_path):

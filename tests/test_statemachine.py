@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from transitions import MachineError
 
-from printroom.statemachines.order import EMAIL_TRIGGERS, ORDER
+from printroom.statemachines.budget import BUDGET
+from printroom.statemachines.emails import EMAIL_TRIGGERS
+from printroom.statemachines.order import ORDER
 from printroom.statemachines.table import Lifecycle, StateTable, Transition
 
 
@@ -71,7 +73,9 @@ def test_who_sends_a_trigger_is_a_condition_the_machine_checks():
     assert order.follow("request_approval", "system") is None
     assert order.state == "awaiting_approval"
     assert order.allowed_triggers("operator") == ["cancel"]
-    assert order.allowed_triggers("approver") == ["approve_budget", "reject_budget"]
+    assert order.allowed_triggers("system") == ["approve_budget", "reject_budget"]
+    # Approvers answer the approval's own table, never the order's.
+    assert order.allowed_triggers("approver") == []
 
 
 def test_the_machine_has_no_auto_transitions_and_raises_on_a_direct_forbidden_trigger():
@@ -90,7 +94,7 @@ def test_each_move_reports_its_row_and_emails_through_the_machines_callback():
     assert moves.seen == [("accept", "submitted", "accepted", ("order_accepted",), "Léa")]
     approval = Lifecycle(ORDER, moves)
     approval.follow("request_approval", "system")
-    approval.follow("reject_budget", "approver", by="head@example.org")
+    approval.follow("reject_budget", "system", by="head@example.org")
     assert moves.seen[-1] == ("reject_budget", "awaiting_approval", "rejected", ("order_approval_rejected",), "head@example.org")
     assert ORDER.emails_on_start == ("order_received", "order_received_operator")
 
@@ -98,7 +102,7 @@ def test_each_move_reports_its_row_and_emails_through_the_machines_callback():
 def test_operators_send_the_public_triggers_and_not_the_systems_steps():
     assert set(ORDER.triggers_by("operator")) == {"accept", "reject", "start_production", "complete", "ship", "cancel"}
     assert "request_approval" not in ORDER.triggers_by("operator")
-    assert set(ORDER.triggers_by("approver")) == {"approve_budget", "reject_budget"}
+    assert ORDER.triggers_by("approver") == ()
 
 
 def test_every_email_trigger_of_the_spec_is_fired_by_the_table_and_reminders_by_timers():
@@ -107,8 +111,8 @@ def test_every_email_trigger_of_the_spec_is_fired_by_the_table_and_reminders_by_
         "order_completed", "order_shipped", "order_cancelled", "approval_requested", "approval_reminder",
         "order_approved", "order_approval_rejected",
     }
-    assert spec <= set(ORDER.email_triggers()) | {"approval_reminder"}
-    assert set(EMAIL_TRIGGERS) == spec | {"draft_waiting"}
+    assert spec <= set(ORDER.email_triggers()) | set(BUDGET.email_triggers()) | {"approval_reminder"}
+    assert set(EMAIL_TRIGGERS) == spec | {"draft_waiting", "approval_cancelled", "approval_overdue", "budget_warning"}
 
 
 def test_the_mermaid_diagram_draws_every_transition_and_final_state():

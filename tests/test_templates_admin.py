@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from printroom.statemachines.emails import EMAIL_TRIGGERS
 from printroom.worker.template_check import check_templates
 from printroom.settings import Settings, SettingsError, load_settings
 from tests.conftest import free_port, run_printroom
@@ -54,7 +55,7 @@ def test_the_check_lists_every_missing_translation_and_every_broken_template(roo
     override(tmp_path, "en/order_shiped.html.j2", "typo in the name")
     problems = [str(p) for p in check_templates(settings)]
     missing = [p for p in problems if p.startswith("it/") and "missing; add" in p]
-    assert len(missing) == 14  # 13 email triggers and the SMTP test email
+    assert len(missing) == len(EMAIL_TRIGGERS) + 1 == 17  # every email trigger and the SMTP test email
     assert f"it/order_accepted: missing; add {tmp_path / 'custom' / 'it' / 'order_accepted.html.j2'}" in problems
     assert any(
         "en/order_shipped.html.j2 (customised), line 2: unknown variable %OrdreNumber%; did you mean %OrderNumber%?" in p

@@ -18,11 +18,13 @@ from printroom.activities.smtp import SmtpTransport
 from printroom.settings import Settings, SettingsSource, resolve_settings
 from printroom.statemachines.table import MACHINE_NAME_PREFIX
 from printroom.worker.startup import check_templates_or_refuse, prepare_namespace
+from printroom.workflows.budget import BudgetApprovalWorkflow
+from printroom.workflows.cost_centre import CostCentreWorkflow
 from printroom.workflows.order import OrderWorkflow
 
 log = logging.getLogger("printroom.worker")
 
-WORKFLOWS: tuple[type, ...] = (OrderWorkflow,)
+WORKFLOWS: tuple[type, ...] = (OrderWorkflow, BudgetApprovalWorkflow, CostCentreWorkflow)
 
 
 def with_pydantic(existing: DataConverter | None) -> DataConverter:

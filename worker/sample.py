@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from printroom.models import DraftSummary, Order, StatusEmailRequest
-from printroom.statemachines.order import APPROVAL_REMINDER, AWAITING_APPROVAL, DRAFT_WAITING, ORDER
+from decimal import Decimal
+
+from printroom.models import ApprovalProgress, DraftSummary, Order, Spending, StatusEmailRequest
+from printroom.statemachines.emails import BUDGET_WARNING
+from printroom.statemachines.order import AWAITING_APPROVAL, DRAFT_WAITING, ORDER
 
 SAMPLE_ORDER = Order.model_validate(
     {
@@ -26,7 +29,7 @@ SAMPLE_ORDER = Order.model_validate(
 
 def status_for(email_trigger: str) -> tuple[str, str | None]:
     """The status an email trigger leaves the order in, and the one before: what a real email would show."""
-    if email_trigger == APPROVAL_REMINDER:
+    if email_trigger.startswith("approval_"):  # the approval's own emails, while the order waits for it
         return AWAITING_APPROVAL, ORDER.initial
     for row in ORDER.transitions:
         if email_trigger in row.emails:
@@ -45,10 +48,21 @@ SAMPLE_DRAFT = DraftSummary(
 )
 
 
+SAMPLE_APPROVAL = ApprovalProgress(
+    requested_at=datetime(2026, 11, 25, 9, 30, tzinfo=timezone.utc), reminders_sent=2, approvers=["head@example.org"]
+)
+SAMPLE_SPENDING = Spending(
+    cost_centre="marketing", period="2026-11", spent=Decimal("4150.00"), budget=Decimal("5000.00"), currency="EUR",
+    warn_at_percent=Decimal(80), orders=12,
+)
+
+
 def sample_request(email_trigger: str, order: Order = SAMPLE_ORDER) -> StatusEmailRequest:
     status, previous = status_for(email_trigger)
     return StatusEmailRequest(
         waiting_draft=SAMPLE_DRAFT if email_trigger == DRAFT_WAITING else None,
+        approval=SAMPLE_APPROVAL if email_trigger.startswith("approval_") else None,
+        spending=SAMPLE_SPENDING if email_trigger == BUDGET_WARNING else None,
         order=order,
         email_trigger=email_trigger,
         status=status,

@@ -16,7 +16,7 @@ from printroom.activities.template_syntax import JOB_LOOP_NAME
 from printroom.activities.variables import JOB_NAMES, ORDER_NAMES, SMTP_TEST
 from printroom.models import Audience
 from printroom.settings import Settings
-from printroom.statemachines.order import EMAIL_TRIGGERS
+from printroom.statemachines.emails import EMAIL_TRIGGERS
 
 AUDIENCES: tuple[Audience, ...] = ("customer", "operators", "approvers")
 # Names the layout and the per-job block use besides the catalogue's (Jinja's own globals are added from the env).

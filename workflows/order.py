@@ -14,6 +14,8 @@ from temporalio.exceptions import ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     # Deterministic helpers with no module state: imported once, not again for every order the sandbox starts.
+    from printroom.workflows.approval_link import ApprovalLink
+    from printroom.workflows.requests import Input, Refusals, WorkflowInput, check_update
     from printroom.workflows.drafts import DraftBook, DraftRefused, HeldDraft, markdown_text
     from printroom.workflows.sending import ONE_ATTEMPT, Outbox, is_cancellation, root_cause
 
@@ -21,11 +23,15 @@ with workflow.unsafe.imports_passed_through():
     import email_validator  # noqa: F401
     import idna  # noqa: F401
     import idna.uts46data  # noqa: F401  # read at the first international address
-    from pydantic import BaseModel, ValidationError
 
     from printroom.models import (
+        HOLD_DRAFTS,
+        RECORD_SPENDING,
         SEND_DRAFT,
-        ApprovalDecision,
+        ApprovalOutcome,
+        HeldDrafts,
+        SpendingAnswer,
+        budget_workflow_id,
         ChangeStatus,
         DiscardDraft,
         Draft,
@@ -33,16 +39,17 @@ with workflow.unsafe.imports_passed_through():
         DraftSent,
         Order,
         OrderState,
-        RefusedRequest,
         SendDraft,
         SendDraftRequest,
         StatusChange,
         StatusEmailRequest,
         StatusEmailResult,
-        validation_problems,
     )
-    from printroom.statemachines.order import DRAFT_WAITING, ORDER
+    from printroom.statemachines.order import AWAITING_APPROVAL, CANCELLED, DRAFT_WAITING, ORDER
     from printroom.statemachines.table import Actor, Lifecycle, Transition
+
+# Counting an order in its cost centre: retried while Temporal is busy, for a day at most.
+SPENDING_TIMEOUT = timedelta(days=1)
 
 ORDER_STATUS = SearchAttributeKey.for_keyword("OrderStatus")
 DRAFTS_PENDING = SearchAttributeKey.for_int("DraftsPending")
@@ -50,8 +57,6 @@ SEARCH_ATTRIBUTES = (ORDER_STATUS, DRAFTS_PENDING)
 
 # An operator waits for the answer; a large attachment to a slow server may still take minutes.
 SEND_DRAFT_TIMEOUT = timedelta(minutes=10)
-MAX_REFUSED_KEPT = 100
-MAX_PAYLOAD_SHOWN = 500
 
 
 def order_summary(order: Order) -> str:
@@ -64,34 +69,30 @@ def order_summary(order: Order) -> str:
 class OrderWorkflow:
     @workflow.init
     def __init__(self, raw_order: Any = None) -> None:
-        self._problems: list[str] = []
-        self._order: Order | None = None
-        try:
-            self._order = Order.model_validate(raw_order)
-        except ValidationError as error:
-            self._problems = validation_problems(error)
+        self._input = WorkflowInput(Order, raw_order, "order")
+        self._order = self._input.value
         self._lifecycle = Lifecycle(ORDER, self._moved)
         self._changes: list[StatusChange] = []
-        self._refused: list[RefusedRequest] = []
+        self._refusals = Refusals(lambda: f"order {self._order.id if self._order else '?'}", self._publish)
         self._drafts = DraftBook()
         self._outbox = Outbox(self._order.id if self._order else "", self._held, self._publish)
         self._published: tuple[str, int] | None = None
+        self._approval = ApprovalLink()
+        self._spending: asyncio.Task[None] | None = None
         if self._order is not None:
             for email_trigger in ORDER.emails_on_start:
                 self._outbox.queue(self._order, email_trigger, status=self._lifecycle.state, previous=None)
-            if self._order.over_budget:
+            if self._order.needs_approval:
                 self._apply("request_approval", "system", kind="start", by="printroom", comment="")
 
     @workflow.run
     async def run(self, raw_order: Any = None) -> OrderState:
         if self._order is None:
-            raise ApplicationError(
-                "invalid order input: " + "; ".join(self._problems) + ". Fix the JSON and start the workflow again.",
-                type="InvalidOrder",
-                non_retryable=True,
-            )
+            raise self._input.fail()
         self._publish()
         reminders = asyncio.create_task(self._remind_operators())
+        if self._lifecycle.state == AWAITING_APPROVAL:
+            self._approval_task = asyncio.create_task(self._approval.run(self._order, self._approval_ended, self._approval_problem))
         try:
             await self._outbox.run(self._finished)
         finally:
@@ -108,16 +109,22 @@ class OrderWorkflow:
             self._apply(request.trigger, "operator", kind="change_status", by=request.by, comment=request.comment, payload=payload)
 
     @workflow.signal(name="approve")
-    def approve(self, payload: Any = None) -> None:
-        decision = self._validate("approve", ApprovalDecision, payload)
-        if decision is not None:
-            self._apply("approve_budget", "approver", kind="approve", by=decision.by, comment=decision.comment, payload=payload)
+    async def approve(self, payload: Any = None) -> None:
+        """Relayed to `budget-<order id>`, which hears only its approvers and records whom it refused."""
+        if refusal := await self._approval.relay("approve", payload):
+            self._refuse("approve", payload, refusal)
 
     @workflow.signal(name="reject")
-    def reject(self, payload: Any = None) -> None:
-        decision = self._validate("reject", ApprovalDecision, payload)
-        if decision is not None:
-            self._apply("reject_budget", "approver", kind="reject", by=decision.by, comment=decision.comment, payload=payload)
+    async def reject(self, payload: Any = None) -> None:
+        if refusal := await self._approval.relay("reject", payload):
+            self._refuse("reject", payload, refusal)
+
+    @workflow.signal(name=HOLD_DRAFTS)
+    def hold_drafts(self, payload: Any = None) -> None:
+        """The approval's emails that wait for an operator: held here, where operators find them."""
+        held = self._validate(HOLD_DRAFTS, HeldDrafts, payload)
+        if held is not None:
+            self._held(held.request, held.drafts)
 
     @workflow.signal(name="send_draft")
     async def send_draft(self, payload: Any = None) -> None:
@@ -157,12 +164,7 @@ class OrderWorkflow:
     @edit_and_send.validator
     def _may_edit_and_send(self, payload: Any = None) -> None:
         """Refused here, nothing is written to history and the caller reads why (the Web UI shows it in red)."""
-        if self._order is None:
-            raise ValueError("the order itself is invalid: " + "; ".join(self._problems))
-        try:
-            edits = SendDraft.model_validate(payload)
-        except ValidationError as error:
-            raise ValueError("malformed payload: " + "; ".join(validation_problems(error))) from None
+        edits = check_update(SendDraft, payload, self._input)
         try:
             self._drafts.check(self._drafts.find(edits.draft_id), edits)
         except DraftRefused as refusal:
@@ -180,7 +182,7 @@ class OrderWorkflow:
             emails_failed=self._outbox.failed,
             email_notes=self._outbox.notes,
             drafts_pending=[held.summary() for held in self._drafts.pending],
-            refused=self._refused,
+            refused=self._refusals.items,
         )
 
     @workflow.query(name="drafts")
@@ -190,15 +192,8 @@ class OrderWorkflow:
 
     # Moves.
 
-    def _validate(self, kind: str, model: type[BaseModel], payload: Any) -> Any:
-        if self._order is None:
-            self._refuse(kind, payload, "the order itself is invalid: " + "; ".join(self._problems))
-            return None
-        try:
-            return model.model_validate(payload)
-        except ValidationError as error:
-            self._refuse(kind, payload, "malformed payload: " + "; ".join(validation_problems(error)))
-            return None
+    def _validate(self, kind: str, model: type[Input], payload: Any) -> Input | None:
+        return self._refusals.validate(kind, model, payload, self._input)
 
     def _apply(self, trigger: str, actor: Actor, *, kind: str, by: str, comment: str, payload: Any = None) -> None:
         """Ask the order's Machine to move; a refusal changes nothing and is recorded with its reason."""
@@ -213,14 +208,48 @@ class OrderWorkflow:
         self._changes.append(StatusChange(trigger=row.trigger, source=source, dest=row.dest, by=by, comment=comment, at=workflow.now()))
         for email_trigger in row.emails:
             self._outbox.queue(self._order, email_trigger, status=row.dest, previous=source, by=by, comment=comment)
+        if source == AWAITING_APPROVAL and row.dest == CANCELLED:
+            self._approval.cancel()  # its approvers are told
+        if row.trigger in ("accept", "approve_budget") and self._order.cost_centre and self._spending is None:
+            self._spending = asyncio.create_task(self._record_spending())
+        self._publish()
+
+    # Budget approval and cost centre.
+
+    def _approval_ended(self, outcome: ApprovalOutcome) -> None:
+        """The approval's outcome moves the order; one that ended because the order was cancelled moves nothing."""
+        if self._lifecycle.state != AWAITING_APPROVAL:  # an answer that crossed the order's cancellation
+            self._outbox.notes.append(f"the budget approval ended {outcome.status} after the order was {self._lifecycle.state}")
+            self._publish()
+        elif outcome.status == "approved":
+            self._apply("approve_budget", "system", kind="approval", by=outcome.by, comment=outcome.comment)
+        elif outcome.status in ("rejected", "expired"):
+            self._apply("reject_budget", "system", kind="approval", by=outcome.by, comment=outcome.comment)
+
+    def _approval_problem(self, problem: str) -> None:
+        assert self._order is not None
+        self._outbox.record_failure("approval_requested", problem)
+        self._publish()
+
+    async def _record_spending(self) -> None:
+        """The order counts in its cost centre's spending once, when approved or accepted."""
+        assert self._order is not None
+        try:
+            answer = await workflow.execute_activity(
+                RECORD_SPENDING, self._order, result_type=SpendingAnswer, start_to_close_timeout=timedelta(minutes=1),
+                schedule_to_close_timeout=SPENDING_TIMEOUT,
+            )  # fmt: skip
+        except FailureError as error:
+            if is_cancellation(error):
+                raise
+            answer = SpendingAnswer(counted=False, note=f"cost centre {self._order.cost_centre}: not counted: {root_cause(error).message}")
+        self._outbox.notes.append(answer.note)
+        if not answer.counted:
+            workflow.logger.warning("order %s: %s", self._order.id, answer.note)
         self._publish()
 
     def _refuse(self, kind: str, payload: Any, reason: str) -> None:
-        shown = repr(payload)
-        workflow.logger.warning("refused %s: %s (payload %s)", kind, reason, shown[:MAX_PAYLOAD_SHOWN])
-        self._refused.append(RefusedRequest(kind=kind, reason=reason, payload=shown[:MAX_PAYLOAD_SHOWN], at=workflow.now()))
-        del self._refused[:-MAX_REFUSED_KEPT]
-        self._publish()
+        self._refusals.refuse(kind, payload, reason)
 
     # Drafts.
 
@@ -302,7 +331,9 @@ class OrderWorkflow:
     # The order at a glance.
 
     def _finished(self) -> bool:
-        return self._lifecycle.closed and self._outbox.idle and not self._drafts.pending
+        approval_over = not self._approval.started or self._approval.done
+        spending_over = self._spending is None or self._spending.done()
+        return self._lifecycle.closed and self._outbox.idle and not self._drafts.pending and approval_over and spending_over
 
     def _publish(self) -> None:
         """Status and drafts waiting as search attributes (operators filter by them), and a summary in the Web
@@ -323,6 +354,8 @@ class OrderWorkflow:
         lines += [f"- FAILED {f.email_trigger}: {markdown_text(f.error)}" for f in outbox.failed[-5:]]
         if waiting := outbox.waiting():
             lines.append(f"- {waiting} email(s) waiting to be sent")
-        lines += [f"- refused {r.kind}: {markdown_text(r.reason)}" for r in self._refused[-3:]]
+        if self._approval.waiting:
+            lines.append(f"- waiting for its budget approval: workflow {budget_workflow_id(self._order.id)}")
+        lines += [f"- refused {r.kind}: {markdown_text(r.reason)}" for r in self._refusals.items[-3:]]
         lines += self._drafts.details()
         workflow.set_current_details("\n".join(lines))

@@ -14,6 +14,8 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 with workflow.unsafe.imports_passed_through():
     from printroom.models import (
         SEND_STATUS_EMAIL,
+        ApprovalProgress,
+        Spending,
         SEND_STATUS_EMAILS,
         DraftContent,
         DraftSummary,
@@ -92,12 +94,16 @@ class Outbox:
         by: str = "",
         comment: str = "",
         waiting_draft: DraftSummary | None = None,
+        approvers: list[str] | None = None,
+        approval: ApprovalProgress | None = None,
+        spending: Spending | None = None,
     ) -> None:
         self._occurrences[email_trigger] += 1
         self._queue.append(
             StatusEmailRequest(
                 order=order, email_trigger=email_trigger, occurrence=self._occurrences[email_trigger], status=status,
                 previous_status=previous, by=by, comment=comment, changed_at=workflow.now(), waiting_draft=waiting_draft,
+                approvers=approvers, approval=approval, spending=spending,
             )  # fmt: skip
         )
 

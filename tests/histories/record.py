@@ -1,6 +1,7 @@
 """Records the histories that tests/test_replay.py replays, as VERSION-<workflow id>.json: one per kind of run
 (automatic emails, an SMTP outage, a drafted and edited email, a refused address held as a draft, a budget
-approval, a reminder timer, inputs at the models' edges). 0.1.0 is not released yet: until it is, its histories
+approval with its approval and cost-centre workflows, an escalated approval, a reminder timer, inputs at the
+models' edges). 0.1.0 is not released yet: until it is, its histories
 are recorded again whenever the workflow changes. From the release on, histories of released versions stay (running
 orders must keep replaying), and a change that alters the commands a workflow issues, or what its models accept,
 goes behind workflow.patched and gets a new VERSION here.
@@ -22,8 +23,10 @@ from temporalio.testing import WorkflowEnvironment
 
 from printroom.cli.binaries import temporal_binary
 from printroom.cli.capture import SmtpCapture
-from printroom.models import OrderState
-from printroom.settings import Settings
+from temporalio.service import RPCError
+
+from printroom.models import OrderState, Spending
+from printroom.settings import BudgetSettings, Settings
 from printroom.worker.main import build_worker, with_pydantic
 from printroom.workflows.order import SEARCH_ATTRIBUTES
 from tests.conftest import Refusing, eventually, free_port, sample_order
@@ -35,7 +38,8 @@ VERSION = "0.1.0"
 def settings_for(port: int, tmp: Path, **more: Any) -> Settings:
     return Settings(
         operators=["ops@example.com"], smtp={"port": port, "timeout_seconds": 2}, deliveries_dir=tmp / f"deliveries-{port}",
-        emails={"order_shipped": {"edit_before_send": True}}, shops={"default": {}, "campus": {}}, **more,
+        emails={"order_shipped": {"edit_before_send": True}}, shops={"default": {}, "campus": {}},
+        cost_centres={"marketing": {"budget": "1000", "warn_at_percent": 20, "approvers": ["cmo@example.org"]}}, **more,
     )  # fmt: skip
 
 
@@ -43,6 +47,17 @@ async def start(client: Client, name: str, **order: Any) -> WorkflowHandle[Any, 
     return await client.start_workflow(
         "OrderWorkflow", sample_order(name, **order), id=f"order-{name}", task_queue="record", result_type=OrderState
     )
+
+
+async def _status(handle: WorkflowHandle[Any, Any], status: str) -> bool:
+    return (await handle.query("state", result_type=OrderState)).status == status
+
+
+async def _counted(handle: WorkflowHandle[Any, Any]) -> bool:
+    try:
+        return (await handle.query("spending", result_type=Spending)).orders == 1
+    except RPCError:
+        return False
 
 
 async def drafts(handle: WorkflowHandle[Any, Any], count: int) -> bool:
@@ -76,11 +91,20 @@ async def on_the_dev_server(tmp: Path) -> list[WorkflowHandle[Any, Any]]:
             await international.signal("change_status", {"trigger": "reject", "comment": "Datei fehlt – bitte erneut senden"})
             await international.result()
 
-            approval = await start(client, "H-APPROVAL", budget={"limit": "200.00", "approvers": ["head@example.org"]})
+            approval = await start(
+                client, "H-APPROVAL", cost_centre="marketing", budget={"limit": "200.00", "approvers": ["head@example.org"]}
+            )
+            await eventually(lambda: _status(approval, "awaiting_approval"), what="the approval asked")
+            await approval.signal("approve", {"by": "intern@example.org"})  # refused: not an approver
             await approval.signal("approve", {"by": "head@example.org", "comment": "OK"})
+            await eventually(lambda: _status(approval, "submitted"), what="the approval's outcome")
             for trigger in ("accept", "cancel"):
                 await approval.signal("change_status", {"trigger": trigger})
             await approval.result()
+            budget = client.get_workflow_handle("budget-H-APPROVAL")
+            cost_centre = client.get_workflow_handle("cost-centre-marketing")
+            await eventually(lambda: _counted(cost_centre), what="the order counted in its cost centre")
+            await cost_centre.terminate("recorded")
         # The SMTP server is down at first: the local attempt fails, a regular activity retries until it is back.
         outage = await start(client, "H-OUTAGE")
         await asyncio.sleep(4)
@@ -100,7 +124,7 @@ async def on_the_dev_server(tmp: Path) -> list[WorkflowHandle[Any, Any]]:
         await refused.signal("discard_draft", {"draft_id": "d2", "reason": "address unknown", "by": "Léa"})
         await refused.result()
     controller.stop()
-    handles = [shipped, international, approval, outage, refused]
+    handles = [shipped, international, approval, budget, cost_centre, outage, refused]
     await _save(handles)
     await env.shutdown()
     return handles
@@ -121,7 +145,18 @@ async def on_the_time_skipping_server(tmp: Path) -> None:
             await env.sleep(timedelta(hours=9))  # two reminders
             await reminded.execute_update("edit_and_send", {"draft_id": "d1"})
             await reminded.result()
-    await _save([reminded])
+    escalating = settings.model_copy(
+        update={"budget": BudgetSettings(remind_every="24h", max_reminders=1, on_timeout="escalate", escalate_to=["boss@example.org"])}
+    )
+    async with build_worker(env.client, escalating, task_queue="record"):
+        with SmtpCapture(port=port):
+            escalated = await start(env.client, "H-ESCALATED", budget={"limit": "10", "approvers": ["head@example.org"]})
+            await eventually(lambda: _status(escalated, "awaiting_approval"), what="the approval asked")
+            await env.sleep(timedelta(days=3, hours=1))  # a reminder, the escalation, the new approver's reminder
+            budget = env.client.get_workflow_handle("budget-H-ESCALATED")
+            await budget.execute_update("decide", {"decision": "reject", "by": "boss@example.org", "comment": "No"})
+            await escalated.result()
+    await _save([reminded, escalated, budget])
     await env.shutdown()
 
 

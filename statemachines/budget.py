@@ -1,0 +1,37 @@
+"""The budget approval of one order: who is asked, who may answer, what silence leads to, and the email each
+move fires. Approvers decide; the system escalates, expires and cancels."""
+
+from __future__ import annotations
+
+from .table import StateTable, Transition
+
+REQUESTED = "requested"
+ESCALATED = "escalated"
+APPROVED = "approved"
+REJECTED = "rejected"
+EXPIRED = "expired"
+CANCELLED = "cancelled"
+
+WAITING = (REQUESTED, ESCALATED)
+
+BUDGET = StateTable(
+    name="approval",
+    states=(REQUESTED, ESCALATED, APPROVED, REJECTED, EXPIRED, CANCELLED),
+    initial=REQUESTED,
+    final=frozenset({APPROVED, REJECTED, EXPIRED, CANCELLED}),
+    emails_on_start=("approval_requested",),
+    transitions=(
+        #          trigger     sources    dest       emails                     by
+        Transition("approve",  WAITING,   APPROVED,  (),                        by="approver"),
+        Transition("reject",   WAITING,   REJECTED,  (),                        by="approver"),
+        # Silence, after budget.max_reminders reminders, as budget.on_timeout says: new approvers, or no.
+        Transition("escalate", (REQUESTED,), ESCALATED, ("approval_requested",), by="system"),
+        Transition("expire",   WAITING,   EXPIRED,   (),                        by="system"),
+        # The order was cancelled while it waited: the approvers need not answer any more.
+        Transition("cancel",   WAITING,   CANCELLED, ("approval_cancelled",),   by="system"),
+    ),
+)
+
+# Sent on a timer, not by a move: reminders to approvers, and the operators told that approvers stay silent.
+APPROVAL_REMINDER = "approval_reminder"
+APPROVAL_OVERDUE = "approval_overdue"

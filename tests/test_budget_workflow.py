@@ -1,0 +1,278 @@
+"""BudgetApprovalWorkflow and CostCentreWorkflow on a real Temporal dev server, emails checked at a real SMTP
+server: who is asked, who is heard, what the customer and the approvers receive, and what is refused."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
+from temporalio.service import RPCError
+
+from printroom.cli.capture import SmtpCapture
+from printroom.models import ApprovalOutcome, ApprovalState, DraftSent, OrderState, Spending
+from printroom.settings import CostCentreSettings, EmailPolicies, Settings
+from printroom.worker.main import build_worker
+from printroom.workflows.order import OrderWorkflow
+from tests.conftest import eventually, messages_to, order_state, sample_order
+
+CHEFIN = "chefin@bücher.example"
+CHEFIN_ON_THE_WIRE = "chefin@xn--bcher-kva.example"  # the envelope carries the domain in its ASCII form
+
+
+async def start(client: Client, task_queue: str, order: dict[str, Any]):
+    return await client.start_workflow(OrderWorkflow.run, order, id=f"order-{order['id']}", task_queue=task_queue)
+
+
+async def approval_state(client: Client, order: dict[str, Any]) -> ApprovalState:
+    return await client.get_workflow_handle(f"budget-{order['id']}").query("state", result_type=ApprovalState)
+
+
+async def status_is(handle, status: str) -> bool:
+    return (await order_state(handle)).status == status
+
+
+def over_budget(**changes: Any) -> dict[str, Any]:
+    return sample_order(budget={"limit": "200.00", "approvers": [CHEFIN, "head@example.org"]}, **changes)
+
+
+def with_cost_centres(settings: Settings, **more: Any) -> Settings:
+    centres = {
+        "marketing": CostCentreSettings(budget=Decimal("500.00"), warn_at_percent=Decimal(80), approvers=["cmo@example.org"]),
+        "lab": CostCentreSettings(budget=Decimal("1000.00"), currency="CHF", approvers=["lab@example.org"]),
+    }
+    return settings.model_copy(update={"cost_centres": centres, **more})
+
+
+async def test_only_the_approvers_are_heard_and_the_first_decision_wins(client, dev_worker, smtp: SmtpCapture):
+    order = over_budget()
+    handle = await start(client, dev_worker.task_queue, order)
+    budget = client.get_workflow_handle(f"budget-{order['id']}", result_type=ApprovalOutcome)
+    await eventually(lambda: messages_to(smtp, CHEFIN_ON_THE_WIRE), what="the approval request to the first approver")
+    assert (await order_state(handle)).status == "awaiting_approval"
+
+    # Someone not asked: refused and recorded, by signal (relayed through the order) and by update (answered).
+    await handle.signal("approve", {"by": "intern@example.org", "comment": "looks fine"})
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await budget.execute_update("decide", {"decision": "approve", "by": "intern@example.org"})
+    assert "intern@example.org is not an approver of order" in str(refused.value.cause)
+    # The approver, written with the ASCII form of her domain and other capitals, is heard.
+    outcome = await budget.execute_update(
+        "decide", {"decision": "approve", "by": "Chefin@XN--BCHER-KVA.example", "comment": "Einmalig"}, result_type=ApprovalOutcome
+    )
+    assert (outcome.status, outcome.by, outcome.comment) == ("approved", "Chefin@XN--BCHER-KVA.example", "Einmalig")
+    assert (await budget.result()).status == "approved"
+    await eventually(lambda: status_is(handle, "submitted"), what="the order moved by the approval")
+    # A later decision is refused with who decided and when: by the order, or by the server for the ended approval,
+    # whose state still says who decided.
+    await handle.signal("reject", {"by": "head@example.org", "comment": "too late"})
+    state = await eventually(lambda: _refused(handle), what="the late decision refused")
+    assert re.fullmatch(r"the budget approval has ended: approved by Chefin@XN--BCHER-KVA.example on \d\d \w+ \d{4} at \d\d:\d\d UTC", state.refused[-1].reason)
+    with pytest.raises(RPCError, match="already completed"):
+        await budget.execute_update("decide", {"decision": "reject", "by": "head@example.org"})
+
+    approval = await budget.query("state", result_type=ApprovalState)
+    assert (approval.status, approval.decision.by) == ("approved", "Chefin@XN--BCHER-KVA.example")
+    assert sorted(r.kind for r in approval.refused) == ["approve", "decide"]  # the intern, by signal and by update
+    assert all("intern@example.org is not an approver" in r.reason for r in approval.refused)
+    await handle.signal("change_status", {"trigger": "cancel"})
+    final = await handle.result()
+    assert [c.trigger for c in final.changes] == ["request_approval", "approve_budget", "cancel"]
+    assert final.changes[1].by == "Chefin@XN--BCHER-KVA.example" and final.changes[1].comment == "Einmalig"
+    # Both approvers were asked, in the order's language; the customer learnt the outcome, with the comment.
+    for approver in (CHEFIN_ON_THE_WIRE, "head@example.org"):
+        (request,) = [m.parsed() for m in messages_to(smtp, approver)]
+        assert request["Subject"] == f"Approbation requise : la commande {order['id']} dépasse son budget"
+    (approved,) = [m.parsed() for m in messages_to(smtp, "marie@example.org") if "budget" in m.parsed()["Subject"]]
+    assert "Einmalig" in approved.get_body(("plain",)).get_content()
+
+
+async def test_a_rejection_rejects_the_order_and_tells_the_customer_why(client, dev_worker, smtp):
+    order = over_budget(language="en")
+    handle = await start(client, dev_worker.task_queue, order)
+    await eventually(lambda: messages_to(smtp, "head@example.org"), what="the approval request")
+    await handle.signal("reject", {"by": "head@example.org", "comment": "Too expensive: print 250 instead"})
+    state = await handle.result()
+    assert state.status == "rejected" and state.changes[-1].trigger == "reject_budget"
+    (rejected,) = [m.parsed() for m in messages_to(smtp, "marie@example.org") if "budget" in m.parsed()["Subject"].lower()]
+    assert "Too expensive: print 250 instead" in rejected.get_body(("plain",)).get_content()
+
+
+async def test_an_approval_signalled_on_the_budget_workflow_moves_the_order_and_tells_the_customer(client, dev_worker, smtp):
+    order = over_budget(language="de")
+    handle = await start(client, dev_worker.task_queue, order)
+    await eventually(lambda: messages_to(smtp, "head@example.org"), what="the approval request")
+    await client.get_workflow_handle(f"budget-{order['id']}").signal("approve", {"by": "head@example.org", "comment": "Einmalig"})
+    await eventually(lambda: status_is(handle, "submitted"), what="the order back to submitted")
+    await handle.signal("change_status", {"trigger": "cancel"})
+    await handle.result()
+    customer = [m.parsed()["Subject"] for m in messages_to(smtp, "marie@example.org")]
+    assert any("freigegeben" in s for s in customer), customer
+    approval = await approval_state(client, order)
+    assert (approval.status, approval.decision.by, approval.reminders_sent) == ("approved", "head@example.org", 0)
+
+
+async def test_cancelling_a_waiting_order_cancels_its_approval_and_tells_the_approvers(client, dev_worker, smtp):
+    order = over_budget(language="en")
+    handle = await start(client, dev_worker.task_queue, order)
+    await eventually(lambda: messages_to(smtp, "head@example.org"), what="the approval request")
+    await handle.signal("change_status", {"trigger": "cancel", "by": "Léa"})
+    state = await handle.result()
+    assert state.status == "cancelled" and not state.emails_failed
+    budget = client.get_workflow_handle(f"budget-{order['id']}", result_type=ApprovalOutcome)
+    assert (await budget.result()).status == "cancelled"
+    told = [m.parsed()["Subject"] for m in messages_to(smtp, "head@example.org")]
+    assert told == [f"Approval needed: order {order['id']} is over its budget", f"No longer needed: approval of order {order['id']}"]
+    # A decision for an approval that has ended is refused (the update), and the order's relay says why (signal).
+    with pytest.raises((WorkflowUpdateFailedError, RPCError)):
+        await budget.execute_update("decide", {"decision": "approve", "by": "head@example.org"})
+
+
+async def test_an_order_workflow_cancelled_from_temporal_still_tells_the_approvers(client, dev_worker, smtp):
+    order = over_budget(language="en")
+    handle = await start(client, dev_worker.task_queue, order)
+    await eventually(lambda: messages_to(smtp, CHEFIN_ON_THE_WIRE), what="the approval request")
+    await handle.cancel()  # `temporal workflow cancel`: the approval is asked to cancel as the order closes
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()
+    budget = client.get_workflow_handle(f"budget-{order['id']}", result_type=ApprovalOutcome)
+    assert (await budget.result()).status == "cancelled"
+    await eventually(lambda: len(messages_to(smtp, CHEFIN_ON_THE_WIRE)) == 2, what="approval_cancelled")
+    assert messages_to(smtp, CHEFIN_ON_THE_WIRE)[1].parsed()["Subject"] == f"No longer needed: approval of order {order['id']}"
+
+
+async def test_a_cost_centre_names_the_approvers_and_counts_what_it_approved(client, dev_env, settings, smtp, task_queue):
+    centred = with_cost_centres(settings)
+    async with build_worker(client, centred, task_queue=task_queue):
+        # budget.required: an approval whatever the price; nobody named on the order, so the cost centre's approvers.
+        first = sample_order(language="en", cost_centre="marketing", budget={"required": True}, price={"amount": "300.00", "currency": "EUR"})
+        handle = await start(client, task_queue, first)
+        await eventually(lambda: messages_to(smtp, "cmo@example.org"), what="the approval request to the cost centre's approver")
+        assert (await approval_state(client, first)).approvers_from == "cost centre marketing"
+        subject = messages_to(smtp, "cmo@example.org")[0].parsed()["Subject"]
+        assert subject == f"Approval needed: order {first['id']}"  # no limit: not "over its budget"
+        await handle.signal("approve", {"by": "cmo@example.org"})
+        await eventually(lambda: status_is(handle, "submitted"), what="approved")
+        centre = client.get_workflow_handle("cost-centre-marketing")
+        spending = await eventually(lambda: _spent(centre, Decimal("300.00")), what="the order counted")
+        assert (spending.orders, spending.warned_at) == (1, None)
+        # An order that needs no approval counts when accepted, once however often it is accepted.
+        second = sample_order(language="en", cost_centre="marketing", price={"amount": "150.00", "currency": "EUR"})
+        other = await start(client, task_queue, second)
+        await other.signal("change_status", {"trigger": "accept"})
+        spending = await eventually(lambda: _spent(centre, Decimal("450.00")), what="the second order counted")
+        # 450 of 500 is over 80 %: the approvers are warned, once.
+        await eventually(lambda: messages_to(smtp, "cmo@example.org")[1:], what="the budget warning")
+        warning = messages_to(smtp, "cmo@example.org")[1].parsed()
+        assert warning["Subject"] == "Cost centre marketing has spent 90 % of its budget"
+        assert "€450.00 of its budget of €500.00" in warning.get_body(("plain",)).get_content()
+        third = sample_order(language="en", cost_centre="marketing", price={"amount": "10.00", "currency": "EUR"})
+        last = await start(client, task_queue, third)
+        await last.signal("change_status", {"trigger": "accept"})
+        await eventually(lambda: _spent(centre, Decimal("460.00")), what="the third order counted")
+        for h in (handle, other, last):
+            await h.signal("change_status", {"trigger": "cancel"})
+            await h.result()
+        assert len(messages_to(smtp, "cmo@example.org")) == 2  # the request and one warning: none for the third
+        assert "counted" in " ".join((await order_state(other)).email_notes)
+        await centre.terminate("test over")
+
+
+async def test_a_price_in_another_currency_than_the_cost_centre_is_not_counted_and_says_why(client, settings, smtp, task_queue):
+    async with build_worker(client, with_cost_centres(settings), task_queue=task_queue):
+        order = sample_order(cost_centre="lab", price={"amount": "99.00", "currency": "EUR"})
+        handle = await start(client, task_queue, order)
+        await handle.signal("change_status", {"trigger": "accept"})
+        await handle.signal("change_status", {"trigger": "cancel"})
+        state = await handle.result()
+    assert any("cost centre lab counts in CHF and the order's price is in EUR" in n for n in state.email_notes), state.email_notes
+
+
+async def test_an_unknown_cost_centre_is_said_to_the_operators_and_in_the_approval(client, settings, smtp, task_queue):
+    async with build_worker(client, with_cost_centres(settings), task_queue=task_queue):
+        order = sample_order(language="en", cost_centre="marketting", budget={"limit": "100.00"})
+        handle = await start(client, task_queue, order)
+        approval = await eventually(lambda: _with_problem(client, order), what="the approval's problem")
+        assert approval.problem.startswith("cost centre 'marketting' is not in the settings (known: lab, marketing)")
+        await eventually(lambda: messages_to(smtp, "ops@example.com")[1:], what="the operators told")
+        overdue = messages_to(smtp, "ops@example.com")[-1].parsed()
+        assert overdue["Subject"] == f"No answer: order {order['id']} is still waiting for budget approval"
+        assert "nobody can be asked" in overdue.get_body(("plain",)).get_content()
+        await handle.signal("change_status", {"trigger": "cancel"})
+        await handle.result()
+
+
+async def test_an_approval_request_set_to_be_edited_waits_on_the_order_for_an_operator(client, settings, smtp, task_queue):
+    drafting = settings.model_copy(update={"emails": EmailPolicies.model_validate({"approval_requested": {"edit_before_send": True}})})
+    async with build_worker(client, drafting, task_queue=task_queue):
+        order = over_budget(language="en")
+        handle = await start(client, task_queue, order)
+        state = await eventually(lambda: _drafts(handle), what="the request held on the order")
+        assert state.drafts_pending[0].to == [CHEFIN, "head@example.org"]
+        assert messages_to(smtp, CHEFIN_ON_THE_WIRE) == []
+        sent = await handle.execute_update(
+            "edit_and_send", {"draft_id": "d1", "note": "Urgent: event on Friday", "by": "Léa"}, result_type=DraftSent
+        )
+        assert sent.to == [CHEFIN, "head@example.org"]
+        (request,) = [m.parsed() for m in messages_to(smtp, CHEFIN_ON_THE_WIRE)]
+        assert "Urgent: event on Friday" in request.get_body(("plain",)).get_content()
+        await handle.signal("change_status", {"trigger": "cancel"})
+        await handle.result()
+
+
+@pytest.mark.parametrize(
+    ("budget", "price", "problem"),
+    [
+        ({"limit": "-5", "approvers": ["head@example.org"]}, None, "budget.limit: Input should be greater than or equal to 0"),
+        ({"limit": "two hundred", "approvers": ["head@example.org"]}, None, "budget.limit: Input should be a valid decimal"),
+        ({"limit": "200", "currency": "USD"}, {"amount": "240", "currency": "EUR"}, "printroom never converts currencies"),
+        ({"limit": "200", "approvers": ["head@"]}, None, "budget.approvers.0: value is not a valid email address"),
+        ({"approvers": ["head@example.org"]}, None, "budget needs a limit, or required: true"),
+    ],
+)
+async def test_a_bad_budget_fails_the_order_at_once_naming_the_field(client, dev_worker, budget, price, problem):
+    order = sample_order(budget=budget, **({"price": price} if price else {}))
+    handle = await start(client, dev_worker.task_queue, order)
+    with pytest.raises(WorkflowFailureError) as failed:
+        await handle.result()
+    assert problem in str(failed.value.cause)
+
+
+async def test_a_decision_for_an_order_that_waits_for_none_is_refused(client, dev_worker, smtp):
+    order = sample_order()
+    with pytest.raises(RPCError, match="not found"):  # no budget- workflow at all
+        await client.get_workflow_handle(f"budget-{order['id']}").execute_update("decide", {"decision": "approve", "by": "a@b.org"})
+    handle = await start(client, dev_worker.task_queue, order)
+    await handle.signal("approve", {"by": "head@example.org"})
+    state = await eventually(lambda: _refused(handle), what="the refusal")
+    assert state.refused[0].reason == "the order is not waiting for a budget approval"
+    await handle.signal("change_status", {"trigger": "cancel"})
+    await handle.result()
+
+
+async def _spent(centre, amount: Decimal) -> Spending | None:
+    try:
+        spending = await centre.query("spending", result_type=Spending)
+    except RPCError:
+        return None
+    return spending if spending.spent == amount else None
+
+
+async def _with_problem(client, order) -> ApprovalState | None:
+    try:
+        state = await approval_state(client, order)
+    except RPCError:
+        return None
+    return state if state.problem else None
+
+
+async def _drafts(handle) -> OrderState | None:
+    state = await order_state(handle)
+    return state if state.drafts_pending else None
+
+
+async def _refused(handle) -> OrderState | None:
+    state = await order_state(handle)
+    return state if state.refused else None

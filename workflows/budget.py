@@ -1,0 +1,259 @@
+"""BudgetApprovalWorkflow, `budget-<order id>`: one order's budget approval. It asks the approvers, reminds them,
+acts on their silence as `budget.on_timeout` says, hears only them, and ends with the outcome the order moves on."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError, FailureError
+
+with workflow.unsafe.imports_passed_through():
+    from printroom.workflows.approvers import same_address
+    from printroom.workflows.requests import Refusals, WorkflowInput, check_update
+    from printroom.workflows.sending import Outbox, is_cancellation
+
+    # EmailStr imports email_validator (and idna) lazily, on the first address it checks.
+    import email_validator  # noqa: F401
+    import idna  # noqa: F401
+    import idna.uts46data  # noqa: F401
+
+    from printroom.models import (
+        BUDGET_WORKFLOW,
+        HOLD_DRAFTS,
+        PLAN_APPROVAL,
+        ApprovalDecision,
+        ApprovalOutcome,
+        ApprovalPlan,
+        ApprovalProgress,
+        ApprovalState,
+        Decide,
+        DraftContent,
+        HeldDrafts,
+        Order,
+        StatusEmailRequest,
+    )
+    from printroom.statemachines.budget import APPROVAL_OVERDUE, APPROVAL_REMINDER, BUDGET
+    from printroom.statemachines.table import Lifecycle, Transition
+
+# Reading the settings is quick; the plan is retried a little and then the approval fails, saying why.
+PLAN_TIMEOUT = timedelta(seconds=10)
+PLAN_RETRY = RetryPolicy(maximum_attempts=5)
+
+
+class DecisionRefused(Exception):
+    """A decision that is not taken: from someone not asked, or after the approval ended."""
+
+
+@workflow.defn(name=BUDGET_WORKFLOW)
+class BudgetApprovalWorkflow:
+    @workflow.init
+    def __init__(self, raw_order: Any = None) -> None:
+        self._input = WorkflowInput(Order, raw_order, "order")
+        self._order = self._input.value
+        self._lifecycle = Lifecycle(BUDGET, self._moved)
+        self._plan: ApprovalPlan | None = None
+        self._approvers: list[str] = []
+        self._escalated_to: list[str] = []
+        self._reminders_sent = 0
+        self._outcome: ApprovalOutcome | None = None
+        self._refusals = Refusals(lambda: f"approval of order {self._order_id}", self._publish)
+        self._requested_at = workflow.now()
+        self._outbox = Outbox(self._order.id if self._order else "", self._drafts_made, self._publish)
+        self._handovers: list[asyncio.Task[None]] = []
+
+    @workflow.run
+    async def run(self, raw_order: Any = None) -> ApprovalOutcome:
+        if self._order is None:
+            raise self._input.fail()
+        self._plan = await workflow.execute_local_activity(
+            PLAN_APPROVAL, self._order, result_type=ApprovalPlan, start_to_close_timeout=PLAN_TIMEOUT, retry_policy=PLAN_RETRY
+        )
+        self._approvers = self._plan.approvers
+        if self._plan.problem:
+            workflow.logger.error("approval of order %s: %s", self._order.id, self._plan.problem)
+        for email_trigger in BUDGET.emails_on_start:
+            self._queue(email_trigger)
+        if not self._approvers:  # nobody to ask: the operators are told at once, and it waits for them to act
+            self._queue(APPROVAL_OVERDUE)
+        sending = asyncio.create_task(self._outbox.run(lambda: self._lifecycle.closed))
+        try:
+            await self._wait_for_a_decision()
+        except asyncio.CancelledError:
+            # The order was cancelled (its cancel, or its workflow's): the approvers are told, and this ends cleanly.
+            self._lifecycle.follow("cancel", "system", by="printroom", comment="the order was cancelled")
+        await sending
+        await asyncio.gather(*self._handovers)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        assert self._outcome is not None
+        return self._outcome
+
+    async def _wait_for_a_decision(self) -> None:
+        """Reminders every remind_every, at most max_reminders; then, after one more remind_every of silence,
+        budget.on_timeout: escalate (once; its approvers reminded again), reject, or tell the operators."""
+        plan = self._plan
+        assert plan is not None
+        if not self._approvers:
+            await workflow.wait_condition(lambda: self._lifecycle.closed)
+            return
+        while True:
+            for _ in range(plan.max_reminders):
+                if await self._decided_within(plan.remind_every):
+                    return
+                self._reminders_sent += 1
+                self._queue(APPROVAL_REMINDER)
+            if await self._decided_within(plan.remind_every):
+                return
+            silence = f"no answer after {plan.max_reminders} reminder(s), every {plan.remind_every}"
+            if plan.on_timeout == "escalate" and self._lifecycle.may_escalate(actor="system"):  # type: ignore[attr-defined]
+                self._escalated_to = plan.escalate_to
+                self._approvers = plan.escalate_to
+                self._lifecycle.follow("escalate", "system", by="printroom", comment=silence)
+                continue
+            if plan.on_timeout == "reject":
+                self._lifecycle.follow("expire", "system", by="printroom", comment=silence)
+                return
+            self._queue(APPROVAL_OVERDUE)  # the operators decide what to do; nobody is reminded any more
+            await workflow.wait_condition(lambda: self._lifecycle.closed)
+            return
+
+    async def _decided_within(self, wait: timedelta) -> bool:
+        try:
+            await workflow.wait_condition(lambda: self._lifecycle.closed, timeout=wait)
+            return True
+        except asyncio.TimeoutError:
+            return False
+
+    # Decisions: signals (validated here, a refusal recorded) and the update (a refusal answered and recorded).
+
+    @workflow.signal(name="approve")
+    async def approve(self, payload: Any = None) -> None:
+        await self._signalled("approve", payload)
+
+    @workflow.signal(name="reject")
+    async def reject(self, payload: Any = None) -> None:
+        await self._signalled("reject", payload)
+
+    async def _signalled(self, decision: str, payload: Any) -> None:
+        request = self._refusals.validate(decision, ApprovalDecision, payload, self._input)
+        if request is None:
+            return
+        await workflow.wait_condition(lambda: self._plan is not None)  # the approvers are known once planned
+        try:
+            self._decide(decision, request.by, request.comment)
+        except DecisionRefused as refusal:
+            self._refusals.refuse(decision, payload, str(refusal))
+
+    @workflow.update(name="decide")
+    async def decide(self, payload: Any = None) -> ApprovalOutcome:
+        """The approver's answer, answered: the outcome, or why it was refused (recorded as well)."""
+        request = Decide.model_validate(payload)
+        await workflow.wait_condition(lambda: self._plan is not None)
+        try:
+            return self._decide(request.decision, request.by, request.comment)
+        except DecisionRefused as refusal:
+            self._refusals.refuse("decide", payload, str(refusal))
+            raise ApplicationError(str(refusal), type="DecisionRefused", non_retryable=True) from None
+
+    @decide.validator
+    def _may_decide(self, payload: Any = None) -> None:
+        """A malformed payload is refused before anything is written; who decides is checked, and recorded, by
+        the update itself."""
+        check_update(Decide, payload, self._input)
+
+    def _decide(self, decision: str, by: str, comment: str) -> ApprovalOutcome:
+        if self._outcome is not None:
+            raise DecisionRefused(self._ended())
+        if not by:
+            raise DecisionRefused("say who decides: 'by' must be the approver's email address")
+        if not any(same_address(by, approver) for approver in self._approvers):
+            asked = ", ".join(self._approvers) or "nobody yet (the operators were told)"
+            raise DecisionRefused(f"{by} is not an approver of order {self._order_id}; the approval is asked of {asked}")
+        if refusal := self._lifecycle.follow(decision, "approver", by=by, comment=comment):
+            raise DecisionRefused(refusal)
+        assert self._outcome is not None
+        return self._outcome
+
+    def _ended(self) -> str:
+        outcome = self._outcome
+        assert outcome is not None
+        when = f" on {outcome.at:%d %b %Y at %H:%M} UTC" if outcome.at else ""
+        if outcome.status in ("approved", "rejected"):
+            return f"the order {self._order_id} was already {outcome.status} by {outcome.by}{when}"
+        return f"the approval of order {self._order_id} has ended: {outcome.status}{when} ({outcome.comment})"
+
+    @workflow.query(name="state")
+    def state(self) -> ApprovalState:
+        return ApprovalState(
+            order_id=self._order_id,
+            status=self._lifecycle.state,
+            approvers=self._approvers,
+            approvers_from=self._plan.approvers_from if self._plan else "",
+            requested_at=self._requested_at,
+            reminders_sent=self._reminders_sent,
+            escalated_to=self._escalated_to,
+            decision=self._outcome,
+            problem=self._plan.problem if self._plan else "",
+            refused=self._refusals.items,
+            emails_sent=self._outbox.sent,
+            emails_failed=self._outbox.failed,
+            email_notes=self._outbox.notes,
+        )
+
+    # Moves and emails.
+
+    @property
+    def _order_id(self) -> str:
+        return self._order.id if self._order else ""
+
+    def _moved(self, row: Transition, source: str, detail: Mapping[str, Any]) -> None:
+        """The Machine moved the approval: a final state is its outcome; the row's emails go to the approvers of now."""
+        by, comment = detail.get("by", ""), detail.get("comment", "")
+        workflow.logger.info("approval of order %s: %s -> %s (%s)", self._order_id, source, row.dest, row.trigger)
+        if self._lifecycle.closed:
+            self._outcome = ApprovalOutcome(status=row.dest, by=by, comment=comment, at=workflow.now())  # type: ignore[arg-type]
+        for email_trigger in row.emails:
+            self._queue(email_trigger, previous=source, by=by, comment=comment)
+        self._publish()
+
+    def _queue(self, email_trigger: str, *, previous: str | None = None, by: str = "", comment: str = "") -> None:
+        assert self._order is not None
+        progress = ApprovalProgress(requested_at=self._requested_at, reminders_sent=self._reminders_sent, approvers=self._approvers)
+        self._outbox.queue(
+            self._order, email_trigger, status="awaiting_approval", previous=previous, by=by, comment=comment,
+            approvers=list(self._approvers), approval=progress,
+        )  # fmt: skip
+
+    def _drafts_made(self, request: StatusEmailRequest, drafts: list[DraftContent]) -> None:
+        """Emails held for an operator (edit_before_send, or a failure to fix) wait on the order, where operators
+        look for them (DraftsPending); an approval started on its own has no order to hold them."""
+        parent = workflow.info().parent
+        if parent is None:
+            for draft in drafts:
+                self._outbox.record_failure(draft.email_trigger, "held for an operator, but this approval has no order workflow to hold it")
+            return
+        self._handovers.append(asyncio.create_task(self._hand_over(parent.workflow_id, HeldDrafts(request=request, drafts=drafts))))
+
+    async def _hand_over(self, order_workflow_id: str, held: HeldDrafts) -> None:
+        try:
+            await workflow.get_external_workflow_handle(order_workflow_id).signal(HOLD_DRAFTS, held)
+        except FailureError as error:  # the order has closed: said here, where the operators look next
+            if is_cancellation(error):
+                raise
+            for draft in held.drafts:
+                self._outbox.record_failure(draft.email_trigger, f"held for an operator, but its order could not take it: {error.message}")
+
+    def _publish(self) -> None:
+        """The approval at a glance in the Web UI's current details."""
+        lines = [f"**Approval of order {self._order_id}**: {self._lifecycle.state}", ""]
+        lines.append(f"- asked of {', '.join(self._approvers) or 'nobody'}" + (f", reminded {self._reminders_sent} time(s)" if self._reminders_sent else ""))
+        if self._outcome is not None and self._outcome.by:
+            lines.append(f"- {self._outcome.status} by {self._outcome.by}" + (f": {self._outcome.comment}" if self._outcome.comment else ""))
+        if self._plan is not None and self._plan.problem:
+            lines.append(f"- PROBLEM: {self._plan.problem}")
+        lines += [f"- refused {r.kind}: {r.reason}" for r in self._refusals.items[-3:]]
+        workflow.set_current_details("\n".join(lines))

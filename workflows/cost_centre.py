@@ -1,0 +1,148 @@
+"""CostCentreWorkflow, `cost-centre-<name>`: a cost centre's spending per period. Each approved or accepted order
+of it is counted once; its approvers get `budget_warning` once a period when the spending crosses the threshold.
+It continues as new so that its history stays small for years."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from decimal import Decimal
+from typing import Any
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from printroom.workflows.requests import Refusals, WorkflowInput
+    from printroom.workflows.sending import Outbox
+
+    import email_validator  # noqa: F401  # EmailStr imports it lazily
+
+    from printroom.models import (
+        ADD_SPENDING,
+        COST_CENTRE_WORKFLOW,
+        CostCentreBook,
+        DraftContent,
+        Spending,
+        SpendingRecord,
+        StatusEmailRequest,
+    )
+    from printroom.statemachines.emails import BUDGET_WARNING
+
+MAX_COUNTED_KEPT = 5000
+
+
+@workflow.defn(name=COST_CENTRE_WORKFLOW)
+class CostCentreWorkflow:
+    @workflow.init
+    def __init__(self, raw_book: Any = None) -> None:
+        self._input = WorkflowInput(CostCentreBook, raw_book, "cost centre")
+        self._book = self._input.value
+        self._inbox: deque[SpendingRecord] = deque(self._book.pending if self._book else [])
+        self._refusals = Refusals(lambda: f"cost centre {self._name}", self._publish)
+        self._ending = False
+        self._outbox = Outbox(self._name, self._not_held, self._publish)
+
+    @workflow.run
+    async def run(self, raw_book: Any = None) -> None:
+        if self._book is None:
+            raise self._input.fail()
+        sending = asyncio.create_task(self._outbox.run(lambda: self._ending))
+        while True:
+            await workflow.wait_condition(lambda: bool(self._inbox) or self._history_full())
+            while self._inbox:
+                self._count(self._inbox.popleft())
+            if self._history_full():
+                break
+        self._ending = True
+        await sending  # every warning queued is sent before the next run
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        book = self._book.model_copy(update={"pending": list(self._inbox)})
+        workflow.continue_as_new(book)
+
+    def _history_full(self) -> bool:
+        info = workflow.info()
+        assert self._book is not None
+        return info.is_continue_as_new_suggested() or info.get_current_history_length() >= self._book.history_limit
+
+    @workflow.signal(name=ADD_SPENDING)
+    def add_spending(self, payload: Any = None) -> None:
+        if (record := self._refusals.validate(ADD_SPENDING, SpendingRecord, payload, self._input)) is not None:
+            self._inbox.append(record)
+
+    @workflow.query(name="spending")
+    def spending(self) -> Spending:
+        return self._current()
+
+    @property
+    def _name(self) -> str:
+        return self._book.terms.name if self._book else ""
+
+    def _current(self) -> Spending:
+        assert self._book is not None
+        terms = self._book.terms
+        if self._book.spending is None:
+            self._book.spending = Spending(
+                cost_centre=terms.name, period="", budget=terms.budget, currency=terms.currency, warn_at_percent=terms.warn_at_percent
+            )
+        return self._book.spending
+
+    def _count(self, record: SpendingRecord) -> None:
+        """Once per order, in the record's period; the warning once per period, when the threshold is crossed."""
+        book = self._book
+        assert book is not None
+        order, price = record.order, record.order.price
+        if record.settings is not None:
+            book.terms = record.settings  # the settings of today: a raised budget applies from now on
+        spending = self._current()
+        # A new period starts from nothing (as does one written another way: the settings went from month to year).
+        if record.period and (record.period > spending.period or len(record.period) != len(spending.period)):
+            spending = book.spending = Spending(
+                cost_centre=book.terms.name, period=record.period, budget=book.terms.budget, currency=book.terms.currency,
+                warn_at_percent=book.terms.warn_at_percent,
+            )  # fmt: skip
+        spending.budget, spending.warn_at_percent = book.terms.budget, book.terms.warn_at_percent
+        if order.id in book.counted:
+            return
+        if record.period and record.period < spending.period:
+            self._refuse(f"order {order.id} counts in {record.period}, a period already closed; not counted")
+            return
+        if price is None or price.currency != spending.currency:
+            what = f"in {price.currency}" if price else "without a price"
+            self._refuse(f"order {order.id} is {what}; this cost centre counts in {spending.currency} (never converted)")
+            return
+        book.counted.append(order.id)
+        del book.counted[:-MAX_COUNTED_KEPT]
+        spending.spent += price.amount
+        spending.orders += 1
+        crossed = spending.spent * 100 >= spending.budget * Decimal(spending.warn_at_percent)
+        workflow.logger.info("cost centre %s: %s counts %s, %s spent in %s", book.terms.name, order.id, price.amount, spending.spent, spending.period)
+        if crossed and spending.warned_at is None:
+            spending.warned_at = workflow.now()
+            self._outbox.queue(
+                order, BUDGET_WARNING, status="accepted", previous=None, approvers=list(book.terms.approvers),
+                spending=spending.model_copy(),
+            )  # fmt: skip
+        self._publish()
+
+    def _not_held(self, request: StatusEmailRequest, drafts: list[DraftContent]) -> None:
+        """A warning is never held for an operator; one that could not be sent is said as failed."""
+        for draft in drafts:
+            self._outbox.record_failure(draft.email_trigger, draft.reason or "held for an operator, but a cost centre has no order to hold it")
+
+    def _refuse(self, reason: str) -> None:
+        """An order not counted: in the `spending` query, where the cost centre's owner looks."""
+        self._refusals.refuse(ADD_SPENDING, "", reason)
+        if self._book is not None:
+            self._current().refused = [r.reason for r in self._refusals.items[-10:]]
+            self._publish()
+
+    def _publish(self) -> None:
+        if self._book is None:
+            return
+        s = self._current()
+        lines = [f"**Cost centre {self._name}**: {s.spent} of {s.budget} {s.currency} spent in {s.period or '(no order yet)'} ({s.percent}%)"]
+        if s.warned_at:
+            lines.append(f"- warned at {s.warned_at:%Y-%m-%d %H:%M} UTC (threshold {s.warn_at_percent}%)")
+        lines += [f"- FAILED {f.email_trigger}: {f.error}" for f in self._outbox.failed[-3:]]
+        lines += [f"- refused: {r.reason}" for r in self._refusals.items[-3:]]
+        workflow.set_current_details("\n".join(lines))
