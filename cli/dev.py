@@ -26,6 +26,7 @@ log = logging.getLogger("printroom.dev")
 
 HOST = "127.0.0.1"
 SAMPLE_ORDER = Path(__file__).resolve().parents[1] / "examples" / "order.json"
+OVER_BUDGET_ORDER = SAMPLE_ORDER.with_name("order-over-budget.json")
 STARTUP_TIMEOUT = 60.0
 
 
@@ -112,6 +113,10 @@ def banner(settings: Settings, address: str, outbox: Path) -> str:
             "Then move it along:",
             f"  {temporal} workflow signal --address {address} --workflow-id order-{order_id} "
             '--name change_status --input \'{"trigger": "accept", "by": "me"}\'',
+            f"An order over its budget waits for its approver: start it with --input-file {OVER_BUDGET_ORDER} and",
+            "--workflow-id order-PO-1002, then answer as its approver:",
+            f"  {temporal} workflow signal --address {address} --workflow-id budget-PO-1002 "
+            '--name approve --input \'{"by": "chefin@bücher.example", "comment": "OK"}\'',
             "",
             "Stop everything with Ctrl-C.",
         ]
