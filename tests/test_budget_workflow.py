@@ -276,3 +276,34 @@ async def _drafts(handle) -> OrderState | None:
 async def _refused(handle) -> OrderState | None:
     state = await order_state(handle)
     return state if state.refused else None
+
+
+async def test_a_second_decision_while_the_approval_is_still_open_is_refused_with_who_and_when(client, settings, task_queue):
+    """The SMTP server is down, so the approval stays open retrying its request: both decisions reach it."""
+    from tests.conftest import free_port, with_smtp_port
+
+    async with build_worker(client, with_smtp_port(settings, free_port()), task_queue=task_queue):
+        order = over_budget()
+        handle = await start(client, task_queue, order)
+        budget = client.get_workflow_handle(f"budget-{order['id']}", result_type=ApprovalOutcome)
+        await eventually(lambda: _exists(budget), what="the approval started")
+        first = await budget.execute_update("decide", {"decision": "approve", "by": "head@example.org"}, result_type=ApprovalOutcome)
+        assert first.status == "approved"
+        with pytest.raises(WorkflowUpdateFailedError) as second:
+            await budget.execute_update("decide", {"decision": "reject", "by": CHEFIN})
+        assert re.fullmatch(
+            rf"the order {order['id']} was already approved by head@example.org on \d\d \w+ \d{{4}} at \d\d:\d\d UTC",
+            second.value.cause.message,
+        )
+        approval = await budget.query("state", result_type=ApprovalState)
+        assert approval.decision.by == "head@example.org" and approval.refused[-1].kind == "decide"
+        await handle.terminate("test over")
+        await budget.terminate("test over")
+
+
+async def _exists(handle) -> bool:
+    try:
+        await handle.query("state", result_type=ApprovalState)
+        return True
+    except RPCError:
+        return False
