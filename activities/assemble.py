@@ -14,8 +14,12 @@ from printroom.activities.compose import FilePart, build_message, message_id, re
 from printroom.activities.documents import DocumentStore, content_type
 from printroom.activities.rendering import RenderedEmail, TemplateError, TemplateRenderer
 from printroom.activities.variables import EmailContext, template_values
+from printroom.links import ApprovalLink, DraftLink, LinkSigner
 from printroom.models import Audience, StatusEmailRequest
 from printroom.settings import EmailPolicy, Settings
+
+# The approvers' emails that carry Approve and Reject links: one message per approver, each link theirs alone.
+ANSWERED_BY_LINK = frozenset({"approval_requested", "approval_reminder"})
 
 
 @dataclass(frozen=True)
@@ -36,9 +40,41 @@ class AssembledEmail:
 class EmailAssembler:
     """Reads images and attachments from disk when the message is built, never earlier (A2)."""
 
-    def __init__(self, settings: Settings, renderer: TemplateRenderer, documents: DocumentStore) -> None:
+    def __init__(
+        self, settings: Settings, renderer: TemplateRenderer, documents: DocumentStore, signer: LinkSigner | None = None
+    ) -> None:
         self.settings, self.renderer, self.documents = settings, renderer, documents
+        # Answer links need both where `printroom web` answers and the secret to sign them with.
+        self.signer = signer if settings.web.public_url else None
         self._senders: dict[str, Address] = {}  # an Address parses its addr-spec: 30 µs, once per shop
+
+    def one_by_one(self, request: StatusEmailRequest, audience: Audience) -> bool:
+        """Whether this audience gets one message per recipient: approvers asked to answer by link."""
+        approval = request.approval
+        return (
+            self.signer is not None and audience == "approvers" and request.email_trigger in ANSWERED_BY_LINK
+            and approval is not None and approval.answer_by is not None
+        )  # fmt: skip
+
+    def recipient(self, request: StatusEmailRequest, audience: Audience, to: list[str]) -> str | None:
+        """The one recipient a message written one by one is for (its Message-ID and links are theirs)."""
+        return to[0] if len(to) == 1 and self.one_by_one(request, audience) else None
+
+    def preview_url(self, order_id: str, message_id: str, now: datetime) -> str | None:
+        """A held draft's read-only page in `printroom web`, for the operators' current details."""
+        if self.signer is None:
+            return None
+        expires = now + self.settings.web.draft_link_valid_for
+        return self.settings.web.link(f"/drafts/{self.signer.draft(DraftLink(order_id, message_id, expires))}")
+
+    def answer_tokens(self, request: StatusEmailRequest, recipient: str | None) -> dict[str, str]:
+        approval = request.approval
+        if recipient is None or self.signer is None or approval is None or approval.answer_by is None:
+            return {}
+        return {
+            decision: self.signer.approval(ApprovalLink(request.order.id, recipient, decision, approval.answer_by))
+            for decision in ("approve", "reject")
+        }  # fmt: skip
 
     def sender_for(self, shop_name: str) -> Address:
         """S1-S3: the print room's address and name, unless the order's shop has its own."""
@@ -63,8 +99,10 @@ class EmailAssembler:
         audience: Audience = "customer",
         operator_url: str | None = None,
         operator_note: str = "",
+        recipient: str | None = None,
     ) -> EmailContext:
-        """What variables are computed from besides the order: the shop's sender and order page, the SMTP facts."""
+        """What variables are computed from besides the order: the shop's sender and order page, the SMTP facts,
+        and the answer links of the one approver a message is for."""
         sender, smtp = self.sender_for(shop_name), self.settings.smtp
         return EmailContext(
             language=self.settings.default_language,
@@ -78,6 +116,8 @@ class EmailAssembler:
             smtp={"host": smtp.host, "port": smtp.effective_port, "security": smtp.security, "user": smtp.username or ""},
             operator_url=operator_url,
             operator_note=operator_note,
+            answer_tokens=self.answer_tokens(request, recipient) if request is not None else {},
+            web_url=self.settings.web.public_url.rstrip("/") if self.settings.web.public_url else None,
         )
 
     def render(
@@ -97,13 +137,18 @@ class EmailAssembler:
         now: datetime,
         operator_url: str | None = None,
         operator_note: str = "",
+        recipient: str | None = None,
     ) -> tuple[RenderedEmail, list[FilePart]]:
         """The trigger's template (policy), in the order's language, for this audience; with the images it shows."""
         order = request.order
+        context = self.context(
+            order.shop, now=now, request=request, audience=audience, operator_url=operator_url,
+            operator_note=operator_note, recipient=recipient,
+        )  # fmt: skip
         return self.render(
             self.settings.emails.for_trigger(request.email_trigger).template or request.email_trigger,
             self.settings.languages_for(order.language, order.shop),
-            self.context(order.shop, now=now, request=request, audience=audience, operator_url=operator_url, operator_note=operator_note),
+            context,
             self.settings.images_for(order.shop),
         )
 
@@ -135,12 +180,14 @@ class EmailAssembler:
         """Raises TemplateError (the template must be fixed) or AttachmentError (a file is missing or too big)."""
         order = request.order
         sender = self.sender_for(order.shop)
-        rendered, images = self.render_for(request, audience, now=now, operator_url=operator_url)
+        recipient = self.recipient(request, audience, to)
+        rendered, images = self.render_for(request, audience, now=now, operator_url=operator_url, recipient=recipient)
         policy = self.settings.emails.for_trigger(request.email_trigger)
         attachments = self.documents.attachments(order, policy.attachments)
         return self.build(
-            rendered, sender=sender, to=to, cc=cc, message_id=message_id(request, audience, sender.domain), now=now,
-            references=thread_references(request, audience, sender.domain), images=images, attachments=attachments,
+            rendered, sender=sender, to=to, cc=cc, message_id=message_id(request, audience, sender.domain, recipient),
+            now=now, references=thread_references(request, audience, sender.domain, recipient), images=images,
+            attachments=attachments,
         )  # fmt: skip
 
     def build(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import binascii
+import hashlib
 import re
 import secrets
 from collections.abc import Sequence
@@ -38,20 +39,25 @@ _UNSAFE_IN_MESSAGE_ID = re.compile(r"[^A-Za-z0-9._-]")
 _UNSAFE_IN_SHOP = re.compile(r"[^A-Za-z0-9_-]")  # its dots too: the shop is the last part
 
 
-def _message_id(shop: str, order_id: str, email_trigger: str, occurrence: int, audience: Audience, domain: str) -> str:
+def _message_id(
+    shop: str, order_id: str, email_trigger: str, occurrence: int, audience: Audience, domain: str, recipient: str | None
+) -> str:
     # Another shop's order of the same number, under the same sender domain, is another email: the shop is part
     # of it, after the audience (a fixed word), its dots escaped; left out for the default shop.
     escape = lambda text, unsafe=_UNSAFE_IN_MESSAGE_ID: unsafe.sub(lambda m: f"={ord(m.group()):02X}", text)  # noqa: E731
     local = ".".join(escape(p) for p in (order_id, email_trigger, str(occurrence), audience))
+    if recipient is not None:  # one message per approver (their own answer links): named without their address
+        local += "-" + hashlib.sha256(recipient.casefold().encode("utf-8")).hexdigest()[:12]
     if shop != "default":
         local += "." + escape(shop, _UNSAFE_IN_SHOP)
     return f"<{local}@{ascii_domain(domain)}>"
 
 
-def message_id(request: StatusEmailRequest, audience: Audience, domain: str) -> str:
-    """Deterministic per shop, order, trigger occurrence and audience, so a retried send can be recognised."""
+def message_id(request: StatusEmailRequest, audience: Audience, domain: str, recipient: str | None = None) -> str:
+    """Deterministic per shop, order, trigger occurrence, audience (and recipient, for an audience written to one
+    by one), so a retried send can be recognised."""
     order = request.order
-    return _message_id(order.shop, order.id, request.email_trigger, request.occurrence, audience, domain)
+    return _message_id(order.shop, order.id, request.email_trigger, request.occurrence, audience, domain, recipient)
 
 
 # The first email each audience gets about an order; every later one replies to it, so they form one thread.
@@ -62,11 +68,13 @@ THREAD_STARTERS: dict[Audience, str] = {
 }
 
 
-def thread_references(request: StatusEmailRequest, audience: Audience, domain: str) -> list[str]:
+def thread_references(
+    request: StatusEmailRequest, audience: Audience, domain: str, recipient: str | None = None
+) -> list[str]:
     """References of one order's thread: its first email's Message-ID (deterministic, so nothing to look up).
     Mail clients thread on it even when that first email was switched off and never sent."""
-    first = _message_id(request.order.shop, request.order.id, THREAD_STARTERS[audience], 1, audience, domain)
-    return [] if first == message_id(request, audience, domain) else [first]
+    first = _message_id(request.order.shop, request.order.id, THREAD_STARTERS[audience], 1, audience, domain, recipient)
+    return [] if first == message_id(request, audience, domain, recipient) else [first]
 
 
 _CID = re.compile(r"""(["'(]\s*)cid:([A-Za-z][A-Za-z0-9_-]*)(?=\s*["')])""")

@@ -33,6 +33,8 @@ def make_draft(
     draft may hold, still gives a draft: without HTML, with the reason, rendered again when it is sent."""
     order, trigger = request.order, request.email_trigger
     sender = assembler.sender_for(order.shop)
+    recipient = assembler.recipient(request, audience, to)
+    msg_id = message_id(request, audience, sender.domain, recipient)
     held = DraftContent(
         email_trigger=trigger,
         audience=audience,
@@ -40,14 +42,15 @@ def make_draft(
         to=to,
         cc=cc,
         attachments=assembler.documents.references(order, assembler.settings.emails.for_trigger(trigger).attachments),
-        message_id=message_id(request, audience, sender.domain),
-        references=thread_references(request, audience, sender.domain),
+        message_id=msg_id,
+        references=thread_references(request, audience, sender.domain, recipient),
         reason=reason,
         rules=rules,
         shop=order.shop,
+        preview_url=assembler.preview_url(order.id, msg_id, now),
     )
     try:
-        rendered, _ = assembler.render_for(request, audience, now=now, operator_url=operator_url)
+        rendered, _ = assembler.render_for(request, audience, now=now, operator_url=operator_url, recipient=recipient)
     except Exception as error:  # noqa: BLE001  # the draft is held whatever broke: it says what, and renders again when sent
         what = str(error) if isinstance(error, TemplateError) else f"{type(error).__name__}: {error}"
         return held.model_copy(update={"reason": _also(reason, f"the template cannot be rendered: {what}")})
@@ -90,8 +93,9 @@ def build_from_draft(
     order = request.order
     if edits.note or not (edits.html or draft.html):
         rendered, images = assembler.render_for(
-            request, draft.audience, now=now, operator_url=operator_url, operator_note=edits.note or ""
-        )
+            request, draft.audience, now=now, operator_url=operator_url, operator_note=edits.note or "",
+            recipient=assembler.recipient(request, draft.audience, draft.to),
+        )  # fmt: skip
         if edits.note and str(escape(edits.note)) not in rendered.html:
             raise TemplateError(
                 f"the {draft.email_trigger} template shows no %OperatorNote%, so the note would be lost; "

@@ -69,7 +69,7 @@ class EmailActivities:
     def from_settings(cls, settings: Settings, transport: SmtpTransport | None = None) -> EmailActivities:
         """Production wiring: customised templates over shipped ones, the document store, the delivery records."""
         renderer = TemplateRenderer(settings.templates.override_dir)
-        assembler = EmailAssembler(settings, renderer, DocumentStore(settings.documents))
+        assembler = EmailAssembler(settings, renderer, DocumentStore(settings.documents), settings.web.signer())
         return cls(settings, assembler, transport or SmtpTransport(settings.smtp), DeliveryLog(settings.deliveries_dir))
 
     def activities(self) -> list[Callable[..., Any]]:
@@ -165,10 +165,9 @@ class EmailActivities:
         policy = self.settings.emails.for_trigger(request.email_trigger)
         result = StatusEmailResult(notes=notes)
         later: dict[Audience, list[str]] = {}  # recipients a 4xx put off while the others took it
-        order = list(audiences)
-        for position, audience in enumerate(order):
-            to, cc = audiences[audience], self.assembler.cc_for(policy) if audience == "customer" else []
-            only = (request.recipients or {}).get(audience)  # the envelope only: the headers name everyone
+        units = self._messages(request, audiences)
+        for position, (audience, to, only) in enumerate(units):
+            cc = self.assembler.cc_for(policy) if audience == "customer" else []
             if policy.edit_before_send and audience in DRAFTABLE_AUDIENCES:
                 result.drafts.append(await self._draft(request, audience, to, cc))
                 continue
@@ -176,7 +175,7 @@ class EmailActivities:
                 sent, refused = await self._send_one(request, audience, to, cc, result.notes, only)
                 result.sent.append(sent)
                 if put_off := [address for address, reply in refused.items() if reply.startswith("4")]:
-                    later[audience] = put_off
+                    later.setdefault(audience, []).extend(put_off)
                     reasons = [result.retry_reason] if result.retry_reason else []
                     result.retry_reason = "; ".join([*reasons, *(f"{a}: {refused[a]}" for a in put_off)])
             except Exception as error:  # noqa: BLE001  # an unexpected one is a bug: never retried for ever
@@ -191,7 +190,12 @@ class EmailActivities:
                     result.failed.append(FailedDelivery(audience=audience, error=self._why(error, request) + failed_for))
                 elif result.sent or result.failed or result.drafts:
                     # Something already happened in this attempt: hand back the rest instead of redoing it.
-                    rest = {a: (request.recipients or {}).get(a) for a in order[position:]}
+                    rest: dict[Audience, list[str] | None] = {}
+                    for a, unit_to, unit_only in units[position:]:
+                        if a in rest or not self.assembler.one_by_one(request, a):
+                            rest[a] = unit_only
+                        else:  # written one by one: the retry is for those not reached yet
+                            rest[a] = [*(rest.get(a) or []), *unit_to]
                     return self._hand_back(result, later, rest, str(error))
                 else:
                     # Expected while a mail server is down: one line in the log, not a traceback per attempt.
@@ -201,12 +205,29 @@ class EmailActivities:
                     ) from None
         return self._hand_back(result, later, {}, result.retry_reason) if later else result
 
+    def _messages(
+        self, request: StatusEmailRequest, audiences: dict[Audience, list[str]]
+    ) -> list[tuple[Audience, list[str], list[str] | None]]:
+        """The messages of this attempt: (audience, To, the envelope only, or None for all). An audience written
+        one by one (approvers with their own answer links) is one message each, a retry only for those not done."""
+        messages: list[tuple[Audience, list[str], list[str] | None]] = []
+        for audience, to in audiences.items():
+            only = (request.recipients or {}).get(audience)  # the envelope only: the headers name everyone
+            if self.assembler.one_by_one(request, audience):
+                messages += [(audience, [r], None) for r in to if only is None or r in only]
+            else:
+                messages.append((audience, to, only))
+        return messages
+
     @staticmethod
     def _hand_back(
         result: StatusEmailResult, later: dict[Audience, list[str]], rest: dict[Audience, list[str] | None], reason: str
     ) -> StatusEmailResult:
         """What this attempt leaves to the retried activity: the recipients a 4xx put off, the audiences not reached."""
-        recipients = {**later, **{a: r for a, r in rest.items() if r is not None}}
+        recipients = dict(later)
+        for audience, only in rest.items():
+            if only is not None:  # an audience written one by one may have some put off and some not reached
+                recipients[audience] = list(dict.fromkeys([*recipients.get(audience, []), *only]))
         return result.model_copy(
             update={"retry": [*later, *(a for a in rest if a not in later)], "retry_reason": reason, "retry_recipients": recipients}
         )
@@ -287,7 +308,8 @@ class EmailActivities:
         notes: list[str],
         only: list[str] | None = None,
     ) -> tuple[SentEmail, dict[str, str]]:
-        msg_id = message_id(request, audience, self.assembler.sender_for(request.order.shop).domain)
+        recipient = self.assembler.recipient(request, audience, to)
+        msg_id = message_id(request, audience, self.assembler.sender_for(request.order.shop).domain, recipient)
         operator_url = self._operator_url()
         return await self._deliver_once(
             request.email_trigger, audience, msg_id, to, cc, notes,

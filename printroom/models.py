@@ -200,6 +200,8 @@ class DraftContent(BaseModel):
     rules: DraftRules = DraftRules()
     # The order's shop: its images, when the draft is written out as a file.
     shop: str = "default"
+    # A signed, expiring link to `printroom web`'s read-only view of it (set when web.public_url is).
+    preview_url: str | None = None
 
     @property
     def body_bytes(self) -> int:
@@ -257,6 +259,8 @@ class ApprovalProgress(BaseModel):
     reminders_sent: int = 0
     # Who the approval was asked of (for the operators' approval_overdue).
     approvers: list[str] = []
+    # When the approvers of now stop being waited for (budget.on_timeout acts): their answer links expire then.
+    answer_by: datetime | None = None
 
 
 class Spending(BaseModel):
@@ -469,6 +473,9 @@ class ApprovalState(BaseModel):
     decision: ApprovalOutcome | None = None
     problem: str = ""
     refused: list[RefusedRequest] = []
+    # Until when the approvers of now are waited for; the order they decide on (for the approval page).
+    answer_by: datetime | None = None
+    order: Order | None = None
     emails_sent: list[SentEmail] = []
     emails_failed: list[FailedEmail] = []
     email_notes: list[str] = []

@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 from pydantic_settings import SettingsError as EnvDecodeError
 
 from printroom import TASK_QUEUE
+from printroom.links import MIN_SECRET_BYTES, LinkSigner
 from printroom.models import CostCentreName, DraftRules, Language, validation_problems
 from printroom.statemachines.budget import APPROVAL_OVERDUE, APPROVAL_REMINDER
 from printroom.statemachines.emails import BUDGET_WARNING, EMAIL_TRIGGERS
@@ -376,6 +377,53 @@ class CostCentreSettings(_Section):
     approvers: AddressList = []
 
 
+HttpUrl = Annotated[str, StringConstraints(pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")]
+
+
+class WebSettings(_Section):
+    """`printroom web`: where it listens, the address emails link to, and the secret its links are signed with."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8377, ge=1, le=65535)
+    # What approvers' and operators' links start with, e.g. https://printroom.example.com. Unset: approval emails
+    # ask for a reply instead of carrying Approve/Reject buttons, and drafts carry no preview link.
+    public_url: HttpUrl | None = None
+    # Never in the TOML: PRINTROOM_WEB__SECRET, or a file (mode 600) named here; at least 32 bytes either way.
+    secret: SecretStr | None = None
+    secret_file: Path | None = None
+    # A draft's preview link works this long; `printroom drafts show ORDER --link` signs a fresh one.
+    draft_link_valid_for: Duration = Field(default=timedelta(days=7), ge=timedelta(minutes=5), le=timedelta(days=90))
+    # The largest form an approver's browser may send (a comment is at most 2,000 characters).
+    max_form_kb: int = Field(default=16, ge=4, le=256)
+
+    @model_validator(mode="after")
+    def _secret_usable(self) -> WebSettings:
+        if self.secret is not None and len(self.secret.get_secret_value().encode("utf-8")) < MIN_SECRET_BYTES:
+            raise ValueError(
+                f"secret (PRINTROOM_WEB__SECRET) is shorter than {MIN_SECRET_BYTES} bytes; make one with "
+                "`python3 -c 'import secrets; print(secrets.token_hex(32))'`"
+            )
+        if self.secret_file is not None and not self.secret_file.is_file():
+            raise ValueError(f"secret_file {self.secret_file} does not exist")
+        if self.public_url and self.secret is None and self.secret_file is None:
+            raise ValueError("public_url is set but no secret to sign links with: set PRINTROOM_WEB__SECRET or web.secret_file")
+        return self
+
+    def signer(self) -> LinkSigner | None:
+        """The links' signer, the secret read now; None when no secret is set. Raises ValueError naming the setting."""
+        if self.secret is not None:
+            return LinkSigner(self.secret.get_secret_value().encode("utf-8"))
+        if self.secret_file is None:
+            return None
+        secret = self.secret_file.read_bytes().strip()
+        if len(secret) < MIN_SECRET_BYTES:
+            raise ValueError(f"web.secret_file {self.secret_file} holds {len(secret)} bytes; it must hold at least {MIN_SECRET_BYTES}")
+        return LinkSigner(secret)
+
+    def link(self, path: str) -> str | None:
+        return f"{self.public_url.rstrip('/')}{path}" if self.public_url else None
+
+
 class DevSettings(_Section):
     """The embedded default of `printroom dev`: local ports and where its files go."""
 
@@ -409,6 +457,7 @@ class Settings(BaseSettings):
     cost_centres: dict[CostCentreName, CostCentreSettings] = {}
     # Which messages the SMTP server accepted (exactly once): shared by every worker of the print room.
     deliveries_dir: Path = Path("var/deliveries")
+    web: WebSettings = WebSettings()
     dev: DevSettings = DevSettings()
 
     @classmethod
@@ -479,11 +528,12 @@ def load_settings(explicit: str | os.PathLike[str] | None = None, **overrides: A
             raise SettingsError(f"settings file {path} does not exist") from None
         except tomllib.TOMLDecodeError as error:
             raise SettingsError(f"settings file {path} is not valid TOML: {error}") from None
-        if isinstance(data.get("smtp"), dict) and "password" in data["smtp"]:
-            raise SettingsError(
-                f"settings file {path}: smtp.password must not be written in the file in clear; "
-                "set PRINTROOM_SMTP__PASSWORD or name a file in smtp.password_file"
-            )
+        for section, field, variable in (("smtp", "password", "PRINTROOM_SMTP__PASSWORD"), ("web", "secret", "PRINTROOM_WEB__SECRET")):
+            if isinstance(data.get(section), dict) and field in data[section]:
+                raise SettingsError(
+                    f"settings file {path}: {section}.{field} must not be written in the file in clear; "
+                    f"set {variable} or name a file in {section}.{field}_file"
+                )
     return _validated({**data, **overrides}, str(path) if path else "defaults and PRINTROOM_* variables")
 
 

@@ -11,6 +11,7 @@ import signal
 import socket
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 
@@ -99,14 +100,16 @@ async def test_the_worker_refuses_an_unreachable_temporal_service_with_a_clear_m
 
 
 def dev_env_vars(tmp_path: Path, ports: dict[str, int]) -> dict[str, str]:
+    """`web_port` is web.port; the others are dev.<name>."""
     return clean_env(
         PRINTROOM_DEV__DATA_DIR=str(tmp_path / "var"),
-        **{f"PRINTROOM_DEV__{name.upper()}": str(port) for name, port in ports.items()},
+        **{f"PRINTROOM_DEV__{name.upper()}": str(port) for name, port in ports.items() if name != "web_port"},
+        PRINTROOM_WEB__PORT=str(ports["web_port"]),
     )
 
 
 async def test_printroom_dev_runs_the_sample_order_as_printed_and_stops_cleanly_on_ctrl_c(tmp_path):
-    ports = {"temporal_port": free_port(), "ui_port": free_port(), "smtp_port": free_port()}
+    ports = {"temporal_port": free_port(), "ui_port": free_port(), "smtp_port": free_port(), "web_port": free_port()}
     dev = await asyncio.create_subprocess_exec(
         *PRINTROOM, "dev", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         env=dev_env_vars(tmp_path, ports), cwd=tmp_path,
@@ -118,6 +121,11 @@ async def test_printroom_dev_runs_the_sample_order_as_printed_and_stops_cleanly_
         assert line, f"printroom dev ended early:\n{banner}"
         banner += line.decode()
     assert f"Temporal Web UI:  http://127.0.0.1:{ports['ui_port']}" in banner
+    assert f"Approval page:    http://127.0.0.1:{ports['web_port']}" in banner
+    secret = tmp_path / "var" / "web-secret"
+    assert secret.stat().st_mode & 0o777 == 0o600 and len(secret.read_text().strip()) == 64
+    with urllib.request.urlopen(f"http://127.0.0.1:{ports['web_port']}/page.css", timeout=10) as answer:
+        assert answer.status == 200  # the approval page is served beside the rest
     start = next(line.strip() for line in banner.splitlines() if " workflow start " in line)
     signal_accept = next(line.strip() for line in banner.splitlines() if " workflow signal " in line)
     await run(*shlex.split(start))  # runnable exactly as printed
@@ -131,13 +139,13 @@ async def test_printroom_dev_runs_the_sample_order_as_printed_and_stops_cleanly_
 
     code, output = await stop(dev, signal.SIGINT)
     assert code == 0, output
-    for port in ports.values():  # nothing is left listening: all three stopped
+    for port in ports.values():  # nothing is left listening: all four stopped
         with socket.socket() as probe:
             assert probe.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still answers after Ctrl-C"
 
 
 async def test_printroom_dev_names_a_busy_port_and_the_setting_that_moves_it(tmp_path):
-    ports = {"temporal_port": free_port(), "ui_port": free_port(), "smtp_port": free_port()}
+    ports = {"temporal_port": free_port(), "ui_port": free_port(), "smtp_port": free_port(), "web_port": free_port()}
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", ports["ui_port"]))
         holder.listen()

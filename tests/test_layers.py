@@ -11,8 +11,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 # Higher imports lower, never the reverse; workflows and activities are peers that never import each other
 # (a workflow calls activities by their registered names, so its sandbox never loads SMTP or Jinja).
-LAYERS = {"cli": 4, "worker": 3, "workflows": 2, "activities": 2, "printroom": 1, "statemachines": 0, "templates": 0}
-OWN_FOLDERS = {"workflows", "activities", "statemachines", "templates", "worker", "cli"}
+LAYERS = {"cli": 5, "web": 4, "worker": 3, "workflows": 2, "activities": 2, "printroom": 1, "statemachines": 0, "templates": 0}
+OWN_FOLDERS = {"workflows", "activities", "statemachines", "templates", "worker", "web", "cli"}
 # The one exception, by design: `printroom.PrintroomPlugin` is a lazy re-export of printroom.worker.plugin.
 ALLOWED = {("printroom", "printroom.worker.plugin")}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -63,6 +63,7 @@ class BudgetApprovalWorkflow:
         self._outcome: ApprovalOutcome | None = None
         self._refusals = Refusals(lambda: f"approval of order {self._order_id}", self._publish)
         self._requested_at = workflow.now()
+        self._asked_at = self._requested_at  # when the approvers of now were asked (again, after an escalation)
         self._outbox = Outbox(self._order.id if self._order else "", self._drafts_made, self._publish)
         self._handovers: list[asyncio.Task[None]] = []
 
@@ -112,6 +113,7 @@ class BudgetApprovalWorkflow:
             if plan.on_timeout == "escalate" and self._lifecycle.may_escalate(actor="system"):  # type: ignore[attr-defined]
                 self._escalated_to = plan.escalate_to
                 self._approvers = plan.escalate_to
+                self._asked_at = workflow.now()
                 self._lifecycle.follow("escalate", "system", by="printroom", comment=silence)
                 continue
             if plan.on_timeout == "reject":
@@ -199,6 +201,8 @@ class BudgetApprovalWorkflow:
             decision=self._outcome,
             problem=self._plan.problem if self._plan else "",
             refused=self._refusals.items,
+            answer_by=self._answer_by(),
+            order=self._order,
             emails_sent=self._outbox.sent,
             emails_failed=self._outbox.failed,
             email_notes=self._outbox.notes,
@@ -222,11 +226,21 @@ class BudgetApprovalWorkflow:
 
     def _queue(self, email_trigger: str, *, previous: str | None = None, by: str = "", comment: str = "") -> None:
         assert self._order is not None
-        progress = ApprovalProgress(requested_at=self._requested_at, reminders_sent=self._reminders_sent, approvers=self._approvers)
+        progress = ApprovalProgress(
+            requested_at=self._requested_at, reminders_sent=self._reminders_sent, approvers=self._approvers,
+            answer_by=self._answer_by(),
+        )  # fmt: skip
         self._outbox.queue(
             self._order, email_trigger, status="awaiting_approval", previous=previous, by=by, comment=comment,
             approvers=list(self._approvers), approval=progress,
         )  # fmt: skip
+
+    def _answer_by(self) -> datetime | None:
+        """When the approvers of now stop being waited for: after the last reminder, one more remind_every."""
+        plan = self._plan
+        if plan is None or not self._approvers or self._lifecycle.closed:
+            return None
+        return self._asked_at + plan.remind_every * (plan.max_reminders + 1)
 
     def _drafts_made(self, request: StatusEmailRequest, drafts: list[DraftContent]) -> None:
         """Emails held for an operator (edit_before_send, or a failure to fix) wait on the order, where operators

@@ -158,8 +158,14 @@ class DraftBook:
             facts = [f"attachments: {markdown_text(', '.join(d.attachments))}"] if d.attachments else []
             facts += [f"held because: {markdown_text(d.reason)}"] if d.reason else []
             facts += [f"last attempt to send: {markdown_text(d.last_error)}"] if d.last_error else []
+            facts += [f"[see it as it will be sent]({d.preview_url})"] if d.preview_url and _plain_url(d.preview_url) else []
             lines += ["", *(f"- {fact}" for fact in facts), f'- send it as it is: `{{"draft_id": "{d.id}"}}`']
         return lines
+
+
+def _plain_url(url: str) -> bool:
+    """Our own signed link (web.public_url + a URL-safe token) and nothing that could break out of the Markdown."""
+    return url.startswith(("http://", "https://")) and not any(c in url for c in " ()[]<>\"'`\\")
 
 
 def markdown_text(text: str, limit: int = 300) -> str:

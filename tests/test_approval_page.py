@@ -1,0 +1,217 @@
+"""`printroom web` against a real Temporal dev server and a real SMTP server: the approval email's own links, a page
+that asks before it decides, the decision through the `decide` update, and every link or form that must be refused
+(with nothing sent to Temporal)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from temporalio.api.sdk.v1 import WorkflowMetadata
+from temporalio.client import Client
+
+from printroom.cli.capture import SmtpCapture
+from printroom.links import ApprovalLink, DraftLink, LinkSigner
+from printroom.cli.drafts import fresh_link
+from printroom.models import ApprovalState, Draft, DraftSent, OrderState
+from printroom.settings import EmailPolicies, Settings, TemporalSettings
+from printroom.worker.main import build_worker
+from printroom.workflows.order import OrderWorkflow
+from tests.conftest import eventually, free_port, messages_to, order_state, sample_order
+from tests.web_helpers import SECRET, Answer, answer_links, fetch, web_running, with_web
+
+CHEFIN = "chefin@bücher.example"
+CHEFIN_ON_THE_WIRE = "chefin@xn--bcher-kva.example"
+HEAD = "head@example.org"
+SIGNER = LinkSigner(SECRET.encode())
+
+
+@pytest.fixture
+def web_settings(settings: Settings) -> Settings:
+    return with_web(settings)
+
+
+@pytest.fixture
+async def site(client: Client, web_settings: Settings, task_queue: str) -> AsyncIterator[str]:
+    """A worker and the web service with the same settings (the same secret), as `printroom dev` runs them."""
+    async with build_worker(client, web_settings, task_queue=task_queue):
+        async with web_running(web_settings, client) as base:
+            yield base
+
+
+async def start_over_budget(client: Client, task_queue: str, **changes: Any) -> tuple[Any, dict[str, Any]]:
+    order = sample_order(budget={"limit": "200.00", "approvers": [CHEFIN, HEAD]}, **changes)
+    handle = await client.start_workflow(OrderWorkflow.run, order, id=f"order-{order['id']}", task_queue=task_queue)
+    return handle, order
+
+
+async def approval(client: Client, order: dict[str, Any]) -> ApprovalState:
+    return await client.get_workflow_handle(f"budget-{order['id']}").query("state", result_type=ApprovalState)
+
+
+async def links_for(smtp: SmtpCapture, wire_address: str) -> dict[str, str]:
+    messages = await eventually(lambda: messages_to(smtp, wire_address), what=f"the approval request to {wire_address}")
+    return answer_links(messages[0])
+
+
+def security_headers_are_set(answer: Answer) -> None:
+    policy = answer.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in policy and "frame-ancestors 'none'" in policy and "form-action 'self'" in policy
+    assert answer.headers["X-Frame-Options"] == "DENY"
+    assert answer.headers["Referrer-Policy"] == "no-referrer"
+    assert "<script" not in answer.body and "http" not in re.sub(r'(action|href)="[^"]*"', "", answer.body)
+
+
+async def test_each_approver_gets_their_own_links_and_the_page_asks_before_it_decides(client, site, smtp, task_queue):
+    handle, order = await start_over_budget(client, task_queue)  # a French order
+    chefin, head = await links_for(smtp, CHEFIN_ON_THE_WIRE), await links_for(smtp, HEAD)
+    # One message per approver, each To: that approver alone, each with links of their own.
+    to_chefin = messages_to(smtp, CHEFIN_ON_THE_WIRE)[0].parsed()
+    assert to_chefin["To"] == CHEFIN_ON_THE_WIRE and messages_to(smtp, HEAD)[0].parsed()["To"] == HEAD
+    assert to_chefin["Message-ID"] != messages_to(smtp, HEAD)[0].parsed()["Message-ID"]
+    assert set(chefin) == set(head) == {"approve", "reject"}
+    assert chefin["approve"] != head["approve"] and chefin["approve"].startswith(f"{site}/fr/approvals/")
+    assert chefin["approve"] in to_chefin.get_body(("plain",)).get_content()  # the text part carries the link too
+
+    page = await fetch(chefin["approve"])  # what a mail scanner or a click does: nothing decided
+    assert page.status == 200
+    assert f"Approuver la commande {order['id']} ?" in page.text
+    assert "Marie Curie" in page.text and "240,00 €" in page.text and "200,00 € (au-delà du budget)" in page.text
+    assert "Flyers A5" in page.text and "Confirmer : approuver la commande" in page.text
+    security_headers_are_set(page)
+    assert (await approval(client, order)).status == "requested"
+
+    done = await fetch(chefin["approve"], {"order": order["id"], "decision": "approve", "comment": "Einmalig, d'accord"})
+    assert done.status == 200, done.text
+    assert f"La commande {order['id']} est approuvée" in done.text
+    state = await approval(client, order)
+    assert (state.status, state.decision.by, state.decision.comment) == ("approved", CHEFIN, "Einmalig, d'accord")
+    customer = await eventually(
+        lambda: [m for m in messages_to(smtp, "marie@example.org") if "a été approuvé" in m.parsed()["Subject"]],
+        what="the customer's order_approved",
+    )
+    assert "Einmalig, d'accord" in customer[0].parsed().get_body(("plain",)).get_content()
+    assert (await order_state(handle)).status == "submitted"
+
+    # A second click, and the other approver too late: the refusal says who decided and when; nothing changes.
+    for url, decision in ((chefin["approve"], "approve"), (head["reject"], "reject")):
+        again = await fetch(url, {"order": order["id"], "decision": decision, "comment": ""})
+        assert again.status == 409
+        assert re.search(rf"a déjà été approuvée par {re.escape(CHEFIN)} le \d+ nov\. 2026", again.text), again.text
+    shown = await fetch(head["reject"])  # GET after the end: the answer, no form
+    assert shown.status == 409 and "<form" not in shown.body
+    await handle.signal("change_status", {"trigger": "cancel"})
+
+
+async def test_a_rejection_with_a_comment_in_german(client, site, smtp, task_queue):
+    handle, order = await start_over_budget(client, task_queue, language="de")
+    links = await links_for(smtp, HEAD)
+    assert "/de/approvals/" in links["reject"]
+    page = await fetch(links["reject"])
+    assert f"Auftrag {order['id']} ablehnen?" in page.text
+    done = await fetch(links["reject"], {"order": order["id"], "decision": "reject", "comment": "Zu teuer – bitte neu anbieten"})
+    assert done.status == 200 and f"Auftrag {order['id']} ist abgelehnt" in done.text
+    await eventually(lambda: _status(handle, "rejected"), what="the order rejected by its approver")
+
+
+async def _status(handle, status: str) -> bool:
+    return (await order_state(handle)).status == status
+
+
+async def test_links_and_forms_that_are_refused_send_nothing_to_temporal(client, site, smtp, task_queue):
+    handle, order = await start_over_budget(client, task_queue)
+    links = await links_for(smtp, HEAD)
+    approve, oid = links["approve"], order["id"]
+    future = datetime.now(timezone.utc) + timedelta(days=1)
+
+    def signed(**fields: Any) -> str:
+        link = ApprovalLink(**{"order_id": oid, "approver": HEAD, "decision": "approve", "expires": future, **fields})
+        return f"{site}/en/approvals/{SIGNER.approval(link)}"
+
+    token = approve.rsplit("/", 1)[1]
+    tampered = approve.replace(token, token[:-3] + ("AAA" if not token.endswith("AAA") else "BBB"))
+    refusals = {
+        "a tampered signature": (await fetch(tampered), 403, "Le lien a été modifié"),
+        "a tampered order inside": (await fetch(re.sub(r"/approvals/[^.]+", "/approvals/eyJmb28iOiJiYXIifQ", approve)), 403, "Le lien a été modifié"),
+        "an expired link": (await fetch(signed(expires=datetime.now(timezone.utc) - timedelta(minutes=1))), 403, "The link has expired"),
+        "a link for someone not asked": (await fetch(signed(approver="intern@example.org")), 403, "This link is for intern@example.org, who is not asked"),
+        "a draft preview's token": (await fetch(f"{site}/en/approvals/" + SIGNER.draft(DraftLink(oid, "<x@y>", future))), 403, "The link was changed"),
+        "a POST without a token": (await fetch(f"{site}/en/approvals", {"order": oid, "decision": "approve"}), 403, "The address has no link token"),
+        "the GET token of the other decision": (await fetch(approve, {"order": oid, "decision": "reject"}), 403, "Cette page demande de approuver ; le formulaire envoyé demandait de refuser"),
+        "a form for another order": (await fetch(approve, {"order": "PO-OTHER", "decision": "approve"}), 403, "Ce lien concerne la commande"),
+        "a comment over 2,000 characters": (await fetch(approve, {"order": oid, "decision": "approve", "comment": "x" * 2001}), 400, "Le commentaire compte 2001 caractères"),
+        "a body that is not UTF-8": (await fetch(approve, b"order=" + oid.encode() + b"&decision=approve&comment=caf\xe9"), 400, "the form is not UTF-8 text"),
+        "an oversized body": (await fetch(approve, b"comment=" + b"x" * 20_000), 413, "the form is larger than 16 KB"),
+        "a body that is not a form": (await fetch(approve, b'{"decision": "approve"}', "application/json"), 415, "expected a form"),
+    }  # fmt: skip
+    for what, (answer, status, says) in refusals.items():
+        assert (answer.status, says in answer.text) == (status, True), f"{what}: {answer.status} {answer.text[:300]}"
+    too_long = refusals["a comment over 2,000 characters"][0]
+    assert "<form" in too_long.body and "x" * 2001 in too_long.body  # the form again, the comment kept to shorten
+    state = await approval(client, order)
+    assert (state.status, state.refused) == ("requested", [])  # none of them reached the approval
+    await handle.signal("change_status", {"trigger": "cancel"})
+
+
+async def test_no_approval_waiting_and_temporal_out_of_reach(client, site, web_settings, smtp, task_queue):
+    future = datetime.now(timezone.utc) + timedelta(days=1)
+    nobody = SIGNER.approval(ApprovalLink("PO-NEVER", HEAD, "approve", future))
+    missing = await fetch(f"{site}/en/approvals/{nobody}")
+    assert missing.status == 404 and "No approval of order PO-NEVER is waiting" in missing.text
+
+    # A service whose Temporal does not answer: 503, "try again", nothing lost.
+    down = web_settings.model_copy(
+        update={
+            "temporal": TemporalSettings(address=f"127.0.0.1:{free_port()}", namespace="default"),
+            "web": web_settings.web.model_copy(update={"port": free_port()}),
+        }
+    )
+    async with web_running(down, None) as unreachable:
+        answer = await fetch(f"{unreachable}/de/approvals/{nobody}")
+        posted = await fetch(f"{unreachable}/de/approvals/{nobody}", {"order": "PO-NEVER", "decision": "approve"})
+    for page in (answer, posted):
+        assert page.status == 503
+        assert "Nichts wurde erfasst und nichts geht verloren" in page.text
+
+
+async def test_an_operator_previews_a_held_draft_exactly_as_it_will_be_sent(client, settings, smtp, task_queue):
+    held = with_web(settings.model_copy(update={"emails": EmailPolicies.model_validate({"order_accepted": {"edit_before_send": True}})}))
+    async with build_worker(client, held, task_queue=task_queue), web_running(held, client) as base:
+        order = sample_order()
+        handle = await client.start_workflow(OrderWorkflow.run, order, id=f"order-{order['id']}", task_queue=task_queue)
+        await handle.signal("change_status", {"trigger": "accept", "by": "Léa"})
+        state: OrderState = await eventually(lambda: _with_draft(handle), what="the held draft")
+        draft = (await handle.query("drafts", result_type=list))[0]
+        preview = draft["preview_url"]
+        assert preview.startswith(f"{base}/drafts/")
+        metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+        assert f"[see it as it will be sent]({preview})" in metadata.current_details  # the operator's link, in the Web UI
+
+        page = await fetch(preview)
+        assert page.status == 200
+        assert f"Draft {state.drafts_pending[0].id} of order {order['id']}" in page.text
+        assert "marie@example.org" in page.text and draft["subject"] in page.text
+        assert page.headers["X-Frame-Options"] == "DENY"
+        body = await fetch(f"{preview}/body")
+        assert body.body == draft["html"]  # the HTML the drafts query holds, not rendered again
+        assert "sandbox" in body.headers["Content-Security-Policy"] and body.headers["X-Frame-Options"] == "SAMEORIGIN"
+
+        # An expired preview link says so; `printroom drafts show --link` signs a fresh one.
+        old = SIGNER.draft(DraftLink(order["id"], draft["message_id"], datetime.now(timezone.utc) - timedelta(seconds=1)))
+        expired = await fetch(f"{base}/drafts/{old}")
+        assert expired.status == 403 and "The link has expired" in expired.text
+        fresh = fresh_link(held, order["id"], Draft.model_validate(draft))
+        assert fresh.startswith(f"{base}/drafts/") and (await fetch(fresh)).status == 200
+
+        await handle.execute_update("edit_and_send", {"draft_id": state.drafts_pending[0].id}, result_type=DraftSent)
+        gone = await fetch(preview)
+        assert gone.status == 404 and "no longer waiting" in gone.text
+        await handle.signal("change_status", {"trigger": "cancel"})
+
+
+async def _with_draft(handle) -> OrderState | None:
+    state = await order_state(handle)
+    return state if state.drafts_pending else None

@@ -1,0 +1,200 @@
+"""The ASGI app of `printroom web`: an approver's answer page (GET shows, POST decides) and an operator's
+read-only draft preview. It holds no state: the signed link says who and what, Temporal says the rest."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from printroom.links import ApprovalLink, LinkError, LinkSigner
+from printroom.models import ApprovalOutcome, ApprovalState, Decide, Draft
+from printroom.settings import Settings
+from printroom.web.forms import MAX_COMMENT, FormRefused, read_form
+from printroom.web.pages import Pages, draft_body, stylesheet
+from printroom.web.temporal import NotWaiting, Refused, TemporalPages, Unreachable
+from printroom.web.text import DECISION_WORDS, TEXT, language_of
+from printroom.workflows.approvers import same_address
+
+Clock = Callable[[], datetime]
+
+
+def build_app(
+    settings: Settings, signer: LinkSigner, temporal: TemporalPages, clock: Clock = lambda: datetime.now(timezone.utc)
+) -> Starlette:
+    site = Site(settings, signer, temporal, clock)
+    return Starlette(
+        routes=[
+            Route("/page.css", lambda _: stylesheet()),
+            Route("/{lang}/approvals/{token}", site.approval, methods=["GET", "POST"]),
+            Route("/{lang}/approvals", site.no_token, methods=["GET", "POST"]),
+            Route("/{lang}/approvals/", site.no_token, methods=["GET", "POST"]),
+            Route("/drafts/{token}", site.draft),
+            Route("/drafts/{token}/body", site.draft_html),
+        ],
+        exception_handlers={404: site.not_found, 405: site.not_found},
+    )
+
+
+class Site:
+    def __init__(self, settings: Settings, signer: LinkSigner, temporal: TemporalPages, clock: Clock) -> None:
+        self.settings, self.signer, self.temporal, self.clock = settings, signer, temporal, clock
+        self.pages = Pages(settings.timezone)
+        self.max_form = settings.web.max_form_kb * 1024
+
+    # Approvals.
+
+    async def approval(self, request: Request) -> Response:
+        lang = language_of(request.path_params["lang"])
+        t = TEXT[lang]
+        try:
+            link = self.signer.read_approval(request.path_params["token"], self.clock())
+        except LinkError as error:
+            return self._forbidden(lang, error)
+        gone = (t["no_approval_title"], t["no_approval"].format(order=link.order_id))
+        if request.method == "GET":
+            return await self._guarded(lang, lambda: self._ask(request, lang, link), gone)
+        try:
+            form = await read_form(request, self.max_form)
+        except FormRefused as refused:
+            return self.pages.message(lang, refused.status, t["bad_form_title"], str(refused))
+        if form.get("decision") != link.decision:
+            words = DECISION_WORDS[lang]
+            sent = words.get(form.get("decision", ""), repr(form.get("decision", "")))
+            return self.pages.message(lang, 403, t["forbidden_title"], t["other_decision"].format(asked=words[link.decision], sent=sent))
+        if form.get("order") != link.order_id:
+            return self.pages.message(lang, 403, t["forbidden_title"], t["other_order"].format(order=link.order_id, sent=form.get("order", "")))
+        return await self._guarded(lang, lambda: self._decide(request, lang, link, form.get("comment", "")), gone)
+
+    async def _ask(self, request: Request, lang: str, link: ApprovalLink) -> Response:
+        """GET never decides (mail scanners open every link): it shows the order and asks to confirm."""
+        state = await self.temporal.approval(link.order_id)
+        if (answer := self._not_theirs(lang, link, state)) is not None:
+            return answer
+        return self._form(request, lang, link, state)
+
+    async def _decide(self, request: Request, lang: str, link: ApprovalLink, comment: str) -> Response:
+        t = TEXT[lang]
+        state = await self.temporal.approval(link.order_id)
+        if (answer := self._not_theirs(lang, link, state)) is not None:
+            return answer
+        if len(comment) > MAX_COMMENT:
+            notice = t["comment_too_long"].format(length=len(comment), max=MAX_COMMENT)
+            return self._form(request, lang, link, state, status=400, comment=comment, notice=notice)
+        try:
+            answer = await self.temporal.decide(link.order_id, Decide(decision=link.decision, by=link.approver, comment=comment))
+        except NotWaiting:  # it closed between the two calls: say how it ended
+            answer = Refused(reason="")
+        if isinstance(answer, ApprovalOutcome):
+            title = t[f"{answer.status}_title"] if answer.status in ("approved", "rejected") else t["refused_title"]
+            return self.pages.message(lang, 200, title.format(order=link.order_id), t["done"])
+        ended = await self.temporal.approval(link.order_id)
+        reason = self._ended(lang, ended) if ended.decision is not None else answer.reason
+        return self.pages.message(lang, 409, t["refused_title"], reason)
+
+    def _not_theirs(self, lang: str, link: ApprovalLink, state: ApprovalState) -> Response | None:
+        """Ended, or asked of someone else: answered here, nothing sent to Temporal."""
+        t = TEXT[lang]
+        if state.decision is not None:
+            return self.pages.message(lang, 409, t["refused_title"], self._ended(lang, state))
+        if not any(same_address(link.approver, asked) for asked in state.approvers):
+            asked = ", ".join(state.approvers) or "—"
+            text = t["not_approver"].format(approver=link.approver, order=link.order_id, asked=asked)
+            return self.pages.message(lang, 403, t["forbidden_title"], text)
+        return None
+
+    def _form(
+        self, request: Request, lang: str, link: ApprovalLink, state: ApprovalState, *, status: int = 200, comment: str = "", notice: str = ""
+    ) -> Response:
+        t = TEXT[lang]
+        if state.order is None:
+            return self.pages.message(lang, 404, t["no_approval_title"], t["no_approval"].format(order=link.order_id))
+        return self.pages.page(
+            "approval.html.j2", lang, status, title=t[f"{link.decision}_title"].format(order=link.order_id),
+            order=state.order, approver=link.approver, decision=link.decision, answer_by=state.answer_by,
+            action=request.url.path, comment=comment, notice=notice, max_comment=MAX_COMMENT,
+        )  # fmt: skip
+
+    def _ended(self, lang: str, state: ApprovalState) -> str:
+        t, outcome = TEXT[lang], state.decision
+        assert outcome is not None
+        when = self.pages.when(outcome.at, lang)
+        status = t.get(outcome.status, outcome.status)
+        if outcome.status in ("approved", "rejected"):
+            return t["already"].format(order=state.order_id, status=status, by=outcome.by, when=when)
+        return t["ended"].format(order=state.order_id, status=status, when=when)
+
+    async def no_token(self, request: Request) -> Response:
+        lang = language_of(request.path_params["lang"])
+        return self.pages.message(lang, 403, TEXT[lang]["forbidden_title"], TEXT[lang]["no_token"])
+
+    # Draft previews (operators).
+
+    async def draft(self, request: Request) -> Response:
+        lang = self._operators_language()
+        return await self._guarded(lang, lambda: self._draft_page(request, lang), self._no_order(lang))
+
+    async def _draft_page(self, request: Request, lang: str) -> Response:
+        held = await self._held_draft(request, lang)
+        if isinstance(held, Response):
+            return held
+        return self.pages.page(
+            "draft.html.j2", lang, title=TEXT[lang]["draft_title"].format(draft=held.id, order=request.state.order_id),
+            draft=held, body_url=f"{request.url.path}/body",
+        )  # fmt: skip
+
+    async def draft_html(self, request: Request) -> Response:
+        """The draft's HTML exactly as the `drafts` query holds it: what will be sent, not rendered again."""
+        lang = self._operators_language()
+
+        async def body() -> Response:
+            held = await self._held_draft(request, lang)
+            return held if isinstance(held, Response) else draft_body(held.html)
+
+        return await self._guarded(lang, body, self._no_order(lang))
+
+    async def _held_draft(self, request: Request, lang: str) -> Draft | Response:
+        """The draft the link names, from the order's `drafts` query; or the page saying why not."""
+        t = TEXT[lang]
+        try:
+            link = self.signer.read_draft(request.path_params["token"], self.clock())
+        except LinkError as error:
+            return self._forbidden(lang, error)
+        request.state.order_id = link.order_id
+        for draft in await self.temporal.drafts(f"order-{link.order_id}"):
+            if draft.message_id == link.message_id:
+                return draft
+        return self.pages.message(lang, 404, t["draft_gone_title"], t["draft_gone"].format(order=link.order_id))
+
+    def _operators_language(self) -> str:
+        return language_of(self.settings.default_language)
+
+    @staticmethod
+    def _no_order(lang: str) -> tuple[str, str]:
+        return TEXT[lang]["not_found_title"], TEXT[lang]["not_found"]
+
+    # Answers for what went wrong.
+
+    def _forbidden(self, lang: str, error: LinkError) -> Response:
+        t = TEXT[lang]
+        when = self.pages.when(error.expired, lang)
+        text = t["expired_link"].format(when=when) if error.problem == "expired" else t[error.problem]
+        return self.pages.message(lang, 403, t["forbidden_title"], text)
+
+    async def _guarded(self, lang: str, answer: Callable[[], Awaitable[Response]], gone: tuple[str, str]) -> Response:
+        """Temporal out of reach: try again, nothing lost (503). No such workflow: `gone` (404)."""
+        t = TEXT[lang]
+        try:
+            return await answer()
+        except Unreachable:
+            return self.pages.message(lang, 503, t["unavailable_title"], t["unavailable"])
+        except NotWaiting:
+            return self.pages.message(lang, 404, *gone)
+
+    async def not_found(self, request: Request, exc: Exception) -> Response:
+        lang = language_of(request.url.path.strip("/").split("/")[0])
+        return self.pages.message(lang, 404, TEXT[lang]["not_found_title"], TEXT[lang]["not_found"])

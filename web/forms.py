@@ -1,0 +1,43 @@
+"""Reads an approver's form: URL-encoded, UTF-8, bounded; anything else is refused with what was wrong."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+
+MAX_COMMENT = 2000
+
+
+class FormRefused(Exception):
+    """A form that is not read: `status` is the HTTP answer (400, 413, 415), the message says why."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+async def read_form(request: Request, max_bytes: int) -> dict[str, str]:
+    """The fields of a URL-encoded form, read no further than `max_bytes` (web.max_form_kb)."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != "application/x-www-form-urlencoded":
+        raise FormRefused(415, f"expected a form (application/x-www-form-urlencoded), got {kind or 'no content type'}")
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
+        raise FormRefused(413, f"the form is larger than {max_bytes // 1024} KB")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            raise FormRefused(413, f"the form is larger than {max_bytes // 1024} KB")
+    try:
+        text = body.decode("utf-8")
+        fields = parse_qsl(text, keep_blank_values=True, strict_parsing=False, encoding="utf-8", errors="strict")
+    except UnicodeDecodeError:
+        raise FormRefused(400, "the form is not UTF-8 text") from None
+    form: dict[str, str] = {}
+    for name, value in fields:
+        if name in form:
+            raise FormRefused(400, f"the form gives {name!r} twice")
+        form[name] = value
+    return form

@@ -1,0 +1,82 @@
+"""What the pages ask of Temporal: an approval's state, an approver's decision, an order's held drafts. Each answer
+is one of ours; Temporal out of reach is `Unreachable`, said to the visitor as "try again", never as a crash."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from temporalio.client import Client, WorkflowQueryFailedError, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from printroom.models import ApprovalOutcome, ApprovalState, Decide, Draft, budget_workflow_id
+
+# A page waits this long for Temporal, then says "try again" (a worker down makes queries wait).
+CALL_TIMEOUT = timedelta(seconds=10)
+
+
+class Unreachable(Exception):
+    """Temporal (or every worker) did not answer: nothing was recorded."""
+
+
+class NotWaiting(Exception):
+    """No such workflow: no approval for this order, or no such order."""
+
+
+@dataclass(frozen=True)
+class Refused:
+    """The approval did not take the decision; its reason, as the workflow gave it."""
+
+    reason: str
+
+
+class TemporalPages:
+    """Connects when first needed (and again after a failure), with the worker's client settings."""
+
+    def __init__(self, connect: Callable[[], Awaitable[Client]]) -> None:
+        self._connect = connect
+        self._client: Client | None = None
+        self._lock = asyncio.Lock()
+
+    async def client(self) -> Client:
+        async with self._lock:
+            if self._client is None:
+                try:
+                    self._client = await asyncio.wait_for(self._connect(), CALL_TIMEOUT.total_seconds())
+                except (RuntimeError, RPCError, OSError, asyncio.TimeoutError) as error:
+                    raise Unreachable(f"cannot connect to Temporal: {error}") from None
+            return self._client
+
+    async def approval(self, order_id: str) -> ApprovalState:
+        handle = (await self.client()).get_workflow_handle(budget_workflow_id(order_id))
+        try:
+            return await handle.query("state", result_type=ApprovalState, rpc_timeout=CALL_TIMEOUT)
+        except (RPCError, WorkflowQueryFailedError) as error:
+            raise self._problem(error) from None
+
+    async def decide(self, order_id: str, decision: Decide) -> ApprovalOutcome | Refused:
+        handle = (await self.client()).get_workflow_handle(budget_workflow_id(order_id))
+        try:
+            return await handle.execute_update("decide", decision, result_type=ApprovalOutcome, rpc_timeout=CALL_TIMEOUT)
+        except WorkflowUpdateFailedError as error:
+            cause = error.cause
+            return Refused(cause.message if isinstance(cause, ApplicationError) else str(cause))
+        except RPCError as error:
+            raise self._problem(error) from None
+
+    async def drafts(self, workflow_id: str) -> list[Draft]:
+        handle = (await self.client()).get_workflow_handle(workflow_id)
+        try:
+            return await handle.query("drafts", result_type=list[Draft], rpc_timeout=CALL_TIMEOUT)
+        except (RPCError, WorkflowQueryFailedError) as error:
+            raise self._problem(error) from None
+
+    def _problem(self, error: RPCError | WorkflowQueryFailedError) -> Exception:
+        if isinstance(error, RPCError) and error.status == RPCStatusCode.NOT_FOUND:
+            return NotWaiting(error.message)
+        if isinstance(error, RPCError) and error.status == RPCStatusCode.UNAVAILABLE:
+            self._client = None  # the server went away: connect again next time
+        return Unreachable(getattr(error, "message", str(error)))
