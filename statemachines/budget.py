@@ -35,3 +35,8 @@ BUDGET = StateTable(
 # Sent on a timer, not by a move: reminders to approvers, and the operators told that approvers stay silent.
 APPROVAL_REMINDER = "approval_reminder"
 APPROVAL_OVERDUE = "approval_overdue"
+
+# Every email the approval sends (what it may hand to its order as a held draft).
+APPROVAL_EMAILS = frozenset(
+    {*BUDGET.emails_on_start, *(e for row in BUDGET.transitions for e in row.emails), APPROVAL_REMINDER, APPROVAL_OVERDUE}
+)

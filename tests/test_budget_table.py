@@ -6,6 +6,7 @@ import pytest
 
 from printroom.statemachines.budget import BUDGET
 from printroom.statemachines.table import Lifecycle, Transition
+from printroom.workflows.approvers import same_address
 
 
 class Moves:
@@ -77,3 +78,17 @@ def test_the_mermaid_diagram_draws_the_approval():
     assert "    requested --> escalated: escalate / approval_requested\n" in diagram
     assert "    escalated --> cancelled: cancel / approval_cancelled\n" in diagram
     assert diagram.count("--> [*]") == 4
+
+
+@pytest.mark.parametrize(
+    "one,other,same",
+    [
+        ("Chefin@XN--BCHER-KVA.example", "chefin@bücher.example", True),
+        ("head@ｂücher.example", "head@xn--bcher-kva.example", True),  # fullwidth, as some keyboards write it
+        ("a@straße.de", "a@strasse.de", False),  # two domains under IDNA 2008
+        ("straße@example.de", "strasse@example.de", False),  # two mailboxes
+        ("head@example.org.", "HEAD@example.org", True),
+    ],
+)
+def test_approver_addresses_compare_as_mail_delivers_them(one, other, same):
+    assert same_address(one, other) is same

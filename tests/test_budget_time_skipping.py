@@ -69,8 +69,8 @@ async def test_silence_escalates_once_to_escalate_to_who_alone_may_then_decide(
         await eventually(lambda: subjects(smtp, boss), what="the escalated request")
         assert subjects(smtp, boss) == [f"Approval needed: order {order['id']} is over its budget"]
         approval = await budget.query("state", result_type=ApprovalState)
-        assert (approval.status, approval.approvers, approval.escalated_to) == (
-            "escalated", ["direktorin@bücher.example"], ["direktorin@bücher.example"]
+        assert (approval.status, approval.approvers, approval.escalated_to, approval.reminders_sent) == (
+            "escalated", ["direktorin@bücher.example"], ["direktorin@bücher.example"], 0
         )
         await budget.signal("approve", {"by": "head@example.org"})  # no longer asked: refused
         await time_skipping_env.sleep(DAY + timedelta(minutes=5))

@@ -3,16 +3,30 @@ server: who is asked, who is heard, what the customer and the approvers receive,
 
 from __future__ import annotations
 
+import asyncio
 import re
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
-from temporalio.service import RPCError
+from temporalio.exceptions import CancelledError
+from temporalio.service import RPCError, RPCStatusCode
 
 from printroom.cli.capture import SmtpCapture
-from printroom.models import ApprovalOutcome, ApprovalState, DraftSent, OrderState, Spending
+from printroom.models import (
+    HOLD_DRAFTS,
+    ApprovalOutcome,
+    ApprovalState,
+    DraftContent,
+    DraftRules,
+    DraftSent,
+    HeldDrafts,
+    Order,
+    OrderState,
+    Spending,
+    StatusEmailRequest,
+)
 from printroom.settings import CostCentreSettings, EmailPolicies, Settings
 from printroom.worker.main import build_worker
 from printroom.workflows.order import OrderWorkflow
@@ -125,8 +139,8 @@ async def test_cancelling_a_waiting_order_cancels_its_approval_and_tells_the_app
     assert (await budget.result()).status == "cancelled"
     told = [m.parsed()["Subject"] for m in messages_to(smtp, "head@example.org")]
     assert told == [f"Approval needed: order {order['id']} is over its budget", f"No longer needed: approval of order {order['id']}"]
-    # A decision for an approval that has ended is refused (the update), and the order's relay says why (signal).
-    with pytest.raises((WorkflowUpdateFailedError, RPCError)):
+    # A decision for an approval that has ended is refused by Temporal: the approval workflow has completed.
+    with pytest.raises(RPCError, match="already completed"):
         await budget.execute_update("decide", {"decision": "approve", "by": "head@example.org"})
 
 
@@ -135,8 +149,9 @@ async def test_an_order_workflow_cancelled_from_temporal_still_tells_the_approve
     handle = await start(client, dev_worker.task_queue, order)
     await eventually(lambda: messages_to(smtp, CHEFIN_ON_THE_WIRE), what="the approval request")
     await handle.cancel()  # `temporal workflow cancel`: the approval is asked to cancel as the order closes
-    with pytest.raises(WorkflowFailureError):
+    with pytest.raises(WorkflowFailureError) as ended:
         await handle.result()
+    assert isinstance(ended.value.cause, CancelledError)  # ended as Canceled, not failed
     budget = client.get_workflow_handle(f"budget-{order['id']}", result_type=ApprovalOutcome)
     assert (await budget.result()).status == "cancelled"
     await eventually(lambda: len(messages_to(smtp, CHEFIN_ON_THE_WIRE)) == 2, what="approval_cancelled")
@@ -158,7 +173,7 @@ async def test_a_cost_centre_names_the_approvers_and_counts_what_it_approved(cli
         centre = client.get_workflow_handle("cost-centre-marketing")
         spending = await eventually(lambda: _spent(centre, Decimal("300.00")), what="the order counted")
         assert (spending.orders, spending.warned_at) == (1, None)
-        # An order that needs no approval counts when accepted, once however often it is accepted.
+        # An order that needs no approval counts when accepted.
         second = sample_order(language="en", cost_centre="marketing", price={"amount": "150.00", "currency": "EUR"})
         other = await start(client, task_queue, second)
         await other.signal("change_status", {"trigger": "accept"})
@@ -176,7 +191,7 @@ async def test_a_cost_centre_names_the_approvers_and_counts_what_it_approved(cli
             await h.signal("change_status", {"trigger": "cancel"})
             await h.result()
         assert len(messages_to(smtp, "cmo@example.org")) == 2  # the request and one warning: none for the third
-        assert "counted" in " ".join((await order_state(other)).email_notes)
+        assert "cost centre marketing: 150.00 EUR counted" in (await order_state(other)).email_notes
         await centre.terminate("test over")
 
 
@@ -301,9 +316,95 @@ async def test_a_second_decision_while_the_approval_is_still_open_is_refused_wit
         await budget.terminate("test over")
 
 
+async def _approval_is(handle, status: str) -> bool:
+    try:
+        return (await handle.query("state", result_type=ApprovalState)).status == status
+    except RPCError:
+        return False
+
+
 async def _exists(handle) -> bool:
     try:
         await handle.query("state", result_type=ApprovalState)
         return True
     except RPCError:
         return False
+
+
+async def test_an_order_cancelled_while_its_approval_starts_cancels_the_approval(client, settings, task_queue):
+    """The cancel reaches the order before its child has started (a mail server that never greets holds the first
+    workflow task, and with it the child's start): the approval is cancelled once it has started, instead of
+    reminding its approvers of a cancelled order."""
+    from tests.conftest import with_smtp_port
+
+    async def never_greets(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(30)
+
+    silent = await asyncio.start_server(never_greets, "127.0.0.1", 0)
+    slow = with_smtp_port(settings, silent.sockets[0].getsockname()[1])
+    slow = slow.model_copy(update={"smtp": slow.smtp.model_copy(update={"timeout_seconds": 2})})
+    async with silent, build_worker(client, slow, task_queue=task_queue):
+        order = over_budget(language="en")
+        handle = await start(client, task_queue, order)
+        await asyncio.sleep(0.5)  # the first task is sending order_received; the approval is not started yet
+        await handle.signal("change_status", {"trigger": "cancel", "by": "Léa"})
+        budget = client.get_workflow_handle(f"budget-{order['id']}", result_type=ApprovalOutcome)
+        # Its approval_cancelled waits for the silent mail server, like every email here: its state says it all.
+        await eventually(lambda: _approval_is(budget, "cancelled"), timeout=30, what="the approval cancelled once started")
+        assert (await order_state(handle)).status == "cancelled"
+        for workflow_handle in (handle, budget):
+            await workflow_handle.terminate("test over: its emails wait for a mail server that never answers")
+
+
+async def test_an_approval_cancelled_from_outside_its_order_is_said_on_the_order(client, dev_worker, smtp):
+    order = over_budget(language="en")
+    handle = await start(client, dev_worker.task_queue, order)
+    await eventually(lambda: messages_to(smtp, "head@example.org"), what="the approval request")
+    await client.get_workflow_handle(f"budget-{order['id']}").cancel()  # not the order's doing
+    state = await eventually(lambda: _failed(handle), what="the order told that its approval ended without a decision")
+    assert state.status == "awaiting_approval"
+    assert "the budget approval ended cancelled without a decision" in state.emails_failed[-1].error
+    assert "cancel it, or start it again" in state.emails_failed[-1].error
+    await handle.signal("change_status", {"trigger": "cancel"})
+    assert (await handle.result()).status == "cancelled"
+
+
+async def _failed(handle) -> OrderState | None:
+    state = await order_state(handle)
+    return state if state.emails_failed else None
+
+
+async def test_drafts_handed_to_an_order_must_be_its_approvals_own(client, dev_worker, smtp):
+    """The approval hands its held emails to the order by a signal; the same signal sent by anyone else, to put a
+    forged email where an operator sends drafts, is refused and recorded."""
+    order = over_budget(language="en")
+    handle = await start(client, dev_worker.task_queue, order)
+    await eventually(lambda: messages_to(smtp, "head@example.org"), what="the approval request")
+    parsed = Order.model_validate(order)
+
+    def forged(trigger: str, to: list[str], order_id: str = order["id"]) -> dict[str, Any]:
+        request = StatusEmailRequest(
+            order=parsed.model_copy(update={"id": order_id}), email_trigger=trigger, status="awaiting_approval",
+            approvers=[CHEFIN, "head@example.org"],
+        )  # fmt: skip
+        draft = DraftContent(email_trigger=trigger, audience="approvers", sender="x <x@example.com>", to=to, message_id="<x@y>",
+                             rules=DraftRules(may_attach=True, may_edit_cc=True))  # fmt: skip
+        return HeldDrafts(request=request, drafts=[draft]).model_dump(mode="json")
+
+    attempts = {
+        "to someone not asked": (forged("approval_requested", ["mallory@example.net"]), "who are not its approvers"),
+        "not an approval email": (forged("order_accepted", ["head@example.org"]), "order_accepted is not an email of the budget approval"),
+        "for another order": (forged("approval_requested", ["head@example.org"], "PO-OTHER"), "cannot be held on order"),
+    }
+    for payload, _ in attempts.values():
+        await handle.signal(HOLD_DRAFTS, payload)
+    state = await eventually(lambda: _refused_n(handle, 3), what="the three forged hand-overs refused")
+    assert state.drafts_pending == []
+    for (what, (_, reason)), refused in zip(attempts.items(), state.refused[-3:]):
+        assert refused.kind == HOLD_DRAFTS and reason in refused.reason, what
+    await handle.signal("change_status", {"trigger": "cancel"})
+
+
+async def _refused_n(handle, count: int) -> OrderState | None:
+    state = await order_state(handle)
+    return state if len(state.refused) >= count else None

@@ -23,6 +23,8 @@ class ApprovalLink:
         self.started = False
         self.done = False
         self.outcome: ApprovalOutcome | None = None
+        # The order asked for the cancel (its own cancel), as opposed to someone cancelling `budget-<id>` itself.
+        self._cancel_asked = False
 
     @property
     def waiting(self) -> bool:
@@ -48,12 +50,15 @@ class ApprovalLink:
                     "end it, then cancel this order and start it again"
                 )
                 return
+            if self._cancel_asked:  # the order was cancelled while its approval was starting
+                self._handle.cancel()
             try:
                 outcome = await self._handle
             except ChildWorkflowError as error:
-                if is_cancellation(error):
+                if is_cancellation(error) and self._cancel_asked:
                     return  # the order is being cancelled: nothing to move
-                on_problem(f"the budget approval failed: {root_cause(error).message}; cancel the order or start it again")
+                what = "was cancelled from outside the order" if is_cancellation(error) else f"failed: {root_cause(error).message}"
+                on_problem(f"the budget approval {what}; the order waits: cancel it, or start it again")
                 return
             self.outcome = outcome
             on_outcome(outcome)
@@ -62,6 +67,8 @@ class ApprovalLink:
 
     async def relay(self, signal: str, payload: Any) -> str | None:
         """An approver's signal sent to the order goes to its approval, which hears it or records why not."""
+        if self.started and not self.done and self._handle is None:  # starting: handed over once it has started
+            await workflow.wait_condition(lambda: self._handle is not None or self.done)
         if self.outcome is not None:
             ended, by = self.outcome, f" by {self.outcome.by}" if self.outcome.by else ""
             when = f" on {ended.at:%d %b %Y at %H:%M} UTC" if ended.at else ""
@@ -78,7 +85,9 @@ class ApprovalLink:
         return None
 
     def cancel(self) -> None:
-        """The approval ends as cancelled: its approvers are told (approval_cancelled)."""
+        """The approval ends as cancelled: its approvers are told (approval_cancelled). One still starting is
+        cancelled as soon as it has started."""
+        self._cancel_asked = True
         if self.waiting:
             assert self._handle is not None
             self._handle.cancel()

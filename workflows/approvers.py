@@ -6,19 +6,21 @@ import idna
 
 
 def _domain(domain: str) -> str:
+    """The domain as DNS knows it (UTS 46 mapping, then IDNA 2008): `ｂücher.example` and `XN--BCHER-KVA.example` are
+    `xn--bcher-kva.example`, while `straße.de` and `strasse.de` stay two domains."""
     try:
-        return idna.decode(domain.strip().rstrip("."))
-    except idna.IDNAError:
-        return domain.strip().rstrip(".").casefold()
+        return idna.encode(domain.strip().rstrip("."), uts46=True).decode("ascii").lower()
+    except (idna.IDNAError, UnicodeError):
+        return domain.strip().rstrip(".").lower()
 
 
 def address_key(address: str) -> str:
-    """The form two addresses are compared in: the local part case-folded (as mail servers treat it in practice),
-    the domain in Unicode, lower case."""
+    """The form two addresses are compared in: the local part in lower case (as mail servers treat it in practice;
+    not case-folded, which would make `straße@` and `strasse@` one mailbox), the domain as DNS knows it."""
     local, at, domain = address.strip().rpartition("@")
     if not at:
-        return address.strip().casefold()
-    return f"{local.casefold()}@{_domain(domain).casefold()}"
+        return address.strip().lower()
+    return f"{local.lower()}@{_domain(domain)}"
 
 
 def same_address(one: str, other: str) -> bool:

@@ -114,6 +114,7 @@ class BudgetApprovalWorkflow:
                 self._escalated_to = plan.escalate_to
                 self._approvers = plan.escalate_to
                 self._asked_at = workflow.now()
+                self._reminders_sent = 0  # the new approvers' reminders start again, and %RemindersSent% is theirs
                 self._lifecycle.follow("escalate", "system", by="printroom", comment=silence)
                 continue
             if plan.on_timeout == "reject":
@@ -128,7 +129,7 @@ class BudgetApprovalWorkflow:
             await workflow.wait_condition(lambda: self._lifecycle.closed, timeout=wait)
             return True
         except asyncio.TimeoutError:
-            return False
+            return self._lifecycle.closed  # a decision that came with the timer wins over it
 
     # Decisions: signals (validated here, a refusal recorded) and the update (a refusal answered and recorded).
 
@@ -220,6 +221,8 @@ class BudgetApprovalWorkflow:
         workflow.logger.info("approval of order %s: %s -> %s (%s)", self._order_id, source, row.dest, row.trigger)
         if self._lifecycle.closed:
             self._outcome = ApprovalOutcome(status=row.dest, by=by, comment=comment, at=workflow.now())  # type: ignore[arg-type]
+            # A request or reminder still queued (the mail server slow or down) would ask for what is decided.
+            self._outbox.drop({*BUDGET.emails_on_start, APPROVAL_REMINDER}, f"the approval was {row.dest} before it went out")
         for email_trigger in row.emails:
             self._queue(email_trigger, previous=source, by=by, comment=comment)
         self._publish()

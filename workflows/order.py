@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         StatusEmailRequest,
         StatusEmailResult,
     )
+    from printroom.statemachines.budget import APPROVAL_EMAILS
     from printroom.statemachines.order import AWAITING_APPROVAL, CANCELLED, DRAFT_WAITING, ORDER
     from printroom.statemachines.table import Actor, Lifecycle, Transition
 
@@ -123,8 +124,32 @@ class OrderWorkflow:
     def hold_drafts(self, payload: Any = None) -> None:
         """The approval's emails that wait for an operator: held here, where operators find them."""
         held = self._validate(HOLD_DRAFTS, HeldDrafts, payload)
-        if held is not None:
-            self._held(held.request, held.drafts)
+        if held is None:
+            return
+        if refusal := self._not_from_the_approval(held):
+            self._refuse(HOLD_DRAFTS, payload, refusal)
+            return
+        self._held(held.request, held.drafts)
+
+    def _not_from_the_approval(self, held: HeldDrafts) -> str | None:
+        """Only this order's approval hands drafts over: its own emails, to its approvers. Anything else sent on
+        this signal could have an operator send a forged email in the print room's name."""
+        assert self._order is not None
+        request = held.request
+        if request.order.id != self._order.id:
+            return f"drafts of order {request.order.id} cannot be held on order {self._order.id}"
+        if not self._approval.started:
+            return "this order has no budget approval to hold drafts for"
+        if request.email_trigger not in APPROVAL_EMAILS:
+            return f"{request.email_trigger} is not an email of the budget approval"
+        budget = request.order.budget
+        asked = [a.casefold() for a in (request.approvers if request.approvers is not None else [str(b) for b in (budget.approvers if budget else [])])]
+        for draft in held.drafts:
+            if draft.email_trigger != request.email_trigger or draft.audience != "approvers" or draft.cc:
+                return f"draft {draft.email_trigger} to the {draft.audience} is not one the approval makes"
+            if any(address.casefold() not in asked for address in draft.to):
+                return f"draft {draft.email_trigger} is addressed to {', '.join(draft.to)}, who are not its approvers"
+        return None
 
     @workflow.signal(name="send_draft")
     async def send_draft(self, payload: Any = None) -> None:
@@ -225,6 +250,11 @@ class OrderWorkflow:
             self._apply("approve_budget", "system", kind="approval", by=outcome.by, comment=outcome.comment)
         elif outcome.status in ("rejected", "expired"):
             self._apply("reject_budget", "system", kind="approval", by=outcome.by, comment=outcome.comment)
+        else:  # ended without a decision, the order still waiting: someone cancelled budget-<id> itself
+            self._approval_problem(
+                f"the budget approval ended {outcome.status} without a decision ({outcome.comment}); "
+                "the order waits: cancel it, or start it again"
+            )
 
     def _approval_problem(self, problem: str) -> None:
         assert self._order is not None

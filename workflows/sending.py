@@ -107,6 +107,14 @@ class Outbox:
             )  # fmt: skip
         )
 
+    def drop(self, email_triggers: set[str], why: str) -> None:
+        """Queued emails that are no longer true (a request for a decision already taken): never sent, said so.
+        One already being sent is left to finish."""
+        dropped = [r for r in self._queue if r.email_trigger in email_triggers]
+        for request in dropped:
+            self._queue.remove(request)
+            self.notes.append(f"{request.email_trigger}: not sent, {why}")
+
     def pending(self) -> list[PendingEmail]:
         return [
             PendingEmail(email_trigger=r.email_trigger, status="sending", last_error=self._sending_error) for r in self._sending
