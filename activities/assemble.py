@@ -71,8 +71,9 @@ class EmailAssembler:
         approval = request.approval
         if recipient is None or self.signer is None or approval is None or approval.answer_by is None:
             return {}
+        expires = approval.links_expire or approval.answer_by
         return {
-            decision: self.signer.approval(ApprovalLink(request.order.id, recipient, decision, approval.answer_by))
+            decision: self.signer.approval(ApprovalLink(request.order.id, recipient, decision, expires, approval.requested_at))
             for decision in ("approve", "reject")
         }  # fmt: skip
 

@@ -192,10 +192,10 @@ class EmailActivities:
                     # Something already happened in this attempt: hand back the rest instead of redoing it.
                     rest: dict[Audience, list[str] | None] = {}
                     for a, unit_to, unit_only in units[position:]:
-                        if a in rest or not self.assembler.one_by_one(request, a):
-                            rest[a] = unit_only
-                        else:  # written one by one: the retry is for those not reached yet
+                        if self.assembler.one_by_one(request, a):  # the retry is for those not reached yet
                             rest[a] = [*(rest.get(a) or []), *unit_to]
+                        else:
+                            rest[a] = unit_only
                     return self._hand_back(result, later, rest, str(error))
                 else:
                     # Expected while a mail server is down: one line in the log, not a traceback per attempt.

@@ -35,6 +35,9 @@ class ApprovalLink:
     approver: str
     decision: Decision
     expires: datetime
+    # When this approval was asked for: a link of an earlier approval of the same order (cancelled, started
+    # again) is not one of this one's.
+    asked: datetime
 
 
 @dataclass(frozen=True)
@@ -61,16 +64,18 @@ class LinkSigner:
         self._drafts = URLSafeSerializer(secret, salt="printroom.draft-preview", signer_kwargs=sha256)
 
     def approval(self, link: ApprovalLink) -> str:
-        return str(self._approvals.dumps([link.order_id, link.approver, link.decision, _stamp(link.expires)]))
+        return str(self._approvals.dumps([link.order_id, link.approver, link.decision, _stamp(link.expires), _stamp(link.asked)]))
 
     def draft(self, link: DraftLink) -> str:
         return str(self._drafts.dumps([link.order_id, link.message_id, _stamp(link.expires)]))
 
     def read_approval(self, token: str, now: datetime) -> ApprovalLink:
-        order_id, approver, decision, expires = _fields(self._approvals, token, 4)
+        order_id, approver, decision, expires, asked = _fields(self._approvals, token, 5)
         if decision not in ("approve", "reject") or not isinstance(order_id, str) or not isinstance(approver, str):
             raise LinkError("malformed", "this link does not name an order, an approver and a decision")
-        return ApprovalLink(order_id, approver, decision, _unexpired(expires, now))
+        if not isinstance(asked, int):
+            raise LinkError("malformed", "this link does not say which approval it is for")
+        return ApprovalLink(order_id, approver, decision, _unexpired(expires, now), datetime.fromtimestamp(asked, timezone.utc))
 
     def read_draft(self, token: str, now: datetime) -> DraftLink:
         order_id, message_id, expires = _fields(self._drafts, token, 3)

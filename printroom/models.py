@@ -134,7 +134,7 @@ class Decide(_Public):
     """Update `decide` on `budget-<order id>`: an approver's answer, for a client that wants to know how it went."""
 
     decision: Literal["approve", "reject"]
-    by: Annotated[str, StringConstraints(max_length=200)] = ""
+    by: Annotated[str, StringConstraints(max_length=254)] = ""  # an address is at most 254 characters
     comment: Text = ""
 
 
@@ -259,8 +259,11 @@ class ApprovalProgress(BaseModel):
     reminders_sent: int = 0
     # Who the approval was asked of (for the operators' approval_overdue).
     approvers: list[str] = []
-    # When the approvers of now stop being waited for (budget.on_timeout acts): their answer links expire then.
+    # When budget.on_timeout acts if the approvers of now stay silent (shown to them as "please answer by").
     answer_by: datetime | None = None
+    # When their answer links stop working: at answer_by if on_timeout then ends their say (reject, escalate),
+    # later if the approval keeps waiting for them (the operators told).
+    links_expire: datetime | None = None
 
 
 class Spending(BaseModel):

@@ -377,7 +377,8 @@ class CostCentreSettings(_Section):
     approvers: AddressList = []
 
 
-HttpUrl = Annotated[str, StringConstraints(pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")]
+# The service answers at the root of its host: a path prefix (a proxy's /printroom/) would break its own links.
+HttpUrl = Annotated[str, StringConstraints(pattern=r"^https?://[^\s/?#]+/?$")]
 
 
 class WebSettings(_Section):

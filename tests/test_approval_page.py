@@ -100,7 +100,7 @@ async def test_each_approver_gets_their_own_links_and_the_page_asks_before_it_de
     for url, decision in ((chefin["approve"], "approve"), (head["reject"], "reject")):
         again = await fetch(url, {"order": order["id"], "decision": decision, "comment": ""})
         assert again.status == 409
-        assert re.search(rf"a déjà été approuvée par {re.escape(CHEFIN)} le \d+ nov\. 2026", again.text), again.text
+        assert re.search(rf"a déjà été approuvée par {re.escape(CHEFIN)} le \d+ \w+\.? \d{{4}}", again.text), again.text
     shown = await fetch(head["reject"])  # GET after the end: the answer, no form
     assert shown.status == 409 and "<form" not in shown.body
     await handle.signal("change_status", {"trigger": "cancel"})
@@ -127,8 +127,10 @@ async def test_links_and_forms_that_are_refused_send_nothing_to_temporal(client,
     approve, oid = links["approve"], order["id"]
     future = datetime.now(timezone.utc) + timedelta(days=1)
 
+    asked = (await approval(client, order)).requested_at
+
     def signed(**fields: Any) -> str:
-        link = ApprovalLink(**{"order_id": oid, "approver": HEAD, "decision": "approve", "expires": future, **fields})
+        link = ApprovalLink(**{"order_id": oid, "approver": HEAD, "decision": "approve", "expires": future, "asked": asked, **fields})
         return f"{site}/en/approvals/{SIGNER.approval(link)}"
 
     token = approve.rsplit("/", 1)[1]
@@ -138,6 +140,7 @@ async def test_links_and_forms_that_are_refused_send_nothing_to_temporal(client,
         "a tampered order inside": (await fetch(re.sub(r"/approvals/[^.]+", "/approvals/eyJmb28iOiJiYXIifQ", approve)), 403, "Le lien a été modifié"),
         "an expired link": (await fetch(signed(expires=datetime.now(timezone.utc) - timedelta(minutes=1))), 403, "The link has expired"),
         "a link for someone not asked": (await fetch(signed(approver="intern@example.org")), 403, "This link is for intern@example.org, who is not asked"),
+        "a link of an earlier approval of the order": (await fetch(signed(asked=asked - timedelta(days=2))), 403, "This link belongs to an earlier approval of order"),
         "a draft preview's token": (await fetch(f"{site}/en/approvals/" + SIGNER.draft(DraftLink(oid, "<x@y>", future))), 403, "The link was changed"),
         "a POST without a token": (await fetch(f"{site}/en/approvals", {"order": oid, "decision": "approve"}), 403, "The address has no link token"),
         "the GET token of the other decision": (await fetch(approve, {"order": oid, "decision": "reject"}), 403, "Cette page demande de approuver ; le formulaire envoyé demandait de refuser"),
@@ -158,7 +161,7 @@ async def test_links_and_forms_that_are_refused_send_nothing_to_temporal(client,
 
 async def test_no_approval_waiting_and_temporal_out_of_reach(client, site, web_settings, smtp, task_queue):
     future = datetime.now(timezone.utc) + timedelta(days=1)
-    nobody = SIGNER.approval(ApprovalLink("PO-NEVER", HEAD, "approve", future))
+    nobody = SIGNER.approval(ApprovalLink("PO-NEVER", HEAD, "approve", future, datetime.now(timezone.utc)))
     missing = await fetch(f"{site}/en/approvals/{nobody}")
     assert missing.status == 404 and "No approval of order PO-NEVER is waiting" in missing.text
 
@@ -215,3 +218,31 @@ async def test_an_operator_previews_a_held_draft_exactly_as_it_will_be_sent(clie
 async def _with_draft(handle) -> OrderState | None:
     state = await order_state(handle)
     return state if state.drafts_pending else None
+
+
+async def test_an_answer_whose_confirmation_does_not_come_back_is_never_called_lost_and_is_not_given_twice(
+    client, settings, smtp, task_queue
+):
+    """The worker stops between the page and the decision: the page cannot say "nothing was recorded", since the
+    decision waits at the server and is taken when a worker returns; the same link posted again joins it."""
+    from printroom.models import Decide
+    from printroom.web.temporal import NoAnswer, TemporalPages
+
+    web = with_web(settings)
+    async with build_worker(client, web, task_queue=task_queue):
+        handle, order = await start_over_budget(client, task_queue)
+        await links_for(smtp, HEAD)
+    pages = TemporalPages(lambda: _given(client))
+    decision = Decide(decision="approve", by=HEAD, comment="from the page")
+    with pytest.raises(NoAnswer):
+        await pages.decide(order["id"], decision, "decide-same-link")
+    async with build_worker(client, web, task_queue=task_queue):
+        outcome = await pages.decide(order["id"], decision, "decide-same-link")  # the same link, posted again
+        assert (outcome.status, outcome.by) == ("approved", HEAD)
+        state = await approval(client, order)
+        assert state.refused == [] and state.decision.comment == "from the page"  # one decision, not a refused second
+        await handle.signal("change_status", {"trigger": "cancel"})
+
+
+async def _given(client: Client) -> Client:
+    return client

@@ -114,6 +114,30 @@ async def test_a_passing_failure_after_one_audience_was_sent_hands_back_only_the
     assert handler.delivered == [["marie@example.org"], ["ops@example.com"]]  # the customer's email once
 
 
+async def test_approvers_written_one_by_one_are_retried_only_where_not_reached(refusing_smtp):
+    """Each approver has a message of their own (their own answer links): the server putting off the second hands
+    back the second and those after, never the first, who has it."""
+    from datetime import datetime, timedelta, timezone
+
+    from printroom.models import ApprovalProgress
+    from tests.web_helpers import with_web
+
+    handler, settings = refusing_smtp
+    approvers = ["a@example.org", "b@example.org", "c@example.org", "müller@bücher.example"]
+    handler.replies["b@example.org"] = "451 4.3.0 try again later"
+    now = datetime.now(timezone.utc)
+    asking = request("approval_requested", budget={"limit": "100", "approvers": approvers}).model_copy(
+        update={"approvers": approvers, "approval": ApprovalProgress(requested_at=now, answer_by=now + timedelta(days=4), approvers=approvers)}
+    )
+    result = await send(with_web(settings), asking)
+    assert [e.to for e in result.sent] == [["a@example.org"]]
+    assert result.retry == ["approvers"] and result.retry_recipients == {"approvers": approvers[1:]}
+    del handler.replies["b@example.org"]
+    again = await send(with_web(settings), asking.model_copy(update={"audiences": result.retry, "recipients": result.retry_recipients}))
+    assert [e.to for e in again.sent] == [[a] for a in approvers[1:]]
+    assert handler.delivered == [["a@example.org"], ["b@example.org"], ["c@example.org"], ["müller@xn--bcher-kva.example"]]
+
+
 async def test_a_4xx_refusal_is_retried(refusing_smtp):
     handler, settings = refusing_smtp
     handler.replies["marie@example.org"] = "451 4.3.0 try again later"

@@ -17,10 +17,10 @@ SIGNER = LinkSigner(b"k" * 32)
 
 
 def test_an_approval_link_names_the_order_the_approver_and_the_decision_until_it_expires():
-    link = ApprovalLink("PO-1002", "chefin@bücher.example", "approve", NOW + timedelta(days=4))
+    link = ApprovalLink("PO-1002", "chefin@bücher.example", "approve", NOW + timedelta(days=4), NOW - timedelta(days=1))
     token = SIGNER.approval(link)
     assert token.isascii() and "/" not in token and "+" not in token  # safe in a URL path as it is
-    assert SIGNER.read_approval(token, NOW) == link
+    assert SIGNER.read_approval(token, NOW) == link.__class__(**{**link.__dict__, "asked": link.asked.replace(microsecond=0)})
     with pytest.raises(LinkError) as expired:
         SIGNER.read_approval(token, NOW + timedelta(days=4))
     assert (expired.value.problem, expired.value.expired) == ("expired", link.expires)
@@ -37,7 +37,7 @@ def test_an_approval_link_names_the_order_the_approver_and_the_decision_until_it
     ],
 )
 def test_a_changed_link_is_refused_as_tampered(change, problem):
-    token = SIGNER.approval(ApprovalLink("PO-1002", "head@example.org", "reject", NOW + timedelta(days=1)))
+    token = SIGNER.approval(ApprovalLink("PO-1002", "head@example.org", "reject", NOW + timedelta(days=1), NOW))
     with pytest.raises(LinkError) as refused:
         SIGNER.read_approval(change(token), NOW)
     assert refused.value.problem == problem
@@ -72,6 +72,14 @@ def test_the_secret_is_never_in_the_settings_file_and_never_short(tmp_path: Path
     monkeypatch.setenv("PRINTROOM_WEB__SECRET", "y" * 32)
     settings = load_settings(toml)
     assert "y" * 32 not in repr(settings) and "y" * 32 not in settings.model_dump_json()  # never printed or dumped
+
+
+def test_the_public_address_is_the_root_of_a_host(monkeypatch):
+    monkeypatch.setenv("PRINTROOM_WEB__SECRET", "y" * 32)
+    for good in ("https://printroom.example.com", "http://127.0.0.1:8377/", "https://xn--bcher-kva.example"):
+        assert load_settings(None, web={"public_url": good}).web.public_url == good
+    with pytest.raises(SettingsError, match="web.public_url"):
+        load_settings(None, web={"public_url": "https://example.com/printroom"})  # its own links start at /
 
 
 def test_printroom_web_refuses_to_start_without_a_usable_secret(tmp_path: Path):

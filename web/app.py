@@ -3,6 +3,8 @@ read-only draft preview. It holds no state: the signed link says who and what, T
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 
@@ -16,11 +18,12 @@ from printroom.models import ApprovalOutcome, ApprovalState, Decide, Draft
 from printroom.settings import Settings
 from printroom.web.forms import MAX_COMMENT, FormRefused, read_form
 from printroom.web.pages import Pages, draft_body, stylesheet
-from printroom.web.temporal import NotWaiting, Refused, TemporalPages, Unreachable
+from printroom.web.temporal import NoAnswer, NotWaiting, Refused, TemporalPages, Unreachable
 from printroom.web.text import DECISION_WORDS, TEXT, language_of
 from printroom.workflows.approvers import same_address
 
 Clock = Callable[[], datetime]
+log = logging.getLogger("printroom.web")
 
 
 def build_app(
@@ -36,7 +39,7 @@ def build_app(
             Route("/drafts/{token}", site.draft),
             Route("/drafts/{token}/body", site.draft_html),
         ],
-        exception_handlers={404: site.not_found, 405: site.not_found},
+        exception_handlers={404: site.not_found, 405: site.not_found, Exception: site.broken},
     )
 
 
@@ -79,16 +82,20 @@ class Site:
 
     async def _decide(self, request: Request, lang: str, link: ApprovalLink, comment: str) -> Response:
         t = TEXT[lang]
+        comment = comment.replace("\r\n", "\n")  # a browser sends a textarea's line ends as CRLF; maxlength counts one
         state = await self.temporal.approval(link.order_id)
         if (answer := self._not_theirs(lang, link, state)) is not None:
             return answer
         if len(comment) > MAX_COMMENT:
             notice = t["comment_too_long"].format(length=len(comment), max=MAX_COMMENT)
             return self._form(request, lang, link, state, status=400, comment=comment, notice=notice)
+        update_id = "decide-" + hashlib.sha256(request.path_params["token"].encode()).hexdigest()[:32]
         try:
-            answer = await self.temporal.decide(link.order_id, Decide(decision=link.decision, by=link.approver, comment=comment))
+            answer = await self.temporal.decide(link.order_id, Decide(decision=link.decision, by=link.approver, comment=comment), update_id)
         except NotWaiting:  # it closed between the two calls: say how it ended
             answer = Refused(reason="")
+        except NoAnswer:  # handed over, answer not back: it may well be recorded, so never "nothing was recorded"
+            return self.pages.message(lang, 504, t["no_answer_title"], t["no_answer"])
         if isinstance(answer, ApprovalOutcome):
             title = t[f"{answer.status}_title"] if answer.status in ("approved", "rejected") else t["refused_title"]
             return self.pages.message(lang, 200, title.format(order=link.order_id), t["done"])
@@ -101,6 +108,8 @@ class Site:
         t = TEXT[lang]
         if state.decision is not None:
             return self.pages.message(lang, 409, t["refused_title"], self._ended(lang, state))
+        if state.requested_at is not None and int(state.requested_at.timestamp()) != int(link.asked.timestamp()):
+            return self.pages.message(lang, 403, t["forbidden_title"], t["earlier_approval"].format(order=link.order_id))
         if not any(same_address(link.approver, asked) for asked in state.approvers):
             asked = ", ".join(state.approvers) or "—"
             text = t["not_approver"].format(approver=link.approver, order=link.order_id, asked=asked)
@@ -194,6 +203,12 @@ class Site:
             return self.pages.message(lang, 503, t["unavailable_title"], t["unavailable"])
         except NotWaiting:
             return self.pages.message(lang, 404, *gone)
+
+    async def broken(self, request: Request, exc: Exception) -> Response:
+        """A bug of ours: logged with its traceback, answered with a page (and the same headers) all the same."""
+        log.exception("printroom web: %s %s", request.method, request.url.path, exc_info=exc)
+        lang = language_of(request.url.path.strip("/").split("/")[0])
+        return self.pages.message(lang, 500, TEXT[lang]["broken_title"], TEXT[lang]["broken"])
 
     async def not_found(self, request: Request, exc: Exception) -> Response:
         lang = language_of(request.url.path.strip("/").split("/")[0])

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 
 MAX_COMMENT = 2000
+# A form is a few KB: a client that takes longer to send it is stalling (or holding a connection on purpose).
+READ_TIMEOUT = 15.0
 
 
 class FormRefused(Exception):
@@ -26,10 +29,17 @@ async def read_form(request: Request, max_bytes: int) -> dict[str, str]:
     if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
         raise FormRefused(413, f"the form is larger than {max_bytes // 1024} KB")
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > max_bytes:
-            raise FormRefused(413, f"the form is larger than {max_bytes // 1024} KB")
+
+    async def read() -> None:
+        async for chunk in request.stream():
+            body.extend(chunk)
+            if len(body) > max_bytes:
+                raise FormRefused(413, f"the form is larger than {max_bytes // 1024} KB")
+
+    try:
+        await asyncio.wait_for(read(), READ_TIMEOUT)
+    except asyncio.TimeoutError:
+        raise FormRefused(408, f"the form did not arrive within {READ_TIMEOUT:.0f} seconds") from None
     try:
         text = body.decode("utf-8")
         fields = parse_qsl(text, keep_blank_values=True, strict_parsing=False, encoding="utf-8", errors="strict")

@@ -63,8 +63,10 @@ async def serve_web(settings: Settings, stop: asyncio.Event, client: Client | No
     public = settings.web.public_url or "unset: emails carry no links to it (web.public_url)"
     log.info("answering on http://%s:%s; public address %s", settings.web.host, settings.web.port, public)
     config = uvicorn.Config(
-        build_app(settings, signer, temporal), lifespan="off", log_level="warning", access_log=False, server_header=False
-    )
+        build_app(settings, signer, temporal), lifespan="off", log_level="warning", access_log=False, server_header=False,
+        # A page is small and quick: a few hundred at once is plenty, and Ctrl-C never waits long for a slow client.
+        limit_concurrency=200, timeout_keep_alive=5, timeout_graceful_shutdown=5,
+    )  # fmt: skip
     server = _Server(config)
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     stopping = asyncio.create_task(stop.wait())

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from temporalio.client import Client, WorkflowQueryFailedError, WorkflowUpdateFailedError
+from temporalio.client import Client, RPCTimeoutOrCancelledError, WorkflowQueryFailedError, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -24,6 +24,10 @@ class Unreachable(Exception):
 
 class NotWaiting(Exception):
     """No such workflow: no approval for this order, or no such order."""
+
+
+class NoAnswer(Exception):
+    """The decision was handed to Temporal but its answer did not come in time: it may have been recorded."""
 
 
 @dataclass(frozen=True)
@@ -57,13 +61,20 @@ class TemporalPages:
         except (RPCError, WorkflowQueryFailedError) as error:
             raise self._problem(error) from None
 
-    async def decide(self, order_id: str, decision: Decide) -> ApprovalOutcome | Refused:
+    async def decide(self, order_id: str, decision: Decide, update_id: str) -> ApprovalOutcome | Refused:
+        """The `decide` update, under an id of the link's: a second POST of the same link (a double click, a retry
+        after a timeout) joins the first instead of deciding again."""
         handle = (await self.client()).get_workflow_handle(budget_workflow_id(order_id))
         try:
-            return await handle.execute_update("decide", decision, result_type=ApprovalOutcome, rpc_timeout=CALL_TIMEOUT)
+            return await asyncio.wait_for(
+                handle.execute_update("decide", decision, id=update_id, result_type=ApprovalOutcome, rpc_timeout=CALL_TIMEOUT),
+                2 * CALL_TIMEOUT.total_seconds(),
+            )
         except WorkflowUpdateFailedError as error:
             cause = error.cause
             return Refused(cause.message if isinstance(cause, ApplicationError) else str(cause))
+        except (RPCTimeoutOrCancelledError, asyncio.TimeoutError):
+            raise NoAnswer() from None
         except RPCError as error:
             raise self._problem(error) from None
 

@@ -33,7 +33,12 @@ TEXT: Mapping[str, Mapping[str, str]] = {
         "refused_title": "Your answer was not recorded",
         "forbidden_title": "This link cannot be used",
         "tampered": "The link was changed, or cut when it was copied. Open it again from the email, whole.",
-        "expired_link": "The link has expired ({when}): the approvers are no longer waited for. Please contact the print room.",
+        "expired_link": "The link has expired ({when}). Please contact the print room.",
+        "earlier_approval": "This link belongs to an earlier approval of order {order}, which has ended. Please use the link in the latest email.",
+        "no_answer_title": "Your answer may have been recorded",
+        "no_answer": "Your answer reached the print room's system, but its confirmation did not come back in time. Open the link from the email again in a minute to see whether it was recorded.",
+        "broken_title": "Something went wrong",
+        "broken": "The page could not be shown because of an error on our side; it has been logged. Please try again later or contact the print room.",
         "malformed": "This is not a link of the print room's.",
         "not_approver": "This link is for {approver}, who is not asked to approve order {order} (it is asked of {asked}).",
         "other_decision": "This page asks to {asked}; the form sent asked to {sent}. Open the link from the email again.",
@@ -93,8 +98,12 @@ TEXT: Mapping[str, Mapping[str, str]] = {
         "refused_title": "Votre réponse n'a pas été enregistrée",
         "forbidden_title": "Ce lien ne peut pas être utilisé",
         "tampered": "Le lien a été modifié, ou coupé lors d'un copier-coller. Ouvrez-le à nouveau depuis l'email, en entier.",
-        "expired_link": "Le lien a expiré ({when}) : les approbateurs ne sont plus attendus. Merci de contacter la salle "
-        "d'impression.",
+        "expired_link": "Le lien a expiré ({when}). Merci de contacter la salle d'impression.",
+        "earlier_approval": "Ce lien appartient à une approbation précédente de la commande {order}, qui est terminée. Merci d'utiliser le lien du dernier email.",
+        "no_answer_title": "Votre réponse a peut-être été enregistrée",
+        "no_answer": "Votre réponse est parvenue au système de la salle d'impression, mais sa confirmation n'est pas revenue à temps. Ouvrez à nouveau le lien depuis l'email dans une minute pour voir si elle a été enregistrée.",
+        "broken_title": "Une erreur s'est produite",
+        "broken": "La page n'a pas pu être affichée à cause d'une erreur de notre côté ; elle a été consignée. Merci de réessayer plus tard ou de contacter la salle d'impression.",
         "malformed": "Ce lien n'est pas un lien de la salle d'impression.",
         "not_approver": "Ce lien est celui de {approver}, qui n'est pas sollicité(e) pour la commande {order} "
         "(l'approbation est demandée à {asked}).",
@@ -158,8 +167,12 @@ TEXT: Mapping[str, Mapping[str, str]] = {
         "forbidden_title": "Dieser Link kann nicht verwendet werden",
         "tampered": "Der Link wurde verändert oder beim Kopieren abgeschnitten. Öffnen Sie ihn erneut und vollständig aus "
         "der E-Mail.",
-        "expired_link": "Der Link ist abgelaufen ({when}): auf die Freigebenden wird nicht mehr gewartet. Bitte wenden Sie "
-        "sich an die Druckerei.",
+        "expired_link": "Der Link ist abgelaufen ({when}). Bitte wenden Sie sich an die Druckerei.",
+        "earlier_approval": "Dieser Link gehört zu einer früheren, beendeten Freigabe von Auftrag {order}. Bitte verwenden Sie den Link aus der neuesten E-Mail.",
+        "no_answer_title": "Ihre Antwort wurde möglicherweise erfasst",
+        "no_answer": "Ihre Antwort hat das System der Druckerei erreicht, aber die Bestätigung kam nicht rechtzeitig zurück. Öffnen Sie den Link aus der E-Mail in einer Minute erneut, um zu sehen, ob sie erfasst wurde.",
+        "broken_title": "Ein Fehler ist aufgetreten",
+        "broken": "Die Seite konnte wegen eines Fehlers auf unserer Seite nicht angezeigt werden; er wurde protokolliert. Bitte versuchen Sie es später erneut oder wenden Sie sich an die Druckerei.",
         "malformed": "Dies ist kein Link der Druckerei.",
         "not_approver": "Dieser Link gehört {approver}, der/die für Auftrag {order} nicht angefragt ist (angefragt: {asked}).",
         "other_decision": "Diese Seite fragt nach „{asked}“; das gesendete Formular nach „{sent}“. Öffnen Sie den Link "

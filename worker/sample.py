@@ -49,7 +49,8 @@ SAMPLE_DRAFT = DraftSummary(
 
 
 SAMPLE_APPROVAL = ApprovalProgress(
-    requested_at=datetime(2026, 11, 25, 9, 30, tzinfo=timezone.utc), reminders_sent=2, approvers=["head@example.org"]
+    requested_at=datetime(2026, 11, 25, 9, 30, tzinfo=timezone.utc), reminders_sent=2, approvers=["head@example.org"],
+    answer_by=datetime(2026, 11, 29, 9, 30, tzinfo=timezone.utc),
 )
 SAMPLE_SPENDING = Spending(
     cost_centre="marketing", period="2026-11", spent=Decimal("4150.00"), budget=Decimal("5000.00"), currency="EUR",

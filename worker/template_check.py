@@ -8,14 +8,15 @@ from pathlib import Path
 
 from jinja2 import TemplateSyntaxError
 
-from printroom.activities.assemble import EmailAssembler
+from printroom.activities.assemble import ANSWERED_BY_LINK, EmailAssembler
 from printroom.activities.documents import DocumentStore
 from printroom.activities.rendering import TemplateError, TemplateRenderer, template_file
 from printroom.worker.sample import sample_request
 from printroom.activities.template_syntax import JOB_LOOP_NAME
 from printroom.activities.variables import JOB_NAMES, ORDER_NAMES, SMTP_TEST
+from printroom.links import LinkSigner
 from printroom.models import Audience
-from printroom.settings import Settings
+from printroom.settings import Settings, WebSettings
 from printroom.statemachines.emails import EMAIL_TRIGGERS
 
 AUDIENCES: tuple[Audience, ...] = ("customer", "operators", "approvers")
@@ -44,6 +45,9 @@ def check_templates(settings: Settings, renderer: TemplateRenderer | None = None
     every email can be built."""
     renderer = renderer or TemplateRenderer(settings.templates.override_dir)
     assembler = EmailAssembler(settings, renderer, DocumentStore(settings.documents))
+    # The approvers' emails also as they go with answer links (web.public_url set): the other branch of the template.
+    with_links = settings.model_copy(update={"web": WebSettings.model_construct(public_url="https://printroom.example")})
+    linked = EmailAssembler(with_links, renderer, DocumentStore(settings.documents), LinkSigner(b"template-check" * 3))
     problems = [*_unknown_overrides(settings, renderer), *_unknown_names(renderer, settings.languages)]
     now = datetime.now(timezone.utc)
     for language in settings.languages:
@@ -54,9 +58,13 @@ def check_templates(settings: Settings, renderer: TemplateRenderer | None = None
                 continue
             every = [("default", audience) for audience in (AUDIENCES if template != SMTP_TEST else AUDIENCES[:1])]
             every += [(shop, "customer") for shop in settings.shops if shop != "default" and template != SMTP_TEST]
+            every += [("default", "approvers-linked")] if template in ANSWERED_BY_LINK else []
             for shop, audience in every:
                 try:
-                    _render_sample(assembler, settings, template, language, audience, shop, now)
+                    if audience == "approvers-linked":
+                        _render_sample(linked, settings, template, language, "approvers", shop, now, recipient="head@example.org")
+                    else:
+                        _render_sample(assembler, settings, template, language, audience, shop, now)
                 except TemplateError as error:
                     problems.append(Problem(f"{language}/{template}", str(error) + (f" (shop {shop})" if shop != "default" else "")))
                     break  # one message per template is enough to fix it
@@ -67,13 +75,14 @@ def check_templates(settings: Settings, renderer: TemplateRenderer | None = None
 
 
 def _render_sample(
-    assembler: EmailAssembler, settings: Settings, template: str, language: str, audience: Audience, shop: str, now: datetime
+    assembler: EmailAssembler, settings: Settings, template: str, language: str, audience: Audience, shop: str, now: datetime,
+    recipient: str | None = None,
 ) -> None:
     request = None
     if template != SMTP_TEST:
         request = sample_request(template)
         request = request.model_copy(update={"order": request.order.model_copy(update={"shop": shop})})
-    context = assembler.context(shop, now=now, request=request, audience=audience)
+    context = assembler.context(shop, now=now, request=request, audience=audience, recipient=recipient)
     assembler.render(template, [language], context, settings.images_for(shop))
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError, FailureError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from printroom.workflows.approvers import same_address
@@ -43,6 +43,8 @@ with workflow.unsafe.imports_passed_through():
 # Reading the settings is quick; the plan is retried a little and then the approval fails, saying why.
 PLAN_TIMEOUT = timedelta(seconds=10)
 PLAN_RETRY = RetryPolicy(maximum_attempts=5)
+# Approvers the approval keeps waiting for after on_timeout (the operators told) can still answer by link this long.
+LINKS_OUTLIVE_SILENCE = timedelta(days=30)
 
 
 class DecisionRefused(Exception):
@@ -71,9 +73,20 @@ class BudgetApprovalWorkflow:
     async def run(self, raw_order: Any = None) -> ApprovalOutcome:
         if self._order is None:
             raise self._input.fail()
-        self._plan = await workflow.execute_local_activity(
-            PLAN_APPROVAL, self._order, result_type=ApprovalPlan, start_to_close_timeout=PLAN_TIMEOUT, retry_policy=PLAN_RETRY
-        )
+        try:
+            # A regular activity, not a local one: a cancel that comes as it completes is ordered by the server's
+            # history, the same live and on replay (a local activity's result and a cancel in one activation are
+            # not, and the replay of such an approval failed as nondeterministic).
+            self._plan = await workflow.execute_activity(
+                PLAN_APPROVAL, self._order, result_type=ApprovalPlan, start_to_close_timeout=PLAN_TIMEOUT, retry_policy=PLAN_RETRY
+            )
+        except (asyncio.CancelledError, ActivityError) as error:  # cancelled as it started: nobody asked, nobody told
+            if isinstance(error, ActivityError) and not is_cancellation(error):
+                raise
+            self._lifecycle.follow("cancel", "system", by="printroom", comment="the order was cancelled before anyone was asked")
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            assert self._outcome is not None
+            return self._outcome
         self._approvers = self._plan.approvers
         if self._plan.problem:
             workflow.logger.error("approval of order %s: %s", self._order.id, self._plan.problem)
@@ -145,7 +158,7 @@ class BudgetApprovalWorkflow:
         request = self._refusals.validate(decision, ApprovalDecision, payload, self._input)
         if request is None:
             return
-        await workflow.wait_condition(lambda: self._plan is not None)  # the approvers are known once planned
+        await workflow.wait_condition(lambda: self._plan is not None or self._lifecycle.closed)  # known once planned
         try:
             self._decide(decision, request.by, request.comment)
         except DecisionRefused as refusal:
@@ -155,7 +168,7 @@ class BudgetApprovalWorkflow:
     async def decide(self, payload: Any = None) -> ApprovalOutcome:
         """The approver's answer, answered: the outcome, or why it was refused (recorded as well)."""
         request = Decide.model_validate(payload)
-        await workflow.wait_condition(lambda: self._plan is not None)
+        await workflow.wait_condition(lambda: self._plan is not None or self._lifecycle.closed)
         try:
             return self._decide(request.decision, request.by, request.comment)
         except DecisionRefused as refusal:
@@ -222,8 +235,8 @@ class BudgetApprovalWorkflow:
         if self._lifecycle.closed:
             self._outcome = ApprovalOutcome(status=row.dest, by=by, comment=comment, at=workflow.now())  # type: ignore[arg-type]
             # A request or reminder still queued (the mail server slow or down) would ask for what is decided.
-            self._outbox.drop({*BUDGET.emails_on_start, APPROVAL_REMINDER}, f"the approval was {row.dest} before it went out")
-        for email_trigger in row.emails:
+            self._outbox.drop({*BUDGET.emails_on_start, APPROVAL_REMINDER, APPROVAL_OVERDUE}, f"the approval was {row.dest} before it went out")
+        for email_trigger in row.emails if self._plan is not None else ():  # before the plan, nobody was asked
             self._queue(email_trigger, previous=source, by=by, comment=comment)
         self._publish()
 
@@ -231,7 +244,7 @@ class BudgetApprovalWorkflow:
         assert self._order is not None
         progress = ApprovalProgress(
             requested_at=self._requested_at, reminders_sent=self._reminders_sent, approvers=self._approvers,
-            answer_by=self._answer_by(),
+            answer_by=self._answer_by(), links_expire=self._links_expire(),
         )  # fmt: skip
         self._outbox.queue(
             self._order, email_trigger, status="awaiting_approval", previous=previous, by=by, comment=comment,
@@ -244,6 +257,13 @@ class BudgetApprovalWorkflow:
         if plan is None or not self._approvers or self._lifecycle.closed:
             return None
         return self._asked_at + plan.remind_every * (plan.max_reminders + 1)
+
+    def _links_expire(self) -> datetime | None:
+        answer_by, plan = self._answer_by(), self._plan
+        if answer_by is None or plan is None:
+            return None
+        silence_ends_their_say = plan.on_timeout == "reject" or (plan.on_timeout == "escalate" and not self._escalated_to)
+        return answer_by if silence_ends_their_say else answer_by + LINKS_OUTLIVE_SILENCE
 
     def _drafts_made(self, request: StatusEmailRequest, drafts: list[DraftContent]) -> None:
         """Emails held for an operator (edit_before_send, or a failure to fix) wait on the order, where operators

@@ -66,6 +66,8 @@ class Outbox:
         self._sending: list[StatusEmailRequest] = []
         self._sending_error = ""  # why the last attempt failed, while the email is retried
         self._retrying = False
+        self._retried: tuple[StatusEmailRequest, workflow.ActivityHandle[StatusEmailResult]] | None = None
+        self._abandoned = ""  # why the email being retried was given up by the workflow itself
         self._occurrences: Counter[str] = Counter()
         self.sent: list[SentEmail] = []
         self.failed: list[FailedEmail] = []
@@ -108,12 +110,15 @@ class Outbox:
         )
 
     def drop(self, email_triggers: set[str], why: str) -> None:
-        """Queued emails that are no longer true (a request for a decision already taken): never sent, said so.
-        One already being sent is left to finish."""
+        """Emails that are no longer true (a request for a decision already taken): queued ones are never sent, and
+        one being retried (its server down) is cancelled; said so. A first attempt under way is left to finish."""
         dropped = [r for r in self._queue if r.email_trigger in email_triggers]
         for request in dropped:
             self._queue.remove(request)
             self.notes.append(f"{request.email_trigger}: not sent, {why}")
+        if self._retried is not None and self._retried[0].email_trigger in email_triggers:
+            self._abandoned = why
+            self._retried[1].cancel()
 
     def pending(self) -> list[PendingEmail]:
         return [
@@ -193,7 +198,7 @@ class Outbox:
     async def _retry_until_done(self, request: StatusEmailRequest) -> None:
         while True:
             try:
-                result = await workflow.execute_activity(
+                attempt = workflow.start_activity(
                     SEND_STATUS_EMAIL,
                     request,
                     result_type=StatusEmailResult,
@@ -203,13 +208,21 @@ class Outbox:
                     retry_policy=EMAIL_RETRY,
                     summary=request.email_trigger,  # names the email in the Web UI's pending activities
                 )
+                self._retried = (request, attempt)
+                result = await attempt
             except FailureError as error:
+                if is_cancellation(error) and self._abandoned:  # given up by us, not the workflow being cancelled
+                    self.notes.append(f"{request.email_trigger}: no longer retried, {self._abandoned}")
+                    self._abandoned = ""
+                    return
                 if is_cancellation(error):
                     raise
                 cause = root_cause(error)
                 what = cause.message if isinstance(cause, ApplicationError) else f"{type(cause).__name__}: {cause.message}"
                 self.record_failure(request.email_trigger, what)
                 return
+            finally:
+                self._retried = None
             self.record(request, result)
             if not result.retry:
                 return
