@@ -9,6 +9,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 
 # A claim refreshed within this many seconds belongs to an attempt that may still be sending (kept alive every
@@ -29,6 +30,13 @@ class ClaimHeld(Exception):
         self.permanent, self.uncertain = False, False
 
 
+class RecordUnavailable(OSError):
+    """The delivery record cannot be read or written now (its database is down): a passing failure. Before a
+    send nothing is sent (retried later); after one, the order's notes say a retry could send it again."""
+
+    permanent, uncertain = False, False
+
+
 @dataclass(frozen=True)
 class Accepted:
     message_id: str
@@ -44,6 +52,9 @@ class DeliveryLog:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
         self._clock: tuple[float, float] | None = None  # (monotonic, file system time) when last read
+
+    def check(self) -> None:
+        """The directory is there (made at start): nothing to wait for."""
 
     def _path(self, message_id: str, suffix: str) -> Path:
         return self.directory / (hashlib.sha256(message_id.encode()).hexdigest()[:40] + suffix)
@@ -132,6 +143,9 @@ class DeliveryLog:
         partial.replace(final)
         self._path(message_id, ".sending").unlink(missing_ok=True)
 
+    def close(self) -> None:
+        pass
+
     def prune(self, older_than_days: float = 30) -> int:
         """Records outlive every retry by far; older ones can go."""
         limit, removed = time.time() - older_than_days * 86400, 0
@@ -140,3 +154,16 @@ class DeliveryLog:
                 path.unlink(missing_ok=True)
                 removed += 1
         return removed
+
+
+class DeliveryRecord(Protocol):
+    """What sending needs of a delivery record: the directory (one host, or a shared file system) or PostgreSQL."""
+
+    def check(self) -> None: ...
+    def accepted(self, message_id: str) -> Accepted | None: ...
+    def claim(self, message_id: str) -> bool: ...
+    def keep_alive(self, message_id: str) -> None: ...
+    def abandon(self, message_id: str) -> None: ...
+    def release(self, message_id: str) -> None: ...
+    def record(self, message_id: str, everyone: list[str], subject: str) -> None: ...
+    def close(self) -> None: ...

@@ -16,7 +16,7 @@ from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from printroom.activities.assemble import AssembledEmail, EmailAssembler
 from printroom.activities.compose import message_id
-from printroom.activities.deliveries import KEEP_ALIVE, Accepted, ClaimHeld, DeliveryLog
+from printroom.activities.deliveries import KEEP_ALIVE, Accepted, ClaimHeld, DeliveryLog, DeliveryRecord, RecordUnavailable
 from printroom.activities.documents import AttachmentError, DocumentStore
 from printroom.activities.drafts import build_from_draft, draft_cc, make_draft, within_budget
 from printroom.activities.rendering import TemplateError, TemplateRenderer
@@ -56,7 +56,7 @@ class EmailActivities:
     """Dependencies are injected by the worker, so tests run the same class against their own servers."""
 
     def __init__(
-        self, settings: Settings, assembler: EmailAssembler, transport: SmtpTransport, deliveries: DeliveryLog
+        self, settings: Settings, assembler: EmailAssembler, transport: SmtpTransport, deliveries: DeliveryRecord
     ) -> None:
         self.settings = settings
         self.assembler = assembler
@@ -70,7 +70,7 @@ class EmailActivities:
         """Production wiring: customised templates over shipped ones, the document store, the delivery records."""
         renderer = TemplateRenderer(settings.templates.override_dir)
         assembler = EmailAssembler(settings, renderer, DocumentStore(settings.documents), settings.web.signer())
-        return cls(settings, assembler, transport or SmtpTransport(settings.smtp), DeliveryLog(settings.deliveries_dir))
+        return cls(settings, assembler, transport or SmtpTransport(settings.smtp), delivery_record(settings))
 
     def activities(self) -> list[Callable[..., Any]]:
         """The activity functions a worker registers."""
@@ -179,7 +179,7 @@ class EmailActivities:
                     reasons = [result.retry_reason] if result.retry_reason else []
                     result.retry_reason = "; ".join([*reasons, *(f"{a}: {refused[a]}" for a in put_off)])
             except Exception as error:  # noqa: BLE001  # an unexpected one is a bug: never retried for ever
-                if not isinstance(error, (DeliveryError, AttachmentError, TemplateError, ClaimHeld)):
+                if not isinstance(error, (DeliveryError, AttachmentError, TemplateError, ClaimHeld, RecordUnavailable)):
                     activity.logger.exception("unexpected error sending %s to the %s", request.email_trigger, audience)
                     error = TemplateError(f"unexpected {type(error).__name__}: {error} (a bug of printroom's; please report it)")
                 permanent = getattr(error, "permanent", True) or self._gave_up(request)
@@ -265,7 +265,7 @@ class EmailActivities:
         except ClaimHeld as error:
             raise ApplicationError(f"{error.message_id} is being sent by an earlier attempt right now; ask again in a "
                                    "minute", type="ClaimHeld", non_retryable=True) from None  # fmt: skip
-        except (DeliveryError, AttachmentError, TemplateError) as error:
+        except (DeliveryError, AttachmentError, TemplateError, RecordUnavailable) as error:
             raise ApplicationError(str(error), type=type(error).__name__, non_retryable=True) from None
         return StatusEmailResult(sent=[sent], notes=notes)
 
@@ -496,5 +496,15 @@ async def _every(seconds: float, do: Callable[[], Awaitable[None]], *, at_once: 
 
 
 _TRANSIENT_TYPES: dict[type[Exception], str] = {
-    DeliveryError: "SmtpTransientError", AttachmentError: "AttachmentError", ClaimHeld: "ClaimHeld"
+    DeliveryError: "SmtpTransientError", AttachmentError: "AttachmentError", ClaimHeld: "ClaimHeld",
+    RecordUnavailable: "DeliveryRecordUnavailable",
 }
+
+
+def delivery_record(settings: Settings) -> DeliveryRecord:
+    """PostgreSQL when deliveries.url is set (workers on several hosts), else the directory (the embedded default)."""
+    if settings.deliveries.url:
+        from printroom.activities.deliveries_pg import PostgresDeliveryLog  # psycopg: the `postgresql` extra
+
+        return PostgresDeliveryLog(settings.deliveries.url)
+    return DeliveryLog(settings.deliveries_dir)

@@ -425,6 +425,13 @@ class WebSettings(_Section):
         return f"{self.public_url.rstrip('/')}{path}" if self.public_url else None
 
 
+class DeliverySettings(_Section):
+    """Where the delivery record lives when workers run on several hosts (the directory needs a shared file system)."""
+
+    # postgresql://user@host:5432/printroom; the password from PGPASSWORD or ~/.pgpass, never in the TOML file.
+    url: Annotated[str, StringConstraints(pattern=r"^postgres(ql)?://\S+$")] | None = None
+
+
 class DevSettings(_Section):
     """The embedded default of `printroom dev`: local ports and where its files go."""
 
@@ -458,6 +465,8 @@ class Settings(BaseSettings):
     cost_centres: dict[CostCentreName, CostCentreSettings] = {}
     # Which messages the SMTP server accepted (exactly once): shared by every worker of the print room.
     deliveries_dir: Path = Path("var/deliveries")
+    # deliveries.url: the record in PostgreSQL instead (workers on several hosts).
+    deliveries: DeliverySettings = DeliverySettings()
     web: WebSettings = WebSettings()
     dev: DevSettings = DevSettings()
 
@@ -529,6 +538,12 @@ def load_settings(explicit: str | os.PathLike[str] | None = None, **overrides: A
             raise SettingsError(f"settings file {path} does not exist") from None
         except tomllib.TOMLDecodeError as error:
             raise SettingsError(f"settings file {path} is not valid TOML: {error}") from None
+        url = data.get("deliveries", {}).get("url") if isinstance(data.get("deliveries"), dict) else None
+        if isinstance(url, str) and re.match(r"^[a-z]+://[^/@]*:[^/@]*@", url):
+            raise SettingsError(
+                f"settings file {path}: deliveries.url must not carry a password in the file in clear; "
+                "give it in PGPASSWORD or ~/.pgpass (or the whole URL in PRINTROOM_DELIVERIES__URL)"
+            )
         for section, field, variable in (("smtp", "password", "PRINTROOM_SMTP__PASSWORD"), ("web", "secret", "PRINTROOM_WEB__SECRET")):
             if isinstance(data.get(section), dict) and field in data[section]:
                 raise SettingsError(

@@ -17,6 +17,7 @@ from temporalio.worker import Replayer
 from printroom.cli.capture import SmtpCapture
 from printroom.models import (
     HOLD_DRAFTS,
+    SEND_STATUS_EMAIL,
     ApprovalOutcome,
     ApprovalState,
     DraftContent,
@@ -344,8 +345,9 @@ async def _retrying(budget) -> bool:
 
 
 async def _pending(budget) -> bool:
+    """The email is with the retried activity (not the plan, not the first attempt)."""
     description = await budget.describe()
-    return bool(description.raw_description.pending_activities)
+    return any(a.activity_type.name == SEND_STATUS_EMAIL for a in description.raw_description.pending_activities)
 
 
 async def _approval_is(handle, status: str) -> bool:

@@ -17,7 +17,7 @@ from printroom.activities.email import EmailActivities
 from printroom.activities.smtp import SmtpTransport
 from printroom.settings import Settings, SettingsSource, resolve_settings
 from printroom.statemachines.table import MACHINE_NAME_PREFIX
-from printroom.worker.startup import check_templates_or_refuse, prepare_namespace
+from printroom.worker.startup import check_templates_or_refuse, prepare_namespace, wait_for_the_record
 from printroom.workflows.budget import BudgetApprovalWorkflow
 from printroom.workflows.cost_centre import CostCentreWorkflow
 from printroom.workflows.order import OrderWorkflow
@@ -143,8 +143,12 @@ class PrintroomPlugin(SimplePlugin):
 
     async def run_worker(self, worker: Worker, next: Callable[[Worker], Awaitable[None]]) -> None:
         try:
+            await wait_for_the_record(self.emails.deliveries)
             await prepare_namespace(worker.client, self.emails)
         except BaseException:
             _never_started(worker)
             raise
-        await super().run_worker(worker, next)
+        try:
+            await super().run_worker(worker, next)
+        finally:
+            self.emails.deliveries.close()

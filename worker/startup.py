@@ -12,6 +12,7 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributeIndexedValueType
 from temporalio.service import RPCError, RPCStatusCode
 
+from printroom.activities.deliveries import DeliveryRecord, RecordUnavailable
 from printroom.activities.email import EmailActivities
 from printroom.worker.template_check import check_templates
 from printroom.workflows.order import SEARCH_ATTRIBUTES
@@ -83,4 +84,20 @@ async def prepare_namespace(client: Client, emails: EmailActivities) -> None:
     """The search attributes printroom's workflows set; then prune delivery records no retry will ask for."""
     await ensure_search_attributes(client)
     if pruned := await asyncio.to_thread(emails.deliveries.prune):
-        log.info("removed %d delivery records older than 30 days from %s", pruned, emails.deliveries.directory)
+        log.info("removed %d delivery records older than 30 days from %r", pruned, emails.deliveries)
+
+
+# How often a worker whose delivery record cannot be reached tries again, saying so each time.
+RECORD_WAIT = 5.0
+
+
+async def wait_for_the_record(deliveries: DeliveryRecord) -> None:
+    """Nothing is sent without the delivery record: a worker started while its database is down says so and
+    waits (it does not poll Temporal, so no email is taken) until it can be reached."""
+    while True:
+        try:
+            await asyncio.to_thread(deliveries.check)
+            return
+        except RecordUnavailable as error:
+            log.warning("%s; waiting (nothing is sent until it answers), next try in %.0f s", error, RECORD_WAIT)
+            await asyncio.sleep(RECORD_WAIT)
