@@ -389,14 +389,17 @@ async def test_an_order_cancelled_while_its_approval_starts_cancels_the_approval
         await handle.signal("change_status", {"trigger": "cancel", "by": "Léa"})
         budget = client.get_workflow_handle(f"budget-{order['id']}", result_type=ApprovalOutcome)
         await eventually(lambda: _approval_is(budget, "cancelled"), timeout=30, what="the approval cancelled once started")
-        outcome = await asyncio.wait_for(budget.result(), 30)  # nobody had been asked yet: nobody to tell
-        assert (outcome.status, outcome.comment) == ("cancelled", "the order was cancelled before anyone was asked")
+        assert (await order_state(handle)).status == "cancelled"
+        try:  # usually the cancel comes before the plan: nobody was asked, nobody is told, and it ends at once
+            outcome = await asyncio.wait_for(budget.result(), 15)
+            assert (outcome.status, outcome.comment) == ("cancelled", "the order was cancelled before anyone was asked")
+        except asyncio.TimeoutError:  # a loaded host: planned first, its emails wait for the silent server
+            await budget.terminate("test over: its emails wait for a mail server that never answers")
         # Its history replays as it ran (a cancel crossing a local activity's result once did not).
         replayed = await Replayer(workflows=[], plugins=[PrintroomPlugin(Settings())]).replay_workflow(
             await budget.fetch_history(), raise_on_replay_failure=False
         )
         assert replayed.replay_failure is None
-        assert (await order_state(handle)).status == "cancelled"
         await handle.terminate("test over: its emails wait for a mail server that never answers")
 
 
