@@ -412,26 +412,34 @@ class EmailActivities:
         warning); after, the transaction finishes on its own, its claim kept alive until it has, so the next
         attempt waits for it and then finds it recorded, instead of sending a second copy."""
         if transaction.finishing is None:
-            if inherited:
-                self.deliveries.abandon(msg_id)
-            else:
-                self.deliveries.release(msg_id)
+            keeper = asyncio.ensure_future(self._quietly(self.deliveries.abandon if inherited else self.deliveries.release, msg_id))
+            self._finishing.add(keeper)
+            keeper.add_done_callback(self._finishing.discard)
             return
         finishing = transaction.finishing
 
         async def keep_claim() -> None:
             while not finishing.done():
-                self.deliveries.keep_alive(msg_id)
+                await self._quietly(self.deliveries.keep_alive, msg_id)
                 await asyncio.wait({finishing}, timeout=KEEP_ALIVE)
             error = finishing.exception()
             if isinstance(error, DeliveryError) and not error.uncertain and not inherited:
-                self.deliveries.release(msg_id)
+                await self._quietly(self.deliveries.release, msg_id)
             elif error is not None:
-                self.deliveries.abandon(msg_id)
+                await self._quietly(self.deliveries.abandon, msg_id)
 
         keeper = asyncio.ensure_future(keep_claim())
         self._finishing.add(keeper)
         keeper.add_done_callback(self._finishing.discard)
+
+    @staticmethod
+    async def _quietly(operation: Callable[[str], None], msg_id: str) -> None:
+        """A claim's housekeeping after a cancel, off the event loop; a record out of reach is no reason to fail:
+        the claim ages out in CLAIM_ALIVE and the next attempt reports the possible duplicate."""
+        try:
+            await asyncio.to_thread(operation, msg_id)
+        except RecordUnavailable as error:
+            activity.logger.warning("%s (claim of %s left to age out)", error, msg_id)
 
     def _alive(self, msg_id: str) -> AbstractAsyncContextManager[None]:
         """While a send waits for a connection and runs: its claim kept fresh, so no other attempt takes it."""
@@ -506,5 +514,5 @@ def delivery_record(settings: Settings) -> DeliveryRecord:
     if settings.deliveries.url:
         from printroom.activities.deliveries_pg import PostgresDeliveryLog  # psycopg: the `postgresql` extra
 
-        return PostgresDeliveryLog(settings.deliveries.url)
+        return PostgresDeliveryLog(settings.deliveries.url, settings.smtp.max_connections)
     return DeliveryLog(settings.deliveries_dir)

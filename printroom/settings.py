@@ -539,7 +539,7 @@ def load_settings(explicit: str | os.PathLike[str] | None = None, **overrides: A
         except tomllib.TOMLDecodeError as error:
             raise SettingsError(f"settings file {path} is not valid TOML: {error}") from None
         url = data.get("deliveries", {}).get("url") if isinstance(data.get("deliveries"), dict) else None
-        if isinstance(url, str) and re.match(r"^[a-z]+://[^/@]*:[^/@]*@", url):
+        if isinstance(url, str) and (re.match(r"^[a-z]+://[^/@]*:[^/@]*@", url) or re.search(r"(?i)[?&]password=", url)):
             raise SettingsError(
                 f"settings file {path}: deliveries.url must not carry a password in the file in clear; "
                 "give it in PGPASSWORD or ~/.pgpass (or the whole URL in PRINTROOM_DELIVERIES__URL)"

@@ -87,7 +87,7 @@ async def test_the_database_down_during_a_send_retries_the_email_and_never_sends
         with pytest.raises(ApplicationError) as waiting:
             await send(shared, req)
         assert waiting.value.type == "DeliveryRecordUnavailable" and not waiting.value.non_retryable
-        assert f"the delivery record at {postgres.url} cannot be reached" in waiting.value.message
+        assert f"the delivery record at {postgres.url} cannot be used" in waiting.value.message
         assert smtp.messages == []  # nothing goes out that could not be recorded
     finally:
         postgres.start()
@@ -120,12 +120,70 @@ async def test_a_worker_started_while_its_database_is_down_says_so_and_sends_not
 
 def test_the_databases_password_is_never_in_the_settings_file_or_a_message(tmp_path):
     toml = tmp_path / "printroom.toml"
-    toml.write_text('[deliveries]\nurl = "postgresql://printroom:s3cret@db.example:5432/printroom"\n')
-    with pytest.raises(SettingsError, match="deliveries.url must not carry a password in the file in clear; give it in PGPASSWORD"):
-        load_settings(toml)
+    for url in ("postgresql://printroom:s3cret@db.example:5432/printroom", "postgresql://printroom@db.example/printroom?sslmode=require&password=s3cret"):
+        toml.write_text(f'[deliveries]\nurl = "{url}"\n')
+        with pytest.raises(SettingsError, match="deliveries.url must not carry a password in the file in clear; give it in PGPASSWORD"):
+            load_settings(toml)
     assert shown("postgresql://printroom:s3cret@db.example:5432/printroom") == "postgresql://printroom:***@db.example:5432/printroom"
+    assert shown("postgresql://printroom@db.example/printroom?password=s3cret&x=1") == "postgresql://printroom@db.example/printroom?password=***&x=1"
     unreachable = PostgresDeliveryLog(f"postgresql://printroom:s3cret@127.0.0.1:{free_port()}/printroom")
     with pytest.raises(RecordUnavailable) as error:
         unreachable.check()
     assert "s3cret" not in str(error.value) and "printroom:***@127.0.0.1" in str(error.value)
     unreachable.close()
+
+
+async def test_a_database_that_refuses_writes_is_a_passing_failure_and_nothing_is_sent(shared: Settings, postgres, smtp):
+    """A failover to a read-only standby: not an outage by psycopg's classes, but the record cannot be written all
+    the same, so nothing may be sent (it could not be recorded) and the email is retried, never held as a bug."""
+    import psycopg
+
+    with psycopg.connect(postgres.url, autocommit=True) as admin:
+        admin.execute("ALTER DATABASE postgres SET default_transaction_read_only = on")
+    try:
+        with pytest.raises(ApplicationError) as waiting:
+            await send(shared, request())
+        assert waiting.value.type == "DeliveryRecordUnavailable" and not waiting.value.non_retryable
+        assert "read-only transaction" in waiting.value.message and smtp.messages == []
+    finally:
+        with psycopg.connect(postgres.url, autocommit=True, options="-c default_transaction_read_only=off") as admin:
+            admin.execute("ALTER DATABASE postgres SET default_transaction_read_only = off")
+    await send(shared, request())
+    assert len(smtp.messages) == 1
+
+
+def test_workers_starting_together_on_an_empty_database_all_get_the_tables(postgres: PostgresServer):
+    import psycopg
+    from concurrent.futures import ThreadPoolExecutor
+
+    name = f"fresh_{os.urandom(4).hex()}"
+    with psycopg.connect(postgres.url, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    url = postgres.url.rsplit("/", 1)[0] + "/" + name
+    logs = [PostgresDeliveryLog(url) for _ in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda log: log.check(), logs))  # none raises: one creates, the others wait and find them
+    assert logs[0].accepted("<none@example.com>") is None
+
+
+def test_pooled_connections_survive_a_database_restart(postgres: PostgresServer):
+    log = PostgresDeliveryLog(postgres.url)
+    msg_id = f"<{os.urandom(4).hex()}.order_shipped.1.customer@example.com>"
+    log.record(msg_id, ["marie@example.org"], "Expédiée")
+    postgres.stop()
+    postgres.start()
+    assert log.accepted(msg_id).accepted == ["marie@example.org"]  # the dropped connection replaced, not failed on
+    log.close()
+
+
+async def test_a_worker_waiting_for_its_database_stops_at_once_when_asked(client, shared: Settings, postgres, task_queue, caplog):
+    postgres.stop()
+    try:
+        worker = build_worker(client, shared, task_queue=task_queue)
+        running = asyncio.create_task(worker.run())
+        with caplog.at_level(logging.WARNING, logger="printroom.worker"):
+            await eventually(lambda: "waiting (nothing is sent until it answers)" in caplog.text, what="the worker waiting")
+        await asyncio.wait_for(worker.shutdown(), 10)  # Ctrl-C, SIGTERM: no hang
+        await asyncio.wait_for(running, 10)
+    finally:
+        postgres.start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -65,6 +66,18 @@ def _never_started(worker: Worker) -> None:
     it, `async with Worker(...)` and `shutdown()` would wait for ever. Say it never started."""
     if not getattr(worker, "_started", True):
         worker._shutdown_complete_event.set()  # noqa: SLF001  # no public way; see the docstring
+
+
+async def _unless_stopped(worker: Worker, waiting: Awaitable[None]) -> bool:
+    """Wait, unless the worker is asked to shut down first (temporalio 1.35 has no public event for it): False then."""
+    wait, stop = asyncio.ensure_future(waiting), asyncio.ensure_future(worker._shutdown_event.wait())  # noqa: SLF001
+    done, _ = await asyncio.wait({wait, stop}, return_when=asyncio.FIRST_COMPLETED)
+    for task in (wait, stop):
+        task.cancel()
+    if wait in done:
+        wait.result()
+        return True
+    return False
 
 
 class PrintroomPlugin(SimplePlugin):
@@ -143,12 +156,11 @@ class PrintroomPlugin(SimplePlugin):
 
     async def run_worker(self, worker: Worker, next: Callable[[Worker], Awaitable[None]]) -> None:
         try:
-            await wait_for_the_record(self.emails.deliveries)
+            if not await _unless_stopped(worker, wait_for_the_record(self.emails.deliveries)):
+                _never_started(worker)  # asked to stop (Ctrl-C) while waiting for the record: nothing ran
+                return
             await prepare_namespace(worker.client, self.emails)
         except BaseException:
             _never_started(worker)
             raise
-        try:
-            await super().run_worker(worker, next)
-        finally:
-            self.emails.deliveries.close()
+        await super().run_worker(worker, next)
