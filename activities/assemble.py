@@ -14,7 +14,7 @@ from printroom.activities.compose import FilePart, build_message, message_id, re
 from printroom.activities.documents import DocumentStore, content_type
 from printroom.activities.rendering import RenderedEmail, TemplateError, TemplateRenderer
 from printroom.activities.variables import EmailContext, template_values
-from printroom.links import ApprovalLink, DraftLink, LinkSigner
+from printroom.links import ApprovalLink, LinkSigner
 from printroom.models import Audience, StatusEmailRequest
 from printroom.settings import EmailPolicy, Settings
 
@@ -62,10 +62,7 @@ class EmailAssembler:
 
     def preview_url(self, order_id: str, message_id: str, now: datetime) -> str | None:
         """A held draft's read-only page in `printroom web`, for the operators' current details."""
-        if self.signer is None:
-            return None
-        expires = now + self.settings.web.draft_link_valid_for
-        return self.settings.web.link(f"/drafts/{self.signer.draft(DraftLink(order_id, message_id, expires))}")
+        return None if self.signer is None else self.settings.web.draft_preview(self.signer, order_id, message_id, now)
 
     def answer_tokens(self, request: StatusEmailRequest, recipient: str | None) -> dict[str, str]:
         approval = request.approval
@@ -118,7 +115,7 @@ class EmailAssembler:
             operator_url=operator_url,
             operator_note=operator_note,
             answer_tokens=self.answer_tokens(request, recipient) if request is not None else {},
-            web_url=self.settings.web.public_url.rstrip("/") if self.settings.web.public_url else None,
+            web_url=self.settings.web.link(""),
         )
 
     def render(

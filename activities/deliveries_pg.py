@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS printroom_claims (
     renewed_at timestamptz NOT NULL DEFAULT now()
 );
 """
+NEW_CLAIM = "INSERT INTO printroom_claims (message_id) VALUES (%s) ON CONFLICT DO NOTHING RETURNING 1"
 # A call waits this long for a connection; past it the record is "unavailable" and the email is retried later.
 CONNECT_TIMEOUT = 5.0
 # No statement, lock or half-open connection holds a send for long: a host that died holding a claim's row lock,
@@ -102,19 +103,14 @@ class PostgresDeliveryLog:
 
         def take(conn: psycopg.Connection[Any]) -> bool:
             with conn.transaction():
-                if conn.execute(
-                    "INSERT INTO printroom_claims (message_id) VALUES (%s) ON CONFLICT DO NOTHING RETURNING 1", (message_id,)
-                ).fetchone():
+                if conn.execute(NEW_CLAIM, (message_id,)).fetchone():
                     return False
                 row = conn.execute(
                     "SELECT extract(epoch FROM now() - renewed_at) FROM printroom_claims WHERE message_id = %s FOR UPDATE",
                     (message_id,),
                 ).fetchone()
                 if row is None:  # released meanwhile: taken fresh, unless another is quicker
-                    inserted = conn.execute(
-                        "INSERT INTO printroom_claims (message_id) VALUES (%s) ON CONFLICT DO NOTHING RETURNING 1", (message_id,)
-                    ).fetchone()
-                    if not inserted:
+                    if not conn.execute(NEW_CLAIM, (message_id,)).fetchone():
                         raise ClaimHeld(message_id, 0)
                     return False
                 age = float(row[0])

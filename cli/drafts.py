@@ -17,7 +17,6 @@ from printroom.activities.documents import AttachmentError, DocumentStore
 from printroom.activities.rendering import RenderedEmail, TemplateError, TemplateRenderer
 from printroom.cli.errors import CommandRefused
 from printroom.cli.template_admin import html_for_browser
-from printroom.links import DraftLink
 from printroom.models import Draft, DraftSent, OrderState
 from printroom.settings import Settings
 
@@ -90,11 +89,11 @@ def fresh_link(settings: Settings, order: str, draft: Draft) -> str:
         signer = settings.web.signer()
     except (OSError, ValueError) as error:
         raise DraftsError(f"cannot sign a preview link: {error}") from None
-    if signer is None or not settings.web.public_url:
+    order_id, now = workflow_id(order).removeprefix("order-"), datetime.now(timezone.utc)
+    link = settings.web.draft_preview(signer, order_id, draft.message_id, now) if signer is not None else None
+    if link is None:
         raise DraftsError("a preview link needs web.public_url and the web secret (PRINTROOM_WEB__SECRET or web.secret_file)")
-    expires = datetime.now(timezone.utc) + settings.web.draft_link_valid_for
-    token = signer.draft(DraftLink(workflow_id(order).removeprefix("order-"), draft.message_id, expires))
-    return f"{settings.web.public_url.rstrip('/')}/drafts/{token}"
+    return link
 
 
 def describe(draft: Draft) -> str:

@@ -6,7 +6,7 @@ import os
 import re
 import string
 import tomllib
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,7 +19,7 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 from pydantic_settings import SettingsError as EnvDecodeError
 
 from printroom import TASK_QUEUE
-from printroom.links import MIN_SECRET_BYTES, LinkSigner
+from printroom.links import MIN_SECRET_BYTES, DraftLink, LinkSigner
 from printroom.models import CostCentreName, DraftRules, Language, validation_problems
 from printroom.statemachines.budget import APPROVAL_OVERDUE, APPROVAL_REMINDER
 from printroom.statemachines.emails import BUDGET_WARNING, EMAIL_TRIGGERS
@@ -423,6 +423,10 @@ class WebSettings(_Section):
 
     def link(self, path: str) -> str | None:
         return f"{self.public_url.rstrip('/')}{path}" if self.public_url else None
+
+    def draft_preview(self, signer: LinkSigner, order_id: str, message_id: str, now: datetime) -> str | None:
+        """A held draft's read-only page, valid draft_link_valid_for from `now`."""
+        return self.link(f"/drafts/{signer.draft(DraftLink(order_id, message_id, now + self.draft_link_valid_for))}")
 
 
 class DeliverySettings(_Section):

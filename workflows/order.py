@@ -15,6 +15,7 @@ from temporalio.exceptions import ApplicationError, FailureError
 with workflow.unsafe.imports_passed_through():
     # Deterministic helpers with no module state: imported once, not again for every order the sandbox starts.
     from printroom.workflows.approval_link import ApprovalLink
+    from printroom.workflows.approvers import same_address
     from printroom.workflows.requests import Input, Refusals, WorkflowInput, check_update
     from printroom.workflows.drafts import DraftBook, DraftRefused, HeldDraft, markdown_text
     from printroom.workflows.sending import ONE_ATTEMPT, Outbox, is_cancellation, root_cause
@@ -143,11 +144,11 @@ class OrderWorkflow:
         if request.email_trigger not in APPROVAL_EMAILS:
             return f"{request.email_trigger} is not an email of the budget approval"
         budget = request.order.budget
-        asked = [a.casefold() for a in (request.approvers if request.approvers is not None else [str(b) for b in (budget.approvers if budget else [])])]
+        asked = request.approvers if request.approvers is not None else [str(b) for b in (budget.approvers if budget else [])]
         for draft in held.drafts:
             if draft.email_trigger != request.email_trigger or draft.audience != "approvers" or draft.cc:
                 return f"draft {draft.email_trigger} to the {draft.audience} is not one the approval makes"
-            if any(address.casefold() not in asked for address in draft.to):
+            if not all(any(same_address(address, approver) for approver in asked) for address in draft.to):
                 return f"draft {draft.email_trigger} is addressed to {', '.join(draft.to)}, who are not its approvers"
         return None
 
