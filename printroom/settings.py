@@ -436,6 +436,18 @@ class DeliverySettings(_Section):
     url: Annotated[str, StringConstraints(pattern=r"^postgres(ql)?://\S+$")] | None = None
 
 
+class WorkerSettings(_Section):
+    """What printroom's own worker keeps in memory: the orders it holds between their events (its workflow cache).
+    An order not held is rebuilt from its history when its next event comes (about 20 ms of CPU)."""
+
+    max_cached_workflows: int = Field(default=1000, ge=0, le=100_000)
+    # true: printroom's workflow modules (order, budget, cost_centre) are imported afresh into Temporal's sandbox for
+    # every workflow, which checks each call made from them (about 70 KB more per order held; the tests run this
+    # way). false: imported once and passed through, like printroom's helpers always are. An application's own
+    # workflows in the same worker stay sandboxed either way.
+    strict_sandbox: bool = False
+
+
 class DevSettings(_Section):
     """The embedded default of `printroom dev`: local ports and where its files go."""
 
@@ -472,6 +484,7 @@ class Settings(BaseSettings):
     # deliveries.url: the record in PostgreSQL instead (workers on several hosts).
     deliveries: DeliverySettings = DeliverySettings()
     web: WebSettings = WebSettings()
+    worker: WorkerSettings = WorkerSettings()
     dev: DevSettings = DevSettings()
 
     @classmethod

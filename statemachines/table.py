@@ -86,26 +86,43 @@ def _sent_by(actor: Actor, event: EventData) -> bool:
 
 
 def _followed(row: Transition, event: EventData) -> None:
-    lifecycle: Lifecycle = event.model  # type: ignore[assignment]  # the model is always a Lifecycle
-    lifecycle.on_move(row, event.transition.source if event.transition else "", event.kwargs)
+    decision: _Decision = event.model  # type: ignore[assignment]  # the model is always a _Decision
+    decision.lifecycle.moved(row, event.transition.source if event.transition else "", decision.state, event.kwargs)
 
 
 # The Machine's name, which `transitions` puts before each of its log lines: how printroom's lines are told apart.
 MACHINE_NAME_PREFIX = "printroom "
 
 
-class Lifecycle:
-    """One instance of a table: a `transitions` Machine over this object decides every move. Who may send a
-    trigger is a condition of its row; `may_<trigger>(actor=...)` answers "allowed now?"; a move that happens
-    calls `listener` from the Machine's `after` callback, which is where the caller queues the row's emails."""
+class _Decision:
+    """The model of one decision's Machine. The Machine binds each trigger (and `may_<trigger>`) as an attribute
+    of its model, which keeps the Machine alive as long as the model lives: this object lives for one decision."""
 
     state: str
 
+    def __init__(self, lifecycle: Lifecycle) -> None:
+        self.lifecycle = lifecycle
+
+
+class Lifecycle:
+    """One instance of a table, at its current state. Every decision is the Machine's: `transitions` builds one
+    over the table, from the current state, for each question or move (0.25 ms; a Machine kept for the life of the
+    workflow would cost about 25 KB in every order a worker holds in memory). Who may send a trigger is a
+    condition of its row; a move that happens calls `listener` from the Machine's `after` callback, which is where
+    the caller queues the row's emails."""
+
     def __init__(self, table: StateTable, listener: MoveListener, state: str | None = None) -> None:
-        # The Machine binds each trigger as a method of this object; a trigger named like one of ours would not be.
-        if clash := sorted(set(table.triggers) & {*dir(Lifecycle), "trigger", "state", "table"}):
-            raise ValueError(f"{table.name}: trigger(s) {clash} are names of Lifecycle itself; rename them")
+        # The Machine binds each trigger as a method of its model; a trigger named like one of the model's would not be.
+        if clash := sorted(set(table.triggers) & {*dir(_Decision), "trigger", "state", "lifecycle"}):
+            raise ValueError(f"{table.name}: trigger(s) {clash} are names of the Machine's model; rename them")
+        if state is not None and state not in table.states:
+            raise ValueError(f"{table.name}: {state!r} is not one of its states {list(table.states)}")
         self.table, self._listener = table, listener
+        self.state = state or table.initial
+
+    def machine(self) -> _Decision:
+        """A Machine over the table at the current state; its model answers `may_<trigger>` and moves by `<trigger>`."""
+        decision = _Decision(self)
         transitions = [
             {
                 "trigger": row.trigger,
@@ -114,29 +131,37 @@ class Lifecycle:
                 "conditions": [partial(_sent_by, row.by)],
                 "after": [partial(_followed, row)],
             }
-            for row in table.transitions
+            for row in self.table.transitions
         ]
         Machine(
-            model=self,
-            states=list(table.states),
+            model=decision,
+            states=list(self.table.states),
             transitions=transitions,
-            initial=state or table.initial,
+            initial=self.state,
             auto_transitions=False,  # no `to_<state>()`: every move is a row of the table
             ignore_invalid_triggers=False,
             send_event=True,
-            name=MACHINE_NAME_PREFIX + table.name,
+            name=MACHINE_NAME_PREFIX + self.table.name,
         )
+        return decision
 
     @property
     def closed(self) -> bool:
         return self.state in self.table.final
 
-    def on_move(self, row: Transition, source: str, detail: Mapping[str, Any]) -> None:
+    def moved(self, row: Transition, source: str, dest: str, detail: Mapping[str, Any]) -> None:
+        """The Machine moved (its `after` callback): the new state is this lifecycle's before the listener hears."""
+        self.state = dest
         self._listener(row, source, detail)
+
+    def may(self, trigger: str, actor: Actor) -> bool:
+        """Would the Machine let `actor` send `trigger` now?"""
+        return trigger in self.table.triggers_by(actor) and bool(getattr(self.machine(), f"may_{trigger}")(actor=actor))
 
     def allowed_triggers(self, actor: Actor) -> list[str]:
         """What `actor` may send now, in table order, as the Machine answers it."""
-        return [t for t in self.table.triggers_by(actor) if getattr(self, f"may_{t}")(actor=actor)]
+        decision = self.machine()
+        return [t for t in self.table.triggers_by(actor) if getattr(decision, f"may_{t}")(actor=actor)]
 
     def follow(self, trigger: str, actor: Actor, **detail: Any) -> str | None:
         """Move by `trigger` if the Machine lets `actor` send it now and return None; otherwise change nothing
@@ -145,7 +170,8 @@ class Lifecycle:
         known = self.table.triggers_by(actor)
         if trigger not in known:
             return f"unknown trigger {trigger!r}; known: {', '.join(known)}"
-        if getattr(self, f"may_{trigger}")(actor=actor, **detail) and getattr(self, trigger)(actor=actor, **detail):
+        decision = self.machine()
+        if getattr(decision, f"may_{trigger}")(actor=actor, **detail) and getattr(decision, trigger)(actor=actor, **detail):
             return None
         allowed = ", ".join(self.allowed_triggers(actor))
         nothing = f"nothing (the {self.table.name} is closed)" if self.closed else "nothing"

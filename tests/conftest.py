@@ -104,6 +104,23 @@ async def printroom_beside_a_worker(*args: str, **env: str) -> subprocess.Comple
     return subprocess.CompletedProcess(list(args), process.returncode or 0, out.decode(), err.decode())
 
 
+async def history_bytes(handle: WorkflowHandle[Any, Any]) -> bytes:
+    """A workflow's history as the server keeps it: payloads as their own bytes (`to_json()` would show base64)."""
+    return b"".join([event.SerializeToString() async for event in handle.fetch_history_events()])
+
+
+def decoded_text(messages: list[CapturedMessage]) -> str:
+    """Every header and part of the messages as a reader sees them: quoted-printable and base64 undone."""
+    texts = []
+    for message in messages:
+        parsed = message.parsed()
+        texts += [f"{name}: {value}" for name, value in parsed.items()]
+        for part in parsed.walk():
+            if not part.is_multipart() and part.get_content_maintype() == "text":
+                texts.append(part.get_content())
+    return "\n".join(texts)
+
+
 def messages_to(smtp: SmtpCapture, address: str) -> list[CapturedMessage]:
     return [m for m in smtp.messages if address in m.rcpt_tos]
 
@@ -148,6 +165,9 @@ def settings(smtp: SmtpCapture, tmp_path: Path) -> Settings:
         smtp={"host": "127.0.0.1", "port": smtp.port, "timeout_seconds": 5},
         shops={"default": {"order_url": "https://shop.example.com/orders/{order_id}"}},
         templates={"override_dir": tmp_path / "custom-templates"},
+        # The workflow modules (order, budget, cost_centre) are re-imported into the sandbox for every workflow,
+        # which fails a call from them that is not deterministic; a print room's worker imports them once.
+        worker={"strict_sandbox": True},
     )
 
 

@@ -20,7 +20,7 @@ from printroom.models import ApprovalState, Draft, DraftSent, OrderState
 from printroom.settings import EmailPolicies, Settings, TemporalSettings
 from printroom.worker.main import build_worker
 from printroom.workflows.order import OrderWorkflow
-from tests.conftest import eventually, free_port, messages_to, order_state, sample_order
+from tests.conftest import decoded_text, eventually, free_port, history_bytes, messages_to, order_state, sample_order
 from tests.web_helpers import SECRET, Answer, answer_links, fetch, web_running, with_web
 
 CHEFIN = "chefin@bücher.example"
@@ -246,3 +246,56 @@ async def test_an_answer_whose_confirmation_does_not_come_back_is_never_called_l
 
 async def _given(client: Client) -> Client:
     return client
+
+
+async def test_the_web_secret_never_reaches_history_queries_logs_emails_pages_or_the_cli(client, web_settings, smtp, task_queue, caplog, tmp_path):
+    """The secret signs links; what carries a link (emails, history, current details, the CLI) carries only a
+    signature. Checked after an approval answered from its link and a held draft previewed and re-linked."""
+    import logging
+
+    from tests.conftest import printroom_beside_a_worker
+
+    caplog.set_level(logging.DEBUG)
+    held = web_settings.model_copy(update={"emails": EmailPolicies.model_validate({"order_accepted": {"edit_before_send": True}})})
+    async with build_worker(client, held, task_queue=task_queue), web_running(held, client):
+        handle, order = await start_over_budget(client, task_queue)
+        chefin = await links_for(smtp, CHEFIN_ON_THE_WIRE)
+        done = await fetch(chefin["approve"], {"order": order["id"], "decision": "approve", "comment": ""})
+        assert done.status == 200, done.text
+        await handle.signal("change_status", {"trigger": "accept", "by": "Léa"})
+        await eventually(lambda: _with_draft(handle), what="the held draft")
+        draft = (await handle.query("drafts", result_type=list))[0]
+        preview = await fetch(draft["preview_url"])
+        assert preview.status == 200
+        toml = tmp_path / "printroom.toml"
+        toml.write_text(f'[temporal]\naddress = "{client.service_client.config.target_host}"\nnamespace = "default"\n'
+                        f'[web]\npublic_url = "{held.web.public_url}"\n')  # fmt: skip
+        shown = await printroom_beside_a_worker("--settings", str(toml), "drafts", "show", order["id"], "--link",
+                                                PRINTROOM_WEB__SECRET=SECRET)  # fmt: skip
+        assert shown.returncode == 0 and str(held.web.public_url).rstrip("/") + "/drafts/" in shown.stdout, shown
+        checked = await printroom_beside_a_worker("--settings", str(toml), "settings", "check", PRINTROOM_WEB__SECRET=SECRET)
+        metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+        histories = {
+            "order history": await history_bytes(handle),
+            "approval history": await history_bytes(client.get_workflow_handle(f"budget-{order['id']}")),
+        }
+        texts = {
+            "order state": (await order_state(handle)).model_dump_json(),
+            "drafts query": str(await handle.query("drafts", result_type=list)),
+            "current details": metadata.current_details,
+            "approval state": (await approval(client, order)).model_dump_json(),
+            "logs": caplog.text,
+            "emails as sent": b"".join(m.data for m in smtp.messages).decode("utf-8", "replace"),
+            "emails as read": decoded_text(smtp.messages),
+            "pages": done.body + preview.body,
+            "printroom drafts show --link": shown.stdout + shown.stderr,
+            "printroom settings check": checked.stdout + checked.stderr,
+        }
+        await handle.signal("change_status", {"trigger": "cancel"})
+    # The checks can see what they look for: the links (signed) and the approvers' addresses are there.
+    assert draft["preview_url"] in texts["current details"] and chefin["approve"] in texts["emails as read"]
+    assert all(CHEFIN.encode() in history for history in histories.values())
+    for where, history in histories.items():
+        assert SECRET.encode() not in history, f"the web secret appears in the {where}"
+    for where, text in texts.items():
+        assert SECRET not in text, f"the web secret appears in the {where}"

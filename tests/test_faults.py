@@ -5,51 +5,22 @@ Afterwards every draft and timer is still there, and every email arrives exactly
 from __future__ import annotations
 
 import asyncio
-import signal
-import subprocess
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client
 
+from bench.stack import DevServer, timer_pending
 from printroom.cli.capture import SmtpCapture
-from printroom.cli.dev import temporal_command, wait_for_temporal
 from printroom.models import ApprovalOutcome, ApprovalState, Draft, DraftSent, OrderState
 from printroom.settings import EmailPolicies, Settings
 from printroom.worker.main import build_worker
 from printroom.workflows.order import OrderWorkflow
-from tests.conftest import eventually, free_port, sample_order
+from tests.conftest import eventually, sample_order
 
 DRAFTED, APPROVALS, MOVING = 4, 3, 5
-
-
-class DevServer:
-    """`printroom dev`'s Temporal server (SQLite + WAL) as a process of its own, to kill and start again."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.settings = Settings(dev={"temporal_port": free_port(), "ui_port": free_port(), "data_dir": data_dir})
-        self.address = f"127.0.0.1:{self.settings.dev.temporal_port}"
-        self.log = data_dir / "temporal.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    async def start(self) -> Client:
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(temporal_command(self.settings), stdout=log, stderr=subprocess.STDOUT)
-        return await wait_for_temporal(self.process, self.address, self.log)
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=15)
 
 
 @pytest.fixture
@@ -87,7 +58,7 @@ async def test_the_temporal_server_killed_and_restarted_loses_no_draft_timer_or_
         for order in approving:
             budget = client.get_workflow_handle(f"budget-{order['id']}")
             assert (await budget.query("state", result_type=ApprovalState)).status == "requested"
-            assert await _timer_pending(budget), f"the reminder timer of budget-{order['id']}"
+            assert await timer_pending(budget), f"the reminder timer of budget-{order['id']}"
 
         # The work goes on: drafts sent, approvals decided, and nothing arrives twice.
         for order in drafted:
@@ -130,16 +101,3 @@ async def _drafts(handle: Any) -> list[Draft] | None:
         return await handle.query("drafts", result_type=list[Draft]) or None
     except Exception:  # noqa: BLE001  # the server or the worker still coming back
         return None
-
-
-async def _timer_pending(handle: Any) -> bool:
-    """A TimerStarted in the history that neither fired nor was cancelled."""
-    started, ended = set(), set()
-    async for event in handle.fetch_history_events():
-        if event.event_type == EventType.EVENT_TYPE_TIMER_STARTED:
-            started.add(event.event_id)
-        elif event.event_type == EventType.EVENT_TYPE_TIMER_FIRED:
-            ended.add(event.timer_fired_event_attributes.started_event_id)
-        elif event.event_type == EventType.EVENT_TYPE_TIMER_CANCELED:
-            ended.add(event.timer_canceled_event_attributes.started_event_id)
-    return bool(started - ended)

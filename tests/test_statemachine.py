@@ -39,7 +39,7 @@ def test_an_order_can_be_cancelled_until_it_is_completed(path):
     order = Lifecycle(ORDER, Moves())
     for trigger in path:
         order.follow(trigger, "system" if trigger == "request_approval" else "operator")
-    assert order.may_cancel(actor="operator")  # type: ignore[attr-defined]  # added by the Machine
+    assert order.may("cancel", "operator")
     assert order.follow("cancel", "operator") is None
     assert order.state == "cancelled"
 
@@ -47,7 +47,7 @@ def test_an_order_can_be_cancelled_until_it_is_completed(path):
 @pytest.mark.parametrize("path", [("accept", "start_production", "complete"), ("reject",)])
 def test_a_completed_or_closed_order_cannot_be_cancelled(path):
     order = order_at(*path)
-    assert not order.may_cancel(actor="operator")  # type: ignore[attr-defined]
+    assert not order.may("cancel", "operator")
     reason = order.follow("cancel", "operator")
     assert reason is not None and f"'cancel' is not allowed while the order is {order.state!r}" in reason
 
@@ -69,7 +69,8 @@ def test_who_sends_a_trigger_is_a_condition_the_machine_checks():
     order = Lifecycle(ORDER, Moves())
     # request_approval is the system's own step: an operator cannot send it, the system can.
     assert "unknown trigger 'request_approval'" in order.follow("request_approval", "operator")
-    assert not order.may_request_approval(actor="operator")  # type: ignore[attr-defined]
+    assert not order.may("request_approval", "operator")
+    assert not order.machine().may_request_approval(actor="operator")  # type: ignore[attr-defined]  # the Machine's own answer
     assert order.follow("request_approval", "system") is None
     assert order.state == "awaiting_approval"
     assert order.allowed_triggers("operator") == ["cancel"]
@@ -78,12 +79,23 @@ def test_who_sends_a_trigger_is_a_condition_the_machine_checks():
     assert order.allowed_triggers("approver") == []
 
 
+def test_the_listener_sees_the_new_state_and_no_machine_outlives_its_decision():
+    seen: list[str] = []
+    order = Lifecycle(ORDER, lambda row, source, detail: seen.append(order.state))
+    assert order.follow("accept", "operator") is None
+    assert seen == ["accepted"] and order.state == "accepted"
+    assert not hasattr(order, "may_cancel") and not hasattr(order, "cancel")  # the Machine binds its triggers elsewhere
+    with pytest.raises(ValueError, match="'teleported' is not one of its states"):
+        Lifecycle(ORDER, Moves(), state="teleported")
+
+
 def test_the_machine_has_no_auto_transitions_and_raises_on_a_direct_forbidden_trigger():
     order = Lifecycle(ORDER, Moves())
+    machine = order.machine()
     with pytest.raises(MachineError):
-        order.trigger("ship", actor="operator")  # type: ignore[attr-defined]
-    assert order.state == "submitted"
-    assert not hasattr(order, "to_shipped")
+        machine.trigger("ship", actor="operator")  # type: ignore[attr-defined]
+    assert order.state == "submitted" and machine.state == "submitted"
+    assert not hasattr(machine, "to_shipped") and hasattr(machine, "may_ship")
 
 
 def test_each_move_reports_its_row_and_emails_through_the_machines_callback():

@@ -59,13 +59,15 @@ def build_worker(
 
 
 def worker_for(client: Client, plugin: PrintroomPlugin, task_queue: str | None = None) -> Worker:
-    """As many emails at once as SMTP connections: more would only wait for one, their timeouts running."""
+    """As many emails at once as SMTP connections: more would only wait for one, their timeouts running.
+    As many orders held in memory as `worker.max_cached_workflows`."""
     connections = plugin.settings.smtp.max_connections
     return Worker(
         client,
         task_queue=task_queue or plugin.settings.temporal.task_queue,
         plugins=[plugin],
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        max_cached_workflows=plugin.settings.worker.max_cached_workflows,
         max_concurrent_activities=connections,
         max_concurrent_local_activities=connections,
     )

@@ -12,7 +12,8 @@ from temporalio import workflow
 from temporalio.contrib.pydantic import PydanticPayloadConverter
 from temporalio.converter import DataConverter, DefaultPayloadConverter
 from temporalio.plugin import SimplePlugin
-from temporalio.worker import ReplayerConfig, Worker, WorkerConfig
+from temporalio.worker import ReplayerConfig, Worker, WorkerConfig, WorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from printroom.activities.email import EmailActivities
 from printroom.activities.smtp import SmtpTransport
@@ -129,8 +130,21 @@ class PrintroomPlugin(SimplePlugin):
     def _add_activities(self, existing: Sequence[Callable[..., Any]] | None) -> list[Callable[..., Any]]:
         return [*(existing or []), *self.emails.activities()]
 
+    def _our_modules_passed_through(self, existing: WorkflowRunner | None) -> WorkflowRunner:
+        """Temporal's sandbox imports a workflow's module afresh for every workflow it runs: about 70 KB of code
+        and classes for each order a worker holds. printroom's modules keep no state and call nothing but
+        `temporalio.workflow`, so a worker imports them once and passes them through, unless
+        `worker.strict_sandbox`. EmailStr's validator imports email_validator and idna lazily, inside the
+        sandbox: passed through too. A Replayer keeps the full sandbox: replaying is where checks belong."""
+        runner = existing or SandboxedWorkflowRunner()
+        if not isinstance(runner, SandboxedWorkflowRunner):
+            return runner  # the application's choice (e.g. UnsandboxedWorkflowRunner)
+        modules = ("email_validator", "idna") if self.settings.worker.strict_sandbox else ("printroom", "email_validator", "idna")
+        return dataclasses.replace(runner, restrictions=runner.restrictions.with_passthrough_modules(*modules))
+
     def configure_worker(self, config: WorkerConfig) -> WorkerConfig:
         config = super().configure_worker(config)
+        config["workflow_runner"] = self._our_modules_passed_through(config.get("workflow_runner"))
         client = config.get("client")
         if client is not None and not issubclass(client.data_converter.payload_converter_class, PydanticPayloadConverter):
             raise ValueError(

@@ -123,7 +123,7 @@ class BudgetApprovalWorkflow:
             if await self._decided_within(plan.remind_every):
                 return
             silence = f"no answer after {plan.max_reminders} reminder(s), every {plan.remind_every}"
-            if plan.on_timeout == "escalate" and self._lifecycle.may_escalate(actor="system"):  # type: ignore[attr-defined]
+            if plan.on_timeout == "escalate" and self._lifecycle.may("escalate", "system"):
                 self._escalated_to = plan.escalate_to
                 self._approvers = plan.escalate_to
                 self._asked_at = workflow.now()
