@@ -215,6 +215,10 @@ async def test_an_operator_previews_a_held_draft_exactly_as_it_will_be_sent(clie
         await handle.signal("change_status", {"trigger": "cancel"})
 
 
+async def _in_status(handle, status: str) -> bool:
+    return (await order_state(handle)).status == status
+
+
 async def _with_draft(handle) -> OrderState | None:
     state = await order_state(handle)
     return state if state.drafts_pending else None
@@ -262,6 +266,8 @@ async def test_the_web_secret_never_reaches_history_queries_logs_emails_pages_or
         chefin = await links_for(smtp, CHEFIN_ON_THE_WIRE)
         done = await fetch(chefin["approve"], {"order": order["id"], "decision": "approve", "comment": ""})
         assert done.status == 200, done.text
+        # The approval tells the order; until then the order awaits approval and would refuse "accept".
+        await eventually(lambda: _in_status(handle, "submitted"), what="the approval's outcome on the order")
         await handle.signal("change_status", {"trigger": "accept", "by": "Léa"})
         await eventually(lambda: _with_draft(handle), what="the held draft")
         draft = (await handle.query("drafts", result_type=list))[0]
