@@ -34,7 +34,7 @@ from temporalio.client import Client, WorkflowHandle  # noqa: E402
 
 from bench.order_emails import TRIGGERS, compile_project  # noqa: E402
 from bench.sink import SinkProcess  # noqa: E402
-from bench.stack import DevServer, WorkerProcess, free_port, printroom_worker, timer_pending  # noqa: E402
+from bench.stack import DevServer, WorkerProcess, free_port, printroom_worker, timer_pending, worker_settings  # noqa: E402
 from printroom.models import ApprovalState, Draft, OrderState  # noqa: E402
 
 QUEUE = "faults"
@@ -95,21 +95,7 @@ class Stack:
         self.workdir = Path(tempfile.mkdtemp(prefix=f"printroom-faults-{name}-"))
         self.server = DevServer(self.workdir)
         self.sink = Sink(free_port())
-        self.settings_file = self.workdir / "printroom.toml"
-        self.settings_file.write_text(f"""
-operators = "ops@example.com"
-deliveries_dir = "{self.workdir / 'deliveries'}"
-[smtp]
-host = "127.0.0.1"
-port = {self.sink.port}
-timeout_seconds = 10
-[temporal]
-task_queue = "{QUEUE}"
-[emails.order_received]
-send = "never"
-[emails.order_received_operator]
-send = "never"
-{settings}""")
+        self.settings_file = worker_settings(self.workdir / "printroom.toml", self.sink.port, QUEUE, settings)
         self.workers: list[WorkerProcess] = []
         self.started = self.queued = time.monotonic()
         self.events: list[str] = []

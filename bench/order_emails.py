@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,8 +26,7 @@ from temporalio.worker import Worker  # noqa: E402
 
 from bench.bare_workflow import BareEmailWorkflow, BareSender  # noqa: E402
 from bench.sink import SinkProcess  # noqa: E402
-from bench.stack import free_port  # noqa: E402
-from printroom.cli.dev import temporal_command, wait_for_temporal  # noqa: E402
+from bench.stack import DevServer, free_port, percentile  # noqa: E402
 from printroom.settings import Settings  # noqa: E402
 from printroom.worker.main import build_worker  # noqa: E402
 from printroom.workflows.order import DRAFTS_PENDING, OrderWorkflow  # noqa: E402
@@ -71,8 +69,7 @@ class Figures:
         return self.emails / self.seconds
 
     def pct(self, q: float) -> float:
-        ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+        return percentile(self.latencies_ms, q)
 
     @property
     def events_per_email(self) -> float:
@@ -206,15 +203,6 @@ async def bench_bare(client: Client, sink: Arrivals, smtp_port: int, orders: int
     return Figures("bare Temporal (ceiling)", orders * len(TRIGGERS), seconds, latencies, events, cpu)
 
 
-def start_temporal(workdir: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
-    """The same dev server as `printroom dev` (SQLite + WAL, search attributes registered), on free ports."""
-    settings = Settings(dev={"temporal_port": free_port(), "ui_port": free_port(), "data_dir": workdir})
-    log_file = workdir / "temporal.log"
-    with log_file.open("ab") as log:
-        server = subprocess.Popen(temporal_command(settings), stdout=log, stderr=subprocess.STDOUT)
-    return server, f"127.0.0.1:{settings.dev.temporal_port}", log_file
-
-
 def compile_project() -> None:
     """As pip does on install: the workflow sandbox re-imports workflows/ for every new order, and without
     bytecode (PYTHONDONTWRITEBYTECODE, or an edited checkout) it compiles the source each time, ~3 ms."""
@@ -228,12 +216,12 @@ def compile_project() -> None:
 async def main(orders: int, in_flight: int, draft_reminders: int) -> None:
     compile_project()
     smtp_port = free_port()
-    server, address, log_file = start_temporal(Path(tempfile.mkdtemp(prefix="printroom-bench-")))
+    server = DevServer(Path(tempfile.mkdtemp(prefix="printroom-bench-")))
     sink = Arrivals()
     sink_process = SinkProcess(smtp_port, sink.arrived)
     await sink_process.start()
     try:
-        client = await wait_for_temporal(server, address, log_file)
+        client = await server.start()
         run = uuid.uuid4().hex[:6]
         # A short warm-up of each, so neither pays for first compilations and connections.
         await bench_bare(client, sink, smtp_port, 10, in_flight, run + "w")
@@ -252,8 +240,7 @@ async def main(orders: int, in_flight: int, draft_reminders: int) -> None:
         drafted = await bench_drafted(client, sink, smtp_port, max(orders // 3, 1), in_flight, run + "e", draft_reminders)
     finally:
         await sink_process.stop()
-        server.terminate()
-        server.wait(timeout=15)
+        server.stop()
 
     print(f"{orders} orders x {len(TRIGGERS)} automatic emails, {in_flight} orders in flight; "
           f"Temporal dev server (SQLite, WAL), aiosmtpd sink process, worker in-process")  # fmt: skip

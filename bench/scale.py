@@ -25,33 +25,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from temporalio.api.enums.v1 import EventType  # noqa: E402
 from temporalio.client import Client  # noqa: E402
 
-from bench.order_emails import Arrivals, bench_order, compile_project, free_port, start_temporal  # noqa: E402
+from bench.order_emails import Arrivals, bench_order, compile_project  # noqa: E402
 from bench.sink import SinkProcess  # noqa: E402
-from bench.stack import WorkerProcess, cpu_seconds, printroom_worker as printroom_process  # noqa: E402
-from printroom.cli.dev import wait_for_temporal  # noqa: E402
+from bench.stack import DevServer, WorkerProcess, cpu_seconds, free_port, percentile, worker_settings  # noqa: E402
+from bench.stack import printroom_worker as printroom_process  # noqa: E402
 
 
 def printroom_worker(workdir: Path, address: str, smtp_port: int, queue: str, cached: int) -> WorkerProcess:
     """`printroom worker` with only the status email under test, sent always; nothing at an order's start."""
-    settings = workdir / f"{queue}.toml"
-    settings.write_text(f"""
-operators = "ops@example.com"
-deliveries_dir = "{workdir / 'deliveries'}"
-[smtp]
-host = "127.0.0.1"
-port = {smtp_port}
-[temporal]
-task_queue = "{queue}"
-[worker]
-max_cached_workflows = {cached}
-[emails.order_received]
-send = "never"
-[emails.order_received_operator]
-send = "never"
-[emails.order_accepted]
-send = "always"
-""")
-    return printroom_process(settings, address, workdir / f"{queue}.log")
+    more = f'[worker]\nmax_cached_workflows = {cached}\n[emails.order_accepted]\nsend = "always"\n'
+    return printroom_process(worker_settings(workdir / f"{queue}.toml", smtp_port, queue, more), address, workdir / f"{queue}.log")
 
 
 def bare_worker(workdir: Path, address: str, smtp_port: int, queue: str, cached: int) -> WorkerProcess:
@@ -122,8 +105,7 @@ class Changes:
     cpu: dict[str, float]
 
     def pct(self, q: float) -> float:
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+        return percentile(self.latencies, q)
 
     def line(self) -> str:
         count = len(self.latencies)
@@ -163,16 +145,17 @@ async def main(orders: int, cached: int, changes: int, in_flight: int, rate: flo
     compile_project()
     workdir = Path(tempfile.mkdtemp(prefix="printroom-scale-"))
     smtp_port = free_port()
-    server, address, log_file = start_temporal(workdir)
+    server = DevServer(workdir)
     sink = Arrivals()
     sink_process = SinkProcess(smtp_port, sink.arrived)
     await sink_process.start()
     assert sink_process.process is not None
     try:
-        client = await wait_for_temporal(server, address, log_file)
+        client = await server.start()
+        address = server.address
 
         def processes(worker: WorkerProcess) -> dict[str, int]:
-            return {"worker": worker.process.pid, "Temporal server": server.pid,
+            return {"worker": worker.process.pid, "Temporal server": server.process.pid,
                     "SMTP sink": sink_process.process.pid, "this driver": os.getpid()}  # type: ignore[union-attr]  # fmt: skip
 
         # 1. What one workflow held in the cache costs, ours beside a bare one (each in a fresh worker process);
@@ -238,8 +221,7 @@ async def main(orders: int, cached: int, changes: int, in_flight: int, rate: flo
             worker.stop()
     finally:
         await sink_process.stop()
-        server.terminate()
-        server.wait(timeout=15)
+        server.stop()
 
     print(f"Temporal dev server (SQLite, WAL), aiosmtpd sink process, each worker a process of its own; "
           f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}")  # fmt: skip

@@ -55,6 +55,31 @@ class DevServer:
             self.process.wait(timeout=15)
 
 
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def worker_settings(path: Path, smtp_port: int, task_queue: str, more: str = "") -> Path:
+    """A `printroom worker` settings file for the benchmarks: their SMTP sink, their queue, a delivery record
+    beside the file, nothing sent at an order's start; `more` adds TOML (the emails under test, limits)."""
+    path.write_text(f"""
+operators = "ops@example.com"
+deliveries_dir = "{path.parent / 'deliveries'}"
+[smtp]
+host = "127.0.0.1"
+port = {smtp_port}
+timeout_seconds = 10
+[temporal]
+task_queue = "{task_queue}"
+[emails.order_received]
+send = "never"
+[emails.order_received_operator]
+send = "never"
+{more}""")
+    return path
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
