@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.worker import Worker
 
@@ -264,3 +265,33 @@ async def test_a_note_the_template_has_no_place_for_is_refused_not_lost(client, 
         await handle.signal("change_status", {"trigger": "cancel"})
         await handle.result()
     assert [m.parsed()["Subject"] for m in messages_to(smtp, "marie@example.org")].count("Acceptée") == 1
+
+
+async def test_a_drafted_email_writes_fifteen_history_events_the_floor_of_its_design(client, strict_worker, smtp):
+    """What a drafted email costs in history (bench/order_emails.py counts it at scale): the status change (its
+    signal, one workflow task, the render's marker, one upsert of OrderStatus and DraftsPending, the reminder's
+    timer) and the operator's update (one task, accepted, the send's marker, DraftsPending back to 0, completed,
+    the timer cancelled). An extra task, an activity instead of a local one, or a second upsert fails here."""
+    data = sample_order()
+    handle = await client.start_workflow("OrderWorkflow", data, id=f"order-{data['id']}", task_queue=strict_worker.task_queue)
+    await eventually(lambda: len(messages_to(smtp, "marie@example.org")) == 1, what="order_received")
+    await eventually(lambda: _received_settled(handle), what="the order at rest after its first emails")
+    before = (await handle.describe()).raw_description.workflow_execution_info.history_length
+    await handle.signal("change_status", {"trigger": "accept", "by": "Léa"})
+    await eventually(lambda: _drafts(handle, 1), what="order_accepted held")
+    await handle.execute_update("edit_and_send", {"draft_id": "d1", "note": "Livraison jeudi", "by": "Léa"}, result_type=DraftSent)
+    events = [e async for e in handle.fetch_history_events()][before:]
+    names = [EventType.Name(e.event_type).removeprefix("EVENT_TYPE_") for e in events]
+    task = ["WORKFLOW_TASK_SCHEDULED", "WORKFLOW_TASK_STARTED", "WORKFLOW_TASK_COMPLETED"]
+    assert names == [
+        "WORKFLOW_EXECUTION_SIGNALED", *task, "MARKER_RECORDED", "UPSERT_WORKFLOW_SEARCH_ATTRIBUTES", "TIMER_STARTED",
+        *task, "WORKFLOW_EXECUTION_UPDATE_ACCEPTED", "MARKER_RECORDED", "UPSERT_WORKFLOW_SEARCH_ATTRIBUTES",
+        "WORKFLOW_EXECUTION_UPDATE_COMPLETED", "TIMER_CANCELED",
+    ]  # fmt: skip
+    assert len(messages_to(smtp, "marie@example.org")) == 2
+    await handle.signal("change_status", {"trigger": "cancel"})
+
+
+async def _received_settled(handle: WorkflowHandle[Any, Any]) -> bool:
+    state = await order_state(handle)
+    return len(state.emails_sent) == 2 and not state.emails_pending

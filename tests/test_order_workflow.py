@@ -11,11 +11,13 @@ import pytest
 from aiosmtpd.controller import Controller
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import CancelledError
-from temporalio.worker import Worker
+from temporalio.worker import Replayer, Worker
 
 from printroom.cli.capture import SmtpCapture
 from printroom.models import OrderState
 from printroom.activities.email import EmailActivities
+from printroom.settings import Settings
+from printroom.worker.plugin import PrintroomPlugin
 from printroom.workflows.order import OrderWorkflow
 from printroom.worker.main import build_worker
 from tests.conftest import eventually, free_port, with_smtp_port, messages_to, order_state, sample_order
@@ -440,7 +442,8 @@ async def _sent(handle, email_trigger: str) -> OrderState | None:
 
 async def test_cancelling_the_workflow_while_an_email_is_being_taken_by_the_server_lets_it_finish_once(client, task_queue, settings):
     """The email in flight finishes (the server has it: it is recorded, never cut in the middle of DATA), the
-    order's workflow ends as Canceled, and nothing is recorded as failed."""
+    order's workflow ends as Canceled, nothing is recorded as failed, and its history (a cancel that crossed a
+    local activity's result) replays."""
     slow = SlowToAnswer()
     controller = Controller(slow, hostname="127.0.0.1", port=free_port())
     controller.start()
@@ -463,6 +466,10 @@ async def test_cancelling_the_workflow_while_an_email_is_being_taken_by_the_serv
     assert (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
     assert len(slow.kept) == 1 and state.emails_failed == []
     assert len(records) == 1  # finished and recorded: no retry, anywhere, would send it again
+    replayed = await Replayer(workflows=[], plugins=[PrintroomPlugin(Settings())]).replay_workflow(
+        await handle.fetch_history(), raise_on_replay_failure=False
+    )
+    assert replayed.replay_failure is None
 
 
 async def test_operators_emails_link_to_the_order_in_the_web_ui_and_the_customers_to_the_shop(client, task_queue, settings, smtp):
