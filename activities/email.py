@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
+from temporalio.service import RPCError, RPCStatusCode
 
 from printroom.activities.assemble import AssembledEmail, EmailAssembler
 from printroom.activities.compose import message_id
@@ -29,6 +30,8 @@ from printroom.models import (
     DRAFTABLE_AUDIENCES,
     PLAN_APPROVAL,
     RECORD_SPENDING,
+    TAKE_BACK,
+    TAKE_BACK_SPENDING,
     ApprovalPlan,
     CostCentreBook,
     Order,
@@ -74,7 +77,8 @@ class EmailActivities:
 
     def activities(self) -> list[Callable[..., Any]]:
         """The activity functions a worker registers."""
-        return [self.send_status_email, self.send_status_emails, self.send_draft, self.plan_approval, self.record_spending]
+        return [self.send_status_email, self.send_status_emails, self.send_draft, self.plan_approval, self.record_spending,
+                self.take_back_spending]
 
     @activity.defn(name=PLAN_APPROVAL)
     async def plan_approval(self, order: Order) -> ApprovalPlan:
@@ -105,7 +109,24 @@ class EmailActivities:
             COST_CENTRE_WORKFLOW, CostCentreBook(terms=terms), id=cost_centre_workflow_id(name), task_queue=info.task_queue,
             start_signal=ADD_SPENDING, start_signal_args=[SpendingRecord(order=order, settings=terms, period=period)],
         )  # fmt: skip
-        return SpendingAnswer(counted=True, note=f"cost centre {name}: {order.price.amount} {order.price.currency} counted")
+        return SpendingAnswer(counted=True, note=f"cost centre {name}: {order.price.amount} {order.price.currency} counted", period=period)
+
+    @activity.defn(name=TAKE_BACK_SPENDING)
+    async def take_back_spending(self, record: SpendingRecord) -> SpendingAnswer:
+        """An order counted and then cancelled or rejected: its price comes off its cost centre's period, which
+        takes it back once, and only while that period is the current one (it says why not, where its owner
+        looks). A cost centre with no workflow running has nothing counted to take back."""
+        order, name = record.order, record.order.cost_centre or ""
+        if (terms := cost_centre_terms(self.settings, name)) is not None:  # today's period, as when counting
+            record = record.model_copy(update={"period": spending_period(datetime.now(timezone.utc), terms)})
+        try:
+            await activity.client().get_workflow_handle(cost_centre_workflow_id(name)).signal(TAKE_BACK, record)
+        except RPCError as error:
+            if error.status != RPCStatusCode.NOT_FOUND:
+                raise  # Temporal busy or unreachable: retried
+            return SpendingAnswer(counted=False, note=f"cost centre {name}: no spending recorded any more; nothing taken back")
+        price = f"{order.price.amount} {order.price.currency}" if order.price else "its price"
+        return SpendingAnswer(counted=False, note=f"cost centre {name}: {price} taken back (counted in {record.counted_in})")
 
     def recipients(self, request: StatusEmailRequest) -> tuple[dict[Audience, list[str]], list[str]]:
         """Who gets this email trigger under the settings (E1), and why anyone who could have did not."""

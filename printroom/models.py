@@ -276,6 +276,8 @@ class Spending(BaseModel):
     currency: str
     warn_at_percent: Decimal
     orders: int = 0
+    # Orders counted in this period and then cancelled or rejected: their price is off `spent`, not in `orders`.
+    taken_back: int = 0
     warned_at: datetime | None = None
     # Orders whose price could not be counted (another currency), with the reason.
     refused: list[str] = []
@@ -425,9 +427,12 @@ def validation_problems(error: ValidationError) -> list[str]:
 # Budget approval (W4): what the approval workflow asks the settings, what it answers, and what it shows.
 PLAN_APPROVAL = "printroom.plan_approval"
 RECORD_SPENDING = "printroom.record_spending"
+TAKE_BACK_SPENDING = "printroom.take_back_spending"
 BUDGET_WORKFLOW = "BudgetApprovalWorkflow"
 COST_CENTRE_WORKFLOW = "CostCentreWorkflow"
 ADD_SPENDING = "add_spending"
+# On `cost-centre-<name>`: an order counted there and then cancelled or rejected; its price comes off.
+TAKE_BACK = "take_back_spending"
 # From an approval to its order, for the drafts its emails became: internal, prefixed like the activities.
 HOLD_DRAFTS = "printroom.hold_drafts"
 
@@ -505,12 +510,17 @@ class CostCentreTerms(BaseModel):
 
 class SpendingRecord(BaseModel):
     """Activity input and signal `add_spending` on `cost-centre-<name>`: an order's price counted once per order.
-    The cost centre's settings ride along, so a changed budget applies from the next order on."""
+    The cost centre's settings ride along, so a changed budget applies from the next order on. On
+    `take_back_spending`, the same record takes a counted order's price back off."""
 
     order: Order
     settings: CostCentreTerms | None = None
     # The period it counts in, as the activity read the clock in the print room's time zone: "2026-11", "2026".
     period: str = ""
+    # Taking back: the period it was counted in (only the current period's spending is changed).
+    counted_in: str = ""
+    # Set by the signal it came on (carried over with a run's pending records), not by the sender.
+    take_back: bool = False
 
 
 class CostCentreBook(BaseModel):
@@ -520,6 +530,8 @@ class CostCentreBook(BaseModel):
     spending: Spending | None = None
     # The orders counted lately (the last few thousand), so a record sent twice is counted once.
     counted: list[str] = []
+    # Of those, the ones taken back (cancelled or rejected after counting), so they are taken back once.
+    taken_back: list[str] = []
     # Records that arrived while the last run was ending: counted first by the next.
     pending: list[SpendingRecord] = []
     # A run continues as new past this many history events (or when the server suggests it).
@@ -527,7 +539,10 @@ class CostCentreBook(BaseModel):
 
 
 class SpendingAnswer(BaseModel):
-    """What recording an order's spending said: counted, or why not."""
+    """What recording (or taking back) an order's spending said: whether its price now stands in its cost
+    centre's spending, and why."""
 
     counted: bool
     note: str = ""
+    # The period it was counted in, for taking it back there if the order is cancelled.
+    period: str = ""

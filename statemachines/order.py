@@ -37,3 +37,8 @@ ORDER = StateTable(
 
 # Sent on a timer, not by a transition: the operators reminded of a draft that waits for them.
 DRAFT_WAITING = "draft_waiting"
+
+# An order's price counts in its cost centre's spending once, on the first of these moves; it comes off again if
+# the order then ends in a state where it is not made.
+COUNTED_ON = frozenset({"accept", "approve_budget"})
+NOT_MADE = frozenset({REJECTED, CANCELLED})

@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
+from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.exceptions import CancelledError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 from temporalio.worker import Replayer
 
 from printroom.cli.capture import SmtpCapture
@@ -25,8 +26,11 @@ from printroom.models import (
     DraftSent,
     HeldDrafts,
     Order,
+    CostCentreBook,
+    CostCentreTerms,
     OrderState,
     Spending,
+    SpendingRecord,
     StatusEmailRequest,
 )
 from printroom.settings import CostCentreSettings, EmailPolicies, Settings
@@ -190,12 +194,56 @@ async def test_a_cost_centre_names_the_approvers_and_counts_what_it_approved(cli
         last = await start(client, task_queue, third)
         await last.signal("change_status", {"trigger": "accept"})
         await eventually(lambda: _spent(centre, Decimal("460.00")), what="the third order counted")
-        for h in (handle, other, last):
+        # The approved order is rejected by the print room, the others cancelled (one of them while its count is
+        # still on its way): each price comes off, once.
+        quick = await start(client, task_queue, sample_order(cost_centre="marketing", price={"amount": "25.00", "currency": "EUR"}))
+        await quick.signal("change_status", {"trigger": "accept"})
+        await handle.signal("change_status", {"trigger": "reject"})
+        for h in (quick, other, last):
             await h.signal("change_status", {"trigger": "cancel"})
+        for h in (handle, quick, other, last):
             await h.result()
+        spending = await eventually(lambda: _spent(centre, Decimal("0.00")), what="the four orders taken back")
+        assert (spending.orders, spending.taken_back) == (0, 4)
         assert len(messages_to(smtp, "cmo@example.org")) == 2  # the request and one warning: none for the third
-        assert "cost centre marketing: 150.00 EUR counted" in (await order_state(other)).email_notes
+        notes = (await order_state(other)).email_notes
+        period = spending.period
+        assert "cost centre marketing: 150.00 EUR counted" in notes
+        assert f"cost centre marketing: 150.00 EUR taken back (counted in {period})" in notes
+        details = (await centre.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)).current_details
+        assert "- 4 order(s) cancelled or rejected after counting: taken back" in details
         await centre.terminate("test over")
+
+
+async def test_a_cost_centre_takes_an_order_back_once_and_only_from_the_current_period(client, settings, task_queue):
+    """Take-backs as the order sends them (after its count), and the ones a cost centre must refuse: twice, never
+    counted, counted in a period that has closed since."""
+    terms = CostCentreTerms(name="lab", budget=Decimal("1000"), currency="EUR", warn_at_percent=Decimal(90), period="month")
+    a, b, never = (sample_order(cost_centre="lab", price={"amount": amount, "currency": "EUR"}) for amount in ("100.00", "40.00", "7.00"))
+    async with build_worker(client, settings, task_queue=task_queue):
+        centre = await client.start_workflow(
+            "CostCentreWorkflow", CostCentreBook(terms=terms), id=f"cost-centre-{task_queue}", task_queue=task_queue
+        )
+        for order in (a, b):
+            await centre.signal("add_spending", SpendingRecord(order=order, period="2026-11"))
+        await eventually(lambda: _spent(centre, Decimal("140.00")), what="two orders counted")
+        for _ in range(2):  # a take-back sent twice comes off once
+            await centre.signal("take_back_spending", SpendingRecord(order=a, period="2026-11", counted_in="2026-11"))
+        await centre.signal("take_back_spending", SpendingRecord(order=never, period="2026-11", counted_in="2026-11"))
+        spending = await eventually(lambda: _refused_count(centre, 1), what="the uncounted order refused")
+        assert (spending.spent, spending.orders, spending.taken_back) == (Decimal("40.00"), 1, 1)
+        assert spending.refused == [f"order {never['id']} was not counted here (or too long ago); nothing taken back"]
+        # December: b was counted in November, whose figures stay as they closed; December starts from nothing.
+        await centre.signal("take_back_spending", SpendingRecord(order=b, period="2026-12", counted_in="2026-11"))
+        spending = await eventually(lambda: _refused_count(centre, 2), what="the closed period's order refused")
+        assert (spending.period, spending.spent, spending.orders) == ("2026-12", Decimal(0), 0)
+        assert spending.refused[-1] == f"order {b['id']} counted in 2026-11, a closed period; not taken back"
+        await centre.terminate("test over")
+
+
+async def _refused_count(centre, count: int) -> Spending | None:
+    spending = await centre.query("spending", result_type=Spending)
+    return spending if len(spending.refused) >= count else None
 
 
 async def test_a_price_in_another_currency_than_the_cost_centre_is_not_counted_and_says_why(client, settings, smtp, task_queue):

@@ -1,6 +1,7 @@
 """CostCentreWorkflow, `cost-centre-<name>`: a cost centre's spending per period. Each approved or accepted order
-of it is counted once; its approvers get `budget_warning` once a period when the spending crosses the threshold.
-It continues as new so that its history stays small for years."""
+of it is counted once, and taken back once if it is then cancelled or rejected in the same period; its approvers
+get `budget_warning` once a period when the spending crosses the threshold. It continues as new so that its
+history stays small for years."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from printroom.models import (
         ADD_SPENDING,
         COST_CENTRE_WORKFLOW,
+        TAKE_BACK,
         CostCentreBook,
         DraftContent,
         Spending,
@@ -50,7 +52,8 @@ class CostCentreWorkflow:
         while True:
             await workflow.wait_condition(lambda: bool(self._inbox) or self._history_full())
             while self._inbox:
-                self._count(self._inbox.popleft())
+                record = self._inbox.popleft()
+                self._take_back(record) if record.take_back else self._count(record)
             if self._history_full():
                 break
         self._ending = True
@@ -67,7 +70,12 @@ class CostCentreWorkflow:
     @workflow.signal(name=ADD_SPENDING)
     def add_spending(self, payload: Any = None) -> None:
         if (record := self._refusals.validate(ADD_SPENDING, SpendingRecord, payload, self._input)) is not None:
-            self._inbox.append(record)
+            self._inbox.append(record.model_copy(update={"take_back": False}))
+
+    @workflow.signal(name=TAKE_BACK)
+    def take_back_spending(self, payload: Any = None) -> None:
+        if (record := self._refusals.validate(TAKE_BACK, SpendingRecord, payload, self._input)) is not None:
+            self._inbox.append(record.model_copy(update={"take_back": True}))
 
     @workflow.query(name="spending")
     def spending(self) -> Spending:
@@ -93,13 +101,7 @@ class CostCentreWorkflow:
         order, price = record.order, record.order.price
         if record.settings is not None:
             book.terms = record.settings  # the settings of today: a raised budget applies from now on
-        spending = self._current()
-        # A new period starts from nothing (as does one written another way: the settings went from month to year).
-        if record.period and (record.period > spending.period or len(record.period) != len(spending.period)):
-            spending = book.spending = Spending(
-                cost_centre=book.terms.name, period=record.period, budget=book.terms.budget, currency=book.terms.currency,
-                warn_at_percent=book.terms.warn_at_percent,
-            )  # fmt: skip
+        spending = self._in_period(record.period)
         spending.budget, spending.warn_at_percent = book.terms.budget, book.terms.warn_at_percent
         if order.id in book.counted:
             return
@@ -124,14 +126,52 @@ class CostCentreWorkflow:
             )  # fmt: skip
         self._publish()
 
+    def _in_period(self, period: str) -> Spending:
+        """The spending of the period a record arrives in: a new period starts from nothing (as does one written
+        another way: the settings went from month to year)."""
+        book = self._book
+        assert book is not None
+        spending = self._current()
+        if period and (period > spending.period or len(period) != len(spending.period)):
+            spending = book.spending = Spending(
+                cost_centre=book.terms.name, period=period, budget=book.terms.budget, currency=book.terms.currency,
+                warn_at_percent=book.terms.warn_at_percent,
+            )  # fmt: skip
+        return spending
+
+    def _take_back(self, record: SpendingRecord) -> None:
+        """A counted order cancelled or rejected: its price comes off, once, if it counted in the current period
+        (a closed period's figures are not reopened). The warning already sent stays sent."""
+        book = self._book
+        assert book is not None
+        order, spending = record.order, self._in_period(record.period)
+        if order.id in book.taken_back:
+            return
+        if order.id not in book.counted:
+            self._refuse(f"order {order.id} was not counted here (or too long ago); nothing taken back", TAKE_BACK)
+            return
+        if record.counted_in != spending.period:
+            self._refuse(f"order {order.id} counted in {record.counted_in or '?'}, a closed period; not taken back", TAKE_BACK)
+            return
+        if order.price is None or order.price.currency != spending.currency:
+            self._refuse(f"order {order.id}: a take-back without its price in {spending.currency}; nothing taken back", TAKE_BACK)
+            return
+        book.taken_back.append(order.id)
+        del book.taken_back[:-MAX_COUNTED_KEPT]
+        spending.spent -= order.price.amount
+        spending.orders -= 1
+        spending.taken_back += 1
+        workflow.logger.info("cost centre %s: %s taken back, %s, %s spent in %s", book.terms.name, order.id, order.price.amount, spending.spent, spending.period)
+        self._publish()
+
     def _not_held(self, request: StatusEmailRequest, drafts: list[DraftContent]) -> None:
         """A warning is never held for an operator; one that could not be sent is said as failed."""
         for draft in drafts:
             self._outbox.record_failure(draft.email_trigger, draft.reason or "held for an operator, but a cost centre has no order to hold it")
 
-    def _refuse(self, reason: str) -> None:
-        """An order not counted: in the `spending` query, where the cost centre's owner looks."""
-        self._refusals.refuse(ADD_SPENDING, "", reason)
+    def _refuse(self, reason: str, kind: str = ADD_SPENDING) -> None:
+        """An order not counted (or not taken back): in the `spending` query, where the cost centre's owner looks."""
+        self._refusals.refuse(kind, "", reason)
         if self._book is not None:
             self._current().refused = [r.reason for r in self._refusals.items[-10:]]
             self._publish()
@@ -141,6 +181,8 @@ class CostCentreWorkflow:
             return
         s = self._current()
         lines = [f"**Cost centre {self._name}**: {s.spent} of {s.budget} {s.currency} spent in {s.period or '(no order yet)'} ({s.percent}%)"]
+        if s.taken_back:
+            lines.append(f"- {s.taken_back} order(s) cancelled or rejected after counting: taken back")
         if s.warned_at:
             lines.append(f"- warned at {s.warned_at:%Y-%m-%d %H:%M} UTC (threshold {s.warn_at_percent}%)")
         lines += [f"- FAILED {f.email_trigger}: {f.error}" for f in self._outbox.failed[-3:]]

@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from printroom.workflows.requests import Input, Refusals, WorkflowInput, check_update
     from printroom.workflows.drafts import DraftBook, DraftRefused, HeldDraft, markdown_text
     from printroom.workflows.sending import ONE_ATTEMPT, Outbox, is_cancellation, root_cause
+    from printroom.workflows.spending_link import SpendingLink
 
     # EmailStr imports email_validator (and idna) lazily, on the first address it checks.
     import email_validator  # noqa: F401
@@ -27,7 +28,6 @@ with workflow.unsafe.imports_passed_through():
 
     from printroom.models import (
         HOLD_DRAFTS,
-        RECORD_SPENDING,
         SEND_DRAFT,
         ApprovalOutcome,
         HeldDrafts,
@@ -47,11 +47,8 @@ with workflow.unsafe.imports_passed_through():
         StatusEmailResult,
     )
     from printroom.statemachines.budget import APPROVAL_EMAILS
-    from printroom.statemachines.order import AWAITING_APPROVAL, CANCELLED, DRAFT_WAITING, ORDER
+    from printroom.statemachines.order import AWAITING_APPROVAL, CANCELLED, COUNTED_ON, DRAFT_WAITING, NOT_MADE, ORDER
     from printroom.statemachines.table import Actor, Lifecycle, Transition
-
-# Counting an order in its cost centre: retried while Temporal is busy, for a day at most.
-SPENDING_TIMEOUT = timedelta(days=1)
 
 ORDER_STATUS = SearchAttributeKey.for_keyword("OrderStatus")
 DRAFTS_PENDING = SearchAttributeKey.for_int("DraftsPending")
@@ -80,7 +77,7 @@ class OrderWorkflow:
         self._outbox = Outbox(self._order.id if self._order else "", self._held, self._publish)
         self._published: tuple[str, int] | None = None
         self._approval = ApprovalLink()
-        self._spending: asyncio.Task[None] | None = None
+        self._cost_centre = SpendingLink(self._spending_answered)
         if self._order is not None:
             for email_trigger in ORDER.emails_on_start:
                 self._outbox.queue(self._order, email_trigger, status=self._lifecycle.state, previous=None)
@@ -236,8 +233,10 @@ class OrderWorkflow:
             self._outbox.queue(self._order, email_trigger, status=row.dest, previous=source, by=by, comment=comment)
         if source == AWAITING_APPROVAL and row.dest == CANCELLED:
             self._approval.cancel()  # its approvers are told
-        if row.trigger in ("accept", "approve_budget") and self._order.cost_centre and self._spending is None:
-            self._spending = asyncio.create_task(self._record_spending())
+        if row.trigger in COUNTED_ON:
+            self._cost_centre.count(self._order)
+        if row.dest in NOT_MADE:
+            self._cost_centre.take_back(self._order)
         self._publish()
 
     # Budget approval and cost centre.
@@ -262,21 +261,9 @@ class OrderWorkflow:
         self._outbox.record_failure("approval_requested", problem)
         self._publish()
 
-    async def _record_spending(self) -> None:
-        """The order counts in its cost centre's spending once, when approved or accepted."""
-        assert self._order is not None
-        try:
-            answer = await workflow.execute_activity(
-                RECORD_SPENDING, self._order, result_type=SpendingAnswer, start_to_close_timeout=timedelta(minutes=1),
-                schedule_to_close_timeout=SPENDING_TIMEOUT,
-            )  # fmt: skip
-        except FailureError as error:
-            if is_cancellation(error):
-                raise
-            answer = SpendingAnswer(counted=False, note=f"cost centre {self._order.cost_centre}: not counted: {root_cause(error).message}")
+    def _spending_answered(self, answer: SpendingAnswer) -> None:
+        """What the cost centre was told (counted, taken back, or why not), in the order's notes."""
         self._outbox.notes.append(answer.note)
-        if not answer.counted:
-            workflow.logger.warning("order %s: %s", self._order.id, answer.note)
         self._publish()
 
     def _refuse(self, kind: str, payload: Any, reason: str) -> None:
@@ -363,8 +350,7 @@ class OrderWorkflow:
 
     def _finished(self) -> bool:
         approval_over = not self._approval.started or self._approval.done
-        spending_over = self._spending is None or self._spending.done()
-        return self._lifecycle.closed and self._outbox.idle and not self._drafts.pending and approval_over and spending_over
+        return self._lifecycle.closed and self._outbox.idle and not self._drafts.pending and approval_over and self._cost_centre.done
 
     def _publish(self) -> None:
         """Status and drafts waiting as search attributes (operators filter by them), and a summary in the Web

@@ -53,9 +53,10 @@ async def _status(handle: WorkflowHandle[Any, Any], status: str) -> bool:
     return (await handle.query("state", result_type=OrderState)).status == status
 
 
-async def _counted(handle: WorkflowHandle[Any, Any]) -> bool:
+async def _counted_and_taken_back(handle: WorkflowHandle[Any, Any]) -> bool:
     try:
-        return (await handle.query("spending", result_type=Spending)).orders == 1
+        spending = await handle.query("spending", result_type=Spending)
+        return (spending.orders, spending.taken_back) == (0, 1)
     except RPCError:
         return False
 
@@ -103,7 +104,7 @@ async def on_the_dev_server(tmp: Path) -> list[WorkflowHandle[Any, Any]]:
             await approval.result()
             budget = client.get_workflow_handle("budget-H-APPROVAL")
             cost_centre = client.get_workflow_handle("cost-centre-marketing")
-            await eventually(lambda: _counted(cost_centre), what="the order counted in its cost centre")
+            await eventually(lambda: _counted_and_taken_back(cost_centre), what="the order counted, then taken back")
             await cost_centre.terminate("recorded")
         # The SMTP server is down at first: the local attempt fails, a regular activity retries until it is back.
         outage = await start(client, "H-OUTAGE")
