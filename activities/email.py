@@ -105,17 +105,20 @@ class EmailActivities:
             )
         info = activity.info()
         period = spending_period(datetime.now(timezone.utc), terms)
-        await activity.client().start_workflow(
-            COST_CENTRE_WORKFLOW, CostCentreBook(terms=terms), id=cost_centre_workflow_id(name), task_queue=info.task_queue,
-            start_signal=ADD_SPENDING, start_signal_args=[SpendingRecord(order=order, settings=terms, period=period)],
-        )  # fmt: skip
-        return SpendingAnswer(counted=True, note=f"cost centre {name}: {order.price.amount} {order.price.currency} counted", period=period)
+        try:
+            await activity.client().start_workflow(
+                COST_CENTRE_WORKFLOW, CostCentreBook(terms=terms), id=cost_centre_workflow_id(name), task_queue=info.task_queue,
+                start_signal=ADD_SPENDING, start_signal_args=[SpendingRecord(order=order, settings=terms, period=period)],
+            )  # fmt: skip
+        except RPCError as error:
+            raise retried_unless_refused(error, f"counting order {order.id} in {cost_centre_workflow_id(name)}") from error
+        return SpendingAnswer(counted=True, note=f"cost centre {name}: {order.price.amount} {order.price.currency} counted")
 
     @activity.defn(name=TAKE_BACK_SPENDING)
     async def take_back_spending(self, record: SpendingRecord) -> SpendingAnswer:
-        """An order counted and then cancelled or rejected: its price comes off its cost centre's period, which
-        takes it back once, and only while that period is the current one (it says why not, where its owner
-        looks). A cost centre with no workflow running has nothing counted to take back."""
+        """An order counted and then cancelled or rejected: what it added comes off its cost centre's period, which
+        takes it back once, and only while that period is the current one (its `spending` query says why not). A
+        cost centre with no workflow running has nothing counted to take back."""
         order, name = record.order, record.order.cost_centre or ""
         if (terms := cost_centre_terms(self.settings, name)) is not None:  # today's period, as when counting
             record = record.model_copy(update={"period": spending_period(datetime.now(timezone.utc), terms)})
@@ -123,10 +126,13 @@ class EmailActivities:
             await activity.client().get_workflow_handle(cost_centre_workflow_id(name)).signal(TAKE_BACK, record)
         except RPCError as error:
             if error.status != RPCStatusCode.NOT_FOUND:
-                raise  # Temporal busy or unreachable: retried
+                raise retried_unless_refused(error, f"taking order {order.id} back in {cost_centre_workflow_id(name)}") from error
             return SpendingAnswer(counted=False, note=f"cost centre {name}: no spending recorded any more; nothing taken back")
-        price = f"{order.price.amount} {order.price.currency}" if order.price else "its price"
-        return SpendingAnswer(counted=False, note=f"cost centre {name}: {price} taken back (counted in {record.counted_in})")
+        # A signal: the cost centre decides (a closed period is not reopened) and says so in its `spending` query.
+        price = f" of {order.price.amount} {order.price.currency}" if order.price else ""
+        return SpendingAnswer(
+            counted=False, note=f"cost centre {name}: take-back{price} sent ({cost_centre_workflow_id(name)} shows it in `spending`, or why not)"
+        )
 
     def recipients(self, request: StatusEmailRequest) -> tuple[dict[Audience, list[str]], list[str]]:
         """Who gets this email trigger under the settings (E1), and why anyone who could have did not."""
@@ -528,6 +534,20 @@ _TRANSIENT_TYPES: dict[type[Exception], str] = {
     DeliveryError: "SmtpTransientError", AttachmentError: "AttachmentError", ClaimHeld: "ClaimHeld",
     RecordUnavailable: "DeliveryRecordUnavailable",
 }
+
+
+# Temporal answers worth another attempt; any other (a bad argument, no permission, too large) will not change.
+_TRANSIENT_RPC = frozenset({
+    RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.RESOURCE_EXHAUSTED,
+    RPCStatusCode.ABORTED, RPCStatusCode.INTERNAL, RPCStatusCode.UNKNOWN, RPCStatusCode.CANCELLED,
+})  # fmt: skip
+
+
+def retried_unless_refused(error: RPCError, what: str) -> Exception:
+    """A busy or unreachable Temporal is retried; one that refused the call is told to the order, not retried."""
+    if error.status in _TRANSIENT_RPC:
+        return error
+    return ApplicationError(f"{what}: Temporal refused it ({error.status.name}: {error.message})", non_retryable=True)
 
 
 def delivery_record(settings: Settings) -> DeliveryRecord:

@@ -6,7 +6,7 @@ import unicodedata
 
 from datetime import date, datetime, timedelta
 from pathlib import PurePosixPath
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints, ValidationError, model_validator
@@ -36,7 +36,8 @@ class Customer(_Public):
 
 
 class Money(_Public):
-    amount: Decimal = Field(ge=0)
+    # Bounded, so that sums and percentages of a cost centre's thousands of orders stay exact decimals.
+    amount: Decimal = Field(ge=0, le=Decimal("1e12"))
     currency: Currency = "EUR"
 
 
@@ -284,7 +285,13 @@ class Spending(BaseModel):
 
     @property
     def percent(self) -> Decimal:
-        return (self.spent * 100 / self.budget).quantize(Decimal("0.1")) if self.budget else Decimal(0)
+        if not self.budget:
+            return Decimal(0)
+        share = self.spent * 100 / self.budget
+        try:
+            return share.quantize(Decimal("0.1"))
+        except InvalidOperation:  # past 28 digits (a budget of a millionth): shown unrounded, never a crash
+            return share
 
 
 class StatusEmailRequest(BaseModel):
@@ -515,10 +522,9 @@ class SpendingRecord(BaseModel):
 
     order: Order
     settings: CostCentreTerms | None = None
-    # The period it counts in, as the activity read the clock in the print room's time zone: "2026-11", "2026".
-    period: str = ""
-    # Taking back: the period it was counted in (only the current period's spending is changed).
-    counted_in: str = ""
+    # The period it counts in (or is taken back in), as the activity read the clock in the print room's time
+    # zone: "2026-11", "2026".
+    period: Annotated[str, StringConstraints(pattern=r"^(\d{4}(-(0[1-9]|1[0-2]))?)?$")] = ""
     # Set by the signal it came on (carried over with a run's pending records), not by the sender.
     take_back: bool = False
 
@@ -530,7 +536,10 @@ class CostCentreBook(BaseModel):
     spending: Spending | None = None
     # The orders counted lately (the last few thousand), so a record sent twice is counted once.
     counted: list[str] = []
-    # Of those, the ones taken back (cancelled or rejected after counting), so they are taken back once.
+    # What each order counted in the current period added: what a take-back takes off (never the price it
+    # carries). Emptied when a new period starts: a closed period is not reopened.
+    this_period: dict[str, Decimal] = {}
+    # The orders taken back lately (cancelled or rejected after counting), so they are taken back once.
     taken_back: list[str] = []
     # Records that arrived while the last run was ending: counted first by the next.
     pending: list[SpendingRecord] = []
@@ -544,5 +553,3 @@ class SpendingAnswer(BaseModel):
 
     counted: bool
     note: str = ""
-    # The period it was counted in, for taking it back there if the order is cancelled.
-    period: str = ""

@@ -207,9 +207,8 @@ async def test_a_cost_centre_names_the_approvers_and_counts_what_it_approved(cli
         assert (spending.orders, spending.taken_back) == (0, 4)
         assert len(messages_to(smtp, "cmo@example.org")) == 2  # the request and one warning: none for the third
         notes = (await order_state(other)).email_notes
-        period = spending.period
         assert "cost centre marketing: 150.00 EUR counted" in notes
-        assert f"cost centre marketing: 150.00 EUR taken back (counted in {period})" in notes
+        assert "cost centre marketing: take-back of 150.00 EUR sent (cost-centre-marketing shows it in `spending`, or why not)" in notes
         details = (await centre.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)).current_details
         assert "- 4 order(s) cancelled or rejected after counting: taken back" in details
         await centre.terminate("test over")
@@ -217,7 +216,7 @@ async def test_a_cost_centre_names_the_approvers_and_counts_what_it_approved(cli
 
 async def test_a_cost_centre_takes_an_order_back_once_and_only_from_the_current_period(client, settings, task_queue):
     """Take-backs as the order sends them (after its count), and the ones a cost centre must refuse: twice, never
-    counted, counted in a period that has closed since."""
+    counted, carrying another price than was counted, malformed, counted in a period that has closed since."""
     terms = CostCentreTerms(name="lab", budget=Decimal("1000"), currency="EUR", warn_at_percent=Decimal(90), period="month")
     a, b, never = (sample_order(cost_centre="lab", price={"amount": amount, "currency": "EUR"}) for amount in ("100.00", "40.00", "7.00"))
     async with build_worker(client, settings, task_queue=task_queue):
@@ -227,17 +226,22 @@ async def test_a_cost_centre_takes_an_order_back_once_and_only_from_the_current_
         for order in (a, b):
             await centre.signal("add_spending", SpendingRecord(order=order, period="2026-11"))
         await eventually(lambda: _spent(centre, Decimal("140.00")), what="two orders counted")
-        for _ in range(2):  # a take-back sent twice comes off once
-            await centre.signal("take_back_spending", SpendingRecord(order=a, period="2026-11", counted_in="2026-11"))
-        await centre.signal("take_back_spending", SpendingRecord(order=never, period="2026-11", counted_in="2026-11"))
-        spending = await eventually(lambda: _refused_count(centre, 1), what="the uncounted order refused")
+        # What a's count added comes off, whatever price the take-back carries; sent twice, it comes off once.
+        inflated = {**a, "price": {"amount": "900000.00", "currency": "EUR"}}
+        for order in (inflated, a):
+            await centre.signal("take_back_spending", SpendingRecord(order=Order.model_validate(order), period="2026-11"))
+        await centre.signal("take_back_spending", SpendingRecord(order=never, period="2026-11"))
+        await centre.signal("take_back_spending", {"order": b, "period": "2026-99"})
+        spending = await eventually(lambda: _refused_count(centre, 2), what="the uncounted and the malformed refused")
         assert (spending.spent, spending.orders, spending.taken_back) == (Decimal("40.00"), 1, 1)
-        assert spending.refused == [f"order {never['id']} was not counted here (or too long ago); nothing taken back"]
-        # December: b was counted in November, whose figures stay as they closed; December starts from nothing.
-        await centre.signal("take_back_spending", SpendingRecord(order=b, period="2026-12", counted_in="2026-11"))
-        spending = await eventually(lambda: _refused_count(centre, 2), what="the closed period's order refused")
+        malformed, uncounted = sorted(spending.refused)  # refused as they arrive, the first before it is queued
+        assert uncounted == f"order {never['id']} was not counted here; nothing taken back"
+        assert malformed.startswith("malformed payload: period: String should match pattern")
+        # December: b was counted in November, whose figures are not reopened; December starts from nothing.
+        await centre.signal("take_back_spending", SpendingRecord(order=b, period="2026-12"))
+        spending = await eventually(lambda: _refused_count(centre, 3), what="the closed period's order refused")
         assert (spending.period, spending.spent, spending.orders) == ("2026-12", Decimal(0), 0)
-        assert spending.refused[-1] == f"order {b['id']} counted in 2026-11, a closed period; not taken back"
+        assert spending.refused[-1] == f"order {b['id']} was not counted in a period that has closed; not taken back"
         await centre.terminate("test over")
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+from decimal import Decimal
 from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ from printroom.models import (
     HeldDrafts,
     Order,
     SendDraft,
+    Spending,
+    SpendingRecord,
     StatusEmailRequest,
     validation_problems,
 )
@@ -46,7 +49,9 @@ JSON = st.recursive(
     lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(TEXT, inner, max_size=4)),
     max_leaves=12,
 )
-PAYLOAD_MODELS: list[type[BaseModel]] = [Order, ChangeStatus, ApprovalDecision, Decide, SendDraft, DiscardDraft, HeldDrafts]
+PAYLOAD_MODELS: list[type[BaseModel]] = [
+    Order, ChangeStatus, ApprovalDecision, Decide, SendDraft, DiscardDraft, HeldDrafts, SpendingRecord,
+]
 FAST = hypothesis_settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -183,6 +188,22 @@ def test_any_token_is_read_or_refused_as_a_link_error(token: str):
     for read in (SIGNER.read_approval, SIGNER.read_draft):
         with pytest.raises(LinkError):
             read(token, datetime.now(timezone.utc))
+
+
+@FAST
+@given(
+    prices=st.lists(st.decimals(min_value=0, max_value=Decimal("1e12"), allow_nan=False, places=2), max_size=50),
+    budget=st.decimals(min_value=Decimal("1e-30"), max_value=Decimal("1e15"), allow_nan=False),
+)
+def test_a_cost_centre_shows_its_share_of_any_budget_without_failing(prices: list[Decimal], budget: Decimal):
+    """Every accepted price summed over a period, against any budget the settings take: the percentage the
+    cost centre shows (current details, warning email) is a number, never an exception that would fail its
+    workflow task for ever."""
+    orders = [Order.model_validate({**SAMPLE, "price": {"amount": str(p), "currency": "EUR"}}) for p in prices]
+    spent = sum((o.price.amount for o in orders if o.price), Decimal(0))
+    percent = Spending(cost_centre="lab", period="2026-11", spent=spent, budget=budget, currency="EUR", warn_at_percent=80).percent
+    assert percent.is_finite() and percent >= 0
+    assert refused_or_valid(Order, {**SAMPLE, "price": {"amount": "1000000000000.01"}}) is None
 
 
 def test_the_properties_meet_what_they_must_refuse(tmp_path: Path):

@@ -1,5 +1,5 @@
 """CostCentreWorkflow, `cost-centre-<name>`: a cost centre's spending per period. Each approved or accepted order
-of it is counted once, and taken back once if it is then cancelled or rejected in the same period; its approvers
+of it is counted once, and taken back once (what it added) if it is then cancelled or rejected in the same period; its approvers
 get `budget_warning` once a period when the spending crosses the threshold. It continues as new so that its
 history stays small for years."""
 
@@ -114,6 +114,9 @@ class CostCentreWorkflow:
             return
         book.counted.append(order.id)
         del book.counted[:-MAX_COUNTED_KEPT]
+        book.this_period[order.id] = price.amount
+        while len(book.this_period) > MAX_COUNTED_KEPT:
+            del book.this_period[next(iter(book.this_period))]
         spending.spent += price.amount
         spending.orders += 1
         crossed = spending.spent * 100 >= spending.budget * Decimal(spending.warn_at_percent)
@@ -137,31 +140,28 @@ class CostCentreWorkflow:
                 cost_centre=book.terms.name, period=period, budget=book.terms.budget, currency=book.terms.currency,
                 warn_at_percent=book.terms.warn_at_percent,
             )  # fmt: skip
+            book.this_period = {}
         return spending
 
     def _take_back(self, record: SpendingRecord) -> None:
-        """A counted order cancelled or rejected: its price comes off, once, if it counted in the current period
-        (a closed period's figures are not reopened). The warning already sent stays sent."""
+        """A counted order cancelled or rejected: what it added comes off, once, if it counted in the current
+        period (a closed period is not reopened). The warning already sent stays sent."""
         book = self._book
         assert book is not None
         order, spending = record.order, self._in_period(record.period)
         if order.id in book.taken_back:
             return
-        if order.id not in book.counted:
-            self._refuse(f"order {order.id} was not counted here (or too long ago); nothing taken back", TAKE_BACK)
-            return
-        if record.counted_in != spending.period:
-            self._refuse(f"order {order.id} counted in {record.counted_in or '?'}, a closed period; not taken back", TAKE_BACK)
-            return
-        if order.price is None or order.price.currency != spending.currency:
-            self._refuse(f"order {order.id}: a take-back without its price in {spending.currency}; nothing taken back", TAKE_BACK)
+        amount = book.this_period.pop(order.id, None)
+        if amount is None:
+            why = "in a period that has closed; not taken back" if order.id in book.counted else "here; nothing taken back"
+            self._refuse(f"order {order.id} was not counted {why}", TAKE_BACK)
             return
         book.taken_back.append(order.id)
         del book.taken_back[:-MAX_COUNTED_KEPT]
-        spending.spent -= order.price.amount
+        spending.spent -= amount
         spending.orders -= 1
         spending.taken_back += 1
-        workflow.logger.info("cost centre %s: %s taken back, %s, %s spent in %s", book.terms.name, order.id, order.price.amount, spending.spent, spending.period)
+        workflow.logger.info("cost centre %s: %s taken back, %s, %s spent in %s", book.terms.name, order.id, amount, spending.spent, spending.period)
         self._publish()
 
     def _not_held(self, request: StatusEmailRequest, drafts: list[DraftContent]) -> None:
@@ -172,14 +172,13 @@ class CostCentreWorkflow:
     def _refuse(self, reason: str, kind: str = ADD_SPENDING) -> None:
         """An order not counted (or not taken back): in the `spending` query, where the cost centre's owner looks."""
         self._refusals.refuse(kind, "", reason)
-        if self._book is not None:
-            self._current().refused = [r.reason for r in self._refusals.items[-10:]]
-            self._publish()
 
     def _publish(self) -> None:
+        """Refusals (of orders and of malformed records) into `spending`; a summary in current details."""
         if self._book is None:
             return
         s = self._current()
+        s.refused = [r.reason for r in self._refusals.items[-10:]]
         lines = [f"**Cost centre {self._name}**: {s.spent} of {s.budget} {s.currency} spent in {s.period or '(no order yet)'} ({s.percent}%)"]
         if s.taken_back:
             lines.append(f"- {s.taken_back} order(s) cancelled or rejected after counting: taken back")

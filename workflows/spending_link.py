@@ -26,6 +26,9 @@ class SpendingLink:
         self._on_answer = on_answer
         self._counting: asyncio.Task[SpendingAnswer] | None = None
         self._taking_back: asyncio.Task[None] | None = None
+        # The count gave up without an answer: it may have reached the cost centre, so a take-back is sent anyway
+        # (the cost centre refuses, visibly, an order it never counted).
+        self._count_unanswered = False
 
     @property
     def done(self) -> bool:
@@ -42,8 +45,8 @@ class SpendingLink:
 
     async def _take_back(self, order: Order, counting: asyncio.Task[SpendingAnswer]) -> None:
         counted = await counting
-        if counted.counted:
-            await self._ask(TAKE_BACK_SPENDING, SpendingRecord(order=order, counted_in=counted.period), "not taken back")
+        if counted.counted or self._count_unanswered:
+            await self._ask(TAKE_BACK_SPENDING, SpendingRecord(order=order), "not taken back")
 
     async def _ask(self, activity: str, argument: Order | SpendingRecord, failed: str) -> SpendingAnswer:
         order = argument if isinstance(argument, Order) else argument.order
@@ -55,6 +58,7 @@ class SpendingLink:
         except FailureError as error:
             if is_cancellation(error):
                 raise
+            self._count_unanswered |= activity == RECORD_SPENDING
             answer = SpendingAnswer(
                 counted=activity == TAKE_BACK_SPENDING, note=f"cost centre {order.cost_centre}: {failed}: {root_cause(error).message}"
             )
