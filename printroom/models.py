@@ -131,6 +131,14 @@ class ApprovalDecision(_Public):
     comment: Text = ""
 
 
+class AskAgain(_Public):
+    """Signal `ask_again` on `budget-<order id>` (or on the order, which relays it): an operator has the approval
+    read the settings again and ask the approvers they name now, e.g. once a missing cost centre is added."""
+
+    by: Annotated[str, StringConstraints(max_length=200)] = ""
+    comment: Text = ""
+
+
 class Decide(_Public):
     """Update `decide` on `budget-<order id>`: an approver's answer, for a client that wants to know how it went."""
 

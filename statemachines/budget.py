@@ -29,6 +29,9 @@ BUDGET = StateTable(
         Transition("expire",   WAITING,   EXPIRED,   (),                        by="system"),
         # The order was cancelled while it waited: the approvers need not answer any more.
         Transition("cancel",   WAITING,   CANCELLED, ("approval_cancelled",),   by="system"),
+        # Nobody could be asked, or the approvers stayed silent: the operators fixed the settings and ask again
+        # (the approvers of the settings of now, reminded afresh).
+        Transition("ask_again", WAITING,  REQUESTED, ("approval_requested",),   by="operator"),
     ),
 )
 

@@ -72,11 +72,25 @@ def test_cancelling_tells_the_approvers():
     assert moves.seen == [("cancel", "requested", "cancelled", ("approval_cancelled",))]
 
 
+def test_only_operators_ask_again_and_only_while_it_waits_which_asks_the_approvers_afresh():
+    moves = Moves()
+    approval = Lifecycle(BUDGET, moves)
+    assert approval.allowed_triggers("operator") == ["ask_again"]
+    assert approval.follow("ask_again", "approver").startswith("unknown trigger 'ask_again'")
+    approval.follow("escalate", "system")
+    assert approval.follow("ask_again", "operator", by="Léa") is None
+    assert moves.seen[-1] == ("ask_again", "escalated", "requested", ("approval_requested",))
+    assert approval.may("escalate", "system")  # the new approvers' silence may escalate again
+    approval.follow("approve", "approver")
+    assert "not allowed while the approval is 'approved'" in approval.follow("ask_again", "operator")
+
+
 def test_the_mermaid_diagram_draws_the_approval():
     diagram = BUDGET.to_mermaid()
     assert "    [*] --> requested: approval_requested\n" in diagram
     assert "    requested --> escalated: escalate / approval_requested\n" in diagram
     assert "    escalated --> cancelled: cancel / approval_cancelled\n" in diagram
+    assert "    escalated --> requested: ask_again / approval_requested\n" in diagram
     assert diagram.count("--> [*]") == 4
 
 

@@ -99,6 +99,11 @@ async def test_silence_tells_the_operators_once_and_the_approval_keeps_waiting(
         assert "head@example.org" in overdue.get_body(("plain",)).get_content()
         await time_skipping_env.sleep(10 * DAY)
         assert len(subjects(smtp, "ops@example.com")) == 2 and len(subjects(smtp, "head@example.org")) == 1
+        # The operators chased the approver and ask again: asked afresh (a new email), silence counted from now.
+        await handle.signal("ask_again", {"by": "Léa", "comment": "called her; she will answer today"})
+        await eventually(lambda: len(subjects(smtp, "head@example.org")) == 2, what="the approver asked again")
+        await time_skipping_env.sleep(DAY + timedelta(minutes=5))
+        await eventually(lambda: len(subjects(smtp, "ops@example.com")) == 3, what="the operators told again")
         await handle.signal("approve", {"by": "head@example.org"})
         assert (await budget.result()).status == "approved"
         await handle.signal("change_status", {"trigger": "cancel"})

@@ -274,6 +274,42 @@ async def test_an_unknown_cost_centre_is_said_to_the_operators_and_in_the_approv
         await handle.result()
 
 
+async def test_with_nobody_to_ask_the_operators_fix_the_settings_and_ask_again(client, settings, smtp, task_queue):
+    """A cost centre missing from the settings: nobody is asked and the operators are told. Asking again before
+    the fix is refused with the reason; after it, the cost centre's approver is asked, and decides."""
+    order = sample_order(language="en", cost_centre="design", budget={"limit": "100.00"})
+    async with build_worker(client, with_cost_centres(settings), task_queue=task_queue):
+        handle = await start(client, task_queue, order)
+        await eventually(lambda: _with_problem(client, order), what="the approval's problem")
+        await eventually(lambda: messages_to(smtp, "ops@example.com")[1:], what="the operators told nobody can be asked")
+        await handle.signal("ask_again", {"by": "Léa"})  # relayed by the order, as the approvers' answers are
+        state = await eventually(lambda: _refused_approval(client, order), what="asking again refused: nothing fixed")
+        assert state.refused[-1].kind == "ask_again"
+        assert state.refused[-1].reason.startswith("still nobody to ask: cost centre 'design' is not in the settings")
+    fixed = with_cost_centres(settings)
+    fixed.cost_centres["design"] = CostCentreSettings(budget=Decimal("800.00"), approvers=["directrice@bücher.example"])
+    async with build_worker(client, fixed, task_queue=task_queue):
+        await handle.signal("ask_again", {"by": "Léa", "comment": "design added to the settings"})
+        await eventually(lambda: messages_to(smtp, "directrice@xn--bcher-kva.example"), what="the new approver asked")
+        state = await approval_state(client, order)
+        assert (state.status, state.approvers, state.problem) == ("requested", ["directrice@bücher.example"], "")
+        assert state.approvers_from == "cost centre design" and state.answer_by is not None
+        request = messages_to(smtp, "directrice@xn--bcher-kva.example")[0].parsed()
+        assert request["Subject"] == f"Approval needed: order {order['id']} is over its budget"
+        await handle.signal("approve", {"by": "directrice@bücher.example"})
+        await eventually(lambda: status_is(handle, "submitted"), what="approved by the new approver")
+        await handle.signal("ask_again", {"by": "Léa"})
+        refused = await eventually(lambda: _refused(handle), what="asking again after the decision refused")
+        assert refused.refused[-1].reason.startswith("the budget approval has ended: approved by directrice@bücher.example")
+        await handle.signal("change_status", {"trigger": "cancel"})
+        await handle.result()
+
+
+async def _refused_approval(client, order) -> ApprovalState | None:
+    state = await approval_state(client, order)
+    return state if state.refused else None
+
+
 async def test_an_approval_request_set_to_be_edited_waits_on_the_order_for_an_operator(client, settings, smtp, task_queue):
     drafting = settings.model_copy(update={"emails": EmailPolicies.model_validate({"approval_requested": {"edit_before_send": True}})})
     async with build_worker(client, drafting, task_queue=task_queue):

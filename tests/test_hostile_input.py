@@ -22,6 +22,7 @@ from printroom.activities.rendering import TemplateError, TemplateRenderer
 from printroom.links import LinkError, LinkSigner
 from printroom.models import (
     ApprovalDecision,
+    AskAgain,
     ChangeStatus,
     Decide,
     DiscardDraft,
@@ -50,7 +51,7 @@ JSON = st.recursive(
     max_leaves=12,
 )
 PAYLOAD_MODELS: list[type[BaseModel]] = [
-    Order, ChangeStatus, ApprovalDecision, Decide, SendDraft, DiscardDraft, HeldDrafts, SpendingRecord,
+    Order, ChangeStatus, ApprovalDecision, AskAgain, Decide, SendDraft, DiscardDraft, HeldDrafts, SpendingRecord,
 ]
 FAST = hypothesis_settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -15,7 +15,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 with workflow.unsafe.imports_passed_through():
     from printroom.workflows.approvers import same_address
     from printroom.workflows.requests import Refusals, WorkflowInput, check_update
-    from printroom.workflows.sending import Outbox, is_cancellation
+    from printroom.workflows.sending import Outbox, is_cancellation, root_cause
 
     # EmailStr imports email_validator (and idna) lazily, on the first address it checks.
     import email_validator  # noqa: F401
@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         PLAN_APPROVAL,
         ApprovalDecision,
         ApprovalOutcome,
+        AskAgain,
         ApprovalPlan,
         ApprovalProgress,
         ApprovalState,
@@ -68,18 +69,14 @@ class BudgetApprovalWorkflow:
         self._asked_at = self._requested_at  # when the approvers of now were asked (again, after an escalation)
         self._outbox = Outbox(self._order.id if self._order else "", self._drafts_made, self._publish)
         self._handovers: list[asyncio.Task[None]] = []
+        self._asked_again: AskAgain | None = None  # an operator's request, until the main loop has acted on it
 
     @workflow.run
     async def run(self, raw_order: Any = None) -> ApprovalOutcome:
         if self._order is None:
             raise self._input.fail()
         try:
-            # A regular activity, not a local one: a cancel that comes as it completes is ordered by the server's
-            # history, the same live and on replay (a local activity's result and a cancel in one activation are
-            # not, and the replay of such an approval failed as nondeterministic).
-            self._plan = await workflow.execute_activity(
-                PLAN_APPROVAL, self._order, result_type=ApprovalPlan, start_to_close_timeout=PLAN_TIMEOUT, retry_policy=PLAN_RETRY
-            )
+            self._plan = await self._read_plan()
         except (asyncio.CancelledError, ActivityError) as error:  # cancelled as it started: nobody asked, nobody told
             if isinstance(error, ActivityError) and not is_cancellation(error):
                 raise
@@ -97,6 +94,9 @@ class BudgetApprovalWorkflow:
         sending = asyncio.create_task(self._outbox.run(lambda: self._lifecycle.closed))
         try:
             await self._wait_for_a_decision()
+            while not self._lifecycle.closed:  # an operator asked again: the settings of now, and wait again
+                await self._ask_again()
+                await self._wait_for_a_decision()
         except asyncio.CancelledError:
             # The order was cancelled (its cancel, or its workflow's): the approvers are told, and this ends cleanly.
             self._lifecycle.follow("cancel", "system", by="printroom", comment="the order was cancelled")
@@ -106,13 +106,23 @@ class BudgetApprovalWorkflow:
         assert self._outcome is not None
         return self._outcome
 
+    async def _read_plan(self) -> ApprovalPlan:
+        # A regular activity, not a local one: a cancel that comes as it completes is ordered by the server's
+        # history, the same live and on replay (a local activity's result and a cancel in one activation are
+        # not, and the replay of such an approval failed as nondeterministic).
+        assert self._order is not None
+        return await workflow.execute_activity(
+            PLAN_APPROVAL, self._order, result_type=ApprovalPlan, start_to_close_timeout=PLAN_TIMEOUT, retry_policy=PLAN_RETRY
+        )
+
     async def _wait_for_a_decision(self) -> None:
         """Reminders every remind_every, at most max_reminders; then, after one more remind_every of silence,
-        budget.on_timeout: escalate (once; its approvers reminded again), reject, or tell the operators."""
+        budget.on_timeout: escalate (once; its approvers reminded again), reject, or tell the operators. Returns
+        once decided, or once an operator asks again."""
         plan = self._plan
         assert plan is not None
         if not self._approvers:
-            await workflow.wait_condition(lambda: self._lifecycle.closed)
+            await workflow.wait_condition(self._stop_waiting)
             return
         while True:
             for _ in range(plan.max_reminders):
@@ -134,15 +144,42 @@ class BudgetApprovalWorkflow:
                 self._lifecycle.follow("expire", "system", by="printroom", comment=silence)
                 return
             self._queue(APPROVAL_OVERDUE)  # the operators decide what to do; nobody is reminded any more
-            await workflow.wait_condition(lambda: self._lifecycle.closed)
+            await workflow.wait_condition(self._stop_waiting)
             return
+
+    def _stop_waiting(self) -> bool:
+        return self._lifecycle.closed or self._asked_again is not None
 
     async def _decided_within(self, wait: timedelta) -> bool:
         try:
-            await workflow.wait_condition(lambda: self._lifecycle.closed, timeout=wait)
+            await workflow.wait_condition(self._stop_waiting, timeout=wait)
             return True
         except asyncio.TimeoutError:
-            return self._lifecycle.closed  # a decision that came with the timer wins over it
+            return self._stop_waiting()  # a decision that came with the timer wins over it
+
+    async def _ask_again(self) -> None:
+        """The settings read again: their approvers asked afresh (reminders, escalation and links start over), or,
+        still nobody to ask, the request refused with the reason and the approval waiting as it was."""
+        request = self._asked_again
+        assert request is not None
+        try:
+            plan = await self._read_plan()
+        except ActivityError as error:
+            if is_cancellation(error):
+                raise
+            self._asked_again = None
+            self._refusals.refuse("ask_again", request.model_dump(), f"the settings could not be read: {root_cause(error).message}")
+            return
+        self._asked_again = None  # and any request that came while they were read: one ask
+        if self._lifecycle.closed:  # decided or cancelled while the settings were read
+            self._refusals.refuse("ask_again", request.model_dump(), self._ended())
+            return
+        if not plan.approvers:
+            self._refusals.refuse("ask_again", request.model_dump(), f"still nobody to ask: {plan.problem}")
+            return
+        self._plan, self._approvers, self._escalated_to = plan, plan.approvers, []
+        self._asked_at, self._reminders_sent = workflow.now(), 0
+        self._lifecycle.follow("ask_again", "operator", by=request.by, comment=request.comment)
 
     # Decisions: signals (validated here, a refusal recorded) and the update (a refusal answered and recorded).
 
@@ -163,6 +200,18 @@ class BudgetApprovalWorkflow:
             self._decide(decision, request.by, request.comment)
         except DecisionRefused as refusal:
             self._refusals.refuse(decision, payload, str(refusal))
+
+    @workflow.signal(name="ask_again")
+    def ask_again(self, payload: Any = None) -> None:
+        request = self._refusals.validate("ask_again", AskAgain, payload, self._input)
+        if request is None:
+            return
+        if self._outcome is not None:
+            self._refusals.refuse("ask_again", payload, self._ended())
+        elif self._plan is None:
+            self._refusals.refuse("ask_again", payload, "the approval is still reading the settings; ask again once it has asked")
+        else:
+            self._asked_again = request
 
     @workflow.update(name="decide")
     async def decide(self, payload: Any = None) -> ApprovalOutcome:

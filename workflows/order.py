@@ -118,6 +118,12 @@ class OrderWorkflow:
         if refusal := await self._approval.relay("reject", payload):
             self._refuse("reject", payload, refusal)
 
+    @workflow.signal(name="ask_again")
+    async def ask_again(self, payload: Any = None) -> None:
+        """An operator has the approval read the settings again (relayed, like the approvers' answers)."""
+        if refusal := await self._approval.relay("ask_again", payload):
+            self._refuse("ask_again", payload, refusal)
+
     @workflow.signal(name=HOLD_DRAFTS)
     def hold_drafts(self, payload: Any = None) -> None:
         """The approval's emails that wait for an operator: held here, where operators find them."""

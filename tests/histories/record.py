@@ -1,6 +1,6 @@
 """Records the histories that tests/test_replay.py replays, as VERSION-<workflow id>.json: one per kind of run
 (automatic emails, an SMTP outage, a drafted and edited email, a refused address held as a draft, a budget
-approval with its approval and cost-centre workflows, an escalated approval, a reminder timer, inputs at the
+approval with its approval and cost-centre workflows, an approval asked again with nobody to ask, an escalated approval, a reminder timer, inputs at the
 models' edges). 0.1.0 is not released yet: until it is, its histories
 are recorded again whenever the workflow changes. From the release on, histories of released versions stay (running
 orders must keep replaying), and a change that alters the commands a workflow issues, or what its models accept,
@@ -25,7 +25,7 @@ from printroom.cli.binaries import temporal_binary
 from printroom.cli.capture import SmtpCapture
 from temporalio.service import RPCError
 
-from printroom.models import OrderState, Spending
+from printroom.models import ApprovalState, OrderState, Spending
 from printroom.settings import BudgetSettings, Settings
 from printroom.worker.main import build_worker, with_pydantic
 from printroom.workflows.order import SEARCH_ATTRIBUTES
@@ -59,6 +59,17 @@ async def _counted_and_taken_back(handle: WorkflowHandle[Any, Any]) -> bool:
         return (spending.orders, spending.taken_back) == (0, 1)
     except RPCError:
         return False
+
+
+async def _problem(handle: WorkflowHandle[Any, Any]) -> bool:
+    try:
+        return bool((await handle.query("state", result_type=ApprovalState)).problem)
+    except RPCError:
+        return False
+
+
+async def _refused_again(handle: WorkflowHandle[Any, Any]) -> bool:
+    return any(r.kind == "ask_again" for r in (await handle.query("state", result_type=ApprovalState)).refused)
 
 
 async def drafts(handle: WorkflowHandle[Any, Any], count: int) -> bool:
@@ -106,6 +117,15 @@ async def on_the_dev_server(tmp: Path) -> list[WorkflowHandle[Any, Any]]:
             cost_centre = client.get_workflow_handle("cost-centre-marketing")
             await eventually(lambda: _counted_and_taken_back(cost_centre), what="the order counted, then taken back")
             await cost_centre.terminate("recorded")
+            # Nobody to ask (a cost centre the settings lack); an operator asks again, still nobody: refused.
+            asked = await start(client, "H-ASKED-AGAIN", cost_centre="design", budget={"limit": "1.00"})
+            await eventually(lambda: _status(asked, "awaiting_approval"), what="the approval started")
+            asked_budget = client.get_workflow_handle("budget-H-ASKED-AGAIN")
+            await eventually(lambda: _problem(asked_budget), what="nobody to ask")
+            await asked.signal("ask_again", {"by": "Léa"})
+            await eventually(lambda: _refused_again(asked_budget), what="asking again refused")
+            await asked.signal("change_status", {"trigger": "cancel"})
+            await asked.result()
         # The SMTP server is down at first: the local attempt fails, a regular activity retries until it is back.
         outage = await start(client, "H-OUTAGE")
         await asyncio.sleep(4)
@@ -125,7 +145,7 @@ async def on_the_dev_server(tmp: Path) -> list[WorkflowHandle[Any, Any]]:
         await refused.signal("discard_draft", {"draft_id": "d2", "reason": "address unknown", "by": "Léa"})
         await refused.result()
     controller.stop()
-    handles = [shipped, international, approval, budget, cost_centre, outage, refused]
+    handles = [shipped, international, approval, budget, cost_centre, asked, asked_budget, outage, refused]
     await _save(handles)
     await env.shutdown()
     return handles
