@@ -100,8 +100,11 @@ async def test_silence_tells_the_operators_once_and_the_approval_keeps_waiting(
         await time_skipping_env.sleep(10 * DAY)
         assert len(subjects(smtp, "ops@example.com")) == 2 and len(subjects(smtp, "head@example.org")) == 1
         # The operators chased the approver and ask again: asked afresh (a new email), silence counted from now.
+        answer_by = (await budget.query("state", result_type=ApprovalState)).answer_by
         await handle.signal("ask_again", {"by": "Léa", "comment": "called her; she will answer today"})
         await eventually(lambda: len(subjects(smtp, "head@example.org")) == 2, what="the approver asked again")
+        state = await budget.query("state", result_type=ApprovalState)
+        assert state.answer_by is not None and answer_by is not None and state.answer_by - answer_by >= 10 * DAY
         await time_skipping_env.sleep(DAY + timedelta(minutes=5))
         await eventually(lambda: len(subjects(smtp, "ops@example.com")) == 3, what="the operators told again")
         await handle.signal("approve", {"by": "head@example.org"})

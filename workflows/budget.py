@@ -70,6 +70,7 @@ class BudgetApprovalWorkflow:
         self._outbox = Outbox(self._order.id if self._order else "", self._drafts_made, self._publish)
         self._handovers: list[asyncio.Task[None]] = []
         self._asked_again: AskAgain | None = None  # an operator's request, until the main loop has acted on it
+        self._operators_told = False  # approval_overdue sent for the approvers of now: nothing more is due
 
     @workflow.run
     async def run(self, raw_order: Any = None) -> ApprovalOutcome:
@@ -90,16 +91,18 @@ class BudgetApprovalWorkflow:
         for email_trigger in BUDGET.emails_on_start:
             self._queue(email_trigger)
         if not self._approvers:  # nobody to ask: the operators are told at once, and it waits for them to act
+            self._operators_told = True
             self._queue(APPROVAL_OVERDUE)
         sending = asyncio.create_task(self._outbox.run(lambda: self._lifecycle.closed))
         try:
             await self._wait_for_a_decision()
-            while not self._lifecycle.closed:  # an operator asked again: the settings of now, and wait again
-                await self._ask_again()
-                await self._wait_for_a_decision()
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, ActivityError) as error:  # ActivityError: cancelled while re-planning
+            if isinstance(error, ActivityError) and not is_cancellation(error):
+                raise
             # The order was cancelled (its cancel, or its workflow's): the approvers are told, and this ends cleanly.
             self._lifecycle.follow("cancel", "system", by="printroom", comment="the order was cancelled")
+        if self._asked_again is not None:  # came with the decision: answered, not lost
+            self._refusals.refuse("ask_again", self._asked_again.model_dump(), self._ended())
         await sending
         await asyncio.gather(*self._handovers)
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -116,50 +119,59 @@ class BudgetApprovalWorkflow:
         )
 
     async def _wait_for_a_decision(self) -> None:
-        """Reminders every remind_every, at most max_reminders; then, after one more remind_every of silence,
-        budget.on_timeout: escalate (once; its approvers reminded again), reject, or tell the operators. Returns
-        once decided, or once an operator asks again."""
-        plan = self._plan
-        assert plan is not None
-        if not self._approvers:
-            await workflow.wait_condition(self._stop_waiting)
-            return
-        while True:
-            for _ in range(plan.max_reminders):
-                if await self._decided_within(plan.remind_every):
-                    return
-                self._reminders_sent += 1
-                self._queue(APPROVAL_REMINDER)
-            if await self._decided_within(plan.remind_every):
-                return
-            silence = f"no answer after {plan.max_reminders} reminder(s), every {plan.remind_every}"
-            if plan.on_timeout == "escalate" and self._lifecycle.may("escalate", "system"):
-                self._escalated_to = plan.escalate_to
-                self._approvers = plan.escalate_to
-                self._asked_at = workflow.now()
-                self._reminders_sent = 0  # the new approvers' reminders start again, and %RemindersSent% is theirs
-                self._lifecycle.follow("escalate", "system", by="printroom", comment=silence)
+        """Until decided. The approvers' silence is timed from when they were asked (`_silence_due`), so an
+        operator's ask_again, acted on as it comes, moves no deadline when it is refused."""
+        while not self._lifecycle.closed:
+            if self._asked_again is not None:
+                await self._ask_again()
                 continue
-            if plan.on_timeout == "reject":
-                self._lifecycle.follow("expire", "system", by="printroom", comment=silence)
-                return
-            self._queue(APPROVAL_OVERDUE)  # the operators decide what to do; nobody is reminded any more
-            await workflow.wait_condition(self._stop_waiting)
-            return
+            due = self._silence_due()
+            if due is None:  # nobody to ask, or the operators told: a decision or an operator moves it
+                await workflow.wait_condition(self._stop_waiting)
+                continue
+            try:
+                await workflow.wait_condition(self._stop_waiting, timeout=max(due - workflow.now(), timedelta(seconds=1)))
+            except asyncio.TimeoutError:
+                if not self._stop_waiting():  # a decision that came with the timer wins over it
+                    self._on_silence()
 
     def _stop_waiting(self) -> bool:
         return self._lifecycle.closed or self._asked_again is not None
 
-    async def _decided_within(self, wait: timedelta) -> bool:
-        try:
-            await workflow.wait_condition(self._stop_waiting, timeout=wait)
-            return True
-        except asyncio.TimeoutError:
-            return self._stop_waiting()  # a decision that came with the timer wins over it
+    def _silence_due(self) -> datetime | None:
+        """When silence next calls for something: each reminder a remind_every apart, then on_timeout one more
+        remind_every after the last; nothing once the operators are told."""
+        plan = self._plan
+        assert plan is not None
+        if not self._approvers or self._operators_told:
+            return None
+        return self._asked_at + plan.remind_every * (self._reminders_sent + 1)
+
+    def _on_silence(self) -> None:
+        """A reminder, at most max_reminders; then budget.on_timeout: escalate (once; the new approvers reminded
+        in turn), reject, or tell the operators and keep waiting."""
+        plan = self._plan
+        assert plan is not None
+        if self._reminders_sent < plan.max_reminders:
+            self._reminders_sent += 1
+            self._queue(APPROVAL_REMINDER)
+            return
+        silence = f"no answer after {plan.max_reminders} reminder(s), every {plan.remind_every}"
+        if plan.on_timeout == "escalate" and self._lifecycle.may("escalate", "system"):
+            self._escalated_to = self._approvers = plan.escalate_to
+            self._asked_at = workflow.now()
+            self._reminders_sent = 0  # the new approvers' reminders start again, and %RemindersSent% is theirs
+            self._lifecycle.follow("escalate", "system", by="printroom", comment=silence)
+        elif plan.on_timeout == "reject":
+            self._lifecycle.follow("expire", "system", by="printroom", comment=silence)
+        else:
+            self._operators_told = True
+            self._queue(APPROVAL_OVERDUE)  # the operators decide what to do; nobody is reminded any more
 
     async def _ask_again(self) -> None:
-        """The settings read again: their approvers asked afresh (reminders, escalation and links start over), or,
-        still nobody to ask, the request refused with the reason and the approval waiting as it was."""
+        """The settings read again: the approvers they name asked afresh (reminders, escalation and links start
+        over; what the last round still had queued is not sent), or the request refused with the reason and the
+        approval waiting as it was."""
         request = self._asked_again
         assert request is not None
         try:
@@ -177,8 +189,9 @@ class BudgetApprovalWorkflow:
         if not plan.approvers:
             self._refusals.refuse("ask_again", request.model_dump(), f"still nobody to ask: {plan.problem}")
             return
+        self._outbox.drop({*BUDGET.emails_on_start, APPROVAL_REMINDER, APPROVAL_OVERDUE}, "the approval was asked again before it went out")
         self._plan, self._approvers, self._escalated_to = plan, plan.approvers, []
-        self._asked_at, self._reminders_sent = workflow.now(), 0
+        self._asked_at, self._reminders_sent, self._operators_told = workflow.now(), 0, False
         self._lifecycle.follow("ask_again", "operator", by=request.by, comment=request.comment)
 
     # Decisions: signals (validated here, a refusal recorded) and the update (a refusal answered and recorded).

@@ -1,6 +1,6 @@
 """Records the histories that tests/test_replay.py replays, as VERSION-<workflow id>.json: one per kind of run
 (automatic emails, an SMTP outage, a drafted and edited email, a refused address held as a draft, a budget
-approval with its approval and cost-centre workflows, an approval asked again with nobody to ask, an escalated approval, a reminder timer, inputs at the
+approval with its approval and cost-centre workflows, an approval asked again with nobody to ask, an escalated approval asked again, a reminder timer, inputs at the
 models' edges). 0.1.0 is not released yet: until it is, its histories
 are recorded again whenever the workflow changes. From the release on, histories of released versions stay (running
 orders must keep replaying), and a change that alters the commands a workflow issues, or what its models accept,
@@ -66,6 +66,11 @@ async def _problem(handle: WorkflowHandle[Any, Any]) -> bool:
         return bool((await handle.query("state", result_type=ApprovalState)).problem)
     except RPCError:
         return False
+
+
+async def _asked_of(handle: WorkflowHandle[Any, Any], approver: str) -> bool:
+    state = await handle.query("state", result_type=ApprovalState)
+    return state.status == "requested" and state.approvers == [approver]
 
 
 async def _refused_again(handle: WorkflowHandle[Any, Any]) -> bool:
@@ -175,7 +180,10 @@ async def on_the_time_skipping_server(tmp: Path) -> None:
             await eventually(lambda: _status(escalated, "awaiting_approval"), what="the approval asked")
             await env.sleep(timedelta(days=3, hours=1))  # a reminder, the escalation, the new approver's reminder
             budget = env.client.get_workflow_handle("budget-H-ESCALATED")
-            await budget.execute_update("decide", {"decision": "reject", "by": "boss@example.org", "comment": "No"})
+            await escalated.signal("ask_again", {"by": "Léa", "comment": "head is back"})  # head asked afresh
+            await eventually(lambda: _asked_of(budget, "head@example.org"), what="asked again")
+            await env.sleep(timedelta(days=1, hours=1))  # head's reminder
+            await budget.execute_update("decide", {"decision": "reject", "by": "head@example.org", "comment": "No"})
             await escalated.result()
     await _save([reminded, escalated, budget])
     await env.shutdown()
