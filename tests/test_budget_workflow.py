@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from temporalio import activity
 from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.exceptions import CancelledError
@@ -16,8 +17,11 @@ from temporalio.service import RPCError
 from temporalio.worker import Replayer
 
 from printroom.cli.capture import SmtpCapture
+from printroom.activities.email import EmailActivities
 from printroom.models import (
     HOLD_DRAFTS,
+    PLAN_APPROVAL,
+    ApprovalPlan,
     SEND_STATUS_EMAIL,
     ApprovalOutcome,
     ApprovalState,
@@ -303,6 +307,40 @@ async def test_with_nobody_to_ask_the_operators_fix_the_settings_and_ask_again(c
         assert refused.refused[-1].reason.startswith("the budget approval has ended: approved by directrice@bücher.example")
         await handle.signal("change_status", {"trigger": "cancel"})
         await handle.result()
+
+
+async def test_an_order_cancelled_while_its_approval_reads_the_settings_again_ends_the_approval_as_cancelled(
+    client, settings, task_queue
+):
+    """The cancel comes while ask_again's plan is being read: the approval ends with its cancel move and an
+    outcome, as when the cancel comes while it waits, not as a workflow cut short."""
+
+    class SecondPlanWaits(EmailActivities):
+        plans, reading, released = 0, asyncio.Event(), asyncio.Event()
+
+        @activity.defn(name=PLAN_APPROVAL)
+        async def plan_approval(self, order: Order) -> ApprovalPlan:
+            SecondPlanWaits.plans += 1
+            if SecondPlanWaits.plans > 1:
+                SecondPlanWaits.reading.set()
+                await asyncio.wait_for(SecondPlanWaits.released.wait(), 30)
+            return await EmailActivities.plan_approval(self, order)
+
+    centred = with_cost_centres(settings)
+    async with build_worker(client, centred, task_queue=task_queue, emails=SecondPlanWaits.from_settings(centred)):
+        order = sample_order(language="en", cost_centre="design", budget={"limit": "100.00"})
+        handle = await start(client, task_queue, order)
+        await eventually(lambda: _with_problem(client, order), what="nobody to ask")
+        await handle.signal("ask_again", {"by": "Léa"})
+        await asyncio.wait_for(SecondPlanWaits.reading.wait(), 20)
+        await handle.signal("change_status", {"trigger": "cancel"})
+        budget = client.get_workflow_handle(f"budget-{order['id']}", result_type=ApprovalOutcome)
+        try:
+            outcome = await asyncio.wait_for(budget.result(), 20)
+        finally:
+            SecondPlanWaits.released.set()
+        assert (outcome.status, outcome.comment) == ("cancelled", "the order was cancelled")
+        assert (await handle.result()).status == "cancelled"
 
 
 async def _refused_approval(client, order) -> ApprovalState | None:
