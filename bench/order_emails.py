@@ -26,7 +26,7 @@ from temporalio.worker import Worker  # noqa: E402
 
 from bench.bare_workflow import BareEmailWorkflow, BareSender  # noqa: E402
 from bench.sink import SinkProcess  # noqa: E402
-from bench.stack import DevServer, free_port, percentile  # noqa: E402
+from bench.stack import DevServer, at_most, free_port, percentile  # noqa: E402
 from printroom.settings import Settings  # noqa: E402
 from printroom.worker.main import build_worker  # noqa: E402
 from printroom.workflows.order import DRAFTS_PENDING, OrderWorkflow  # noqa: E402
@@ -85,16 +85,14 @@ async def drive(
     client: Client, orders: int, in_flight: int, one_order: Callable[[int, list[float]], Awaitable[str]]
 ) -> tuple[float, list[float], int, float]:
     """Run `orders` drivers, `in_flight` at a time; each returns its workflow id and appends its latencies."""
-    gate = asyncio.Semaphore(in_flight)
     latencies: list[float] = []
     ids: list[str] = []
 
-    async def guarded(n: int) -> None:
-        async with gate:
-            ids.append(await one_order(n, latencies))
+    async def order(n: int) -> None:
+        ids.append(await one_order(n, latencies))
 
     started, cpu_started = time.monotonic(), time.process_time()
-    await asyncio.gather(*(guarded(n) for n in range(orders)))
+    await at_most(in_flight, orders, order)
     seconds, cpu = time.monotonic() - started, time.process_time() - cpu_started
     events = 0
     for workflow_id in ids:

@@ -27,7 +27,7 @@ from temporalio.client import Client  # noqa: E402
 
 from bench.order_emails import Arrivals, bench_order, compile_project  # noqa: E402
 from bench.sink import SinkProcess  # noqa: E402
-from bench.stack import DevServer, WorkerProcess, cpu_seconds, free_port, percentile, worker_settings  # noqa: E402
+from bench.stack import DevServer, WorkerProcess, at_most, cpu_seconds, free_port, percentile, worker_settings  # noqa: E402
 from bench.stack import printroom_worker as printroom_process  # noqa: E402
 
 
@@ -42,22 +42,12 @@ def bare_worker(workdir: Path, address: str, smtp_port: int, queue: str, cached:
     return WorkerProcess(command, dict(os.environ), workdir / f"{queue}.log")
 
 
-async def in_parallel(count: int, at_once: int, one: Callable[[int], Awaitable[None]]) -> None:
-    gate = asyncio.Semaphore(at_once)
-
-    async def guarded(n: int) -> None:
-        async with gate:
-            await one(n)
-
-    await asyncio.gather(*(guarded(n) for n in range(count)))
-
-
 async def start_and_settle(
     client: Client, worker: WorkerProcess, ids: list[str], start: Callable[[str], Awaitable[None]], timeout: float = 1800
 ) -> None:
     """Start every workflow, then wait until each has had its first workflow task (history >= 4 events), the
     worker alive all along; then read 20 of the histories: a failed first task would look like a cheap workflow."""
-    await in_parallel(len(ids), 50, lambda n: start(ids[n]))
+    await at_most(50, len(ids), lambda n: start(ids[n]))
     deadline = time.monotonic() + timeout
     waiting = list(ids)
     while waiting:
@@ -69,7 +59,7 @@ async def start_and_settle(
             description = await client.get_workflow_handle(waiting[n]).describe()
             lengths[waiting[n]] = description.raw_description.workflow_execution_info.history_length
 
-        await in_parallel(len(waiting), 50, length)
+        await at_most(50, len(waiting), length)
         waiting = [w for w in waiting if lengths[w] < 4]
         if waiting:
             await asyncio.sleep(2)
@@ -120,23 +110,14 @@ async def drive_changes(
     """`count` changes, each `one(n, due)` returning its latency in ms. Without `rate`, `in_flight` always busy
     (the saturated ceiling; latency from the signal); with it, one change due every 1/rate s as a print room's
     operators send them, never more than `in_flight` at once (latency from when it was due, waiting included)."""
-    gate = asyncio.Semaphore(in_flight)
     latencies: list[float] = []
 
-    async def guarded(n: int, due: float | None = None) -> None:
-        async with gate:
-            latencies.append(await one(n, due))
+    async def change(n: int) -> None:
+        latencies.append(await one(n, None if rate is None else started + n / rate))
 
     cpu_before = {name: cpu_seconds(pid) for name, pid in processes.items()}
     started = time.monotonic()
-    if rate is None:
-        await asyncio.gather(*(guarded(n) for n in range(count)))
-    else:
-        tasks = []
-        for n in range(count):
-            await asyncio.sleep(max(0.0, started + n / rate - time.monotonic()))
-            tasks.append(asyncio.create_task(guarded(n, started + n / rate)))
-        await asyncio.gather(*tasks)
+    await at_most(in_flight, count, change, every=None if rate is None else 1 / rate)
     seconds = time.monotonic() - started
     return Changes(latencies, seconds, {name: cpu_seconds(pid) - cpu_before[name] for name, pid in processes.items()})
 

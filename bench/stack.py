@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from temporalio.api.enums.v1 import EventType
@@ -53,6 +54,25 @@ class DevServer:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=15)
+
+
+async def at_most(at_once: int, count: int, one: Callable[[int], Awaitable[None]], every: float | None = None) -> None:
+    """one(0) ... one(count - 1), never more than `at_once` running; with `every`, the n-th starts no sooner than
+    n * every seconds from now (and waits for a slot from then, as an operator's request would)."""
+    gate = asyncio.Semaphore(at_once)
+
+    async def gated(n: int) -> None:
+        async with gate:
+            await one(n)
+
+    if every is None:
+        await asyncio.gather(*(gated(n) for n in range(count)))
+        return
+    started, tasks = time.monotonic(), []
+    for n in range(count):
+        await asyncio.sleep(max(0.0, started + n * every - time.monotonic()))
+        tasks.append(asyncio.create_task(gated(n)))
+    await asyncio.gather(*tasks)
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -158,9 +158,9 @@ class Lifecycle:
         """Would the Machine let `actor` send `trigger` now?"""
         return trigger in self.table.triggers_by(actor) and bool(getattr(self.machine(), f"may_{trigger}")(actor=actor))
 
-    def allowed_triggers(self, actor: Actor) -> list[str]:
-        """What `actor` may send now, in table order, as the Machine answers it."""
-        decision = self.machine()
+    def allowed_triggers(self, actor: Actor, decision: _Decision | None = None) -> list[str]:
+        """What `actor` may send now, in table order, as the Machine (this one's, or a new one) answers it."""
+        decision = decision or self.machine()
         return [t for t in self.table.triggers_by(actor) if getattr(decision, f"may_{t}")(actor=actor)]
 
     def follow(self, trigger: str, actor: Actor, **detail: Any) -> str | None:
@@ -173,6 +173,6 @@ class Lifecycle:
         decision = self.machine()
         if getattr(decision, f"may_{trigger}")(actor=actor, **detail) and getattr(decision, trigger)(actor=actor, **detail):
             return None
-        allowed = ", ".join(self.allowed_triggers(actor))
+        allowed = ", ".join(self.allowed_triggers(actor, decision))  # refused: the same Machine, at the same state
         nothing = f"nothing (the {self.table.name} is closed)" if self.closed else "nothing"
         return f"{trigger!r} is not allowed while the {self.table.name} is {self.state!r}; allowed now: {allowed or nothing}"

@@ -134,8 +134,7 @@ class PrintroomPlugin(SimplePlugin):
         """Temporal's sandbox imports a workflow's module afresh for every workflow it runs: about 70 KB of code
         and classes for each order a worker holds. printroom's modules keep no state and call only
         `temporalio.workflow` and printroom's deterministic helpers, so a worker imports them once and passes them
-        through, unless
-        `worker.strict_sandbox`. EmailStr's validator imports email_validator and idna lazily, inside the
+        through, unless `worker.strict_sandbox`. EmailStr's validator imports email_validator and idna lazily, inside the
         sandbox: passed through too. A Replayer keeps the full sandbox: replaying is where checks belong."""
         runner = existing or SandboxedWorkflowRunner()
         if not isinstance(runner, SandboxedWorkflowRunner):

@@ -1,7 +1,7 @@
 """CostCentreWorkflow, `cost-centre-<name>`: a cost centre's spending per period. Each approved or accepted order
-of it is counted once, and taken back once (what it added) if it is then cancelled or rejected in the same period; its approvers
-get `budget_warning` once a period when the spending crosses the threshold. It continues as new so that its
-history stays small for years."""
+of it is counted once, and taken back once (what it added) if it is then cancelled or rejected in the same
+period; its approvers get `budget_warning` once a period when the spending crosses the threshold. It continues as
+new so that its history stays small for years."""
 
 from __future__ import annotations
 
