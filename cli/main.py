@@ -7,7 +7,7 @@ import asyncio
 import logging
 import os
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 from printroom.settings import Settings, SettingsError, load_settings, settings_path
 from printroom.cli.errors import CommandRefused
@@ -275,9 +275,49 @@ def cmd_diagram(args: argparse.Namespace) -> int:
     return 0
 
 
+SETTINGS_HELP = "settings file (default: $PRINTROOM_SETTINGS, else ./printroom.toml if present)"
+# What `printroom COMMAND -h` says beyond the one line `printroom -h` lists.
+DESCRIPTIONS = {
+    "dev": "Runs the embedded default until Ctrl-C: the Temporal dev server and its Web UI (dev.temporal_port 7233, "
+    "dev.ui_port 8233), an SMTP capture writing var/outbox/*.eml (dev.smtp_port 1025), the worker, and the approval "
+    "page (web.port 8377, its secret made in var/web-secret). Files go to dev.data_dir (var/).",
+    "worker": "Connects to the Temporal service of [temporal] (else TEMPORAL_* variables, else 127.0.0.1:7233), checks "
+    "every template and the search attributes, and runs printroom's workflows and email activities on "
+    "temporal.task_queue until SIGTERM or Ctrl-C.",
+    "web": "Serves the approvers' answer page and the operators' draft previews on web.host:web.port (default "
+    "127.0.0.1:8377), behind your HTTPS reverse proxy at web.public_url. Needs the secret the worker signs links "
+    "with: PRINTROOM_WEB__SECRET or web.secret_file (at least 32 bytes).",
+    "settings check": "Validates the settings file and PRINTROOM_* variables as the worker and printroom web read them "
+    "(secret and password files, CA files, the document store included); names every bad field, exit 2.",
+}
+
+
+class _Commands(argparse._SubParsersAction):  # type: ignore[type-arg]
+    """Subcommands whose `-h` says what they do: the description above, else their one-line help."""
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        command = f"{self._prog_prefix} {name}".split(" ", 1)[1]
+        kwargs.setdefault("description", DESCRIPTIONS.get(command) or kwargs.get("help"))
+        return super().add_parser(name, **kwargs)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Every command and subcommand takes `--settings` wherever it is written, and a wrong argument is said in one
+    line (exit 2), never the whole usage."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.register("action", "parsers", _Commands)
+        # SUPPRESS: a subcommand that is not given --settings keeps what an earlier position gave.
+        self.add_argument("--settings", default=argparse.SUPPRESS, help=SETTINGS_HELP)
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="printroom", description=__doc__)
-    top.add_argument("--settings", help="settings file (default: $PRINTROOM_SETTINGS, else ./printroom.toml if present)")
+    top = _Parser(prog="printroom", description=__doc__)
+    top.set_defaults(settings=None)
     sub = top.add_subparsers(dest="command", required=True)
     sub.add_parser("dev", help="run the embedded default: Temporal dev server, SMTP capture, worker").set_defaults(
         run=cmd_dev
