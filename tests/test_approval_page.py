@@ -96,13 +96,21 @@ async def test_each_approver_gets_their_own_links_and_the_page_asks_before_it_de
     assert "Einmalig, d'accord" in customer[0].parsed().get_body(("plain",)).get_content()
     assert (await order_state(handle)).status == "submitted"
 
-    # A second click, and the other approver too late: the refusal says who decided and when; nothing changes.
-    for url, decision in ((chefin["approve"], "approve"), (head["reject"], "reject")):
-        again = await fetch(url, {"order": order["id"], "decision": decision, "comment": ""})
-        assert again.status == 409
-        assert re.search(rf"a déjà été approuvée par {re.escape(CHEFIN)} le \d+ \w+\.? \d{{4}}", again.text), again.text
-    shown = await fetch(head["reject"])  # GET after the end: the answer, no form
-    assert shown.status == 409 and "<form" not in shown.body
+    # The approver checking (GET, as the 504 page asks) or sending the form again is told their answer is recorded.
+    for again in (await fetch(chefin["approve"]), await fetch(chefin["approve"], {"order": order["id"], "decision": "approve", "comment": ""})):
+        assert again.status == 200, again.text
+        assert f"La commande {order['id']} est approuvée" in again.text and "<form" not in again.body
+        assert re.search(r"Votre réponse \(approuver, \d+ \w+\.? \d{4}.*\) est enregistrée", again.text), again.text
+        assert "n'a pas été enregistrée" not in again.text
+    # The other approver too late, and the approver's other button: who decided and when; nothing changes.
+    for url, decision in ((head["reject"], "reject"), (head["approve"], "approve"), (chefin["reject"], "reject")):
+        refused = await fetch(url, {"order": order["id"], "decision": decision, "comment": ""})
+        assert refused.status == 409
+        assert re.search(rf"a déjà été approuvée par {re.escape(CHEFIN)} le \d+ \w+\.? \d{{4}}", refused.text), refused.text
+        shown = await fetch(url)  # GET after the end: the answer, no form
+        assert shown.status == 409 and "<form" not in shown.body and "n'a pas été enregistrée" in shown.text
+    state = await approval(client, order)
+    assert (state.decision.by, state.decision.comment) == (CHEFIN, "Einmalig, d'accord")
     await handle.signal("change_status", {"trigger": "cancel"})
 
 

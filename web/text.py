@@ -24,6 +24,7 @@ TEXT: Mapping[str, Mapping[str, str]] = {
         "approved_title": "Order {order} is approved",
         "rejected_title": "Order {order} is rejected",
         "done": "Thank you. Your decision is recorded and the customer is told. You can close this page.",
+        "recorded": "Your answer ({decision}, {when}) is recorded, and the customer is told. You can close this page.",
         "already": "Order {order} was already {status} by {by} on {when}. Your answer was not recorded.",
         "ended": "The approval of order {order} has ended ({status}, {when}). Your answer was not recorded.",
         "approved": "approved",
@@ -88,6 +89,7 @@ TEXT: Mapping[str, Mapping[str, str]] = {
         "approved_title": "La commande {order} est approuvée",
         "rejected_title": "La commande {order} est refusée",
         "done": "Merci. Votre décision est enregistrée et le client est prévenu. Vous pouvez fermer cette page.",
+        "recorded": "Votre réponse ({decision}, {when}) est enregistrée, et le client est prévenu. Vous pouvez fermer cette page.",
         "already": "La commande {order} a déjà été {status} par {by} le {when}. Votre réponse n'a pas été enregistrée.",
         "ended": "L'approbation de la commande {order} est terminée ({status}, {when}). Votre réponse n'a pas été "
         "enregistrée.",
@@ -157,6 +159,7 @@ TEXT: Mapping[str, Mapping[str, str]] = {
         "approved_title": "Auftrag {order} ist freigegeben",
         "rejected_title": "Auftrag {order} ist abgelehnt",
         "done": "Vielen Dank. Ihre Entscheidung ist erfasst, und der Kunde wird informiert. Sie können diese Seite schließen.",
+        "recorded": "Ihre Antwort ({decision}, {when}) ist erfasst, und der Kunde wird informiert. Sie können diese Seite schließen.",
         "already": "Auftrag {order} wurde bereits am {when} von {by} {status}. Ihre Antwort wurde nicht erfasst.",
         "ended": "Die Freigabe von Auftrag {order} ist beendet ({status}, {when}). Ihre Antwort wurde nicht erfasst.",
         "approved": "freigegeben",
