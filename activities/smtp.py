@@ -12,7 +12,7 @@ from functools import cached_property
 import aiosmtplib
 
 from printroom.activities.addresses import AddressError, mail_address
-from printroom.activities.tls import name_mismatch, tls_context
+from printroom.activities.tls import certificate_refused, tls_context
 from printroom.settings import SmtpSettings
 
 
@@ -99,7 +99,7 @@ class SmtpTransport:
                 raise OpportunisticTlsFailed(str(error)) from error
             await _greet(client)
         tls = client.get_transport_info("ssl_object")
-        if tls is not None and settings.allow_self_signed and (why := name_mismatch(settings.host, tls.getpeercert(binary_form=True))):
+        if tls is not None and (why := certificate_refused(settings, tls.getpeercert(binary_form=True))):
             raise DeliveryError(why, permanent=True)
         if settings.username:
             await client.login(settings.username, await asyncio.to_thread(settings.secret) or "")

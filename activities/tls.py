@@ -3,6 +3,7 @@ the host's name, and opportunistic STARTTLS (encrypted, not authenticated, RFC 7
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import ssl
 
@@ -14,11 +15,12 @@ from printroom.settings import SmtpSettings
 
 def tls_context(settings: SmtpSettings) -> ssl.SSLContext | None:
     """Verification on, against the system's CAs or `ca_file`; the chain unchecked only where allow_self_signed
-    says so, and then the host name is checked by `name_mismatch` instead."""
+    says so (the host name is then checked by `name_mismatch` instead) or where tls_fingerprint pins the
+    certificate itself (checked by `fingerprint_mismatch`)."""
     if settings.security == "none":
         return opportunistic_context() if settings.opportunistic_tls else None
     context = ssl.create_default_context(cafile=str(settings.ca_file) if settings.ca_file else None)
-    if settings.allow_self_signed:
+    if settings.allow_self_signed or (settings.tls_fingerprint and not settings.ca_file):
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     return context
@@ -31,6 +33,37 @@ def opportunistic_context() -> ssl.SSLContext:
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     return context
+
+
+def certificate_refused(settings: SmtpSettings, der: bytes | None) -> str | None:
+    """What the TLS handshake did not check and the settings ask for: the host name of a certificate taken without
+    its chain (allow_self_signed), and the pinned fingerprint. None: the certificate is taken."""
+    if settings.allow_self_signed and (why := name_mismatch(settings.host, der)):
+        return why
+    return fingerprint_mismatch(settings, der)
+
+
+def fingerprint(der: bytes) -> str:
+    """A certificate's SHA-256, written as `openssl x509 -fingerprint -sha256` and smtp.tls_fingerprint write it."""
+    digest = hashlib.sha256(der).hexdigest().upper()
+    return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
+
+
+def fingerprint_mismatch(settings: SmtpSettings, der: bytes | None) -> str | None:
+    """Why the server's certificate is not the one smtp.tls_fingerprint pins, or None (also when none is pinned).
+    Checked before AUTH on every connection: a man in the middle gets no password."""
+    if not settings.tls_fingerprint:
+        return None
+    if der is None:
+        return f"{settings.host} showed no certificate, and smtp.tls_fingerprint pins one"
+    seen = fingerprint(der)
+    if seen == settings.tls_fingerprint:
+        return None
+    return (
+        f"the certificate of {settings.host} has SHA-256 fingerprint {seen}, not {settings.tls_fingerprint} "
+        "(smtp.tls_fingerprint): someone may be between us and the server; if its certificate was renewed, check the "
+        "new one with its administrator and pin it"
+    )
 
 
 def certificate_names(der: bytes) -> list[str]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import aiosmtplib
 
 from printroom.activities.smtp import certificate_advice, certificate_error
-from printroom.activities.tls import name_mismatch, tls_context
+from printroom.activities.tls import certificate_refused, fingerprint, tls_context
 from printroom.settings import SmtpSettings
 
 
@@ -29,11 +29,15 @@ def _describe_tls(client: aiosmtplib.SMTP, settings: SmtpSettings) -> str:
     version = tls.version()
     if settings.security == "none":
         return f"{version} by opportunistic STARTTLS, certificate not verified (use security = 'starttls' to verify it)"
+    der = tls.getpeercert(binary_form=True)
+    seen = f"; SHA-256 fingerprint {fingerprint(der)}" if der else ""
+    if settings.tls_fingerprint:
+        return f"{version}, certificate pinned by smtp.tls_fingerprint{seen}"
     if settings.allow_self_signed:
-        return f"{version}, certificate chain NOT verified (smtp.allow_self_signed = true), host name checked"
+        return f"{version}, certificate chain NOT verified (smtp.allow_self_signed = true), host name checked{seen}"
     cert = tls.getpeercert() or {}
     subject = dict(part[0] for part in cert.get("subject", ())).get("commonName", settings.host)
-    return f"{version}, certificate for {subject} verified, valid until {cert.get('notAfter', '?')}"
+    return f"{version}, certificate for {subject} verified, valid until {cert.get('notAfter', '?')}{seen}"
 
 
 async def check_connection(settings: SmtpSettings) -> list[Step]:
@@ -100,7 +104,7 @@ async def check_connection(settings: SmtpSettings) -> list[Step]:
             why = "smtp.opportunistic_tls = false" if not settings.opportunistic_tls else "the server offers no STARTTLS"
             steps.append(Step("tls", True, f"none: {why}, mail goes in clear"))
         tls = client.get_transport_info("ssl_object")
-        if tls is not None and settings.allow_self_signed and (why := name_mismatch(host, tls.getpeercert(binary_form=True))):
+        if tls is not None and (why := certificate_refused(settings, tls.getpeercert(binary_form=True))):
             return [*steps, Step("tls", False, why)]
 
         if settings.username:

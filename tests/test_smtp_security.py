@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import socket
 import ssl
 from collections.abc import Iterator
@@ -56,10 +57,21 @@ def ca_file(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server_context(ca: trustme.CA) -> ssl.SSLContext:
+def server_cert(ca: trustme.CA) -> trustme.LeafCert:
+    return ca.issue_cert("127.0.0.1", "localhost")
+
+
+@pytest.fixture(scope="module")
+def server_context(server_cert: trustme.LeafCert) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+    server_cert.configure_cert(context)
     return context
+
+
+def sha256_of(cert: trustme.LeafCert) -> str:
+    """The fingerprint as `openssl x509 -noout -fingerprint -sha256` prints it."""
+    digest = hashlib.sha256(ssl.PEM_cert_to_DER_cert(cert.cert_chain_pems[0].bytes().decode())).hexdigest().upper()
+    return ":".join(digest[i : i + 2] for i in range(0, 64, 2))
 
 
 def start(controller: Controller) -> Controller:
@@ -144,10 +156,70 @@ async def test_an_untrusted_certificate_is_refused_permanently_with_what_to_set(
     assert inbox.messages == []
 
 
-async def test_allow_self_signed_accepts_a_certificate_it_cannot_verify(implicit_tls_server):
+async def test_allow_self_signed_accepts_a_certificate_it_cannot_verify(implicit_tls_server, server_cert):
     inbox, port = implicit_tls_server
-    await send(smtp_settings(port, security="tls", allow_self_signed=True, username=USER, password=PASSWORD))
+    # Logging in needs the certificate pinned (written in any case, with colons or not).
+    pin = sha256_of(server_cert).lower().replace(":", "")
+    await send(smtp_settings(port, security="tls", allow_self_signed=True, tls_fingerprint=pin, username=USER, password=PASSWORD))
     assert len(inbox.messages) == 1
+
+
+@pytest.fixture
+def intruder() -> Iterator[tuple[Inbox, int, list[str], trustme.LeafCert]]:
+    """A relay between us and the server: a certificate for 127.0.0.1 from a CA of its own (anyone can make one),
+    recording every AUTH it is offered."""
+    cert = trustme.CA().issue_cert("127.0.0.1")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(context)
+    inbox, offered = Inbox(), []
+
+    def recording(server, session, envelope, mechanism, auth_data):
+        offered.append(f"{mechanism} {auth_data.login!r} {auth_data.password!r}")
+        return AuthResult(success=True, handled=False)
+
+    controller = start(Controller(
+        inbox, hostname="127.0.0.1", port=free_port(), ssl_context=context,
+        authenticator=recording, auth_required=True, auth_require_tls=False,
+    ))  # fmt: skip
+    yield inbox, controller.port, offered, cert
+    controller.stop()
+
+
+async def test_a_relay_whose_certificate_no_one_vouches_for_gets_no_password(intruder, server_cert, monkeypatch):
+    """allow_self_signed took any certificate naming the host, and then logged in: a man in the middle got the
+    password. A user name with it now needs the server's certificate pinned, checked before AUTH."""
+    inbox, port, offered, intruder_cert = intruder
+    with pytest.raises(SettingsError, match="pin the server's certificate: smtp.ca_file = that certificate, or smtp.tls_fingerprint") as refused:
+        load_settings(None, smtp={"host": "127.0.0.1", "port": port, "security": "tls", "allow_self_signed": True, "username": USER, "password": PASSWORD})
+    assert PASSWORD not in str(refused.value)
+
+    pinned = smtp_settings(port, security="tls", allow_self_signed=True, tls_fingerprint=sha256_of(server_cert), username=USER, password=PASSWORD)
+    with pytest.raises(DeliveryError) as error:
+        await send(pinned)
+    assert error.value.permanent
+    assert f"has SHA-256 fingerprint {sha256_of(intruder_cert)}, not {sha256_of(server_cert)} (smtp.tls_fingerprint)" in str(error.value)
+    steps = await check_connection(pinned)
+    assert (steps[-1].name, steps[-1].ok) == ("tls", False) and sha256_of(intruder_cert) in steps[-1].detail
+    assert offered == [] and inbox.messages == []  # no AUTH, no message: the password never left
+
+
+async def test_smtp_test_prints_the_fingerprint_to_pin(implicit_tls_server, server_cert, tmp_path):
+    _, port = implicit_tls_server
+    toml = tmp_path / "printroom.toml"
+    toml.write_text(f"[smtp]\nhost = '127.0.0.1'\nport = {port}\nsecurity = 'tls'\nallow_self_signed = true\n")
+    shown = run_printroom("smtp", "test", "--settings", str(toml))
+    assert shown.returncode == 0, shown.stderr
+    assert f"SHA-256 fingerprint {sha256_of(server_cert)}" in shown.stdout
+    with open(toml, "a") as more:
+        more.write(f"tls_fingerprint = '{sha256_of(server_cert)}'\nusername = '{USER}'\npassword_file = '{toml}'\n")
+    assert "certificate pinned by smtp.tls_fingerprint" in run_printroom("smtp", "test", "--settings", str(toml)).stdout
+
+
+def test_a_fingerprint_that_is_not_a_sha256_is_named():
+    with pytest.raises(ValueError, match="'AB:CD' is not a SHA-256 fingerprint"):
+        smtp_settings(465, security="tls", tls_fingerprint="AB:CD")
+    with pytest.raises(ValueError, match="tls_fingerprint needs security = 'starttls' or 'tls'"):
+        smtp_settings(25, tls_fingerprint="AB" * 32)
 
 
 async def test_rejected_credentials_are_permanent_and_name_the_user_not_the_password(starttls_server, ca_file):
