@@ -89,6 +89,10 @@ def test_printroom_web_refuses_to_start_without_a_usable_secret(tmp_path: Path):
     assert "printroom web: no secret to check links with: set PRINTROOM_WEB__SECRET or web.secret_file" in missing.stderr
     short = tmp_path / "web-secret"
     short.write_text("only-twenty-bytes-xx\n")
+    short.chmod(0o600)
     too_short = run_printroom("web", PRINTROOM_WEB__PORT=port, PRINTROOM_WEB__SECRET_FILE=str(short), cwd=tmp_path)
     assert too_short.returncode == 2
-    assert f"printroom web: web secret: web.secret_file {short} holds 20 bytes; it must hold at least 32" in too_short.stderr
+    # Said by the settings' validation, as `printroom settings check` and the worker say it: one line.
+    assert too_short.stderr.startswith("printroom: invalid settings (defaults and PRINTROOM_* variables): web: ")
+    assert f"secret_file {short} holds 20 bytes; it must hold at least 32" in too_short.stderr
+    assert len(too_short.stderr.splitlines()) == 1, too_short.stderr

@@ -248,3 +248,74 @@ def test_a_sender_address_must_be_ascii_before_the_at_and_may_have_an_internatio
     assert load_settings(write(tmp_path, '[sender]\naddress = "druckerei@bücher.example"\n')).sender.address
     with pytest.raises(SettingsError, match="a sender address must be ASCII before the @"):
         load_settings(write(tmp_path, '[sender]\naddress = "müller@bücher.example"\n'))
+
+
+def private(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    path.chmod(0o600)
+    return path
+
+
+# What the worker, the plugin and `printroom web` read at start, each wrong: (settings file, what the line says).
+BAD_AT_START = {
+    "a web secret under 32 bytes": ("[web]\nsecret_file = '{d}/short'\n", "web: Value error, secret_file {d}/short holds 9 bytes; it must hold at least 32"),
+    "a CA file that is not PEM": ("[smtp]\nsecurity = 'tls'\nca_file = '{d}/short'\n", "smtp: Value error, ca_file {d}/short holds no certificate TLS can use"),
+    "an empty password file": ("[smtp]\nsecurity = 'tls'\nusername = 'u'\npassword_file = '{d}/empty'\n", "smtp: Value error, password_file {d}/empty is empty"),
+    "a password file that is missing": ("[smtp]\nsecurity = 'tls'\nusername = 'u'\npassword_file = '{d}/nope'\n", "password_file {d}/nope does not exist"),
+    "a template override folder that is a file": ("[templates]\noverride_dir = '{d}/short'\n", "templates: Value error, override_dir {d}/short is not a directory"),
+    "a document store that is not a folder": ("[documents]\nroot = '{d}/nope'\n", "documents: Value error, root {d}/nope is not a directory"),
+    "a fingerprint that is not one": ("[smtp]\nsecurity = 'tls'\ntls_fingerprint = 'AB:CD'\n", "smtp.tls_fingerprint: Value error, 'AB:CD' is not a SHA-256 fingerprint"),
+    "a user name trusting any certificate": (
+        "[smtp]\nsecurity = 'tls'\nallow_self_signed = true\nusername = 'u'\npassword_file = '{d}/long'\n",
+        "smtp: Value error, username with allow_self_signed would give the password to anyone",
+    ),
+    "a Temporal API key in the file": ("[temporal]\napi_key = 'k-123'\n", "temporal.api_key must not be written in the file in clear; set PRINTROOM_TEMPORAL__API_KEY"),
+    "a public address in clear": ("[web]\nsecret_file = '{d}/long'\npublic_url = 'http://printroom.example.com'\n", "public_url http://printroom.example.com: approvers' links and answers would travel in clear"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(BAD_AT_START))
+def test_what_the_services_read_at_start_is_checked_by_the_settings_check_and_said_alike_in_one_line(tmp_path, case):
+    """`printroom settings check` said OK to settings that then crashed the worker with a traceback; the plugin
+    raised a bare ValueError. Now each of them, and `printroom web`, says the same one line, exit 2."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from printroom.worker.plugin import PrintroomPlugin
+
+    private(tmp_path / "short", "too-short")
+    private(tmp_path / "empty", "\n")
+    private(tmp_path / "long", "x" * 40)
+    text, says = (part.format(d=tmp_path) for part in BAD_AT_START[case])
+    path = write(tmp_path, text)
+    with ThreadPoolExecutor(3) as pool:
+        runs = list(pool.map(lambda command: printroom("--settings", str(path), *command), (["settings", "check"], ["worker"], ["web"])))
+    for run in runs:
+        assert (run.returncode, run.stdout) == (2, ""), run
+        assert run.stderr.count("\n") == 1 and says in run.stderr, run.stderr
+    assert len({run.stderr for run in runs}) == 1  # the same words from each
+    with pytest.raises(SettingsError) as refused:
+        PrintroomPlugin(str(path)).settings  # noqa: B018  # validated on first use, as when a worker is built
+    assert says in str(refused.value) and str(refused.value) in runs[0].stderr
+
+
+def test_secret_and_password_files_others_may_read_are_named_with_the_chmod_to_run(tmp_path):
+    secret, password = tmp_path / "web-secret", tmp_path / "smtp-password"
+    for path in (secret, password):
+        path.write_text("x" * 40)
+        path.chmod(0o644)
+    settings = write(tmp_path, f"[web]\nsecret_file = '{secret}'\n[smtp]\nsecurity = 'tls'\nusername = 'u'\npassword_file = '{password}'\n")
+    run = printroom("settings", "check", "--settings", str(settings))
+    assert run.returncode == 0, run.stderr
+    assert f"secret_file {secret} is readable by group or others (mode 644): run `chmod 600 {secret}`" in run.stderr
+    assert f"password_file {password} is readable by group or others (mode 644): run `chmod 600 {password}`" in run.stderr
+    secret.chmod(0o600)
+    password.chmod(0o400)
+    assert "readable by group or others" not in printroom("settings", "check", "--settings", str(settings)).stderr
+
+
+def test_a_public_address_in_clear_is_for_localhost_only(monkeypatch):
+    monkeypatch.setenv("PRINTROOM_WEB__SECRET", "y" * 32)
+    for local in ("http://127.0.0.1:8377", "http://localhost:8377/", "http://[::1]:8377"):
+        assert load_settings(None, web={"public_url": local}).web.public_url == local
+    with pytest.raises(SettingsError, match="use https://"):
+        load_settings(None, web={"public_url": "http://printroom.example.com:8377"})

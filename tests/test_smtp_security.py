@@ -393,14 +393,14 @@ async def test_security_none_still_encrypts_when_the_server_offers_starttls_unle
     assert inbox.tls == [True, False]
 
 
-def test_auth_without_verified_tls_is_a_settings_error_unless_allowed(smtp):
+def test_auth_without_verified_tls_is_a_settings_error_unless_allowed(smtp, ca_file):
     """security = 'none' would log in in clear, or over opportunistic TLS trusting any certificate."""
     with pytest.raises(SettingsError, match="sends the password in clear, or over opportunistic TLS") as refused:
         load_settings(None, smtp={"port": smtp.port, "username": USER, "password": PASSWORD})
     assert "security = 'starttls' or 'tls'" in str(refused.value) and PASSWORD not in str(refused.value)
     assert smtp_settings(smtp.port, username=USER, password=PASSWORD, allow_plaintext_auth=True).username == USER
     with pytest.raises(ValueError, match="keep ca_file"):
-        smtp_settings(smtp.port, security="tls", allow_self_signed=True, ca_file=__file__)
+        smtp_settings(smtp.port, security="tls", allow_self_signed=True, ca_file=ca_file)
 
 
 async def test_opportunistic_starttls_that_fails_goes_on_in_clear(server_context: ssl.SSLContext):
