@@ -70,7 +70,13 @@ def dev_web(settings: Settings) -> WebSettings:
     web = settings.web
     secret_file = None if web.secret is not None else (web.secret_file or web_secret_file(settings.dev.data_dir))
     public_url = web.public_url or f"http://{HOST}:{web.port}"
-    return web.model_copy(update={"host": HOST, "public_url": public_url, "secret_file": secret_file})
+    # The dev Web UI logs nobody in and can send no token: its codec requests come from this machine only.
+    return web.model_copy(update={"host": HOST, "public_url": public_url, "secret_file": secret_file, "codec_auth": "proxy"})
+
+
+def codec_endpoint(settings: Settings) -> str | None:
+    """Where the dev Web UI and the banner's `temporal` commands encrypt and decrypt; None while encryption is off."""
+    return f"http://{HOST}:{settings.web.port}/codec" if settings.temporal.key_ring() is not None else None
 
 
 def _die_with_parent() -> None:
@@ -94,10 +100,12 @@ def temporal_command(settings: Settings) -> list[str]:
     ]  # fmt: skip
     for key in SEARCH_ATTRIBUTES:
         command += ["--search-attribute", f"{key.name}={key.indexed_value_type.name.title()}"]
+    if endpoint := codec_endpoint(settings):
+        command += ["--ui-codec-endpoint", endpoint]
     return command
 
 
-async def wait_for_temporal(server: subprocess.Popen[bytes], address: str, log_file: Path) -> Client:
+async def wait_for_temporal(server: subprocess.Popen[bytes], temporal: TemporalSettings, log_file: Path) -> Client:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + STARTUP_TIMEOUT
     while True:
@@ -105,10 +113,10 @@ async def wait_for_temporal(server: subprocess.Popen[bytes], address: str, log_f
             tail = log_file.read_text(errors="replace")[-2000:]
             raise RuntimeError(f"the Temporal dev server exited with code {server.returncode}:\n{tail}")
         try:
-            return await connect(TemporalSettings(address=address, namespace="default"), use_environment=False)
+            return await connect(temporal, use_environment=False)
         except RuntimeError:
             if loop.time() > deadline:
-                raise RuntimeError(f"the Temporal dev server did not answer on {address} within {STARTUP_TIMEOUT:.0f}s")
+                raise RuntimeError(f"the Temporal dev server did not answer on {temporal.address} within {STARTUP_TIMEOUT:.0f}s")
             await asyncio.sleep(0.25)
 
 
@@ -120,8 +128,13 @@ def banner(settings: Settings, address: str, outbox: Path) -> str:
     else:
         sample = {"id": "PO-1001", "customer": {"email": "marie@example.org"}, "jobs": [{"id": "J1"}]}
         order_input = f"--input '{json.dumps(sample)}'"
-    order_id, summary = sample["id"], order_summary(Order.model_validate(sample))
+    order = Order.model_validate(sample)
+    endpoint = codec_endpoint(settings)
+    # Encrypted: the summary names the order only (a `temporal` command without the codec would write it in clear).
+    order_id, summary = order.id, order_summary(order) if endpoint is None else f"Order {order.id}"
     queue = settings.temporal.task_queue
+    # Encrypted, the CLI encrypts what it sends, and decrypts what it shows, through printroom web's codec server.
+    target = address if endpoint is None else f"{address} --codec-endpoint {endpoint}"
     return "\n".join(
         [
             "printroom dev is running.",
@@ -132,15 +145,15 @@ def banner(settings: Settings, address: str, outbox: Path) -> str:
             f"  Approval page:    {settings.web.public_url} (approvers' Approve/Reject links, draft previews)",
             "",
             "Start the sample order (from another terminal):",
-            f"  {temporal} workflow start --address {address} --task-queue {queue} --type OrderWorkflow "
+            f"  {temporal} workflow start --address {target} --task-queue {queue} --type OrderWorkflow "
             f"--workflow-id order-{order_id} --static-summary {shlex.quote(summary)} {order_input}",
             "Then move it along:",
-            f"  {temporal} workflow signal --address {address} --workflow-id order-{order_id} "
+            f"  {temporal} workflow signal --address {target} --workflow-id order-{order_id} "
             '--name change_status --input \'{"trigger": "accept", "by": "me"}\'',
             f"An order over its budget waits for its approver: start it with --input-file {OVER_BUDGET_ORDER} and",
             "--workflow-id order-PO-1002; its approval_requested email in the outbox has Approve and Reject buttons",
             "that lead to the approval page. Or answer as its approver from here:",
-            f"  {temporal} workflow signal --address {address} --workflow-id budget-PO-1002 "
+            f"  {temporal} workflow signal --address {target} --workflow-id budget-PO-1002 "
             '--name approve --input \'{"by": "chefin@bücher.example", "comment": "OK"}\'',
             "",
             "Stop everything with Ctrl-C.",
@@ -164,6 +177,8 @@ async def run_dev(settings: Settings) -> int:
                 namespace="default",
                 task_queue=settings.temporal.task_queue,
                 ui_url=f"http://{HOST}:{dev.ui_port}",  # emails to operators link to the order's page there
+                encryption_key=settings.temporal.encryption_key,
+                encryption_key_file=settings.temporal.encryption_key_file,
             ),
         }
     )
@@ -171,7 +186,7 @@ async def run_dev(settings: Settings) -> int:
     log_file = dev.data_dir / "temporal.log"
     with log_file.open("ab") as server_log:
         server = subprocess.Popen(
-            temporal_command(settings),
+            temporal_command(worker_settings),
             stdout=server_log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -181,7 +196,7 @@ async def run_dev(settings: Settings) -> int:
     capture = SmtpCapture(HOST, dev.smtp_port, outbox)
     try:
         capture.start()
-        client = await wait_for_temporal(server, address, log_file)
+        client = await wait_for_temporal(server, worker_settings.temporal, log_file)
         web = asyncio.create_task(serve_web(worker_settings, stop, client))
         await asyncio.sleep(0)  # listening (or refused) before the banner says where
         if web.done():

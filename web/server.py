@@ -14,6 +14,7 @@ from temporalio.client import Client
 
 from printroom.settings import Settings
 from printroom.web.app import build_app
+from printroom.web.codec import CodecServer
 from printroom.web.temporal import TemporalPages
 from printroom.worker.main import connect
 
@@ -58,12 +59,17 @@ async def serve_web(settings: Settings, stop: asyncio.Event, client: Client | No
             "no secret to check links with: set PRINTROOM_WEB__SECRET or web.secret_file (at least 32 bytes; "
             "the worker signs the links in emails with the same secret)"
         )
+    try:
+        codec = CodecServer(settings)
+    except (OSError, ValueError) as error:
+        raise WebRefused(f"codec server: {error}") from None
     temporal = TemporalPages(lambda: _given(client) if client is not None else connect(settings.temporal))
     sock = listen(settings)
     public = settings.web.public_url or "unset: emails carry no links to it (web.public_url)"
     log.info("answering on http://%s:%s; public address %s", settings.web.host, settings.web.port, public)
+    log.info("codec server %s", codec.state)
     config = uvicorn.Config(
-        build_app(settings, signer, temporal), lifespan="off", log_level="warning", access_log=False, server_header=False,
+        build_app(settings, signer, temporal, codec=codec), lifespan="off", log_level="warning", access_log=False, server_header=False,
         # A page is small and quick: a few hundred at once is plenty, and Ctrl-C never waits long for a slow client.
         limit_concurrency=200, timeout_keep_alive=5, timeout_graceful_shutdown=5,
     )  # fmt: skip

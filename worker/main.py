@@ -14,6 +14,7 @@ from temporalio.worker import Worker
 
 from printroom.activities.email import EmailActivities
 from printroom.activities.smtp import SmtpTransport
+from printroom.codec import encrypting
 from printroom.settings import Settings, TemporalSettings
 from printroom.worker.plugin import PrintroomPlugin, with_pydantic
 
@@ -39,9 +40,10 @@ def connect_options(settings: TemporalSettings, *, use_environment: bool = True)
 
 
 async def connect(settings: TemporalSettings, *, use_environment: bool = True) -> Client:
-    """A client for printroom's tools (CLI, dev supervisor): the pydantic payload converter, nothing else."""
+    """A client for printroom's tools (CLI, dev supervisor, `printroom web`): the pydantic payload converter, and
+    the encryption codec when keys are set."""
     options = connect_options(settings, use_environment=use_environment)
-    return await Client.connect(**options, data_converter=with_pydantic(None))
+    return await Client.connect(**options, data_converter=encrypting(with_pydantic(None), settings.codec()))
 
 
 def build_worker(

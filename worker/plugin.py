@@ -17,6 +17,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from printroom.activities.email import EmailActivities
 from printroom.activities.smtp import SmtpTransport
+from printroom.codec import encrypting, encrypts
 from printroom.settings import Settings, SettingsSource, resolve_settings
 from printroom.statemachines.table import MACHINE_NAME_PREFIX
 from printroom.worker.startup import check_templates_or_refuse, prepare_namespace, wait_for_the_record
@@ -102,23 +103,30 @@ class PrintroomPlugin(SimplePlugin):
         check_templates: bool = True,
     ) -> None:
         self._given, self._transport, self._emails = settings, transport, emails
+        self._settings: Settings | None = None
         self._templates_to_check = check_templates
         super().__init__(
             "printroom",
-            data_converter=with_pydantic,
+            data_converter=self._converter,
             workflows=list(WORKFLOWS),
             activities=self._add_activities,
         )
 
     @property
     def settings(self) -> Settings:
-        return self.emails.settings
+        """Validated on first use (SettingsError names every bad field): when the client connects or the worker is
+        built."""
+        if self._emails is not None:
+            return self._emails.settings
+        if self._settings is None:
+            self._settings = resolve_settings(self._given)
+        return self._settings
 
     @property
     def emails(self) -> EmailActivities:
         """The activity object, built once from the settings (which are validated here, on first use)."""
         if self._emails is None:
-            self._emails = EmailActivities.from_settings(resolve_settings(self._given), self._transport)
+            self._emails = EmailActivities.from_settings(self.settings, self._transport)
         return self._emails
 
     def check_templates(self) -> None:
@@ -126,6 +134,12 @@ class PrintroomPlugin(SimplePlugin):
         if self._templates_to_check:
             check_templates_or_refuse(self.emails)
             self._templates_to_check = False
+
+    def _converter(self, existing: DataConverter | None) -> DataConverter:
+        """pydantic's payload converter, and the encryption codec when `temporal.encryption_key*` is set: the client
+        encrypts what it sends (orders, signals, updates), and its workers what they write (results, queries,
+        current details)."""
+        return encrypting(with_pydantic(existing), self.settings.temporal.codec())
 
     def _add_activities(self, existing: Sequence[Callable[..., Any]] | None) -> list[Callable[..., Any]]:
         return [*(existing or []), *self.emails.activities()]
@@ -151,6 +165,11 @@ class PrintroomPlugin(SimplePlugin):
                 "printroom's workflows exchange pydantic models, but this worker's client has another payload "
                 "converter: pass PrintroomPlugin to Client.connect(..., plugins=[...]) instead of to the Worker, "
                 "or connect with data_converter=temporalio.contrib.pydantic.pydantic_data_converter"
+            )
+        if client is not None and self.settings.temporal.key_ring() is not None and not encrypts(client.data_converter):
+            raise ValueError(
+                "temporal.encryption_key is set, but this worker's client does not encrypt: pass PrintroomPlugin to "
+                "Client.connect(..., plugins=[...]) so that the client and its workers encrypt with printroom's keys"
             )
         self.check_templates()
         task_queue, expected = config.get("task_queue"), self.settings.temporal.task_queue

@@ -1,0 +1,174 @@
+"""The codec server of `printroom web`, as the Temporal Web UI and CLI call it over HTTP (Temporal's codec server
+protocol): payloads decoded and encoded for the Web UI's origin with the token; refused without the token, from
+another origin, over the size limit, malformed or tampered, each with what was wrong."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import http.client
+import json
+import urllib.parse
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from email.message import Message
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from printroom.settings import Settings, TemporalSettings
+from tests.web_helpers import web_running, with_web
+
+UI_ORIGIN = "http://127.0.0.1:8233"
+TOKEN = "codec-token-for-the-tests-0123456789abcdef"
+KEYS = f"k1:{base64.b64encode(b'1' * 32).decode()}\nk2:{base64.b64encode(b'2' * 32).decode()}"
+ALLOWED = {"Origin": UI_ORIGIN, "X_Namespace": "default", "Authorization": f"Bearer {TOKEN}"}
+ORDER = {"customer": {"name": "Marie Curie", "email": "marie@example.org"}}
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: Message
+    body: Any
+
+
+def b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+def json_payload(value: Any) -> dict[str, Any]:
+    """A payload as the Web UI sends one: metadata and data base64 (protobuf's JSON form)."""
+    return {"metadata": {"encoding": b64(b"json/plain")}, "data": b64(json.dumps(value).encode())}
+
+
+async def call(url: str, body: Any = None, *, method: str = "POST", **headers: str) -> Answer:
+    def send() -> Answer:
+        data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+        request = urllib.request.Request(url, data=data, method=method)
+        request.add_header("Content-Type", "application/json")
+        for name, value in headers.items():
+            request.add_header(name.replace("_", "-"), value)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                raw = response.read()
+                return Answer(response.status, response.headers, json.loads(raw) if raw else None)
+        except urllib.error.HTTPError as error:
+            raw = error.read()
+            return Answer(error.code, error.headers, json.loads(raw) if raw.startswith(b"{") else raw.decode())
+
+    return await asyncio.to_thread(send)
+
+
+async def announced(url: str, length: int) -> http.client.HTTPResponse:
+    """A request that announces `length` bytes: refused on its headers, before its body is read."""
+
+    def send() -> http.client.HTTPResponse:
+        parts = urllib.parse.urlsplit(url)
+        connection = http.client.HTTPConnection(parts.netloc, timeout=30)
+        connection.putrequest("POST", parts.path)
+        headers = {"Origin": UI_ORIGIN, "Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json", "Content-Length": str(length)}
+        for name, value in headers.items():
+            connection.putheader(name, value)
+        connection.endheaders()
+        return connection.getresponse()
+
+    return await asyncio.to_thread(send)
+
+
+def codec_settings(settings: Settings, **web: Any) -> Settings:
+    settings = with_web(settings)
+    temporal = TemporalSettings(encryption_key=KEYS, ui_url=f"{UI_ORIGIN}/namespaces/default")
+    return settings.model_copy(update={"temporal": temporal, "web": settings.web.model_copy(update={"codec_token": SecretStr(TOKEN), **web})})
+
+
+@pytest.fixture
+async def codec(settings: Settings) -> AsyncIterator[str]:
+    async with web_running(codec_settings(settings), None) as base:
+        yield f"{base}/codec"
+
+
+
+
+async def test_the_web_ui_encodes_and_decodes_with_the_token_from_its_origin(codec):
+    preflight = await call(f"{codec}/decode", method="OPTIONS", Origin=UI_ORIGIN, Access_Control_Request_Method="POST",
+                           Access_Control_Request_Headers="authorization,content-type,x-namespace")  # fmt: skip
+    assert preflight.status == 204
+    assert preflight.headers["Access-Control-Allow-Origin"] == UI_ORIGIN
+    assert {"authorization", "content-type", "x-namespace"} <= {h.strip().lower() for h in preflight.headers["Access-Control-Allow-Headers"].split(",")}
+    encoded = await call(f"{codec}/encode", {"payloads": [json_payload(ORDER)]}, **ALLOWED)
+    assert encoded.status == 200 and encoded.headers["Access-Control-Allow-Origin"] == UI_ORIGIN
+    [sealed] = encoded.body["payloads"]
+    assert base64.b64decode(sealed["metadata"]["encoding"]) == b"binary/encrypted"
+    assert base64.b64decode(sealed["metadata"]["encryption-key-id"]) == b"k2"  # the newest key
+    assert b"Marie" not in base64.b64decode(sealed["data"])
+    decoded = await call(f"{codec}/decode", {"payloads": [sealed, json_payload("in clear")]}, **ALLOWED)
+    assert decoded.status == 200
+    assert [json.loads(base64.b64decode(p["data"])) for p in decoded.body["payloads"]] == [ORDER, "in clear"]
+    # The `temporal` CLI sends no Origin: the token is enough.
+    cli = await call(f"{codec}/decode", {"payloads": [sealed]}, Authorization=f"Bearer {TOKEN}")
+    assert cli.status == 200 and "Access-Control-Allow-Origin" not in cli.headers
+
+
+async def test_a_request_without_the_token_or_with_a_wrong_one_is_refused(codec):
+    sealed = (await call(f"{codec}/encode", {"payloads": [json_payload(ORDER)]}, **ALLOWED)).body["payloads"]
+    for authorization in (None, "Bearer wrong-token", f"Basic {TOKEN}", TOKEN):
+        headers = {"Origin": UI_ORIGIN} | ({"Authorization": authorization} if authorization else {})
+        refused = await call(f"{codec}/decode", {"payloads": sealed}, **headers)
+        assert refused.status == 401, authorization
+        assert refused.body == {"error": "a codec request needs the header Authorization: Bearer <web.codec_token>"}
+        assert refused.headers["WWW-Authenticate"].startswith("Bearer")
+        assert "Marie" not in json.dumps(refused.body)
+
+
+async def test_a_request_from_another_origin_is_refused_and_its_page_may_not_read_the_answer(codec):
+    sealed = (await call(f"{codec}/encode", {"payloads": [json_payload(ORDER)]}, **ALLOWED)).body["payloads"]
+    for origin in ("https://evil.example", "http://127.0.0.1:8234", "null"):
+        preflight = await call(f"{codec}/decode", method="OPTIONS", Origin=origin, Access_Control_Request_Method="POST")
+        assert preflight.status == 403 and "Access-Control-Allow-Origin" not in preflight.headers
+        refused = await call(f"{codec}/decode", {"payloads": sealed}, **{**ALLOWED, "Origin": origin})
+        assert refused.status == 403 and "Access-Control-Allow-Origin" not in refused.headers
+        assert refused.body == {"error": f"origin {origin} may not use this codec server; only the Temporal Web UI's, {UI_ORIGIN}"}
+
+
+async def test_a_request_over_the_size_limit_malformed_or_tampered_is_refused_naming_why(settings):
+    async with web_running(codec_settings(settings, codec_max_mb=1), None) as base:
+        codec = f"{base}/codec"
+        over = await announced(f"{codec}/encode", 1024 * 1024 + 1)
+        assert over.status == 413 and json.loads(over.read()) == {"error": "the request is 1048577 bytes, over web.codec_max_mb (1048576 bytes)"}
+        for body, why in ((b"{not json", "not a codec request"), ({"payload": []}, 'the body must be {"payloads": [...]}'),
+                          ({"payloads": ["a string"]}, "not a codec request"), ({"payloads": [{"colour": "red"}]}, "colour")):  # fmt: skip
+            malformed = await call(f"{codec}/decode", body, **ALLOWED)
+            assert malformed.status == 400 and why in malformed.body["error"], body
+        [sealed] = (await call(f"{codec}/encode", {"payloads": [json_payload(ORDER)]}, **ALLOWED)).body["payloads"]
+        data = bytearray(base64.b64decode(sealed["data"]))
+        data[20] ^= 1
+        tampered = await call(f"{codec}/decode", {"payloads": [{**sealed, "data": b64(bytes(data))}]}, **ALLOWED)
+        assert tampered.status == 422
+        assert tampered.body == {"error": "a payload labelled with key 'k2' does not decrypt with it: it was altered or cut, "
+                                          "or key 'k2' is not the key it was written with (a key id reused for a new key?)"}  # fmt: skip
+        unknown = {**sealed, "metadata": {**sealed["metadata"], "encryption-key-id": b64(b"k0")}}
+        missing = await call(f"{codec}/decode", {"payloads": [unknown]}, **ALLOWED)
+        assert missing.status == 422 and "encrypted with key 'k0', which is not among the keys given (k1, k2)" in missing.body["error"]
+
+
+async def test_behind_an_authenticating_proxy_no_token_is_asked_and_the_proxys_cookie_may_travel(settings):
+    proxied = codec_settings(settings, codec_auth="proxy", codec_token=None)
+    async with web_running(proxied, None) as base:
+        preflight = await call(f"{base}/codec/decode", method="OPTIONS", Origin=UI_ORIGIN, Access_Control_Request_Method="POST")
+        assert preflight.headers["Access-Control-Allow-Credentials"] == "true"
+        encoded = await call(f"{base}/codec/encode", {"payloads": [json_payload(ORDER)]}, Origin=UI_ORIGIN)
+        assert encoded.status == 200 and encoded.headers["Access-Control-Allow-Credentials"] == "true"
+
+
+async def test_without_keys_or_without_a_token_the_codec_server_says_which_setting_is_missing(settings):
+    no_token = codec_settings(settings, codec_token=None)
+    async with web_running(no_token, None) as base:
+        refused = await call(f"{base}/codec/decode", {"payloads": []}, Origin=UI_ORIGIN)
+        assert refused.status == 403 and "the codec server has no token: set web.codec_token_file" in refused.body["error"]
+    async with web_running(with_web(settings), None) as base:
+        off = await call(f"{base}/codec/decode", {"payloads": []}, Authorization=f"Bearer {TOKEN}")
+        assert off.status == 404 and "encryption is off here (temporal.encryption_key_file is not set)" in off.body["error"]

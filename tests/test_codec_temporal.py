@@ -1,0 +1,233 @@
+"""Encryption against a real Temporal dev server keeping its SQLite file: with keys, the file holds no customer
+name, address, subject or draft text (without, it does); orders started in clear keep running and replay once
+encryption is on, and stay readable once it is off again; a missing key is a workflow task failure naming the key
+id, until the key is back; and the Web UI shows the decoded order through `printroom web`'s codec endpoint."""
+
+from __future__ import annotations
+
+import base64
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+from playwright.async_api import Browser, async_playwright, expect
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer, Worker
+
+from printroom import PrintroomPlugin
+from printroom.cli.binaries import temporal_binary
+from printroom.cli.capture import SmtpCapture
+from printroom.models import Draft
+from printroom.settings import Settings, TemporalSettings
+from printroom.workflows.order import SEARCH_ATTRIBUTES, order_summary
+from printroom.models import Order
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, ensure_chromium
+from tests.conftest import eventually, free_port, messages_to, order_state
+from tests.web_helpers import web_running, with_web
+
+UI_PORT, WEB_PORT = free_port(), free_port()
+UI = f"http://127.0.0.1:{UI_PORT}"
+K1 = f"k1:{base64.b64encode(os.urandom(32)).decode()}"
+K2 = f"k2:{base64.b64encode(os.urandom(32)).decode()}"
+
+
+@pytest.fixture(scope="module")
+async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[WorkflowEnvironment, Path]]:
+    """A dev server writing its SQLite file, whose Web UI decodes through printroom web on WEB_PORT (as `make run`)."""
+    database = tmp_path_factory.mktemp("temporal") / "temporal.db"
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_binary("temporal"),
+        data_converter=pydantic_data_converter,
+        search_attributes=SEARCH_ATTRIBUTES,
+        dev_server_database_filename=str(database),
+        ui=True,
+        ui_port=UI_PORT,
+        dev_server_extra_args=["--ui-disable-news-fetch", "--ui-codec-endpoint", f"http://127.0.0.1:{WEB_PORT}/codec"],
+    )
+    yield env, database
+    await env.shutdown()
+
+
+def keyed(settings: Settings, keys: str | None, *, encrypt: bool = True, **emails: Any) -> Settings:
+    """The test's settings with these keys (None: encryption off) and these email policies."""
+    temporal = TemporalSettings(encryption_key=keys, encrypt=encrypt, ui_url=UI) if keys else TemporalSettings(ui_url=UI)
+    update: dict[str, Any] = {"temporal": temporal}
+    if emails:
+        update["emails"] = type(settings.emails)(**emails)
+    return settings.model_copy(update=update)
+
+
+async def client_for(env: WorkflowEnvironment, settings: Settings) -> Client:
+    """A client as an application makes one: the plugin's converter (and codec), for it and its workers."""
+    return await Client.connect(env.client.service_client.config.target_host, plugins=[PrintroomPlugin(settings, check_templates=False)])
+
+
+def customer(tag: str) -> dict[str, Any]:
+    """An order whose every customer field is unique to this test, ASCII so the bytes are found as written."""
+    return {
+        "id": f"PO-{tag}", "shop": "default", "language": "en",
+        "customer": {"name": f"Ada Lovelace {tag}", "email": f"ada.{tag}@example.org", "wants_status_emails": True},
+        "price": {"amount": "240.00", "currency": "EUR"},
+        "jobs": [{"id": "J1", "name": f"Flyers {tag}", "product": "Flyer", "quantity": 500}],
+    }  # fmt: skip
+
+
+async def drafted_order(client: Client, task_queue: str, smtp: SmtpCapture, tag: str) -> tuple[WorkflowHandle[Any, Any], list[bytes]]:
+    """An order accepted, its acceptance held as a draft and sent with a note; returns the handle and what a
+    reader of the database must not find: name, address, job, subject, the draft's text, the note."""
+    order = customer(tag)
+    handle = await client.start_workflow(
+        "OrderWorkflow", order, id=f"order-{order['id']}", task_queue=task_queue, static_summary=order_summary(Order.model_validate(order))
+    )
+    await handle.signal("change_status", {"trigger": "accept", "by": "Lea"})
+    drafts = await eventually(lambda: _drafts(handle), what="the acceptance held as a draft")
+    note = f"Delivery on Thursday {tag}"
+    await handle.execute_update("edit_and_send", {"draft_id": drafts[0].id, "note": note, "by": "Lea"})
+    sent = await eventually(lambda: [m for m in messages_to(smtp, order["customer"]["email"]) if "accepted" in m.parsed()["Subject"]], what="the draft sent")
+    draft_line = next(line for line in drafts[0].text.splitlines() if order["customer"]["name"] in line)
+    markers = [order["customer"]["name"], order["customer"]["email"], order["jobs"][0]["name"], drafts[0].subject, draft_line, note]
+    assert note in sent[0].parsed().get_body(("plain",)).get_content()
+    return handle, [m.encode("utf-8") for m in markers]
+
+
+async def _drafts(handle: WorkflowHandle[Any, Any]) -> list[Draft] | None:
+    return await handle.query("drafts", result_type=list[Draft]) or None
+
+
+def stored(database: Path) -> bytes:
+    """Every byte the dev server keeps: the SQLite file and its journals."""
+    return b"".join(p.read_bytes() for p in database.parent.glob(database.name + "*"))
+
+
+async def test_with_keys_the_servers_database_holds_no_customer_data_and_without_it_does(server, settings, smtp, task_queue):
+    env, database = server
+    drafting = {"order_accepted": {"edit_before_send": True}}
+    encrypted = await client_for(env, keyed(settings, K1, **drafting))
+    async with Worker(encrypted, task_queue=task_queue):
+        secret_order, secret = await drafted_order(encrypted, task_queue, smtp, f"enc{uuid.uuid4().hex[:6]}")
+        # The order is read as ever through the codec: state, search attributes and all.
+        assert (await order_state(secret_order)).status == "accepted"
+    clear = await client_for(env, keyed(settings, None, **drafting))
+    async with Worker(clear, task_queue=task_queue):
+        _, visible = await drafted_order(clear, task_queue, smtp, f"clr{uuid.uuid4().hex[:6]}")
+    kept = stored(database)
+    assert [m for m in visible if m in kept] == visible  # the check sees data in clear: it can fail
+    assert [m for m in secret if m in kept] == []
+    assert f"order-{secret_order.id.removeprefix('order-')}".encode() in kept  # the workflow id stays readable
+
+
+async def received(client: Client, task_queue: str, smtp: SmtpCapture, tag: str) -> tuple[WorkflowHandle[Any, Any], str]:
+    """An order started with this client's keys, run by its worker until order_received is sent; then no worker."""
+    order = customer(f"{tag}{uuid.uuid4().hex[:6]}")
+    address = order["customer"]["email"]
+    async with Worker(client, task_queue=task_queue):
+        handle = await client.start_workflow("OrderWorkflow", order, id=f"order-{order['id']}", task_queue=task_queue)
+        await eventually(lambda: messages_to(smtp, address), what="order_received")
+    return handle, address
+
+
+async def test_orders_started_in_clear_keep_running_and_replaying_with_encryption_on_and_then_off(server, settings, smtp, task_queue):
+    env, _ = server
+    handle, address = await received(await client_for(env, keyed(settings, None)), task_queue, smtp, "old")
+    # Encryption on; no workflow cache, so each task replays the history written in clear first.
+    on = await client_for(env, keyed(settings, K1))
+    async with Worker(on, task_queue=task_queue, max_cached_workflows=0):
+        await on.get_workflow_handle(handle.id).signal("change_status", {"trigger": "accept", "by": "Lea"})
+        await eventually(lambda: len(messages_to(smtp, address)) == 2, what="order_accepted, with encryption on")
+    # Off again, the key kept: new payloads in clear, the encrypted ones still read.
+    off = await client_for(env, keyed(settings, K1, encrypt=False))
+    async with Worker(off, task_queue=task_queue, max_cached_workflows=0):
+        await off.get_workflow_handle(handle.id).signal("change_status", {"trigger": "start_production", "by": "Lea"})
+        await eventually(lambda: len(messages_to(smtp, address)) == 3, what="order_in_production, with encryption off")
+        state = await order_state(off.get_workflow_handle(handle.id))
+    assert [(c.dest, c.by) for c in state.changes if c.by] == [("accepted", "Lea"), ("in_production", "Lea")]
+    history = await off.get_workflow_handle(handle.id).fetch_history()
+    encodings = {p.metadata.get("encoding") for e in history.events if e.HasField("workflow_execution_signaled_event_attributes")
+                 for p in e.workflow_execution_signaled_event_attributes.input.payloads}  # fmt: skip
+    assert encodings == {b"binary/encrypted", b"json/plain"}  # one signal written encrypted, one in clear
+    replayer = Replayer(workflows=[], plugins=[PrintroomPlugin(keyed(settings, K1), check_templates=False)])
+    assert (await replayer.replay_workflow(history)).replay_failure is None
+
+
+async def test_a_missing_key_is_a_workflow_task_failure_naming_the_key_until_the_key_is_back(server, settings, smtp, task_queue, caplog):
+    env, _ = server
+    handle, address = await received(await client_for(env, keyed(settings, K1)), task_queue, smtp, "key")
+    # k1 dropped from the keys: the worker cannot read the order, says so, and nothing moves.
+    without = await client_for(env, keyed(settings, K2))
+    async with Worker(without, task_queue=task_queue):
+        await without.get_workflow_handle(handle.id).signal("change_status", {"trigger": "accept", "by": "Lea"})
+        failed = await eventually(lambda: _task_failure(without, handle.id), what="the workflow task failure")
+    expected = "a payload is encrypted with key 'k1', which is not among the keys given (k2); add key 'k1' back"
+    assert expected in failed
+    assert any(expected in r.getMessage() or expected in str(r.exc_info and r.exc_info[1]) for r in caplog.records)
+    assert len(messages_to(smtp, address)) == 1
+    described = await without.get_workflow_handle(handle.id).describe()
+    assert described.status is not None and described.status.name == "RUNNING"  # waiting, not failed for good
+    # The key back, beside the new one: the order moves on with the signal it had.
+    both = await client_for(env, keyed(settings, f"{K1}\n{K2}"))
+    async with Worker(both, task_queue=task_queue):
+        await eventually(lambda: len(messages_to(smtp, address)) == 2, what="order_accepted once k1 is back")
+        assert (await order_state(both.get_workflow_handle(handle.id))).status == "accepted"
+
+
+async def _task_failure(client: Client, workflow_id: str) -> str | None:
+    """The message of the order's failed workflow task, as the Web UI shows it (decoded by the codec)."""
+    async for event in client.get_workflow_handle(workflow_id).fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
+            failure = event.workflow_task_failed_event_attributes.failure
+            await client.data_converter.payload_codec.decode_failure(failure)  # type: ignore[union-attr]
+            return str(client.data_converter.failure_converter.from_failure(failure, client.data_converter.payload_converter))
+    return None
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    if why := ensure_chromium():
+        if os.environ.get("CI"):
+            pytest.fail(why)
+        pytest.skip(why)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        await browser.close()
+
+
+async def test_the_web_ui_shows_the_decoded_order_through_the_codec_endpoint_and_ciphertext_without_the_token(server, settings, smtp, task_queue, browser):
+    env, _ = server
+    encrypted = keyed(settings, K1)
+    client = await client_for(env, encrypted)
+    order = customer(f"ui{uuid.uuid4().hex[:6]}")
+    name = order["customer"]["name"]
+    web = with_web(encrypted, WEB_PORT)
+    web = web.model_copy(update={"web": web.web.model_copy(update={"codec_auth": "proxy"})})  # as `make run` serves it
+    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = await context.new_page()
+    page.set_default_timeout(20_000)
+    try:
+        async with Worker(client, task_queue=task_queue):
+            handle = await client.start_workflow("OrderWorkflow", order, id=f"order-{order['id']}", task_queue=task_queue)
+            await eventually(lambda: messages_to(smtp, order["customer"]["email"]), what="order_received")
+            url = f"{UI}/namespaces/default/workflows/{handle.id}/{handle.result_run_id}/history"
+            async with web_running(web, client):
+                await page.goto(url, wait_until="load")
+                await expect(page.locator("body")).to_contain_text(name, timeout=30_000)  # the input, decoded
+                await page.get_by_role("tab", name="User Metadata").click()
+                details = page.frame_locator("iframe#user-metadata-current-details")
+                await expect(details.locator("strong", has_text=f"Order {order['id']} · {name}")).to_be_visible()
+            # Served with a token instead, which this Web UI does not send: it is refused, and shows the ciphertext.
+            history = await handle.fetch_history()  # as stored: encrypted
+            sealed = history.events[0].workflow_execution_started_event_attributes.input.payloads[0].data
+            guarded = web.model_copy(update={"web": web.web.model_copy(update={"codec_auth": "token", "codec_token": SecretStr("t" * 40)})})
+            async with web_running(guarded, client):
+                await page.goto(url, wait_until="load")
+                await expect(page.locator("body")).to_contain_text(base64.b64encode(sealed).decode()[:60], timeout=30_000)
+                await expect(page.locator("body")).not_to_contain_text(name)
+    finally:
+        await context.close()
