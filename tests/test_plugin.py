@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 import logging
 import shutil
@@ -249,3 +250,66 @@ async def test_orders_run_on_printroom_modules_imported_once_and_the_strict_sand
     assert not [w for w in recwarn if "imported after initial workflow load" in str(w.message)]
     (accepted,) = [m.parsed() for m in messages_to(smtp, "müller@xn--bcher-kva.example") if "accept" in m.parsed()["Message-ID"]]
     assert str(accepted["To"]) == "müller@xn--bcher-kva.example" and order["id"] in str(accepted["Subject"])
+
+
+def test_the_wheel_ships_its_licence_and_the_sample_orders(wheel: Path):
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        (licence,) = [n for n in names if n.endswith(".dist-info/licenses/LICENSE")]
+        assert "Apache License" in archive.read(licence).decode() and "Version 2.0" in archive.read(licence).decode()
+    assert {"printroom/cli/samples/order.json", "printroom/cli/samples/order-over-budget.json"} <= set(names)
+
+
+def from_the_wheel(installed_wheel: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`printroom` as installed from the wheel, away from the repository (no examples/ folder around)."""
+    return subprocess.run(
+        [sys.executable, "-c", "from printroom.cli.main import main; main()", *args], cwd=cwd, capture_output=True,
+        text=True, timeout=60, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(installed_wheel), "PYTHONDONTWRITEBYTECODE": "1"},
+    )  # fmt: skip
+
+
+def test_the_installed_command_helps_and_says_each_bad_settings_file_in_one_line(installed_wheel, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.test_settings import BAD_AT_START, private
+
+    shown = from_the_wheel(installed_wheel, "--help", cwd=tmp_path)
+    assert shown.returncode == 0 and "usage: printroom" in shown.stdout and "settings" in shown.stdout
+    private(tmp_path / "short", "too-short")
+    private(tmp_path / "empty", "\n")
+    private(tmp_path / "long", "x" * 40)
+    files = []
+    for number, (text, says) in enumerate(BAD_AT_START.values()):
+        (path := tmp_path / f"bad-{number}.toml").write_text(text.format(d=tmp_path), encoding="utf-8")
+        files.append((path, says.format(d=tmp_path)))
+    with ThreadPoolExecutor(3) as pool:
+        runs = list(pool.map(lambda f: from_the_wheel(installed_wheel, "settings", "check", "--settings", str(f[0]), cwd=tmp_path), files))
+    for (path, says), run in zip(files, runs):
+        assert run.returncode == 2 and run.stderr.count("\n") == 1 and says in run.stderr, (path.read_text(), run.stderr)
+
+
+async def test_printroom_dev_from_the_wheel_prints_commands_for_samples_it_ships(installed_wheel, tmp_path):
+    import shlex
+    import signal
+
+    from tests.conftest import free_port
+    from tests.test_end_to_end import banner_of, dev_env_vars, run, stop
+
+    ports = {"temporal_port": free_port(), "ui_port": free_port(), "smtp_port": free_port(), "web_port": free_port()}
+    env = {**dev_env_vars(tmp_path, ports), "PYTHONPATH": str(installed_wheel), "PYTHONDONTWRITEBYTECODE": "1"}
+    dev = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "from printroom.cli.main import main; main()", "dev",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    try:
+        banner = await banner_of(dev)
+        start = next(line.strip() for line in banner.splitlines() if " workflow start " in line)
+        samples = [Path(p) for p in re.findall(r"--input-file (\S+\.json)", banner)]
+        assert {p.name for p in samples} == {"order.json", "order-over-budget.json"}, banner
+        assert all(p.is_file() and p.is_relative_to(installed_wheel) for p in samples), samples  # the wheel's own
+        await run(*shlex.split(start))  # runnable as printed
+        outbox = tmp_path / "var" / "outbox"
+        await eventually(lambda: len(list(outbox.glob("*.eml"))) >= 2, what="the sample order's two emails in var/outbox")
+    finally:
+        code, output = await stop(dev, signal.SIGINT)
+    assert code == 0, output

@@ -1,0 +1,85 @@
+"""The `printroom` command as a new user meets it: every subcommand says what it does, takes --settings anywhere,
+and answers a wrong argument in one line (exit 2), before connecting to anything."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from printroom.cli.main import parser
+from tests.conftest import free_port, run_printroom
+
+
+def commands(top: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    """Every command a user can type, down to the leaves (`printroom drafts send`)."""
+    for action in top._actions:  # noqa: SLF001  # argparse offers no public walk of its subcommands
+        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+            for command in action.choices.values():
+                yield command
+                yield from commands(command)
+
+
+ALL = list(commands(parser()))
+LEAVES = [c for c in ALL if not any(isinstance(a, argparse._SubParsersAction) for a in c._actions)]  # noqa: SLF001
+
+
+def test_every_subcommand_says_what_it_does():
+    assert len(LEAVES) >= 17
+    for command in ALL:
+        assert command.description and len(command.description) > 15, f"{command.prog} -h says nothing"
+    web = next(c for c in ALL if c.prog == "printroom web").format_help()
+    assert "web.port" in web and "8377" in web and "PRINTROOM_WEB__SECRET" in web and "web.secret_file" in web
+
+
+@pytest.mark.parametrize("where", ["before", "after", "between"])
+def test_settings_is_taken_in_any_position(where):
+    argv = {
+        "before": ["--settings", "x.toml", "templates", "check"],
+        "after": ["templates", "check", "--settings", "x.toml"],
+        "between": ["templates", "--settings", "x.toml", "check"],
+    }[where]
+    assert parser().parse_args(argv).settings == "x.toml"
+    assert parser().parse_args(["templates", "check"]).settings is None
+
+
+@pytest.mark.parametrize("command", [c.prog.split(" ", 1)[1] for c in LEAVES])
+def test_every_subcommand_answers_a_wrong_argument_in_one_line_with_exit_2(command, capsys):
+    with pytest.raises(SystemExit) as ended:
+        parser().parse_args([*command.split(), "--no-such-option"])
+    err = capsys.readouterr().err
+    assert ended.value.code == 2
+    assert err.startswith(f"printroom {command}: ") and err.count("\n") == 1, err
+    assert "unrecognized arguments: --no-such-option" in err or "the following arguments are required" in err, err
+
+
+BAD_VALUES = {
+    "smtp send-test --to not-an-address": "argument --to: 'not-an-address' is not an email address",
+    "drafts send PO-1 d1 --cc not-an-address": "argument --cc: 'not-an-address' is not an email address",
+    "drafts show PO-1 --out d1.pdf": "argument --out: 'd1.pdf': must end in .html (for a browser) or .eml",
+    "templates preview order_accepted --lang fr --out x.pdf": "argument --out: 'x.pdf': must end in .html",
+    "diagram nope": "argument machine: invalid choice: 'nope'",
+    "templates customize nope --lang fr": "no template 'nope'",
+    "templates preview order_accepted --lang fr --out x.html --order missing.json": "cannot read the order missing.json",
+    "drafts": "the following arguments are required: action",
+}
+
+
+@pytest.mark.parametrize("command", list(BAD_VALUES))
+def test_wrong_values_are_said_in_one_line_before_anything_connects(command, tmp_path: Path):
+    """Temporal is unreachable here: a wrong argument must be said first, not 'cannot reach Temporal'."""
+    run = run_printroom(*command.split(), cwd=tmp_path, PRINTROOM_TEMPORAL__ADDRESS=f"127.0.0.1:{free_port()}")
+    assert (run.returncode, run.stdout) == (2, ""), run
+    assert run.stderr.count("\n") == 1 and BAD_VALUES[command] in run.stderr, run.stderr
+
+
+def test_temporal_out_of_reach_is_said_in_words_naming_the_address(tmp_path: Path):
+    port = free_port()
+    run = run_printroom("drafts", "list", cwd=tmp_path, PRINTROOM_TEMPORAL__ADDRESS=f"127.0.0.1:{port}")
+    assert run.returncode == 1
+    assert run.stderr == (
+        f"printroom drafts list: cannot reach Temporal at 127.0.0.1:{port} (connection refused): is `make run` "
+        "running, or is `temporal.address` right?\n"
+    )
