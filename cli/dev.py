@@ -28,7 +28,8 @@ from printroom.workflows.order import SEARCH_ATTRIBUTES, order_summary
 log = logging.getLogger("printroom.dev")
 
 HOST = "127.0.0.1"
-SAMPLE_ORDER = Path(__file__).resolve().parents[1] / "examples" / "order.json"
+# Package data, so that the banner's commands run from an installed wheel too (examples/ links to them).
+SAMPLE_ORDER = Path(__file__).resolve().parent / "samples" / "order.json"
 OVER_BUDGET_ORDER = SAMPLE_ORDER.with_name("order-over-budget.json")
 STARTUP_TIMEOUT = 60.0
 
@@ -105,7 +106,11 @@ def temporal_command(settings: Settings) -> list[str]:
     return command
 
 
-async def wait_for_temporal(server: subprocess.Popen[bytes], temporal: TemporalSettings, log_file: Path) -> Client:
+async def wait_for_temporal(
+    server: subprocess.Popen[bytes], address: str, log_file: Path, temporal: TemporalSettings | None = None
+) -> Client:
+    """A client of the dev server once it answers; `temporal`: the settings it connects with (their keys)."""
+    temporal = temporal or TemporalSettings(address=address, namespace="default")
     loop = asyncio.get_running_loop()
     deadline = loop.time() + STARTUP_TIMEOUT
     while True:
@@ -116,19 +121,14 @@ async def wait_for_temporal(server: subprocess.Popen[bytes], temporal: TemporalS
             return await connect(temporal, use_environment=False)
         except RuntimeError:
             if loop.time() > deadline:
-                raise RuntimeError(f"the Temporal dev server did not answer on {temporal.address} within {STARTUP_TIMEOUT:.0f}s")
+                raise RuntimeError(f"the Temporal dev server did not answer on {address} within {STARTUP_TIMEOUT:.0f}s")
             await asyncio.sleep(0.25)
 
 
 def banner(settings: Settings, address: str, outbox: Path) -> str:
     temporal = temporal_binary("temporal")
-    if SAMPLE_ORDER.exists():
-        sample = json.loads(SAMPLE_ORDER.read_text())
-        order_input = f"--input-file {SAMPLE_ORDER}"
-    else:
-        sample = {"id": "PO-1001", "customer": {"email": "marie@example.org"}, "jobs": [{"id": "J1"}]}
-        order_input = f"--input '{json.dumps(sample)}'"
-    order = Order.model_validate(sample)
+    order = Order.model_validate(json.loads(SAMPLE_ORDER.read_text(encoding="utf-8")))
+    order_input = f"--input-file {shlex.quote(str(SAMPLE_ORDER))}"
     endpoint = codec_endpoint(settings)
     # Encrypted: the summary names the order only (a `temporal` command without the codec would write it in clear).
     order_id, summary = order.id, order_summary(order) if endpoint is None else f"Order {order.id}"
@@ -150,7 +150,7 @@ def banner(settings: Settings, address: str, outbox: Path) -> str:
             "Then move it along:",
             f"  {temporal} workflow signal --address {target} --workflow-id order-{order_id} "
             '--name change_status --input \'{"trigger": "accept", "by": "me"}\'',
-            f"An order over its budget waits for its approver: start it with --input-file {OVER_BUDGET_ORDER} and",
+            f"An order over its budget waits for its approver: start it with --input-file {shlex.quote(str(OVER_BUDGET_ORDER))} and",
             "--workflow-id order-PO-1002; its approval_requested email in the outbox has Approve and Reject buttons",
             "that lead to the approval page. Or answer as its approver from here:",
             f"  {temporal} workflow signal --address {target} --workflow-id budget-PO-1002 "
@@ -196,7 +196,7 @@ async def run_dev(settings: Settings) -> int:
     capture = SmtpCapture(HOST, dev.smtp_port, outbox)
     try:
         capture.start()
-        client = await wait_for_temporal(server, worker_settings.temporal, log_file)
+        client = await wait_for_temporal(server, address, log_file, worker_settings.temporal)
         web = asyncio.create_task(serve_web(worker_settings, stop, client))
         await asyncio.sleep(0)  # listening (or refused) before the banner says where
         if web.done():
