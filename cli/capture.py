@@ -32,8 +32,9 @@ class CaptureHandler:
         self.messages: list[CapturedMessage] = []
         self._lock = threading.Lock()
         self._count = 0
-        if outbox is not None:
-            outbox.mkdir(parents=True, exist_ok=True)
+        if outbox is not None:  # its messages hold working Approve links: the user's alone to read
+            outbox.mkdir(mode=0o700, parents=True, exist_ok=True)
+            outbox.chmod(0o700)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         data = envelope.original_content or envelope.content
@@ -46,7 +47,8 @@ class CaptureHandler:
             stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
             final = self.outbox / f"{stamp}-{os.getpid()}-{number:06d}.eml"
             partial = final.with_suffix(".eml.part")
-            partial.write_bytes(data)
+            with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as file:
+                file.write(data)
             partial.replace(final)  # readers of the outbox never see half a message
         return "250 Message accepted for delivery"
 

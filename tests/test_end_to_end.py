@@ -142,6 +142,8 @@ async def test_printroom_dev_runs_the_sample_order_as_printed_and_stops_cleanly_
     files = await eventually(lambda: sorted(outbox.glob("*.eml")) if len(list(outbox.glob("*.eml"))) >= 3 else None,
                              what="three .eml files in var/outbox")  # fmt: skip
     subjects = [re.search(rb"^Subject: (.*)$", f.read_bytes(), re.M).group(1) for f in files]
+    # Approve links work for whoever reads them: the outbox is the user's alone.
+    assert outbox.stat().st_mode & 0o777 == 0o700 and {f.stat().st_mode & 0o777 for f in files} == {0o600}
     assert len(subjects) == 3
     assert (tmp_path / "var" / "temporal.db").exists()
 

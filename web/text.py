@@ -48,6 +48,11 @@ TEXT: Mapping[str, Mapping[str, str]] = {
         "no_approval_title": "No approval is waiting",
         "no_approval": "No approval of order {order} is waiting. It may have been withdrawn, or the order never needed one.",
         "bad_form_title": "The form could not be read",
+        "form_not_a_form": "The page expected a form (application/x-www-form-urlencoded) and got {got}. Open the link from the email again.",
+        "form_too_large": "The form is larger than {kb} KB. Please shorten the comment.",
+        "form_not_utf8": "The form is not UTF-8 text. Open the link from the email again in an up-to-date browser.",
+        "form_too_slow": "The form did not arrive within {seconds} seconds. Please send it again.",
+        "form_twice": "The form gives {name!r} twice. Open the link from the email again.",
         "comment_too_long": "The comment has {length} characters; at most {max} are taken. Please shorten it.",
         "unavailable_title": "Please try again in a few minutes",
         "unavailable": "The print room's system cannot be reached just now. Nothing was recorded and nothing is lost: "
@@ -117,6 +122,11 @@ TEXT: Mapping[str, Mapping[str, str]] = {
         "no_approval": "Aucune approbation de la commande {order} n'est en attente. Elle a peut-être été retirée, ou la "
         "commande n'en a jamais eu besoin.",
         "bad_form_title": "Le formulaire n'a pas pu être lu",
+        "form_not_a_form": "La page attendait un formulaire (application/x-www-form-urlencoded) et a reçu {got}. Ouvrez à nouveau le lien depuis l'email.",
+        "form_too_large": "Le formulaire dépasse {kb} Ko. Merci de raccourcir le commentaire.",
+        "form_not_utf8": "Le formulaire n'est pas du texte UTF-8. Ouvrez à nouveau le lien depuis l'email dans un navigateur à jour.",
+        "form_too_slow": "Le formulaire n'est pas arrivé en {seconds} secondes. Merci de l'envoyer à nouveau.",
+        "form_twice": "Le formulaire donne {name!r} deux fois. Ouvrez à nouveau le lien depuis l'email.",
         "comment_too_long": "Le commentaire compte {length} caractères ; {max} au plus sont acceptés. Merci de le "
         "raccourcir.",
         "unavailable_title": "Merci de réessayer dans quelques minutes",
@@ -186,6 +196,11 @@ TEXT: Mapping[str, Mapping[str, str]] = {
         "no_approval": "Für Auftrag {order} ist keine Freigabe offen. Sie wurde vielleicht zurückgezogen, oder der Auftrag "
         "brauchte nie eine.",
         "bad_form_title": "Das Formular konnte nicht gelesen werden",
+        "form_not_a_form": "Die Seite erwartete ein Formular (application/x-www-form-urlencoded) und erhielt {got}. Öffnen Sie den Link erneut aus der E-Mail.",
+        "form_too_large": "Das Formular ist größer als {kb} KB. Bitte kürzen Sie den Kommentar.",
+        "form_not_utf8": "Das Formular ist kein UTF-8-Text. Öffnen Sie den Link erneut aus der E-Mail, in einem aktuellen Browser.",
+        "form_too_slow": "Das Formular kam nicht innerhalb von {seconds} Sekunden an. Bitte senden Sie es erneut.",
+        "form_twice": "Das Formular enthält {name!r} zweimal. Öffnen Sie den Link erneut aus der E-Mail.",
         "comment_too_long": "Der Kommentar hat {length} Zeichen; höchstens {max} werden angenommen. Bitte kürzen Sie ihn.",
         "unavailable_title": "Bitte versuchen Sie es in einigen Minuten erneut",
         "unavailable": "Das System der Druckerei ist gerade nicht erreichbar. Nichts wurde erfasst und nichts geht "
