@@ -139,7 +139,7 @@ async def test_a_request_over_the_size_limit_malformed_or_tampered_is_refused_na
         codec = f"{base}/codec"
         over = await announced(f"{codec}/encode", 1024 * 1024 + 1)
         assert over.status == 413 and json.loads(over.read()) == {"error": "the request is 1048577 bytes, over web.codec_max_mb (1048576 bytes)"}
-        for body, why in ((b"{not json", "not a codec request"), ({"payload": []}, 'the body must be {"payloads": [...]}'),
+        for body, why in ((b"{not json", "not a codec request"), ([{"payloads": []}], 'the body must be {"payloads": [...]}'), ({"payload": []}, 'no field named "payload"'),
                           ({"payloads": ["a string"]}, "not a codec request"), ({"payloads": [{"colour": "red"}]}, "colour")):  # fmt: skip
             malformed = await call(f"{codec}/decode", body, **ALLOWED)
             assert malformed.status == 400 and why in malformed.body["error"], body
@@ -150,6 +150,8 @@ async def test_a_request_over_the_size_limit_malformed_or_tampered_is_refused_na
         assert tampered.status == 422
         assert tampered.body == {"error": "a payload labelled with key 'k2' does not decrypt with it: it was altered or cut, "
                                           "or key 'k2' is not the key it was written with (a key id reused for a new key?)"}  # fmt: skip
+        nothing = await call(f"{codec}/decode", {}, **ALLOWED)  # a query without arguments, as the CLI sends it
+        assert nothing.status == 200 and nothing.body == {"payloads": []}
         unknown = {**sealed, "metadata": {**sealed["metadata"], "encryption-key-id": b64(b"k0")}}
         missing = await call(f"{codec}/decode", {"payloads": [unknown]}, **ALLOWED)
         assert missing.status == 422 and "encrypted with key 'k0', which is not among the keys given (k1, k2)" in missing.body["error"]

@@ -6,6 +6,7 @@ id, until the key is back; and the Web UI shows the decoded order through `print
 from __future__ import annotations
 
 import base64
+import logging
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -158,6 +159,7 @@ async def test_orders_started_in_clear_keep_running_and_replaying_with_encryptio
 
 async def test_a_missing_key_is_a_workflow_task_failure_naming_the_key_until_the_key_is_back(server, settings, smtp, task_queue, caplog):
     env, _ = server
+    caplog.set_level(logging.INFO, logger="printroom.worker")
     handle, address = await received(await client_for(env, keyed(settings, K1)), task_queue, smtp, "key")
     # k1 dropped from the keys: the worker cannot read the order, says so, and nothing moves.
     without = await client_for(env, keyed(settings, K2))
@@ -167,6 +169,7 @@ async def test_a_missing_key_is_a_workflow_task_failure_naming_the_key_until_the
     expected = "a payload is encrypted with key 'k1', which is not among the keys given (k2); add key 'k1' back"
     assert expected in failed
     assert any(expected in r.getMessage() or expected in str(r.exc_info and r.exc_info[1]) for r in caplog.records)
+    assert "payload encryption: keys k2 (k2 encrypts)" in caplog.messages  # which keys the worker has, said at its start
     assert len(messages_to(smtp, address)) == 1
     described = await without.get_workflow_handle(handle.id).describe()
     assert described.status is not None and described.status.name == "RUNNING"  # waiting, not failed for good

@@ -121,9 +121,9 @@ class CodecServer:
             raise _Refused(400, "the request was cut off") from None
         try:
             given = json.loads(body)
-            if not isinstance(given, dict) or not isinstance(given.get("payloads"), list):
+            if not isinstance(given, dict):
                 raise ValueError('the body must be {"payloads": [...]}')
-            return ParseDict({"payloads": given["payloads"]}, Payloads())
+            return ParseDict(given, Payloads())  # no payloads at all (a query without arguments) is `{}`
         except (ValueError, ParseError) as error:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
             raise _Refused(400, f"not a codec request: {error}") from None
 

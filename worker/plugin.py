@@ -166,11 +166,15 @@ class PrintroomPlugin(SimplePlugin):
                 "converter: pass PrintroomPlugin to Client.connect(..., plugins=[...]) instead of to the Worker, "
                 "or connect with data_converter=temporalio.contrib.pydantic.pydantic_data_converter"
             )
-        if client is not None and self.settings.temporal.key_ring() is not None and not encrypts(client.data_converter):
+        keys = self.settings.temporal.key_ring()
+        if client is not None and keys is not None and not encrypts(client.data_converter):
             raise ValueError(
                 "temporal.encryption_key is set, but this worker's client does not encrypt: pass PrintroomPlugin to "
                 "Client.connect(..., plugins=[...]) so that the client and its workers encrypt with printroom's keys"
             )
+        if keys is not None:  # which ids this worker reads: a payload under any other fails its task, naming its id
+            writes = f"{keys.newest} encrypts" if self.settings.temporal.encrypt else "encryption off, decrypting only"
+            log.info("payload encryption: keys %s (%s)", ", ".join(keys.ids), writes)
         self.check_templates()
         task_queue, expected = config.get("task_queue"), self.settings.temporal.task_queue
         if task_queue != expected:
