@@ -205,6 +205,44 @@ async def test_no_approval_waiting_and_temporal_out_of_reach(client, site, web_s
         assert "Nichts wurde erfasst und nichts geht verloren" in page.text
 
 
+async def test_while_temporal_does_not_answer_every_visitor_is_answered_within_2_seconds_and_the_log_says_why(web_settings, caplog):
+    """Visitors waited in line behind one connection attempt under a lock (503 after 10, 20, 46, 56 s) and nothing
+    was logged. Now they share one attempt, each is answered within 2 s, and the administrator reads why, once
+    a minute, without the links' tokens."""
+    import asyncio
+    import logging
+    import time
+
+    held: list[Any] = []
+    silent = await asyncio.start_server(lambda reader, writer: held.append(writer), "127.0.0.1", 0)  # accepts, never speaks
+    address = "127.0.0.1:%d" % silent.sockets[0].getsockname()[1]
+    down = web_settings.model_copy(update={
+        "temporal": TemporalSettings(address=address, namespace="default"),
+        "web": web_settings.web.model_copy(update={"port": free_port()}),
+    })  # fmt: skip
+    future = datetime.now(timezone.utc) + timedelta(days=1)
+    token = SIGNER.approval(ApprovalLink("PO-WAIT", HEAD, "approve", future, datetime.now(timezone.utc)))
+    caplog.set_level(logging.WARNING, logger="printroom.web")
+
+    async def visit(lang: str) -> tuple[float, Answer]:
+        started = time.monotonic()
+        answer = await fetch(f"{base}/{lang}/approvals/{token}")
+        return time.monotonic() - started, answer
+
+    async with web_running(down, None) as base:
+        visits = await asyncio.gather(*(visit(lang) for lang in ("en", "fr", "de", "en", "fr", "de")))
+        tampered = await fetch(f"{base}/en/approvals/{token[:-3]}AAA")
+    silent.close()
+    for seconds, answer in visits:
+        assert answer.status == 503 and seconds < 2.5, (seconds, answer.status)
+    assert "Merci de réessayer dans quelques minutes" in visits[1][1].text and "Nichts wurde erfasst" in visits[2][1].text
+    assert tampered.status == 403
+    said = [r.getMessage() for r in caplog.records if r.name == "printroom.web"]
+    assert len([line for line in said if "answered 503" in line]) == 1, said  # six visitors, one line a minute
+    assert any("Temporal out of reach" in line for line in said) and any("refused a link: tampered" in line for line in said)
+    assert token not in caplog.text and token[:-3] not in caplog.text
+
+
 async def test_an_operator_previews_a_held_draft_exactly_as_it_will_be_sent(client, settings, smtp, task_queue):
     held = with_web(settings.model_copy(update={"emails": EmailPolicies.model_validate({"order_accepted": {"edit_before_send": True}})}))
     async with build_worker(client, held, task_queue=task_queue), web_running(held, client) as base:

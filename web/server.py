@@ -14,6 +14,7 @@ from temporalio.client import Client
 
 from printroom.settings import Settings
 from printroom.web.app import build_app
+from printroom.web.connections import guarded_h11
 from printroom.web.codec import CodecServer
 from printroom.web.temporal import TemporalPages
 from printroom.worker.main import connect
@@ -72,6 +73,9 @@ async def serve_web(settings: Settings, stop: asyncio.Event, client: Client | No
         build_app(settings, signer, temporal, codec=codec), lifespan="off", log_level="warning", access_log=False, server_header=False,
         # A page is small and quick: a few hundred at once is plenty, and Ctrl-C never waits long for a slow client.
         limit_concurrency=200, timeout_keep_alive=5, timeout_graceful_shutdown=5,
+        # Headers within HEADER_TIMEOUT, and at most web.max_connections_per_client per address: slow clients
+        # cannot take the 200 for themselves.
+        http=guarded_h11(settings.web.max_connections_per_client),
     )  # fmt: skip
     server = _Server(config)
     serving = asyncio.create_task(server.serve(sockets=[sock]))
@@ -80,6 +84,7 @@ async def serve_web(settings: Settings, stop: asyncio.Event, client: Client | No
     server.should_exit = True
     stopping.cancel()
     await serving
+    await temporal.close()
     sock.close()
 
 

@@ -16,6 +16,8 @@ from printroom.models import ApprovalOutcome, ApprovalState, Decide, Draft, budg
 
 # A page waits this long for Temporal, then says "try again" (a worker down makes queries wait).
 CALL_TIMEOUT = timedelta(seconds=10)
+# A visitor waits this long for a connection being made, then is told to try again; the attempt goes on meanwhile.
+CONNECT_WAIT = 2.0
 
 
 class Unreachable(Exception):
@@ -43,16 +45,33 @@ class TemporalPages:
     def __init__(self, connect: Callable[[], Awaitable[Client]]) -> None:
         self._connect = connect
         self._client: Client | None = None
-        self._lock = asyncio.Lock()
+        self._connecting: asyncio.Future[Client] | None = None
 
     async def client(self) -> Client:
-        async with self._lock:
-            if self._client is None:
-                try:
-                    self._client = await asyncio.wait_for(self._connect(), CALL_TIMEOUT.total_seconds())
-                except (RuntimeError, RPCError, OSError, asyncio.TimeoutError) as error:
-                    raise Unreachable(f"cannot connect to Temporal: {error}") from None
+        """One attempt to connect at a time, shared by every visitor who comes while it runs; each waits for it at
+        most CONNECT_WAIT, so that nobody queues behind another's wait (Temporal out of reach: 503 within 2 s)."""
+        if self._client is not None:
             return self._client
+        if self._connecting is None or self._connecting.done():
+            self._connecting = asyncio.ensure_future(self._attempt())
+            self._connecting.add_done_callback(lambda done: done.cancelled() or done.exception())  # read: never "unretrieved"
+        try:
+            return await asyncio.wait_for(asyncio.shield(self._connecting), CONNECT_WAIT)
+        except asyncio.TimeoutError:
+            raise Unreachable(f"no connection to Temporal within {CONNECT_WAIT:.0f}s (still trying)") from None
+
+    async def _attempt(self) -> Client:
+        try:
+            self._client = await asyncio.wait_for(self._connect(), CALL_TIMEOUT.total_seconds())
+        except (RuntimeError, RPCError, OSError, asyncio.TimeoutError) as error:
+            raise Unreachable(str(error) or f"no answer within {CALL_TIMEOUT.total_seconds():.0f}s") from None
+        return self._client
+
+    async def close(self) -> None:
+        """Stops an attempt still running (the service is stopping)."""
+        if self._connecting is not None and not self._connecting.done():
+            self._connecting.cancel()
+            await asyncio.gather(self._connecting, return_exceptions=True)
 
     async def approval(self, order_id: str) -> ApprovalState:
         handle = (await self.client()).get_workflow_handle(budget_workflow_id(order_id))
