@@ -40,7 +40,14 @@ _UNSAFE_IN_SHOP = re.compile(r"[^A-Za-z0-9_-]")  # its dots too: the shop is the
 
 
 def _message_id(
-    shop: str, order_id: str, email_trigger: str, occurrence: int, audience: Audience, domain: str, recipient: str | None
+    shop: str,
+    order_id: str,
+    email_trigger: str,
+    occurrence: int,
+    audience: Audience,
+    domain: str,
+    recipient: str | None,
+    run: str = "",
 ) -> str:
     # Another shop's order of the same number, under the same sender domain, is another email: the shop is part
     # of it, after the audience (a fixed word), its dots escaped; left out for the default shop.
@@ -48,16 +55,23 @@ def _message_id(
     local = ".".join(escape(p) for p in (order_id, email_trigger, str(occurrence), audience))
     if recipient is not None:  # one message per approver (their own answer links): named without their address
         local += "-" + hashlib.sha256(recipient.casefold().encode("utf-8")).hexdigest()[:12]
+    if run:  # an order started again under the same id is a new order for its emails: never "already sent"
+        local += ".r" + run_tag(run)
     if shop != "default":
         local += "." + escape(shop, _UNSAFE_IN_SHOP)
     return f"<{local}@{ascii_domain(domain)}>"
 
 
+def run_tag(run: str) -> str:
+    """A short, stable name for one run of an order (its first execution's run id): 10 hex digits."""
+    return hashlib.sha256(run.encode("utf-8")).hexdigest()[:10]
+
+
 def message_id(request: StatusEmailRequest, audience: Audience, domain: str, recipient: str | None = None) -> str:
-    """Deterministic per shop, order, trigger occurrence, audience (and recipient, for an audience written to one
-    by one), so a retried send can be recognised."""
+    """Deterministic per shop, order, run, trigger occurrence, audience (and recipient, for an audience written to
+    one by one), so a retried send of this run can be recognised and another run's email never is."""
     order = request.order
-    return _message_id(order.shop, order.id, request.email_trigger, request.occurrence, audience, domain, recipient)
+    return _message_id(order.shop, order.id, request.email_trigger, request.occurrence, audience, domain, recipient, request.run)
 
 
 # The first email each audience gets about an order; every later one replies to it, so they form one thread.
@@ -71,8 +85,9 @@ THREAD_STARTERS: dict[Audience, str] = {
 def thread_references(
     request: StatusEmailRequest, audience: Audience, domain: str, recipient: str | None = None
 ) -> list[str]:
-    """References of one order's thread: its first email's Message-ID (deterministic, so nothing to look up).
-    Mail clients thread on it even when that first email was switched off and never sent."""
+    """References of one order's thread: its first email's Message-ID as a run-less root (deterministic, so nothing
+    to look up), shared by every run of the order: an order started again stays in the same thread. Mail clients
+    thread on it even though no email carries it as its own Message-ID."""
     first = _message_id(request.order.shop, request.order.id, THREAD_STARTERS[audience], 1, audience, domain, recipient)
     return [] if first == message_id(request, audience, domain, recipient) else [first]
 

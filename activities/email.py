@@ -13,7 +13,6 @@ from urllib.parse import quote
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
-from temporalio.service import RPCError, RPCStatusCode
 
 from printroom.activities.assemble import AssembledEmail, EmailAssembler
 from printroom.activities.compose import message_id
@@ -23,26 +22,14 @@ from printroom.activities.drafts import build_from_draft, draft_cc, make_draft, 
 from printroom.activities.rendering import TemplateError, TemplateRenderer
 from printroom.activities.smtp import Delivery, DeliveryError, SmtpTransport, Transaction
 from printroom.activities.variables import SMTP_TEST
-from printroom.activities.budget import cost_centre_terms, plan_approval, spending_period, unknown_cost_centre
+from printroom.activities.approval_steps import ApprovalSteps
 from printroom.models import (
-    ADD_SPENDING,
-    COST_CENTRE_WORKFLOW,
     DRAFTABLE_AUDIENCES,
-    PLAN_APPROVAL,
-    RECORD_SPENDING,
-    TAKE_BACK,
-    TAKE_BACK_SPENDING,
-    ApprovalPlan,
-    CostCentreBook,
-    Order,
-    SpendingAnswer,
-    SpendingRecord,
-    cost_centre_workflow_id,
-    DraftContent,
     SEND_DRAFT,
     SEND_STATUS_EMAIL,
     SEND_STATUS_EMAILS,
     Audience,
+    DraftContent,
     FailedDelivery,
     SendDraftRequest,
     SentEmail,
@@ -54,9 +41,9 @@ from printroom.models import (
 from printroom.settings import Settings
 
 
-
-class EmailActivities:
-    """Dependencies are injected by the worker, so tests run the same class against their own servers."""
+class EmailActivities(ApprovalSteps):
+    """The worker's one activity class (the approval's and cost centres' steps mixed in from `approval_steps`).
+    Dependencies are injected by the worker, so tests run the same class against their own servers."""
 
     def __init__(
         self, settings: Settings, assembler: EmailAssembler, transport: SmtpTransport, deliveries: DeliveryRecord
@@ -78,61 +65,7 @@ class EmailActivities:
     def activities(self) -> list[Callable[..., Any]]:
         """The activity functions a worker registers."""
         return [self.send_status_email, self.send_status_emails, self.send_draft, self.plan_approval, self.record_spending,
-                self.take_back_spending]
-
-    @activity.defn(name=PLAN_APPROVAL)
-    async def plan_approval(self, order: Order) -> ApprovalPlan:
-        """Who approves this order and how long they are given, as the settings say today."""
-        return plan_approval(self.settings, order)
-
-    @activity.defn(name=RECORD_SPENDING)
-    async def record_spending(self, order: Order) -> SpendingAnswer:
-        """Adds an approved or accepted order's price to its cost centre's period (CostCentreWorkflow, started
-        when it is the first), with the cost centre's settings of today. A cost centre counts an order once."""
-        name = order.cost_centre
-        if name is None:
-            return SpendingAnswer(counted=False, note="the order names no cost centre")
-        terms = cost_centre_terms(self.settings, name)
-        if terms is None:
-            return SpendingAnswer(counted=False, note=unknown_cost_centre(self.settings, name) + "; its price is not counted")
-        if order.price is None:
-            return SpendingAnswer(counted=False, note=f"cost centre {name}: the order has no price; nothing counted")
-        if order.price.currency != terms.currency:
-            return SpendingAnswer(
-                counted=False,
-                note=f"cost centre {name} counts in {terms.currency} and the order's price is in {order.price.currency}: "
-                "not counted (printroom never converts currencies)",
-            )
-        info = activity.info()
-        period = spending_period(datetime.now(timezone.utc), terms)
-        try:
-            await activity.client().start_workflow(
-                COST_CENTRE_WORKFLOW, CostCentreBook(terms=terms), id=cost_centre_workflow_id(name), task_queue=info.task_queue,
-                start_signal=ADD_SPENDING, start_signal_args=[SpendingRecord(order=order, settings=terms, period=period)],
-            )  # fmt: skip
-        except RPCError as error:
-            raise retried_unless_refused(error, f"counting order {order.id} in {cost_centre_workflow_id(name)}") from error
-        return SpendingAnswer(counted=True, note=f"cost centre {name}: {order.price.amount} {order.price.currency} counted")
-
-    @activity.defn(name=TAKE_BACK_SPENDING)
-    async def take_back_spending(self, record: SpendingRecord) -> SpendingAnswer:
-        """An order counted and then cancelled or rejected: what it added comes off its cost centre's period, which
-        takes it back once, and only while that period is the current one (its `spending` query says why not). A
-        cost centre with no workflow running has nothing counted to take back."""
-        order, name = record.order, record.order.cost_centre or ""
-        if (terms := cost_centre_terms(self.settings, name)) is not None:  # today's period, as when counting
-            record = record.model_copy(update={"period": spending_period(datetime.now(timezone.utc), terms)})
-        try:
-            await activity.client().get_workflow_handle(cost_centre_workflow_id(name)).signal(TAKE_BACK, record)
-        except RPCError as error:
-            if error.status != RPCStatusCode.NOT_FOUND:
-                raise retried_unless_refused(error, f"taking order {order.id} back in {cost_centre_workflow_id(name)}") from error
-            return SpendingAnswer(counted=False, note=f"cost centre {name}: no spending recorded any more; nothing taken back")
-        # A signal: the cost centre decides (a closed period is not reopened) and says so in its `spending` query.
-        price = f" of {order.price.amount} {order.price.currency}" if order.price else ""
-        return SpendingAnswer(
-            counted=False, note=f"cost centre {name}: take-back{price} sent ({cost_centre_workflow_id(name)} shows it in `spending`, or why not)"
-        )
+                self.take_back_spending, self.check_held_drafts]
 
     def recipients(self, request: StatusEmailRequest) -> tuple[dict[Audience, list[str]], list[str]]:
         """Who gets this email trigger under the settings (E1), and why anyone who could have did not."""
@@ -169,8 +102,15 @@ class EmailActivities:
         said as such and never retried for ever."""
         try:
             async with _heartbeating():
-                return await self._send_status_email(request)
-        except ApplicationError:
+                result = await self._send_status_email(request)
+            # Bounded as a batch is (1 MB of drafts per status change), on the retried path too.
+            return result.model_copy(update={"drafts": within_budget(result.drafts)}) if result.drafts else result
+        except ApplicationError as error:
+            if request.waiting_for_server and _retried_for(error) and not waits_for_server(error):
+                # The server is back, the email has a problem of its own: handed back to be retried alone, so that
+                # the emails queued behind it go on.
+                audiences = request.audiences if request.audiences is not None else list(self.recipients(request)[0])
+                return StatusEmailResult(retry=audiences, retry_reason=error.message, retry_recipients=request.recipients or {})
             raise
         except Exception as error:
             activity.logger.exception("unexpected error with %s for order %s", request.email_trigger, request.order.id)
@@ -223,7 +163,7 @@ class EmailActivities:
                             rest[a] = [*(rest.get(a) or []), *unit_to]
                         else:
                             rest[a] = unit_only
-                    return self._hand_back(result, later, rest, str(error))
+                    return self._hand_back(result, later, rest, str(error), waits=_TRANSIENT_TYPES[type(error)] in _SERVER_WIDE)
                 else:
                     # Expected while a mail server is down: one line in the log, not a traceback per attempt.
                     activity.logger.warning("%s (attempt %d, retried with backoff)", error, activity.info().attempt)
@@ -248,7 +188,12 @@ class EmailActivities:
 
     @staticmethod
     def _hand_back(
-        result: StatusEmailResult, later: dict[Audience, list[str]], rest: dict[Audience, list[str] | None], reason: str
+        result: StatusEmailResult,
+        later: dict[Audience, list[str]],
+        rest: dict[Audience, list[str] | None],
+        reason: str,
+        *,
+        waits: bool = False,
     ) -> StatusEmailResult:
         """What this attempt leaves to the retried activity: the recipients a 4xx put off, the audiences not reached."""
         recipients = dict(later)
@@ -256,8 +201,11 @@ class EmailActivities:
             if only is not None:  # an audience written one by one may have some put off and some not reached
                 recipients[audience] = list(dict.fromkeys([*recipients.get(audience, []), *only]))
         return result.model_copy(
-            update={"retry": [*later, *(a for a in rest if a not in later)], "retry_reason": reason, "retry_recipients": recipients}
-        )
+            update={
+                "retry": [*later, *(a for a in rest if a not in later)], "retry_reason": reason,
+                "retry_recipients": recipients, "retry_waits_for_server": waits,
+            }
+        )  # fmt: skip
 
     @activity.defn(name=SEND_STATUS_EMAILS)
     async def send_status_emails(self, batch: StatusEmailBatch) -> StatusEmailBatchResult:
@@ -272,7 +220,9 @@ class EmailActivities:
                 if error.non_retryable:
                     results.append(StatusEmailResult(failed=[FailedDelivery(audience=a, error=error.message) for a in audiences]))
                 else:  # passing: handed back, to be retried on its own
-                    results.append(StatusEmailResult(retry=audiences, retry_reason=error.message))
+                    results.append(
+                        StatusEmailResult(retry=audiences, retry_reason=error.message, retry_waits_for_server=waits_for_server(error))
+                    )
         bounded = iter(within_budget([d for r in results for d in r.drafts]))
         return StatusEmailBatchResult(results=[r.model_copy(update={"drafts": [next(bounded) for _ in r.drafts]}) for r in results])
 
@@ -534,20 +484,18 @@ _TRANSIENT_TYPES: dict[type[Exception], str] = {
     DeliveryError: "SmtpTransientError", AttachmentError: "AttachmentError", ClaimHeld: "ClaimHeld",
     RecordUnavailable: "DeliveryRecordUnavailable",
 }
+# Passing failures of the way out (the server, the delivery record), which every email meets alike; the others
+# (a file not there yet, another attempt sending it) are the email's own.
+_SERVER_WIDE = frozenset({"SmtpTransientError", "DeliveryRecordUnavailable"})
 
 
-# Temporal answers worth another attempt; any other (a bad argument, no permission, too large) will not change.
-_TRANSIENT_RPC = frozenset({
-    RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.RESOURCE_EXHAUSTED,
-    RPCStatusCode.ABORTED, RPCStatusCode.INTERNAL, RPCStatusCode.UNKNOWN, RPCStatusCode.CANCELLED,
-})  # fmt: skip
+def _retried_for(error: ApplicationError) -> bool:
+    return not error.non_retryable and error.type in _TRANSIENT_TYPES.values()
 
 
-def retried_unless_refused(error: RPCError, what: str) -> Exception:
-    """A busy or unreachable Temporal is retried; one that refused the call is told to the order, not retried."""
-    if error.status in _TRANSIENT_RPC:
-        return error
-    return ApplicationError(f"{what}: Temporal refused it ({error.status.name}: {error.message})", non_retryable=True)
+def waits_for_server(error: ApplicationError) -> bool:
+    """A passing failure every email would meet (the server unreachable): the emails after it wait behind it."""
+    return error.type in _SERVER_WIDE
 
 
 def delivery_record(settings: Settings) -> DeliveryRecord:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client, WorkflowQueryFailedError, WorkflowUpdateFailedError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from printroom.activities.assemble import AssembledEmail, EmailAssembler
 from printroom.activities.documents import AttachmentError, DocumentStore
@@ -28,6 +28,20 @@ class DraftsError(CommandRefused):
 def workflow_id(order: str) -> str:
     """Orders are named by their id (PO-1001) or their workflow id (order-PO-1001)."""
     return order if order.startswith("order-") else f"order-{order}"
+
+
+async def resolve(client: Client, order: str) -> str:
+    """The order's workflow id. `order-7` may be the order whose id is `order-7` (workflow `order-order-7`) or the
+    workflow of order `7`: the order of that very id wins when it exists."""
+    if not order.startswith("order-"):
+        return f"order-{order}"
+    try:
+        await client.get_workflow_handle(f"order-{order}").describe()
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            return order
+        raise DraftsError(f"cannot look up order-{order}: {error.message}") from None
+    return f"order-{order}"
 
 
 async def waiting(client: Client) -> list[tuple[str, str, int]]:
@@ -113,6 +127,7 @@ def describe(draft: Draft) -> str:
 
 async def send(client: Client, order: str, edits: dict[str, Any]) -> DraftSent:
     """The `edit_and_send` update: the workflow's answer, or its refusal as a DraftsError."""
+    order = await resolve(client, order)
     handle = client.get_workflow_handle(workflow_id(order))
     try:
         return await handle.execute_update("edit_and_send", edits, result_type=DraftSent)
@@ -125,6 +140,7 @@ async def send(client: Client, order: str, edits: dict[str, Any]) -> DraftSent:
 
 async def discard(client: Client, order: str, draft_id: str, reason: str, by: str) -> OrderState:
     """The `discard_draft` signal, then the order's state to say whether it was applied or refused, and why."""
+    order = await resolve(client, order)
     handle = client.get_workflow_handle(workflow_id(order))
     try:
         # Refusals are kept as a bounded list: a new one is told apart by what it is, not by the list's length.

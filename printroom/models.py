@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import unicodedata
 
 from datetime import date, datetime, timedelta
@@ -273,6 +274,9 @@ class ApprovalProgress(BaseModel):
     # When their answer links stop working: at answer_by if on_timeout then ends their say (reject, escalate),
     # later if the approval keeps waiting for them (the operators told).
     links_expire: datetime | None = None
+    # Which asking this is: 1, then one more for each escalation and each ask_again. A held draft of an earlier
+    # round is no longer needed.
+    round: int = 1
 
 
 class Spending(BaseModel):
@@ -309,6 +313,9 @@ class StatusEmailRequest(BaseModel):
     email_trigger: str
     # Counts how many times this email trigger fired for the order; part of the deterministic Message-ID.
     occurrence: int = 1
+    # The run it belongs to (the workflow's first execution run id): an order started again under the same id
+    # gets Message-IDs of its own, so the delivery record never takes its emails for the earlier run's.
+    run: str = ""
     status: str
     previous_status: str | None = None
     by: str = ""
@@ -327,6 +334,9 @@ class StatusEmailRequest(BaseModel):
     approval: ApprovalProgress | None = None
     # For `budget_warning`: the cost centre's spending that crossed its threshold.
     spending: Spending | None = None
+    # Retried because the server could not be reached, other emails waiting behind it: a failure of the email's
+    # own (a file not there yet) is handed back instead of retried, so that they go on.
+    waiting_for_server: bool = False
 
 
 class SentEmail(BaseModel):
@@ -355,6 +365,9 @@ class StatusEmailResult(BaseModel):
     # Audiences that met a passing failure after others were sent: to be asked for again, alone.
     retry: list[Audience] = []
     retry_reason: str = ""
+    # The retry waits for the server (unreachable, busy): the emails after it would fail alike and wait behind
+    # it. False: a reason of the email's own (a file not there yet, a 4xx for one recipient) holds up nothing else.
+    retry_waits_for_server: bool = False
     # Of the audiences in `retry`, the recipients to ask for again (a 4xx for some while others took it).
     retry_recipients: dict[Audience, list[str]] = {}
     # Emails held for an operator instead of sent: edit_before_send, or a failure a person has to fix.
@@ -428,6 +441,9 @@ class OrderState(BaseModel):
     # Emails held for an operator; the `drafts` query has them in full.
     drafts_pending: list[DraftSummary] = []
     refused: list[RefusedRequest]
+    # The budget approval's standing: waiting (its workflow named), how it ended, or why the order waits for an
+    # approval that ended without a decision (cancelled from outside: ask_again starts a new one). Empty: none.
+    approval: str = ""
 
 
 def validation_problems(error: ValidationError) -> list[str]:
@@ -441,6 +457,7 @@ def validation_problems(error: ValidationError) -> list[str]:
 
 # Budget approval (W4): what the approval workflow asks the settings, what it answers, and what it shows.
 PLAN_APPROVAL = "printroom.plan_approval"
+CHECK_HELD_DRAFTS = "printroom.check_held_drafts"
 RECORD_SPENDING = "printroom.record_spending"
 TAKE_BACK_SPENDING = "printroom.take_back_spending"
 BUDGET_WORKFLOW = "BudgetApprovalWorkflow"
@@ -448,8 +465,14 @@ COST_CENTRE_WORKFLOW = "CostCentreWorkflow"
 ADD_SPENDING = "add_spending"
 # On `cost-centre-<name>`: an order counted there and then cancelled or rejected; its price comes off.
 TAKE_BACK = "take_back_spending"
+# The same two as updates, answered by the cost centre itself: what printroom's orders use, so that an order says
+# "counted" only once the cost centre has counted it.
+COUNT_ORDER = "count_order"
+TAKE_BACK_ORDER = "take_back_order"
 # From an approval to its order, for the drafts its emails became: internal, prefixed like the activities.
 HOLD_DRAFTS = "printroom.hold_drafts"
+# From an order to its approval: the order was cancelled, the approvers are told (a bare cancel tells nobody).
+ORDER_CANCELLED = "printroom.order_cancelled"
 
 
 def budget_workflow_id(order_id: str) -> str:
@@ -481,6 +504,8 @@ class ApprovalOutcome(BaseModel):
     by: str = ""
     comment: str = ""
     at: datetime | None = None
+    # Cancelled by someone other than the order (Request Cancellation on `budget-<id>`): the order still waits.
+    from_outside: bool = False
 
 
 class ApprovalState(BaseModel):
@@ -511,6 +536,24 @@ class HeldDrafts(BaseModel):
     drafts: list[DraftContent]
 
 
+class HeldDraftsCheck(BaseModel):
+    """What an order asks before holding an approval's drafts: small data, never their bodies."""
+
+    order_id: str
+    email_trigger: str
+    # Every address the drafts are to.
+    to: list[str]
+    # Some draft is held for editing (no failure reason): the settings must say edit_before_send for its email.
+    edited_before_send: bool
+
+
+class HeldDraftsVerdict(BaseModel):
+    """Whether the drafts may be held, and why not."""
+
+    ok: bool
+    why_not: str = ""
+
+
 class CostCentreTerms(BaseModel):
     """A cost centre's settings, as its workflow needs them."""
 
@@ -535,6 +578,18 @@ class SpendingRecord(BaseModel):
     period: Annotated[str, StringConstraints(pattern=r"^(\d{4}(-(0[1-9]|1[0-2]))?)?$")] = ""
     # Set by the signal it came on (carried over with a run's pending records), not by the sender.
     take_back: bool = False
+    # The order's run (its first execution run id): an order started again under the same id counts anew.
+    run: str = ""
+
+    @property
+    def key(self) -> str:
+        """What the cost centre counts once: the order, in one of its runs."""
+        return spending_key(self.order.id, self.run)
+
+
+def spending_key(order_id: str, run: str) -> str:
+    """`PO-1001`, or `PO-1001#<10 hex digits of its run>` for an order counted by one run of its workflow."""
+    return f"{order_id}#{hashlib.sha256(run.encode('utf-8')).hexdigest()[:10]}" if run else order_id
 
 
 class CostCentreBook(BaseModel):
@@ -551,13 +606,17 @@ class CostCentreBook(BaseModel):
     taken_back: list[str] = []
     # Records that arrived while the last run was ending: counted first by the next.
     pending: list[SpendingRecord] = []
+    # Warnings the last run had not sent yet (its mail server down): sent by the next, with the same Message-IDs.
+    emails: list[StatusEmailRequest] = []
+    # The last run's refusals, still shown by `spending`.
+    refused: list[RefusedRequest] = []
     # A run continues as new past this many history events (or when the server suggests it).
     history_limit: int = Field(default=2000, ge=50)
 
 
 class SpendingAnswer(BaseModel):
-    """What recording (or taking back) an order's spending said: whether its price now stands in its cost
-    centre's spending, and why."""
+    """What counting (or taking back) an order's spending said: `ok` when the cost centre did it (or had done it
+    for this run already), and why not otherwise."""
 
-    counted: bool
+    ok: bool
     note: str = ""

@@ -29,6 +29,9 @@ BUDGET = StateTable(
         Transition("expire",   WAITING,   EXPIRED,   (),                        by="system"),
         # The order was cancelled while it waited: the approvers need not answer any more.
         Transition("cancel",   WAITING,   CANCELLED, ("approval_cancelled",),   by="system"),
+        # Someone cancelled `budget-<id>` itself (the Web UI's Request Cancellation): the order was not cancelled,
+        # so nobody is told it was; the order waits, and an operator's ask_again starts a new approval.
+        Transition("withdraw", WAITING,   CANCELLED, (),                        by="system"),
         # Nobody could be asked, or the approvers stayed silent: the operators fixed the settings and ask again
         # (the approvers of the settings of now, reminded afresh).
         Transition("ask_again", WAITING,  REQUESTED, ("approval_requested",),   by="operator"),
@@ -43,3 +46,6 @@ APPROVAL_OVERDUE = "approval_overdue"
 APPROVAL_EMAILS = frozenset(
     {*BUDGET.emails_on_start, *(e for row in BUDGET.transitions for e in row.emails), APPROVAL_REMINDER, APPROVAL_OVERDUE}
 )
+# The emails that ask the approvers for a decision: a held draft of one is no longer needed once the approval has
+# ended or asks again.
+ASKING_EMAILS = frozenset({*BUDGET.emails_on_start, APPROVAL_REMINDER})

@@ -22,7 +22,7 @@ def test_an_approval_starts_requested_and_asks_the_approvers():
     assert approval.state == "requested" and not approval.closed
     assert BUDGET.emails_on_start == ("approval_requested",)
     assert approval.allowed_triggers("approver") == ["approve", "reject"]
-    assert approval.allowed_triggers("system") == ["escalate", "expire", "cancel"]
+    assert approval.allowed_triggers("system") == ["escalate", "expire", "cancel", "withdraw"]
 
 
 @pytest.mark.parametrize(
@@ -70,6 +70,14 @@ def test_cancelling_tells_the_approvers():
     moves = Moves()
     Lifecycle(BUDGET, moves).follow("cancel", "system")
     assert moves.seen == [("cancel", "requested", "cancelled", ("approval_cancelled",))]
+
+
+def test_an_approval_cancelled_from_outside_its_order_ends_cancelled_and_tells_nobody():
+    moves = Moves()
+    approval = Lifecycle(BUDGET, moves)
+    approval.follow("withdraw", "system")
+    assert approval.closed and moves.seen == [("withdraw", "requested", "cancelled", ())]
+    assert "withdraw" not in approval.allowed_triggers("operator") and approval.follow("withdraw", "approver")
 
 
 def test_only_operators_ask_again_and_only_while_it_waits_which_asks_the_approvers_afresh():

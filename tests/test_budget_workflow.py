@@ -211,8 +211,10 @@ async def test_a_cost_centre_names_the_approvers_and_counts_what_it_approved(cli
         assert (spending.orders, spending.taken_back) == (0, 4)
         assert len(messages_to(smtp, "cmo@example.org")) == 2  # the request and one warning: none for the third
         notes = (await order_state(other)).email_notes
-        assert "cost centre marketing: 150.00 EUR counted" in notes
-        assert "cost centre marketing: take-back of 150.00 EUR sent (cost-centre-marketing shows it in `spending`, or why not)" in notes
+        period = spending.period
+        # What the cost centre answered, not what it was asked: counted, then taken back, in its period.
+        assert f"cost centre marketing: 150.00 EUR counted in {period}" in notes
+        assert f"cost centre marketing: 150.00 EUR taken back from {period}" in notes
         details = (await centre.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)).current_details
         assert "- 4 order(s) cancelled or rejected after counting: taken back" in details
         await centre.terminate("test over")
@@ -366,6 +368,44 @@ async def test_an_approval_request_set_to_be_edited_waits_on_the_order_for_an_op
         await handle.result()
 
 
+async def test_a_held_approval_request_is_no_longer_needed_once_the_approval_has_ended(client, settings, smtp, task_queue):
+    """Reproduced in issue 20: the approval was decided while its request waited on the order for an operator; the
+    draft kept the rejected order open, reminded operators, and could still be sent ("Approval needed")."""
+    drafting = settings.model_copy(update={"emails": EmailPolicies.model_validate({"approval_requested": {"edit_before_send": True}})})
+    async with build_worker(client, drafting, task_queue=task_queue):
+        order = over_budget(language="en")
+        handle = await start(client, task_queue, order)
+        await eventually(lambda: _drafts(handle), what="the request held on the order")
+        budget = client.get_workflow_handle(f"budget-{order['id']}", result_type=ApprovalOutcome)
+        await budget.execute_update("decide", {"decision": "reject", "by": "head@example.org", "comment": "too dear"})
+        state = await asyncio.wait_for(handle.result(), 20)  # closes: nothing is waiting for an operator any more
+        assert state.status == "rejected" and state.drafts_pending == []
+        assert any(n.startswith("d1 (approval_requested to ") and n.endswith("no longer needed, the budget approval ended rejected")
+                   for n in state.email_notes), state.email_notes  # fmt: skip
+        assert not [m for m in smtp.messages if "Approval needed" in m.parsed()["Subject"]]
+
+
+async def test_asking_again_settles_the_request_still_held_from_the_round_before(client, settings, smtp, task_queue):
+    drafting = settings.model_copy(update={"emails": EmailPolicies.model_validate({"approval_requested": {"edit_before_send": True}})})
+    async with build_worker(client, drafting, task_queue=task_queue):
+        order = over_budget(language="en")
+        handle = await start(client, task_queue, order)
+        await eventually(lambda: _drafts(handle), what="round 1's request held")
+        await handle.signal("ask_again", {"by": "Léa", "comment": "new approvers in the settings"})
+        state = await eventually(lambda: _draft_ids(handle, ["d2"]), what="round 2's request held, round 1's settled")
+        assert any(n.startswith("d1 (approval_requested") and n.endswith("no longer needed, the approvers were asked again")
+                   for n in state.email_notes)  # fmt: skip
+        with pytest.raises(WorkflowUpdateFailedError):  # d1 is settled: refused, never sent
+            await handle.execute_update("edit_and_send", {"draft_id": "d1", "by": "Léa"})
+        await handle.signal("change_status", {"trigger": "cancel"})
+        assert (await asyncio.wait_for(handle.result(), 20)).drafts_pending == []
+
+
+async def _draft_ids(handle, ids: list[str]) -> OrderState | None:
+    state = await order_state(handle)
+    return state if [d.id for d in state.drafts_pending] == ids else None
+
+
 @pytest.mark.parametrize(
     ("budget", "price", "problem"),
     [
@@ -446,7 +486,8 @@ async def test_a_second_decision_while_the_approval_is_still_open_is_refused_wit
 
 async def test_a_decision_while_the_mail_server_is_down_moves_the_order_at_once(client, settings, task_queue):
     """The approval's request is being retried (server down) when the approver answers: the request is given up,
-    not sent after the fact, and the order moves on without waiting for the mail server."""
+    not sent after the fact, and the order moves on without waiting for the mail server; a late cancel does not
+    turn the decision the approver was answered into "cancelled"."""
     from tests.conftest import free_port, with_smtp_port
 
     async with build_worker(client, with_smtp_port(settings, free_port()), task_queue=task_queue):
@@ -456,7 +497,10 @@ async def test_a_decision_while_the_mail_server_is_down_moves_the_order_at_once(
         await eventually(lambda: _retrying(budget), what="the approval request retried while the server is down")
         first = await budget.execute_update("decide", {"decision": "approve", "by": "head@example.org"}, result_type=ApprovalOutcome)
         assert first.status == "approved"
-        assert (await asyncio.wait_for(budget.result(), 20)).status == "approved"
+        # A cancel that reaches it while it winds down (its emails given up) does not undo what the approver was told.
+        await budget.cancel()
+        outcome = await asyncio.wait_for(budget.result(), 20)
+        assert (outcome.status, outcome.from_outside) == ("approved", False)
         approval = await budget.query("state", result_type=ApprovalState)
         assert "approval_requested: no longer retried, the approval was approved before it went out" in approval.email_notes
         await eventually(lambda: status_is(handle, "submitted"), what="the order moved on the decision")
@@ -529,17 +573,34 @@ async def test_an_order_cancelled_while_its_approval_starts_cancels_the_approval
         await handle.terminate("test over: its emails wait for a mail server that never answers")
 
 
-async def test_an_approval_cancelled_from_outside_its_order_is_said_on_the_order(client, dev_worker, smtp):
+async def test_an_approval_cancelled_from_outside_tells_nobody_and_ask_again_starts_a_new_one(client, dev_worker, smtp):
+    """Request Cancellation on `budget-<id>` (the Web UI): the order was not cancelled, so no approver is told it
+    was; the order says its approval is gone and an operator's ask_again starts a new one, which is answered."""
     order = over_budget(language="en")
     handle = await start(client, dev_worker.task_queue, order)
     await eventually(lambda: messages_to(smtp, "head@example.org"), what="the approval request")
-    await client.get_workflow_handle(f"budget-{order['id']}").cancel()  # not the order's doing
+    budget = client.get_workflow_handle(f"budget-{order['id']}", result_type=ApprovalOutcome)
+    await budget.cancel()  # not the order's doing
+    ended = await budget.result()
+    assert (ended.status, ended.from_outside) == ("cancelled", True)
     state = await eventually(lambda: _failed(handle), what="the order told that its approval ended without a decision")
     assert state.status == "awaiting_approval"
-    assert "the budget approval ended cancelled without a decision" in state.emails_failed[-1].error
-    assert "cancel it, or start it again" in state.emails_failed[-1].error
+    assert "was cancelled from outside the order" in state.approval and "ask_again" in state.approval
+    assert "send ask_again to this order to start a new approval" in state.emails_failed[-1].error
+    details = (await handle.describe()).raw_description.execution_config.user_metadata.details  # current details
+    assert details is not None
+    subjects = [m.parsed()["Subject"] for m in messages_to(smtp, "head@example.org")]
+    assert subjects == [f"Approval needed: order {order['id']} is over its budget"]  # no "No longer needed"
+    await handle.signal("ask_again", {"by": "Léa"})
+    await eventually(lambda: len(messages_to(smtp, "head@example.org")) == 2, what="the new approval's request")
+    again = messages_to(smtp, "head@example.org")[1].parsed()
+    assert again["Subject"] == subjects[0] and again["Message-ID"] != messages_to(smtp, "head@example.org")[0].parsed()["Message-ID"]
+    await handle.signal("approve", {"by": "head@example.org", "comment": "ok now"})
+    await eventually(lambda: status_is(handle, "submitted"), what="the order moved on the new approval's decision")
+    assert (await budget.result()).status == "approved"
+    assert (await order_state(handle)).approval == "approved by head@example.org"
     await handle.signal("change_status", {"trigger": "cancel"})
-    assert (await handle.result()).status == "cancelled"
+    await handle.result()
 
 
 async def _failed(handle) -> OrderState | None:
@@ -555,26 +616,26 @@ async def test_drafts_handed_to_an_order_must_be_its_approvals_own(client, dev_w
     await eventually(lambda: messages_to(smtp, "head@example.org"), what="the approval request")
     parsed = Order.model_validate(order)
 
-    def forged(trigger: str, to: list[str], order_id: str = order["id"]) -> dict[str, Any]:
-        request = StatusEmailRequest(
-            order=parsed.model_copy(update={"id": order_id}), email_trigger=trigger, status="awaiting_approval",
-            approvers=[CHEFIN, "head@example.org"],
+    def forged(trigger: str, to: list[str], order_id: str = order["id"], reason: str = "failed") -> dict[str, Any]:
+        request = StatusEmailRequest(  # the payload names its recipients as the approvers: never believed
+            order=parsed.model_copy(update={"id": order_id}), email_trigger=trigger, status="awaiting_approval", approvers=to,
         )  # fmt: skip
         draft = DraftContent(email_trigger=trigger, audience="approvers", sender="x <x@example.com>", to=to, message_id="<x@y>",
-                             rules=DraftRules(may_attach=True, may_edit_cc=True))  # fmt: skip
+                             rules=DraftRules(may_attach=True, may_edit_cc=True), reason=reason)  # fmt: skip
         return HeldDrafts(request=request, drafts=[draft]).model_dump(mode="json")
 
     attempts = {
-        "to someone not asked": (forged("approval_requested", ["mallory@example.net"]), "who are not its approvers"),
+        "to someone not asked": (forged("approval_requested", ["mallory@example.net"]), "mallory@example.net, whom the approval did not ask"),
+        "held for editing, not set so": (forged("approval_requested", ["head@example.org"], reason=""), "edit_before_send is off"),
         "not an approval email": (forged("order_accepted", ["head@example.org"]), "order_accepted is not an email of the budget approval"),
         "for another order": (forged("approval_requested", ["head@example.org"], "PO-OTHER"), "cannot be held on order"),
     }
     for payload, _ in attempts.values():
         await handle.signal(HOLD_DRAFTS, payload)
-    state = await eventually(lambda: _refused_n(handle, 3), what="the three forged hand-overs refused")
+    state = await eventually(lambda: _refused_n(handle, 4), what="the four forged hand-overs refused")
     assert state.drafts_pending == []
-    for (what, (_, reason)), refused in zip(attempts.items(), state.refused[-3:]):
-        assert refused.kind == HOLD_DRAFTS and reason in refused.reason, what
+    for what, (_, reason) in attempts.items():
+        assert [r for r in state.refused if r.kind == HOLD_DRAFTS and reason in r.reason], what
     await handle.signal("change_status", {"trigger": "cancel"})
 
 

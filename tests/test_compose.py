@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from printroom.activities.assemble import AssembledEmail, EmailAssembler
-from printroom.activities.compose import message_id
+from printroom.activities.compose import message_id, thread_references
 from printroom.activities.documents import DocumentStore
 from printroom.activities.rendering import TemplateError, TemplateRenderer
 from printroom.models import Audience, Order, StatusEmailRequest
@@ -255,6 +255,18 @@ def test_the_message_id_is_the_same_for_the_same_occurrence_and_differs_otherwis
     assert message_id(req, "operators", "example.com") != message_id(req, "customer", "example.com")
     odd = request(id="A<B>@C")  # characters a Message-ID cannot hold are encoded, not dropped
     assert message_id(odd, "customer", "example.com") == "<A=3CB=3E=40C.order_accepted.1.customer@example.com>"
+
+
+def test_an_order_started_again_under_the_same_id_has_message_ids_of_its_own_in_the_same_thread():
+    first_run, second_run = (request("order_shipped").model_copy(update={"run": run}) for run in ("run-one", "run-two"))
+    ids = {message_id(r, "customer", "bücher.example") for r in (first_run, second_run)}
+    assert len(ids) == 2 and all(i.startswith("<PO-1001.order_shipped.1.customer.r") for i in ids)
+    assert message_id(first_run, "customer", "bücher.example") == message_id(first_run.model_copy(), "customer", "bücher.example")
+    # Both runs reply to one run-less root: a mail client shows every email of the order in one thread.
+    roots = [thread_references(r, "customer", "bücher.example") for r in (first_run, second_run)]
+    assert roots[0] == roots[1] == ["<PO-1001.order_received.1.customer@xn--bcher-kva.example>"]
+    received = request("order_received").model_copy(update={"run": "run-two"})
+    assert thread_references(received, "customer", "bücher.example") == roots[0]  # its own first email too
 
 
 @pytest.mark.parametrize("language", ["en", "fr", "de"])

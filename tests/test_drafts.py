@@ -12,6 +12,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.worker import Worker
 
+from printroom.activities.compose import run_tag
 from printroom.cli.capture import SmtpCapture
 from printroom.models import Draft, DraftSent, OrderState
 from printroom.settings import Settings
@@ -94,7 +95,8 @@ async def test_a_held_email_waits_for_an_operator_and_is_sent_once_with_the_edit
         result_type=DraftSent,
     )  # fmt: skip
     assert (sent.draft_id, sent.to, sent.subject) == ("d1", ["marie@example.org"], "Commande acceptée : livraison jeudi")
-    assert sent.message_id == f"<{order_id}.order_accepted.1.customer@example.com>"
+    run = run_tag((await handle.describe()).run_id)  # this run's own Message-IDs: a restarted order is a new one
+    assert sent.message_id == f"<{order_id}.order_accepted.1.customer.r{run}@example.com>"
     email = [m for m in smtp.messages if "livraison jeudi" in m.parsed()["Subject"]]
     # An international Cc goes out with its domain in ASCII (IDNA) and its local part in UTF-8 (SMTPUTF8).
     assert len(email) == 1 and sorted(email[0].rcpt_tos) == ["marie@example.org", "müller@xn--bcher-kva.example"]

@@ -22,6 +22,10 @@ def test_there_are_recorded_histories_of_each_kind_of_run_to_replay():
     assert {p.stem for p in HISTORIES} >= {
         *(f"0.1.0-order-H-{case}" for case in ("SHIPPED", "INTERNATIONAL", "OUTAGE", "APPROVAL", "REFUSED", "REMINDED", "ESCALATED")),
         "0.1.0-budget-H-APPROVAL", "0.1.0-budget-H-ESCALATED", "0.1.0-cost-centre-marketing",
+        # Issue 20's paths: a restarted order, an email waiting for its PDF, an approval cancelled from outside and
+        # started again, a cost centre continuing as new with its warning carried.
+        *(f"0.1.0-order-H-{case}" for case in ("RESTARTED", "PDF", "WITHDRAWN")), "0.1.0-budget-H-WITHDRAWN",
+        "0.1.0-cost-centre-carried",
     }
 
 

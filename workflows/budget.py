@@ -25,7 +25,9 @@ with workflow.unsafe.imports_passed_through():
     from printroom.models import (
         BUDGET_WORKFLOW,
         HOLD_DRAFTS,
+        ORDER_CANCELLED,
         PLAN_APPROVAL,
+        budget_workflow_id,
         ApprovalDecision,
         ApprovalOutcome,
         AskAgain,
@@ -71,20 +73,22 @@ class BudgetApprovalWorkflow:
         self._handovers: list[asyncio.Task[None]] = []
         self._asked_again: AskAgain | None = None  # an operator's request, until the main loop has acted on it
         self._operators_told = False  # approval_overdue sent for the approvers of now: nothing more is due
+        self._round = 1  # one more for each escalation and each ask_again: earlier rounds' held drafts are stale
 
     @workflow.run
     async def run(self, raw_order: Any = None) -> ApprovalOutcome:
         if self._order is None:
             raise self._input.fail()
         try:
-            self._plan = await self._read_plan()
+            plan = await self._read_plan_unless_ended()
         except (asyncio.CancelledError, ActivityError) as error:  # cancelled as it started: nobody asked, nobody told
             if isinstance(error, ActivityError) and not is_cancellation(error):
                 raise
-            self._lifecycle.follow("cancel", "system", by="printroom", comment="the order was cancelled before anyone was asked")
-            await workflow.wait_condition(workflow.all_handlers_finished)
-            assert self._outcome is not None
-            return self._outcome
+            self._withdraw("before anyone was asked")
+            return await self._finish(None)
+        if plan is None:  # the order was cancelled while the settings were read: nobody to tell
+            return await self._finish(None)
+        self._plan = plan
         self._approvers = self._plan.approvers
         if self._plan.problem:
             workflow.logger.error("approval of order %s: %s", self._order.id, self._plan.problem)
@@ -99,15 +103,53 @@ class BudgetApprovalWorkflow:
         except (asyncio.CancelledError, ActivityError) as error:  # ActivityError: cancelled while re-planning
             if isinstance(error, ActivityError) and not is_cancellation(error):
                 raise
-            # The order was cancelled (its cancel, or its workflow's): the approvers are told, and this ends cleanly.
-            self._lifecycle.follow("cancel", "system", by="printroom", comment="the order was cancelled")
+            self._withdraw("while the approvers were asked")
         if self._asked_again is not None:  # came with the decision: answered, not lost
             self._refusals.refuse("ask_again", self._asked_again.model_dump(), self._ended())
-        await sending
+        return await self._finish(sending)
+
+    def _withdraw(self, when: str) -> None:
+        """Cancelled by someone other than its order (the order's own cancel comes as ORDER_CANCELLED and ends the
+        approval before this): nobody is told "order cancelled", since it was not. A decision already taken stays."""
+        if not self._lifecycle.closed:
+            self._lifecycle.follow(
+                "withdraw", "system", by="",
+                comment=f"{budget_workflow_id(self._order_id)} was cancelled from outside its order {when}; "
+                "the order waits: an operator's ask_again on it starts a new approval",
+            )  # fmt: skip
+
+    async def _finish(self, sending: asyncio.Task[None] | None) -> ApprovalOutcome:
+        """The outcome is decided, and may have been confirmed to an approver already: a cancel that comes now does
+        not undo it. The emails it fired go out first."""
+        assert self._outcome is not None
+        winding_down = asyncio.ensure_future(self._wind_down(sending))
+        while not winding_down.done():
+            try:
+                await asyncio.shield(winding_down)
+            except asyncio.CancelledError:
+                workflow.logger.warning("approval of order %s: a cancel after it ended %s is ignored", self._order_id, self._outcome.status)
+        winding_down.result()
+        return self._outcome
+
+    async def _wind_down(self, sending: asyncio.Task[None] | None) -> None:
+        if sending is not None:
+            await sending
         await asyncio.gather(*self._handovers)
         await workflow.wait_condition(workflow.all_handlers_finished)
-        assert self._outcome is not None
-        return self._outcome
+
+    async def _read_plan_unless_ended(self) -> ApprovalPlan | None:
+        """The plan, or None when the approval ends while it is read (its order cancelled, a decision): the
+        reading is cancelled then, not waited for."""
+        reading = asyncio.create_task(self._read_plan())
+        try:
+            await workflow.wait_condition(lambda: reading.done() or self._lifecycle.closed)
+        except asyncio.CancelledError:
+            reading.cancel()
+            raise
+        if reading.done():
+            return reading.result()
+        reading.cancel()
+        return None
 
     async def _read_plan(self) -> ApprovalPlan:
         # A regular activity, not a local one: a cancel that comes as it completes is ordered by the server's
@@ -159,7 +201,7 @@ class BudgetApprovalWorkflow:
         silence = f"no answer after {plan.max_reminders} reminder(s), every {plan.remind_every}"
         if plan.on_timeout == "escalate" and self._lifecycle.may("escalate", "system"):
             self._escalated_to = self._approvers = plan.escalate_to
-            self._asked_at = workflow.now()
+            self._asked_at, self._round = workflow.now(), self._round + 1
             self._reminders_sent = 0  # the new approvers' reminders start again, and %RemindersSent% is theirs
             self._lifecycle.follow("escalate", "system", by="printroom", comment=silence)
         elif plan.on_timeout == "reject":
@@ -175,7 +217,7 @@ class BudgetApprovalWorkflow:
         request = self._asked_again
         assert request is not None
         try:
-            plan = await self._read_plan()
+            plan = await self._read_plan_unless_ended()
         except ActivityError as error:
             if is_cancellation(error):
                 raise
@@ -183,7 +225,7 @@ class BudgetApprovalWorkflow:
             self._refusals.refuse("ask_again", request.model_dump(), f"the settings could not be read: {root_cause(error).message}")
             return
         self._asked_again = None  # and any request that came while they were read: one ask
-        if self._lifecycle.closed:  # decided or cancelled while the settings were read
+        if plan is None or self._lifecycle.closed:  # decided or cancelled while the settings were read
             self._refusals.refuse("ask_again", request.model_dump(), self._ended())
             return
         if not plan.approvers:
@@ -192,6 +234,7 @@ class BudgetApprovalWorkflow:
         self._outbox.drop({*BUDGET.emails_on_start, APPROVAL_REMINDER, APPROVAL_OVERDUE}, "the approval was asked again before it went out")
         self._plan, self._approvers, self._escalated_to = plan, plan.approvers, []
         self._asked_at, self._reminders_sent, self._operators_told = workflow.now(), 0, False
+        self._round += 1
         self._lifecycle.follow("ask_again", "operator", by=request.by, comment=request.comment)
 
     # Decisions: signals (validated here, a refusal recorded) and the update (a refusal answered and recorded).
@@ -213,6 +256,13 @@ class BudgetApprovalWorkflow:
             self._decide(decision, request.by, request.comment)
         except DecisionRefused as refusal:
             self._refusals.refuse(decision, payload, str(refusal))
+
+    @workflow.signal(name=ORDER_CANCELLED)
+    def order_cancelled(self, payload: Any = None) -> None:
+        """From the order: it was cancelled, so the approvers are told (approval_cancelled) and need not answer."""
+        if not self._lifecycle.closed:
+            before = "" if self._plan is not None else " before anyone was asked"
+            self._lifecycle.follow("cancel", "system", by="printroom", comment=f"the order was cancelled{before}")
 
     @workflow.signal(name="ask_again")
     def ask_again(self, payload: Any = None) -> None:
@@ -295,7 +345,9 @@ class BudgetApprovalWorkflow:
         by, comment = detail.get("by", ""), detail.get("comment", "")
         workflow.logger.info("approval of order %s: %s -> %s (%s)", self._order_id, source, row.dest, row.trigger)
         if self._lifecycle.closed:
-            self._outcome = ApprovalOutcome(status=row.dest, by=by, comment=comment, at=workflow.now())  # type: ignore[arg-type]
+            self._outcome = ApprovalOutcome(
+                status=row.dest, by=by, comment=comment, at=workflow.now(), from_outside=row.trigger == "withdraw"  # type: ignore[arg-type]
+            )
             # A request or reminder still queued (the mail server slow or down) would ask for what is decided.
             self._outbox.drop({*BUDGET.emails_on_start, APPROVAL_REMINDER, APPROVAL_OVERDUE}, f"the approval was {row.dest} before it went out")
         for email_trigger in row.emails if self._plan is not None else ():  # before the plan, nobody was asked
@@ -306,7 +358,7 @@ class BudgetApprovalWorkflow:
         assert self._order is not None
         progress = ApprovalProgress(
             requested_at=self._requested_at, reminders_sent=self._reminders_sent, approvers=self._approvers,
-            answer_by=self._answer_by(), links_expire=self._links_expire(),
+            answer_by=self._answer_by(), links_expire=self._links_expire(), round=self._round,
         )  # fmt: skip
         self._outbox.queue(
             self._order, email_trigger, status="awaiting_approval", previous=previous, by=by, comment=comment,

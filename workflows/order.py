@@ -14,8 +14,7 @@ from temporalio.exceptions import ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     # Deterministic helpers with no module state: imported once, not again for every order the sandbox starts.
-    from printroom.workflows.approval_link import ApprovalLink
-    from printroom.workflows.approvers import same_address
+    from printroom.workflows.approval_child import ApprovalChild
     from printroom.workflows.requests import Input, Refusals, WorkflowInput, check_update
     from printroom.workflows.drafts import DraftBook, DraftRefused, HeldDraft, markdown_text
     from printroom.workflows.sending import ONE_ATTEMPT, Outbox, is_cancellation, root_cause
@@ -29,8 +28,12 @@ with workflow.unsafe.imports_passed_through():
     from printroom.models import (
         HOLD_DRAFTS,
         SEND_DRAFT,
+        CHECK_HELD_DRAFTS,
         ApprovalOutcome,
+        AskAgain,
         HeldDrafts,
+        HeldDraftsCheck,
+        HeldDraftsVerdict,
         SpendingAnswer,
         budget_workflow_id,
         ChangeStatus,
@@ -46,7 +49,7 @@ with workflow.unsafe.imports_passed_through():
         StatusEmailRequest,
         StatusEmailResult,
     )
-    from printroom.statemachines.budget import APPROVAL_EMAILS
+    from printroom.statemachines.budget import APPROVAL_EMAILS, ASKING_EMAILS
     from printroom.statemachines.order import AWAITING_APPROVAL, CANCELLED, COUNTED_ON, DRAFT_WAITING, NOT_MADE, ORDER
     from printroom.statemachines.table import Actor, Lifecycle, Transition
 
@@ -76,7 +79,8 @@ class OrderWorkflow:
         self._drafts = DraftBook()
         self._outbox = Outbox(self._order.id if self._order else "", self._held, self._publish)
         self._published: tuple[str, int] | None = None
-        self._approval = ApprovalLink()
+        self._approval = ApprovalChild()
+        self._approval_standing = ""  # why the order waits for an approval that has ended without a decision
         self._cost_centre = SpendingLink(self._spending_answered)
         if self._order is not None:
             for email_trigger in ORDER.emails_on_start:
@@ -91,13 +95,28 @@ class OrderWorkflow:
         self._publish()
         reminders = asyncio.create_task(self._remind_operators())
         if self._lifecycle.state == AWAITING_APPROVAL:
-            self._approval_task = asyncio.create_task(self._approval.run(self._order, self._approval_ended, self._approval_problem))
+            self._start_approval()
         try:
             await self._outbox.run(self._finished)
+        except asyncio.CancelledError:
+            await self._workflow_cancelled()
+            raise
         finally:
             reminders.cancel()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.state()
+
+    async def _workflow_cancelled(self) -> None:
+        """`temporal workflow cancel` (or Request Cancellation) on the order itself: it was not made, so what its
+        cost centre counted comes off, and its approval tells its approvers; then the workflow ends cancelled."""
+        assert self._order is not None
+        await self._approval.tell_cancelled()
+        self._cost_centre.take_back(self._order)
+        await workflow.wait_condition(lambda: self._cost_centre.done)
+
+    def _start_approval(self) -> None:
+        assert self._order is not None
+        self._approval_task = asyncio.create_task(self._approval.run(self._order, self._approval_ended, self._approval_problem))
 
     # Signals and the update: decoded leniently (Any) and validated here, so a bad payload is refused visibly.
 
@@ -120,20 +139,61 @@ class OrderWorkflow:
 
     @workflow.signal(name="ask_again")
     async def ask_again(self, payload: Any = None) -> None:
-        """An operator has the approval read the settings again (relayed, like the approvers' answers)."""
+        """An operator has the approval read the settings again (relayed, like the approvers' answers); one that
+        ended without a decision (cancelled from outside the order) is started anew."""
+        if self._lifecycle.state == AWAITING_APPROVAL and self._approval.may_start_again:
+            if self._validate("ask_again", AskAgain, payload) is not None:
+                self._settle_approval_drafts("a new approval was started")
+                self._outbox.notes.append("ask_again: a new budget approval was started")
+                self._start_approval()
+                self._publish()
+            return
         if refusal := await self._approval.relay("ask_again", payload):
             self._refuse("ask_again", payload, refusal)
 
     @workflow.signal(name=HOLD_DRAFTS)
-    def hold_drafts(self, payload: Any = None) -> None:
-        """The approval's emails that wait for an operator: held here, where operators find them."""
+    async def hold_drafts(self, payload: Any = None) -> None:
+        """The approval's emails that wait for an operator: held here, where operators find them, once checked
+        against what the approval itself says it asked; those of an earlier round are no longer needed."""
         held = self._validate(HOLD_DRAFTS, HeldDrafts, payload)
         if held is None:
             return
-        if refusal := self._not_from_the_approval(held):
+        if refusal := self._not_from_the_approval(held) or await self._not_what_the_approval_asked(held):
             self._refuse(HOLD_DRAFTS, payload, refusal)
             return
+        if not self._approval.waiting and held.request.email_trigger in ASKING_EMAILS:
+            self._refuse(HOLD_DRAFTS, payload, "the budget approval has ended; its request is no longer needed")
+            return
+        round = held.request.approval.round if held.request.approval else 1
+        self._settle_approval_drafts("the approvers were asked again", before_round=round)
         self._held(held.request, held.drafts)
+
+    async def _not_what_the_approval_asked(self, held: HeldDrafts) -> str | None:
+        assert self._order is not None
+        check = HeldDraftsCheck(
+            order_id=self._order.id, email_trigger=held.request.email_trigger, to=[a for d in held.drafts for a in d.to],
+            edited_before_send=any(not d.reason for d in held.drafts),
+        )  # fmt: skip
+        try:
+            verdict = await workflow.execute_activity(
+                CHECK_HELD_DRAFTS, check, result_type=HeldDraftsVerdict, start_to_close_timeout=timedelta(seconds=30),
+                schedule_to_close_timeout=timedelta(minutes=10),
+            )  # fmt: skip
+        except FailureError as error:
+            if is_cancellation(error):
+                raise
+            return f"could not be checked against the approval: {root_cause(error).message}"
+        return None if verdict.ok else f"not what the approval asked: {verdict.why_not}"
+
+    def _settle_approval_drafts(self, why: str, *, before_round: int | None = None) -> None:
+        """Held approval emails that no longer ask anything true: settled, said in the notes; the order can close."""
+        for held in self._drafts.pending:
+            if held.draft.email_trigger not in ASKING_EMAILS or held.sending:
+                continue
+            round = held.request.approval.round if held.request.approval else 1
+            if before_round is None or round < before_round:
+                self._drafts.settle(held, f"no longer needed: {why}")
+                self._outbox.notes.append(f"{held.draft.id} ({held.draft.email_trigger} to {', '.join(held.draft.to)}): no longer needed, {why}")
 
     def _not_from_the_approval(self, held: HeldDrafts) -> str | None:
         """Only this order's approval hands drafts over: its own emails, to its approvers. Anything else sent on
@@ -146,13 +206,9 @@ class OrderWorkflow:
             return "this order has no budget approval to hold drafts for"
         if request.email_trigger not in APPROVAL_EMAILS:
             return f"{request.email_trigger} is not an email of the budget approval"
-        budget = request.order.budget
-        asked = request.approvers if request.approvers is not None else [str(b) for b in (budget.approvers if budget else [])]
         for draft in held.drafts:
             if draft.email_trigger != request.email_trigger or draft.audience != "approvers" or draft.cc:
                 return f"draft {draft.email_trigger} to the {draft.audience} is not one the approval makes"
-            if not all(any(same_address(address, approver) for approver in asked) for address in draft.to):
-                return f"draft {draft.email_trigger} is addressed to {', '.join(draft.to)}, who are not its approvers"
         return None
 
     @workflow.signal(name="send_draft")
@@ -212,7 +268,19 @@ class OrderWorkflow:
             email_notes=self._outbox.notes,
             drafts_pending=[held.summary() for held in self._drafts.pending],
             refused=self._refusals.items,
+            approval=self._approval_summary(),
         )
+
+    def _approval_summary(self) -> str:
+        assert self._order is not None or not self._approval.started
+        if not self._approval.started:
+            return ""
+        if self._approval.waiting:
+            return f"waiting: workflow {budget_workflow_id(self._order.id if self._order else '')}"
+        if self._approval.done and self._approval.may_start_again and self._lifecycle.state == AWAITING_APPROVAL:
+            return self._approval_standing
+        outcome = self._approval.outcome
+        return f"{outcome.status}" + (f" by {outcome.by}" if outcome.by else "") if outcome else "starting"
 
     @workflow.query(name="drafts")
     def drafts(self) -> list[Draft]:
@@ -248,8 +316,15 @@ class OrderWorkflow:
     # Budget approval and cost centre.
 
     def _approval_ended(self, outcome: ApprovalOutcome) -> None:
-        """The approval's outcome moves the order; one that ended because the order was cancelled moves nothing."""
-        if self._lifecycle.state != AWAITING_APPROVAL:  # an answer that crossed the order's cancellation
+        """The approval's outcome moves the order; one that ended because the order was cancelled moves nothing.
+        Its held emails are no longer needed, however it ended."""
+        self._settle_approval_drafts(f"the budget approval ended {outcome.status}")
+        if outcome.from_outside and self._lifecycle.state == AWAITING_APPROVAL:
+            self._approval_problem(
+                f"the budget approval {budget_workflow_id(self._order.id if self._order else '')} was cancelled from "
+                "outside the order; the order waits: send ask_again to this order to start a new approval"
+            )
+        elif self._lifecycle.state != AWAITING_APPROVAL:  # an answer that crossed the order's cancellation
             self._outbox.notes.append(f"the budget approval ended {outcome.status} after the order was {self._lifecycle.state}")
             self._publish()
         elif outcome.status == "approved":
@@ -264,6 +339,8 @@ class OrderWorkflow:
 
     def _approval_problem(self, problem: str) -> None:
         assert self._order is not None
+        self._settle_approval_drafts("the budget approval ended without a decision")
+        self._approval_standing = problem
         self._outbox.record_failure("approval_requested", problem)
         self._publish()
 
@@ -298,6 +375,7 @@ class OrderWorkflow:
         """One attempt, its answer for the operator who asked: a failure leaves the draft held, with the reason."""
         draft = held.draft
         held.sending = True
+        result: StatusEmailResult | None = None
         try:
             result = await workflow.execute_local_activity(
                 SEND_DRAFT,
@@ -310,11 +388,12 @@ class OrderWorkflow:
             if is_cancellation(error):
                 raise
             draft.last_error = root_cause(error).message
-            raise DraftRefused(f"draft {draft.id} was not sent: {draft.last_error}; it is still held: fix that and send it again") from None
-        finally:
+        finally:  # state only: no workflow call may run while the worker evicts the workflow
             held.sending = False
             self._drafts.touch()  # its reminders count again, were it still held
-            self._publish()
+        self._publish()
+        if result is None:
+            raise DraftRefused(f"draft {draft.id} was not sent: {draft.last_error}; it is still held: fix that and send it again")
         self._outbox.record(held.request, result)
         (sent,) = result.sent
         by = edits.by
@@ -379,6 +458,8 @@ class OrderWorkflow:
             lines.append(f"- {waiting} email(s) waiting to be sent")
         if self._approval.waiting:
             lines.append(f"- waiting for its budget approval: workflow {budget_workflow_id(self._order.id)}")
+        elif self._approval.may_start_again and self._lifecycle.state == AWAITING_APPROVAL:
+            lines.append(f"- NO BUDGET APPROVAL RUNNING: {markdown_text(self._approval_standing)}")
         lines += [f"- refused {r.kind}: {markdown_text(r.reason)}" for r in self._refusals.items[-3:]]
         lines += self._drafts.details()
         workflow.set_current_details("\n".join(lines))

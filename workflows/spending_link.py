@@ -36,7 +36,12 @@ class SpendingLink:
 
     def count(self, order: Order) -> None:
         if order.cost_centre and self._counting is None:
-            self._counting = asyncio.create_task(self._ask(RECORD_SPENDING, order, "not counted"))
+            self._counting = asyncio.create_task(self._ask(RECORD_SPENDING, self._record(order), "not counted"))
+
+    @staticmethod
+    def _record(order: Order) -> SpendingRecord:
+        """This run of the order: one started again under the same id is counted anew, and taken back on its own."""
+        return SpendingRecord(order=order, run=workflow.info().first_execution_run_id)
 
     def take_back(self, order: Order) -> None:
         """Nothing to take back unless it was counted; a count still running is waited for."""
@@ -45,24 +50,22 @@ class SpendingLink:
 
     async def _take_back(self, order: Order, counting: asyncio.Task[SpendingAnswer]) -> None:
         counted = await counting
-        if counted.counted or self._count_unanswered:
-            await self._ask(TAKE_BACK_SPENDING, SpendingRecord(order=order), "not taken back")
+        if counted.ok or self._count_unanswered:
+            await self._ask(TAKE_BACK_SPENDING, self._record(order), "not taken back")
 
-    async def _ask(self, activity: str, argument: Order | SpendingRecord, failed: str) -> SpendingAnswer:
-        order = argument if isinstance(argument, Order) else argument.order
+    async def _ask(self, activity: str, record: SpendingRecord, failed: str) -> SpendingAnswer:
+        order = record.order
         try:
             answer = await workflow.execute_activity(
-                activity, argument, result_type=SpendingAnswer, start_to_close_timeout=timedelta(minutes=1),
+                activity, record, result_type=SpendingAnswer, start_to_close_timeout=timedelta(minutes=1),
                 schedule_to_close_timeout=SPENDING_TIMEOUT,
             )  # fmt: skip
         except FailureError as error:
             if is_cancellation(error):
                 raise
             self._count_unanswered |= activity == RECORD_SPENDING
-            answer = SpendingAnswer(
-                counted=activity == TAKE_BACK_SPENDING, note=f"cost centre {order.cost_centre}: {failed}: {root_cause(error).message}"
-            )
-        if answer.counted == (activity == TAKE_BACK_SPENDING):  # not counted, or not taken back
+            answer = SpendingAnswer(ok=False, note=f"cost centre {order.cost_centre}: {failed}: {root_cause(error).message}")
+        if not answer.ok:  # not counted, or not taken back
             workflow.logger.warning("order %s: %s", order.id, answer.note)
         self._on_answer(answer)
         return answer

@@ -1,7 +1,8 @@
 """Records the histories that tests/test_replay.py replays, as VERSION-<workflow id>.json: one per kind of run
 (automatic emails, an SMTP outage, a drafted and edited email, a refused address held as a draft, a budget
-approval with its approval and cost-centre workflows, an approval asked again with nobody to ask, an escalated approval asked again, a reminder timer, inputs at the
-models' edges). 0.1.0 is not released yet: until it is, its histories
+approval with its approval and cost-centre workflows, an approval asked again with nobody to ask, an escalated
+approval asked again, a reminder timer, inputs at the models' edges, an order started again, an email waiting for
+its PDF, an approval cancelled from outside and asked again, a cost centre carrying its warning). 0.1.0 is not released yet: until it is, its histories
 are recorded again whenever the workflow changes. From the release on, histories of released versions stay (running
 orders must keep replaying), and a change that alters the commands a workflow issues, or what its models accept,
 goes behind workflow.patched and gets a new VERSION here.
@@ -14,19 +15,20 @@ from __future__ import annotations
 import asyncio
 import os
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from printroom.cli.binaries import temporal_binary
 from printroom.cli.capture import SmtpCapture
 from temporalio.service import RPCError
 
-from printroom.models import ApprovalState, OrderState, Spending
-from printroom.settings import BudgetSettings, Settings
+from printroom.models import ApprovalState, CostCentreBook, CostCentreTerms, Order, OrderState, Spending, SpendingRecord
+from printroom.settings import BudgetSettings, DocumentSettings, EmailPolicies, Settings
 from printroom.worker.main import build_worker, with_pydantic
 from printroom.workflows.order import SEARCH_ATTRIBUTES
 from tests.conftest import Refusing, eventually, free_port, sample_order
@@ -151,9 +153,94 @@ async def on_the_dev_server(tmp: Path) -> list[WorkflowHandle[Any, Any]]:
         await refused.result()
     controller.stop()
     handles = [shipped, international, approval, budget, cost_centre, asked, asked_budget, outage, refused]
+    handles += await the_paths_of_issue_20(client, tmp)
     await _save(handles)
     await env.shutdown()
     return handles
+
+
+async def the_paths_of_issue_20(client: Client, tmp: Path) -> list[WorkflowHandle[Any, Any]]:
+    """An order started again under the same id (its second run), an email waiting for its PDF while the next
+    goes, an approval cancelled from outside and started again by ask_again, a cost centre continuing as new while
+    its warning waits for the mail server."""
+    port = free_port()
+    store = tmp / "documents"
+    (store / "PO" / "J1").mkdir(parents=True)
+    settings = settings_for(port, tmp).model_copy(
+        update={"emails": EmailPolicies.model_validate({"order_completed": {"attachments": ["document"]}}),
+                "documents": DocumentSettings(root=store)}
+    )  # fmt: skip
+    async with build_worker(client, settings, task_queue="record"):
+        with SmtpCapture(port=port) as smtp:
+            for _ in range(2):
+                restarted = await start(client, "H-RESTARTED")
+                await restarted.signal("change_status", {"trigger": "cancel"})
+                await restarted.result()
+            pdf = await start(client, "H-PDF", language="en", jobs=[{"id": "J1", "name": "Flyers", "quantity": 5, "document": "PO/J1/final.pdf"}])
+            for trigger in ("accept", "start_production", "complete"):
+                await pdf.signal("change_status", {"trigger": trigger})
+            await eventually(lambda: _waiting(pdf, "order_completed"), what="order_completed waiting for its PDF")
+            await pdf.signal("change_status", {"trigger": "ship"})
+            await eventually(lambda: any("on its way" in m.parsed()["Subject"] for m in smtp.messages), what="order_shipped")
+            (store / "PO" / "J1" / "final.pdf").write_bytes(b"%PDF-1.4")
+            await asyncio.wait_for(pdf.result(), 60)
+            withdrawn = await start(client, "H-WITHDRAWN", budget={"limit": "10", "approvers": ["head@example.org"]})
+            withdrawn_budget = client.get_workflow_handle("budget-H-WITHDRAWN")
+            await eventually(lambda: _status(withdrawn, "awaiting_approval"), what="the approval asked")
+            await eventually(lambda: _exists(withdrawn_budget), what="the approval started")
+            cancelled_run = client.get_workflow_handle("budget-H-WITHDRAWN", run_id=(await withdrawn_budget.describe()).run_id)
+            await withdrawn_budget.cancel()
+            await eventually(lambda: _approval(withdrawn, "cancelled from outside"), what="the order told")
+            await withdrawn.signal("ask_again", {"by": "Léa"})
+            await eventually(lambda: _approval(withdrawn, "waiting"), what="a new approval")
+            await withdrawn.signal("approve", {"by": "head@example.org"})
+            await eventually(lambda: _status(withdrawn, "submitted"), what="approved")
+            await withdrawn.signal("change_status", {"trigger": "cancel"})
+            await withdrawn.result()
+            history = await cancelled_run.fetch_history()  # the approval cancelled from outside, beside the one after it
+            (HERE / f"{VERSION}-budget-H-WITHDRAWN-from-outside.json").write_text(history.to_json())
+    terms = CostCentreTerms(name="carried", budget=Decimal("10"), currency="EUR", warn_at_percent=Decimal(50), period="month",
+                            approvers=["cmo@example.org"])  # fmt: skip
+    async with build_worker(client, settings_for(free_port(), tmp), task_queue="record"):  # no mail server there
+        carried = await client.start_workflow(
+            "CostCentreWorkflow", CostCentreBook(terms=terms, history_limit=50), id="cost-centre-carried", task_queue="record"
+        )
+        for amount in range(1, 21):  # one at a time, each counted before the next: a task each, past the limit
+            order = sample_order(f"H-CARRIED-{amount}", price={"amount": "1", "currency": "EUR"})
+            await carried.signal("add_spending", SpendingRecord(order=Order.model_validate(order), period="2026-12"))
+            await eventually(lambda: _spent(carried, amount), what=f"order {amount} counted")
+        first_run = client.get_workflow_handle("cost-centre-carried", run_id=carried.first_execution_run_id)
+        await eventually(lambda: _continued(first_run), timeout=60, what="the cost centre continued as new")
+        await client.get_workflow_handle("cost-centre-carried").terminate("recorded")
+    return [restarted, pdf, withdrawn, client.get_workflow_handle("budget-H-WITHDRAWN"), first_run]
+
+
+async def _waiting(handle: WorkflowHandle[Any, Any], trigger: str) -> bool:
+    state = await handle.query("state", result_type=OrderState)
+    return any(p.email_trigger == trigger and p.last_error for p in state.emails_pending)
+
+
+async def _approval(handle: WorkflowHandle[Any, Any], words: str) -> bool:
+    return words in (await handle.query("state", result_type=OrderState)).approval
+
+
+async def _exists(handle: WorkflowHandle[Any, Any]) -> bool:
+    try:
+        await handle.describe()
+        return True
+    except RPCError:
+        return False
+
+
+async def _spent(handle: WorkflowHandle[Any, Any], amount: int) -> bool:
+    try:  # the handle names no run: the run of now, after a continue-as-new too
+        return (await handle.query("spending", result_type=Spending)).spent == amount
+    except RPCError:
+        return False
+
+
+async def _continued(handle: WorkflowHandle[Any, Any]) -> bool:
+    return (await handle.describe()).status == WorkflowExecutionStatus.CONTINUED_AS_NEW
 
 
 async def on_the_time_skipping_server(tmp: Path) -> None:

@@ -1,0 +1,138 @@
+"""The budget approval's and the cost centres' activities: the plan read from the settings, an order counted in
+(and taken back from) its cost centre, and a hand-over of held drafts checked against what the approval asked."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from temporalio import activity
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from printroom.activities.budget import cost_centre_terms, plan_approval, spending_period, unknown_cost_centre
+from printroom.activities.temporal_errors import retried_unless_refused
+from printroom.models import (
+    CHECK_HELD_DRAFTS,
+    COST_CENTRE_WORKFLOW,
+    COUNT_ORDER,
+    PLAN_APPROVAL,
+    RECORD_SPENDING,
+    TAKE_BACK_ORDER,
+    TAKE_BACK_SPENDING,
+    ApprovalPlan,
+    ApprovalState,
+    CostCentreBook,
+    HeldDraftsCheck,
+    HeldDraftsVerdict,
+    Order,
+    SpendingAnswer,
+    SpendingRecord,
+    budget_workflow_id,
+    cost_centre_workflow_id,
+)
+from printroom.settings import Settings
+
+
+class ApprovalSteps:
+    """Mixed into the worker's activity class: reads `self.settings`, talks to Temporal through the activity's
+    client."""
+
+    settings: Settings
+
+    @activity.defn(name=PLAN_APPROVAL)
+    async def plan_approval(self, order: Order) -> ApprovalPlan:
+        """Who approves this order and how long they are given, as the settings say today."""
+        return plan_approval(self.settings, order)
+
+    @activity.defn(name=RECORD_SPENDING)
+    async def record_spending(self, record: SpendingRecord) -> SpendingAnswer:
+        """Adds an approved or accepted order's price to its cost centre's period (CostCentreWorkflow, started
+        when it is the first), with the cost centre's settings of today, and says what the cost centre answered:
+        `ok` only once it has counted this run of the order."""
+        order, name = record.order, record.order.cost_centre
+        if name is None:
+            return SpendingAnswer(ok=False, note="the order names no cost centre")
+        terms = cost_centre_terms(self.settings, name)
+        if terms is None:
+            return SpendingAnswer(ok=False, note=unknown_cost_centre(self.settings, name) + "; its price is not counted")
+        if order.price is None:
+            return SpendingAnswer(ok=False, note=f"cost centre {name}: the order has no price; nothing counted")
+        if order.price.currency != terms.currency:
+            return SpendingAnswer(
+                ok=False,
+                note=f"cost centre {name} counts in {terms.currency} and the order's price is in {order.price.currency}: "
+                "not counted (printroom never converts currencies)",
+            )
+        record = record.model_copy(update={"settings": terms, "period": spending_period(datetime.now(timezone.utc), terms)})
+        client, what = activity.client(), f"counting order {order.id} in {cost_centre_workflow_id(name)}"
+        try:
+            try:
+                await client.start_workflow(
+                    COST_CENTRE_WORKFLOW, CostCentreBook(terms=terms), id=cost_centre_workflow_id(name),
+                    task_queue=activity.info().task_queue,
+                )  # fmt: skip
+            except WorkflowAlreadyStartedError:
+                pass  # counted by the run that is there
+            return await _answered(client.get_workflow_handle(cost_centre_workflow_id(name)), COUNT_ORDER, record, what)
+        except RPCError as error:
+            raise _retried_while_moving(error, what) from error
+
+    @activity.defn(name=TAKE_BACK_SPENDING)
+    async def take_back_spending(self, record: SpendingRecord) -> SpendingAnswer:
+        """An order counted and then cancelled or rejected: what this run of it added comes off its cost centre's
+        period, once, and only while that period is the current one; the answer says which."""
+        order, name = record.order, record.order.cost_centre or ""
+        if (terms := cost_centre_terms(self.settings, name)) is not None:  # today's period, as when counting
+            record = record.model_copy(update={"period": spending_period(datetime.now(timezone.utc), terms)})
+        handle = activity.client().get_workflow_handle(cost_centre_workflow_id(name))
+        what = f"taking order {order.id} back in {cost_centre_workflow_id(name)}"
+        try:
+            return await _answered(handle, TAKE_BACK_ORDER, record, what)
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND and not await _running(handle):
+                return SpendingAnswer(ok=False, note=f"cost centre {name}: no spending recorded any more; nothing taken back")
+            raise _retried_while_moving(error, what) from error
+
+    @activity.defn(name=CHECK_HELD_DRAFTS)
+    async def check_held_drafts(self, check: HeldDraftsCheck) -> HeldDraftsVerdict:
+        """Drafts handed to an order on HOLD_DRAFTS, checked against what its approval itself says it asked (its
+        `state` query) and the settings' draft rules, never against what the signal carries: anyone able to
+        signal could otherwise have an operator send a forged email in the print room's name."""
+        handle = activity.client().get_workflow_handle(budget_workflow_id(check.order_id))
+        try:
+            state = await handle.query("state", result_type=ApprovalState)
+        except RPCError as error:
+            raise retried_unless_refused(error, f"reading {budget_workflow_id(check.order_id)}") from error
+        asked = {a.casefold() for a in [*state.approvers, *state.escalated_to]}
+        if strangers := [a for a in check.to if a.casefold() not in asked]:
+            return HeldDraftsVerdict(ok=False, why_not=f"addressed to {', '.join(strangers)}, whom the approval did not ask")
+        policy = self.settings.emails.for_trigger(check.email_trigger)
+        if check.edited_before_send and not policy.edit_before_send:
+            return HeldDraftsVerdict(
+                ok=False, why_not=f"held for editing, but emails.{check.email_trigger}.edit_before_send is off in the settings"
+            )
+        return HeldDraftsVerdict(ok=True)
+
+
+async def _answered(handle: WorkflowHandle, update: str, record: SpendingRecord, what: str) -> SpendingAnswer:
+    try:
+        return await handle.execute_update(update, record, result_type=SpendingAnswer)
+    except WorkflowUpdateFailedError as error:  # the cost centre refused the record itself: it will not change
+        cause = error.cause.message if error.cause else str(error)
+        raise ApplicationError(f"{what}: the cost centre refused it ({cause})", non_retryable=True) from None
+
+
+def _retried_while_moving(error: RPCError, what: str) -> Exception:
+    """NOT_FOUND while the cost centre continues as new is passing: asked again, of its next run."""
+    return error if error.status == RPCStatusCode.NOT_FOUND else retried_unless_refused(error, what)
+
+
+async def _running(handle: WorkflowHandle) -> bool:
+    """Whether a workflow of that id runs: NOT_FOUND from an update means it is between two runs, or never was."""
+    try:
+        return (await handle.describe()).close_time is None
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise

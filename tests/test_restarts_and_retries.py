@@ -1,0 +1,214 @@
+"""What a print room meets in its first months, on a real Temporal dev server and real SMTP servers: an order started
+again under the same id, an email waiting for its PDF while the next one goes, a cost centre whose mail server is
+down as it continues as new. Each email arrives once, and nothing is reported sent that was not."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
+
+from printroom.cli.capture import SmtpCapture
+from printroom.models import CostCentreBook, CostCentreTerms, OrderState, Spending, SpendingRecord
+from printroom.settings import CostCentreSettings
+from printroom.worker.main import build_worker
+from printroom.workflows.order import OrderWorkflow
+from tests.conftest import eventually, free_port, messages_to, order_state, sample_order, with_smtp_port
+
+
+async def start(client: Client, task_queue: str, order: dict[str, Any]) -> WorkflowHandle[Any, OrderState]:
+    return await client.start_workflow(OrderWorkflow.run, order, id=f"order-{order['id']}", task_queue=task_queue)
+
+
+def message_ids(smtp: SmtpCapture, address: str, subject_part: str) -> list[str]:
+    return [m.parsed()["Message-ID"] for m in messages_to(smtp, address) if subject_part in m.parsed()["Subject"]]
+
+
+async def test_the_same_order_started_three_times_sends_each_runs_emails_once(client, dev_worker, smtp):
+    """The README's own advice for a stuck order is "cancel it and start it again": each run is a new order for
+    its emails (never taken for the earlier run's and skipped), and all of them stay in one thread."""
+    order = sample_order(language="en")
+    runs: list[OrderState] = []
+    for run in range(1, 4):
+        handle = await start(client, dev_worker.task_queue, order)
+        await eventually(lambda: len(_subjects(smtp, "We have received")) == run, what=f"run {run}'s order_received")
+        await handle.signal("change_status", {"trigger": "cancel"})
+        runs.append(await handle.result())
+    received = [m.parsed() for m in messages_to(smtp, "marie@example.org") if "PO-" in m.parsed()["Subject"]]
+    assert len(received) == 6  # order_received and order_cancelled, once each, for each of the three runs
+    assert len({m["Message-ID"] for m in received}) == 6
+    assert len({m["References"] for m in received}) == 1  # one thread: every run replies to the same root
+    for state in runs:  # each run lists what its own server accepted: two emails to the customer, two to operators
+        assert sorted(e.email_trigger for e in state.emails_sent if e.audience == "customer") == ["order_cancelled", "order_received"]
+        assert not any("not sent again" in note for note in state.email_notes)
+    assert len({e.message_id for state in runs for e in state.emails_sent}) == len([e for state in runs for e in state.emails_sent])
+
+
+async def test_an_over_budget_order_started_again_asks_its_approvers_again(client, dev_worker, smtp):
+    """Reproduced in issue 20: cancel an over-budget order and start the same JSON again; the approvers got no
+    second request (the delivery record took it for the first run's), and the order stalled for good."""
+    order = sample_order(language="en", budget={"limit": "100.00", "approvers": ["müller@bücher.example"]})
+    approver = "müller@xn--bcher-kva.example"
+    first = await start(client, dev_worker.task_queue, order)
+    await eventually(lambda: message_ids(smtp, approver, "Approval needed"), what="the first run's request")
+    await first.signal("change_status", {"trigger": "cancel"})
+    await first.result()
+    second = await start(client, dev_worker.task_queue, order)
+    requests = await eventually(lambda: len(message_ids(smtp, approver, "Approval needed")) == 2 and message_ids(smtp, approver, "Approval needed"),
+                                what="the second run's request")  # fmt: skip
+    assert requests[0] != requests[1]
+    await second.signal("approve", {"by": "müller@bücher.example"})
+    await eventually(lambda: _status(second, "submitted"), what="the second run approved")
+    await second.signal("change_status", {"trigger": "cancel"})
+    await second.result()
+
+
+async def test_a_restart_while_the_first_runs_email_is_still_retried_sends_the_second_runs_once(client, settings, task_queue):
+    """The mail server is down; the first run's order_received is being retried when the order is cancelled from
+    Temporal and started again. When the server is back, the second run's email arrives, once; the first run's
+    never does (its workflow has ended)."""
+    port = free_port()
+    async with build_worker(client, with_smtp_port(settings, port), task_queue=task_queue):
+        order = sample_order(language="en")
+        first = await start(client, task_queue, order)
+        await eventually(lambda: _pending(first, "order_received"), what="the first run's email retried")
+        await first.cancel()
+        await asyncio.wait_for(_ended(first), 20)
+        second = await start(client, task_queue, order)
+        await eventually(lambda: _pending(second, "order_received"), what="the second run's email retried")
+        with SmtpCapture(port=port) as back:
+            await eventually(lambda: len(messages_to(back, "marie@example.org")) == 1, timeout=40, what="the second run's email")
+            await asyncio.sleep(2)  # a first run's leftover would arrive now
+            assert len(messages_to(back, "marie@example.org")) == 1
+            state = await order_state(second)
+            (sent,) = [e for e in state.emails_sent if e.audience == "customer"]
+            assert sent.message_id == messages_to(back, "marie@example.org")[0].parsed()["Message-ID"]
+            await second.signal("change_status", {"trigger": "cancel"})
+            await second.result()
+
+
+async def test_an_email_waiting_for_its_pdf_holds_up_nothing_else_and_goes_once_the_pdf_is_there(client, settings, smtp, task_queue, tmp_path):
+    """order_completed attaches the job's final PDF, which is not in the store yet: it is retried on its own, and
+    order_shipped, the operators' notices with it, go at once; once the PDF is there, order_completed goes too."""
+    store = tmp_path / "documents"
+    (store / "PO" / "J1").mkdir(parents=True)
+    attaching = settings.model_copy(
+        update={
+            "emails": type(settings.emails).model_validate({"order_completed": {"attachments": ["document"]}}),
+            "documents": settings.documents.model_copy(update={"root": store}),
+        }
+    )
+    async with build_worker(client, attaching, task_queue=task_queue):
+        jobs = [{"id": "J1", "name": "Flyers", "quantity": 500, "document": "PO/J1/final.pdf"}]
+        order = sample_order(language="en", jobs=jobs)
+        handle = await start(client, task_queue, order)
+        for trigger in ("accept", "start_production", "complete"):
+            await handle.signal("change_status", {"trigger": trigger, "by": "Léa"})
+        await eventually(lambda: _pending(handle, "order_completed"), what="order_completed waiting for its PDF")
+        await handle.signal("change_status", {"trigger": "ship", "by": "Léa"})
+        shipped = await eventually(lambda: _subjects(smtp, "on its way"), timeout=10, what="order_shipped, not held up")
+        assert len(shipped) == 1 and not _subjects(smtp, "is ready")
+        state = await order_state(handle)
+        (waiting,) = state.emails_pending
+        assert (waiting.email_trigger, waiting.status) == ("order_completed", "sending")
+        assert "PO/J1/final.pdf is not in the document store" in waiting.last_error
+        (store / "PO" / "J1" / "final.pdf").write_bytes(b"%PDF-1.4 final")
+        await eventually(lambda: _subjects(smtp, "is ready"), timeout=40, what="order_completed, once its PDF is there")
+        state = await asyncio.wait_for(handle.result(), 20)  # shipped, and nothing left to send: the order closes
+        assert state.emails_pending == [] and state.emails_failed == []
+        customer = [e.email_trigger for e in state.emails_sent if e.audience == "customer"]
+        assert customer.count("order_completed") == customer.count("order_shipped") == 1
+        assert customer.index("order_shipped") < customer.index("order_completed")  # the one waiting went last
+        assert len(_subjects(smtp, "is ready")) == len(_subjects(smtp, "on its way")) == 1
+        (ready,) = [m for m in messages_to(smtp, "marie@example.org") if "is ready" in m.parsed()["Subject"]]
+        assert [a.get_filename() for a in ready.parsed().iter_attachments()] == ["final.pdf"]
+
+
+async def test_a_cost_centre_keeps_counting_and_carries_its_warning_while_the_mail_server_is_down(client, settings, task_queue):
+    """The threshold is crossed while the mail server is down and the history is at its limit: the cost centre
+    goes on counting every order, continues as new without waiting for the warning, carries it and its refusals
+    into the next run, and the warning arrives once when the server is back."""
+    port = free_port()
+    terms = CostCentreTerms(name=f"cc-{task_queue}", budget=Decimal("100"), currency="EUR", warn_at_percent=Decimal(50),
+                            period="month", approvers=["chefin@bücher.example"])  # fmt: skip
+    async with build_worker(client, with_smtp_port(settings, port), task_queue=task_queue):
+        centre = await client.start_workflow(
+            "CostCentreWorkflow", CostCentreBook(terms=terms, history_limit=50), id=f"cost-centre-{terms.name}", task_queue=task_queue
+        )
+        first_run = (await centre.describe()).run_id
+        await centre.signal("add_spending", SpendingRecord(order=sample_order(price={"amount": "7", "currency": "USD"}), period="2026-12"))
+        for count in range(1, 21):  # one at a time, each counted before the next: a workflow task each
+            await centre.signal("add_spending", SpendingRecord(order=sample_order(price={"amount": "5", "currency": "EUR"}), period="2026-12"))
+            await eventually(lambda: _spent(centre, Decimal(5 * count)), what=f"order {count} counted while the warning waits")
+        spending = await centre.query("spending", result_type=Spending)
+        assert spending.orders == 20 and spending.warned_at is not None
+        assert (await centre.describe()).run_id != first_run  # continued as new without waiting for the warning
+        assert any("this cost centre counts in EUR" in r for r in spending.refused)  # the refusal rode along
+        with SmtpCapture(port=port) as back:
+            await eventually(lambda: messages_to(back, "chefin@xn--bcher-kva.example"), timeout=60, what="the warning")
+            await asyncio.sleep(2)
+            (warning,) = messages_to(back, "chefin@xn--bcher-kva.example")
+            assert warning.parsed()["Subject"] == f"Le centre de coûts {terms.name} a dépensé 50 % de son budget"
+        await centre.terminate("test over")
+
+
+async def test_a_restarted_order_counts_again_and_one_cancelled_from_temporal_is_taken_back(client, settings, task_queue):
+    """Run 1 is counted, then cancelled: taken back. The same order started again is counted anew (not taken for
+    run 1's count), and when `temporal workflow cancel` ends it, its count comes off too."""
+    name = f"cc-{task_queue}"
+    centre_settings = CostCentreSettings(budget=Decimal("1000"), currency="EUR", approvers=["cmo@example.org"])
+    centred = settings.model_copy(update={"cost_centres": {name: centre_settings}})
+    centre = client.get_workflow_handle(f"cost-centre-{name}")
+    async with build_worker(client, centred, task_queue=task_queue):
+        order = sample_order(language="en", cost_centre=name, price={"amount": "240.00", "currency": "EUR"})
+        first = await start(client, task_queue, order)
+        await first.signal("change_status", {"trigger": "accept"})
+        await eventually(lambda: _spent(centre, Decimal("240.00")), what="run 1 counted")
+        await first.signal("change_status", {"trigger": "cancel"})
+        await first.result()
+        await eventually(lambda: _spent(centre, Decimal("0.00")), what="run 1 taken back")
+        second = await start(client, task_queue, order)
+        await second.signal("change_status", {"trigger": "accept"})
+        spending = await eventually(lambda: _spent(centre, Decimal("240.00")), what="run 2 counted anew")
+        assert (spending.orders, spending.taken_back) == (1, 1)
+        notes = await eventually(lambda: _noted(second, "counted in"), what="the cost centre's answer on the order")
+        assert f"cost centre {name}: 240.00 EUR counted in {spending.period}" in notes
+        await second.cancel()  # from Temporal: not a status change of the order's own
+        await asyncio.wait_for(_ended(second), 20)
+        spending = await eventually(lambda: _spent(centre, Decimal("0.00")), what="run 2 taken back as it was cancelled")
+        assert (spending.orders, spending.taken_back) == (0, 2)
+        await centre.terminate("test over")
+
+
+async def _noted(handle: WorkflowHandle[Any, Any], words: str) -> list[str] | None:
+    notes = (await order_state(handle)).email_notes
+    return notes if any(words in n for n in notes) else None
+
+
+async def _status(handle: WorkflowHandle[Any, Any], status: str) -> bool:
+    return (await order_state(handle)).status == status
+
+
+async def _pending(handle: WorkflowHandle[Any, Any], trigger: str) -> bool:
+    """The email is with the retried activity, its last failure said."""
+    state = await order_state(handle)
+    return any(p.email_trigger == trigger and p.status == "sending" and p.last_error for p in state.emails_pending)
+
+
+async def _ended(handle: WorkflowHandle[Any, Any]) -> None:
+    while (await handle.describe()).close_time is None:
+        await asyncio.sleep(0.1)
+
+
+async def _spent(centre: WorkflowHandle[Any, Any], amount: Decimal) -> Spending | None:
+    try:
+        spending = await centre.query("spending", result_type=Spending)
+    except Exception:  # noqa: BLE001  # between two runs
+        return None
+    return spending if spending.spent == amount else None
+
+
+def _subjects(smtp: SmtpCapture, words: str) -> list[str]:
+    return [m.parsed()["Subject"] for m in messages_to(smtp, "marie@example.org") if words in m.parsed()["Subject"]]
