@@ -319,3 +319,16 @@ def test_a_public_address_in_clear_is_for_localhost_only(monkeypatch):
         assert load_settings(None, web={"public_url": local}).web.public_url == local
     with pytest.raises(SettingsError, match="use https://"):
         load_settings(None, web={"public_url": "http://printroom.example.com:8377"})
+
+
+def test_a_broken_customised_template_is_named_by_settings_check_as_the_worker_names_it(tmp_path):
+    """settings check said OK, and the worker then refused to start: both now name the template and line."""
+    custom = tmp_path / "custom" / "fr"
+    custom.mkdir(parents=True)
+    (custom / "order_accepted.html.j2").write_text('{% extends "fr/_base.html.j2" %}{% block subject %}%Nope%{% endblock %}')
+    path = write(tmp_path, f"[templates]\noverride_dir = '{custom.parent}'\n[temporal]\naddress = '127.0.0.1:1'\n")
+    checked, worker = printroom("settings", "check", "--settings", str(path)), printroom("worker", "--settings", str(path))
+    problem = "fr/order_accepted: template fr/order_accepted.html.j2 (customised), line 1: unknown variable %Nope%"
+    assert checked.returncode == 2 and problem in checked.stderr and "Traceback" not in checked.stderr, checked.stderr
+    assert worker.returncode == 1 and problem in worker.stderr, worker.stderr
+    assert checked.stderr.split(": ", 1)[1] == worker.stderr.split(": ", 1)[1]  # the same words after the command's name

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
@@ -73,11 +74,16 @@ def check_templates_or_refuse(emails: EmailActivities) -> None:
     """Every email of every active language renders, with the renderer that will send it: what is checked is
     what it keeps and sends (a fraction of a second, once per worker)."""
     if problems := check_templates(emails.settings, emails.assembler.renderer):
-        listed = "\n  ".join(map(str, problems))
-        raise StartupError(
-            f"{len(problems)} problem(s) in the email templates; no email could be trusted to go out:\n  {listed}\n"
-            "fix them (`printroom templates check` lists them again) and start the worker again"
-        )
+        raise templates_refused(problems)
+
+
+def templates_refused(problems: Sequence[object]) -> StartupError:
+    """What the worker (and `printroom settings check`) says of broken templates: one line for each."""
+    listed = "\n  ".join(map(str, problems))
+    return StartupError(
+        f"{len(problems)} problem(s) in the email templates; no email could be trusted to go out:\n  {listed}\n"
+        "fix them (`printroom templates check` lists them again) and start the worker again"
+    )
 
 
 async def prepare_namespace(client: Client, emails: EmailActivities) -> None:
