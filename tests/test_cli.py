@@ -64,6 +64,8 @@ BAD_VALUES = {
     "templates customize nope --lang fr": "no template 'nope'",
     "templates preview order_accepted --lang fr --out x.html --order missing.json": "cannot read the order missing.json",
     "drafts": "the following arguments are required: action",
+    "templates preview order_accepted --lang fr --out no-such-folder/x.html": "the folder no-such-folder does not exist",
+    "settings check --settings .": "settings file . cannot be read (Is a directory)",
 }
 
 
@@ -83,3 +85,12 @@ def test_temporal_out_of_reach_is_said_in_words_naming_the_address(tmp_path: Pat
         f"printroom drafts list: cannot reach Temporal at 127.0.0.1:{port} (connection refused): is `make run` "
         "running, or is `temporal.address` right?\n"
     )
+
+
+def test_a_file_that_cannot_be_written_is_named_without_a_traceback(tmp_path: Path):
+    (tmp_path / "taken.html").mkdir()  # --out names a folder
+    run = run_printroom("templates", "preview", "order_accepted", "--lang", "fr", "--out", "taken.html", cwd=tmp_path)
+    assert run.returncode == 1 and run.stderr == "printroom templates preview: taken.html: Is a directory\n", run.stderr
+    (tmp_path / "not-utf8.toml").write_bytes(b"\xff\xfe[smtp]")
+    run = run_printroom("settings", "check", "--settings", "not-utf8.toml", cwd=tmp_path)
+    assert (run.returncode, run.stderr) == (2, "printroom: settings file not-utf8.toml is not UTF-8 text (TOML files are)\n")
