@@ -34,7 +34,7 @@ from temporalio.client import Client, WorkflowHandle  # noqa: E402
 
 from bench.order_emails import TRIGGERS, compile_project  # noqa: E402
 from bench.sink import SinkProcess  # noqa: E402
-from bench.stack import DevServer, WorkerProcess, free_port, printroom_worker, timer_pending, worker_settings  # noqa: E402
+from bench.stack import DevServer, WorkerProcess, free_port, printroom_worker, runless, timer_pending, worker_settings  # noqa: E402
 from printroom.models import ApprovalState, Draft, OrderState  # noqa: E402
 
 QUEUE = "faults"
@@ -50,7 +50,7 @@ class Sink(SinkProcess):
         self.received: list[str] = []
 
     def _arrived(self, message_id: str, when: float) -> None:
-        self.received.append(message_id)
+        self.received.append(runless(message_id))
 
 
 @dataclass
@@ -180,7 +180,7 @@ async def reported_twice(handles: list[WorkflowHandle], approvals: list[Workflow
     for state in states:
         for note in state.email_notes:
             if REPORTED_TWICE in note:
-                found.update(word.strip(".,;:()") for word in note.split() if word.startswith("<"))
+                found.update(runless(word.strip(".,;:()")) for word in note.split() if word.startswith("<"))
     return found
 
 

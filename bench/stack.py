@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -73,6 +74,12 @@ async def at_most(at_once: int, count: int, one: Callable[[int], Awaitable[None]
         await asyncio.sleep(max(0.0, started + n * every - time.monotonic()))
         tasks.append(asyncio.create_task(gated(n)))
     await asyncio.gather(*tasks)
+
+
+def runless(message_id: str) -> str:
+    """A Message-ID without its run (`.r` and 10 hex digits): an order's email named as in every run, for counting
+    what arrived per order and trigger."""
+    return re.sub(r"\.r[0-9a-f]{10}(?=[.@])", "", message_id, count=1)
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import uuid
 from email import policy
 from pathlib import Path
 from typing import Any
@@ -69,3 +70,19 @@ async def _drafts(handle: Any, count: int) -> bool:
 async def _listed(env: dict[str, str], workflow_id: str) -> str | None:
     run = await printroom("drafts", "list", **env)
     return run.stdout if workflow_id in run.stdout else None
+
+
+async def test_drafts_show_finds_an_order_whose_own_id_starts_with_order(client, settings, smtp, task_queue):
+    """Issue 20: `printroom drafts show order-7` read the workflow `order-7` (order 7), not the order named order-7."""
+    env = {"PRINTROOM_TEMPORAL__ADDRESS": client.service_client.config.target_host, "PRINTROOM_TEMPORAL__NAMESPACE": "default"}
+    async with build_worker(client, drafting(settings), task_queue=task_queue):
+        order = sample_order(f"order-{uuid.uuid4().hex[:6]}")
+        handle = await client.start_workflow("OrderWorkflow", order, id=f"order-{order['id']}", task_queue=task_queue)
+        await handle.signal("change_status", {"trigger": "accept"})
+        await eventually(lambda: _drafts(handle, 1), what="order_accepted held")
+        shown = await printroom("drafts", "show", order["id"], **env)
+        assert shown.returncode == 0, shown.stderr
+        assert f"Subject: Votre commande {order['id']} a été acceptée" in shown.stdout
+        by_workflow_id = await printroom("drafts", "show", handle.id, **env)  # its workflow id works as before
+        assert by_workflow_id.returncode == 0 and f"Votre commande {order['id']}" in by_workflow_id.stdout
+        await handle.terminate("test over")

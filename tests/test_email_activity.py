@@ -349,15 +349,31 @@ async def test_two_shops_sharing_a_sender_domain_and_an_order_number_send_two_em
     assert len(smtp.messages) == 2 and campus.notes == []
 
 
-async def test_the_drafts_of_one_attempt_carry_at_most_1_mb_of_bodies_into_the_orders_history(settings):
-    """Three status changes at once, each held for the customer and the approvers, each about 190 KB: what
-    cannot go into the history is held without its body, and rendered when an operator sends it."""
+def _drafts_of_190_kb(settings: Settings, lines: int = 10000) -> Settings:
+    """order_cancelled held for the customer and the approvers, each draft about 190 KB (10,000 lines)."""
     big = settings.templates.override_dir / "fr" / "order_cancelled.html.j2"
     big.parent.mkdir(parents=True)
     big.write_text('{% extends "fr/_base.html.j2" %}{% block subject %}Annulée{% endblock %}'
-                   '{% block body %}{% for i in range(10000) %}<p>ligne</p>{% endfor %}{% endblock %}', encoding="utf-8")  # fmt: skip
+                   f'{{% block body %}}{{% for i in range({lines}) %}}<p>ligne</p>{{% endfor %}}{{% endblock %}}', encoding="utf-8")  # fmt: skip
     policy = {"to_customer": True, "to_approvers": True, "edit_before_send": True}
-    settings = settings.model_copy(update={"emails": type(settings.emails)(order_cancelled=policy)})
+    return settings.model_copy(update={"emails": type(settings.emails)(order_cancelled=policy)})
+
+
+async def test_the_retried_path_bounds_its_drafts_as_the_first_attempt_does(settings):
+    """One status change held for the customer and the approvers, about 570 KB each, when retried (the regular
+    activity): 1 MB of bodies at most goes into the result, the rest is held without its body."""
+    req = request("order_cancelled", budget={"limit": "1.00", "approvers": ["müller@bücher.example"]})
+    larger = settings.model_copy(update={"drafts": settings.drafts.model_copy(update={"max_html_kb": 700})})
+    result = await ActivityEnvironment().run(activities_for(_drafts_of_190_kb(larger, lines=30000)).send_status_email, req)
+    assert len(result.drafts) == 2 and result.drafts[0].body_bytes > 500_000
+    assert sum(d.body_bytes for d in result.drafts) <= 1024 * 1024 and not result.drafts[1].html
+    assert result.drafts[1].reason.startswith("held without its body: this status change held more than 1 MB of drafts")
+
+
+async def test_the_drafts_of_one_attempt_carry_at_most_1_mb_of_bodies_into_the_orders_history(settings):
+    """Three status changes at once, each held for the customer and the approvers, each about 190 KB: what
+    cannot go into the history is held without its body, and rendered when an operator sends it."""
+    settings = _drafts_of_190_kb(settings)
     budget = {"limit": "1.00", "approvers": ["head@example.org"]}
     batch = StatusEmailBatch(requests=[
         request("order_cancelled", budget=budget).model_copy(update={"occurrence": n}) for n in (1, 2, 3)

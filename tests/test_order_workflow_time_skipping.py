@@ -91,3 +91,32 @@ async def _drafts(handle) -> bool:
 
 def _reminders(smtp: SmtpCapture) -> list:
     return [m.parsed() for m in messages_to(smtp, "ops@example.com") if m.parsed()["Subject"].startswith("Le brouillon d1 ")]
+
+
+async def test_a_pdf_missing_for_most_of_a_day_holds_up_only_its_own_email(time_skipping_env: WorkflowEnvironment, settings, smtp, task_queue, tmp_path):
+    """order_completed waits 20 hours for its job's PDF (retried with backoff, under smtp.give_up_after); the order
+    ships meanwhile and order_shipped goes at once; then the PDF is there and order_completed goes, once."""
+    client = time_skipping_env.client
+    store = tmp_path / "documents"
+    (store / "PO" / "J1").mkdir(parents=True)
+    attaching = settings.model_copy(
+        update={
+            "emails": type(settings.emails).model_validate({"order_completed": {"attachments": ["document"]}}),
+            "documents": settings.documents.model_copy(update={"root": store}),
+        }
+    )
+    async with build_worker(client, attaching, task_queue=task_queue):
+        order = sample_order(language="en", jobs=[{"id": "J1", "name": "Flyers", "quantity": 5, "document": "PO/J1/final.pdf"}])
+        handle = await client.start_workflow(OrderWorkflow.run, order, id=f"order-{order['id']}", task_queue=task_queue)
+        for trigger in ("accept", "start_production", "complete", "ship"):
+            await handle.signal("change_status", {"trigger": trigger})
+        await time_skipping_env.sleep(timedelta(hours=20))
+        subjects = [m.parsed()["Subject"] for m in messages_to(smtp, "marie@example.org")]
+        assert f"Your order {order['id']} is on its way" in subjects and f"Your order {order['id']} is ready" not in subjects
+        (store / "PO" / "J1" / "final.pdf").write_bytes(b"%PDF-1.4 final")
+        await time_skipping_env.sleep(timedelta(minutes=10))  # the next retry, at most 5 minutes away
+        state: OrderState = await handle.result()
+    ready = [m for m in messages_to(smtp, "marie@example.org") if m.parsed()["Subject"] == f"Your order {order['id']} is ready"]
+    assert len(ready) == 1 and [a.get_filename() for a in ready[0].parsed().iter_attachments()] == ["final.pdf"]
+    assert [e.email_trigger for e in state.emails_sent if e.audience == "customer"][-2:] == ["order_shipped", "order_completed"]
+    assert state.emails_failed == [] and state.drafts_pending == []

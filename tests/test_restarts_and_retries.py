@@ -5,6 +5,7 @@ down as it continues as new. Each email arrives once, and nothing is reported se
 from __future__ import annotations
 
 import asyncio
+import signal
 from decimal import Decimal
 from typing import Any
 
@@ -180,6 +181,69 @@ async def test_a_restarted_order_counts_again_and_one_cancelled_from_temporal_is
         spending = await eventually(lambda: _spent(centre, Decimal("0.00")), what="run 2 taken back as it was cancelled")
         assert (spending.orders, spending.taken_back) == (0, 2)
         await centre.terminate("test over")
+
+
+async def test_a_worker_killed_while_emails_wait_on_their_own_loses_none_and_sends_none_twice(dev_env, smtp, task_queue, tmp_path):
+    """`printroom worker` SIGKILLed while an email waits for its PDF, the email after it has gone, and an order has
+    just been started again under the same id: the next worker takes over; each email arrives once."""
+    from collections import Counter
+
+    from tests.test_end_to_end import PRINTROOM, clean_env
+
+    store = tmp_path / "documents"
+    (store / "PO" / "J1").mkdir(parents=True)
+    env = clean_env(
+        TEMPORAL_ADDRESS=dev_env.client.service_client.config.target_host, PRINTROOM_TEMPORAL__TASK_QUEUE=task_queue,
+        PRINTROOM_SMTP__PORT=str(smtp.port), PRINTROOM_OPERATORS="ops@example.com",
+        PRINTROOM_DELIVERIES_DIR=str(tmp_path / "deliveries"), PRINTROOM_DOCUMENTS__ROOT=str(store),
+        PRINTROOM_EMAILS='{"order_completed": {"attachments": ["document"]}, "order_received_operator": {"send": "never"}}',
+    )  # fmt: skip
+
+    async def worker() -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(*PRINTROOM, "worker", stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, env=env)
+
+    first = await worker()
+    client = dev_env.client
+    waiting = sample_order(language="en", jobs=[{"id": "J1", "name": "Flyers", "quantity": 5, "document": "PO/J1/final.pdf"}])
+    restarted = sample_order(language="en")
+    try:
+        handle = await start(client, task_queue, waiting)
+        for trigger in ("accept", "start_production", "complete"):
+            await handle.signal("change_status", {"trigger": trigger})
+        await eventually(lambda: _pending(handle, "order_completed"), timeout=30, what="order_completed waiting for its PDF")
+        await handle.signal("change_status", {"trigger": "ship"})
+        await eventually(lambda: _subjects(smtp, "on its way"), timeout=30, what="order_shipped")
+        earlier = await start(client, task_queue, restarted)
+        await eventually(lambda: _pending_none(earlier), timeout=30, what="the first run's order_received sent")
+        await earlier.signal("change_status", {"trigger": "cancel"})
+        await earlier.result()
+        again = await start(client, task_queue, restarted)
+        first.kill()  # while the PDF is awaited and the second run's first email is on its way
+        await first.wait()
+        (store / "PO" / "J1" / "final.pdf").write_bytes(b"%PDF-1.4 final")
+        second = await worker()
+        try:
+            await asyncio.wait_for(handle.result(), 90)
+            await eventually(lambda: _pending_none(again), timeout=60, what="the second run's order_received")
+            await again.signal("change_status", {"trigger": "cancel"})
+            await asyncio.wait_for(again.result(), 30)
+        finally:
+            second.send_signal(signal.SIGTERM)
+            await second.wait()
+    finally:
+        if first.returncode is None:
+            first.kill()
+    ids = Counter(m.parsed()["Message-ID"] for m in smtp.messages)
+    assert {i: n for i, n in ids.items() if n > 1} == {}, "sent twice"
+    subjects = Counter(m.parsed()["Subject"] for m in messages_to(smtp, "marie@example.org"))
+    assert subjects[f"Your order {waiting['id']} is ready"] == subjects[f"Your order {waiting['id']} is on its way"] == 1
+    assert subjects[f"We have received your order {restarted['id']}"] == 2  # once for each run
+    assert subjects[f"Order {restarted['id']} has been cancelled"] == 2
+
+
+async def _pending_none(handle: WorkflowHandle[Any, Any]) -> bool:
+    state = await order_state(handle)
+    return not state.emails_pending and any(e.audience == "customer" for e in state.emails_sent)
 
 
 async def _noted(handle: WorkflowHandle[Any, Any], words: str) -> list[str] | None:
