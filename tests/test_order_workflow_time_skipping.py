@@ -96,17 +96,12 @@ def _reminders(smtp: SmtpCapture) -> list:
 async def test_a_pdf_missing_for_most_of_a_day_holds_up_only_its_own_email(time_skipping_env: WorkflowEnvironment, settings, smtp, task_queue, tmp_path):
     """order_completed waits 20 hours for its job's PDF (retried with backoff, under smtp.give_up_after); the order
     ships meanwhile and order_shipped goes at once; then the PDF is there and order_completed goes, once."""
+    from tests.test_restarts_and_retries import JOB_WITH_A_PDF, attaching_a_pdf
+
     client = time_skipping_env.client
-    store = tmp_path / "documents"
-    (store / "PO" / "J1").mkdir(parents=True)
-    attaching = settings.model_copy(
-        update={
-            "emails": type(settings.emails).model_validate({"order_completed": {"attachments": ["document"]}}),
-            "documents": settings.documents.model_copy(update={"root": store}),
-        }
-    )
+    attaching, store = attaching_a_pdf(settings, tmp_path)
     async with build_worker(client, attaching, task_queue=task_queue):
-        order = sample_order(language="en", jobs=[{"id": "J1", "name": "Flyers", "quantity": 5, "document": "PO/J1/final.pdf"}])
+        order = sample_order(language="en", jobs=JOB_WITH_A_PDF)
         handle = await client.start_workflow(OrderWorkflow.run, order, id=f"order-{order['id']}", task_queue=task_queue)
         for trigger in ("accept", "start_production", "complete", "ship"):
             await handle.signal("change_status", {"trigger": trigger})

@@ -7,16 +7,29 @@ from __future__ import annotations
 import asyncio
 import signal
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
 
 from printroom.cli.capture import SmtpCapture
 from printroom.models import CostCentreBook, CostCentreTerms, OrderState, Spending, SpendingRecord
-from printroom.settings import CostCentreSettings
+from printroom.settings import CostCentreSettings, Settings
 from printroom.worker.main import build_worker
 from printroom.workflows.order import OrderWorkflow
 from tests.conftest import eventually, free_port, messages_to, order_state, sample_order, with_smtp_port
+
+
+# A job whose final PDF order_completed attaches, from the store `attaching_a_pdf` makes (the file not there yet).
+JOB_WITH_A_PDF = [{"id": "J1", "name": "Flyers", "quantity": 500, "document": "PO/J1/final.pdf"}]
+
+
+def attaching_a_pdf(settings: Settings, tmp_path: Path) -> tuple[Settings, Path]:
+    """Settings under which order_completed attaches the job's final PDF, and the document store it is read from."""
+    store = tmp_path / "documents"
+    (store / "PO" / "J1").mkdir(parents=True)
+    emails = type(settings.emails).model_validate({"order_completed": {"attachments": ["document"]}})
+    return settings.model_copy(update={"emails": emails, "documents": settings.documents.model_copy(update={"root": store})}), store
 
 
 async def start(client: Client, task_queue: str, order: dict[str, Any]) -> WorkflowHandle[Any, OrderState]:
@@ -93,17 +106,9 @@ async def test_a_restart_while_the_first_runs_email_is_still_retried_sends_the_s
 async def test_an_email_waiting_for_its_pdf_holds_up_nothing_else_and_goes_once_the_pdf_is_there(client, settings, smtp, task_queue, tmp_path):
     """order_completed attaches the job's final PDF, which is not in the store yet: it is retried on its own, and
     order_shipped, the operators' notices with it, go at once; once the PDF is there, order_completed goes too."""
-    store = tmp_path / "documents"
-    (store / "PO" / "J1").mkdir(parents=True)
-    attaching = settings.model_copy(
-        update={
-            "emails": type(settings.emails).model_validate({"order_completed": {"attachments": ["document"]}}),
-            "documents": settings.documents.model_copy(update={"root": store}),
-        }
-    )
+    attaching, store = attaching_a_pdf(settings, tmp_path)
     async with build_worker(client, attaching, task_queue=task_queue):
-        jobs = [{"id": "J1", "name": "Flyers", "quantity": 500, "document": "PO/J1/final.pdf"}]
-        order = sample_order(language="en", jobs=jobs)
+        order = sample_order(language="en", jobs=JOB_WITH_A_PDF)
         handle = await start(client, task_queue, order)
         for trigger in ("accept", "start_production", "complete"):
             await handle.signal("change_status", {"trigger": trigger, "by": "Léa"})
@@ -204,7 +209,7 @@ async def test_a_worker_killed_while_emails_wait_on_their_own_loses_none_and_sen
 
     first = await worker()
     client = dev_env.client
-    waiting = sample_order(language="en", jobs=[{"id": "J1", "name": "Flyers", "quantity": 5, "document": "PO/J1/final.pdf"}])
+    waiting = sample_order(language="en", jobs=JOB_WITH_A_PDF)
     restarted = sample_order(language="en")
     try:
         handle = await start(client, task_queue, waiting)
