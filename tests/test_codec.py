@@ -16,6 +16,7 @@ from temporalio.converter import DataConverter, DefaultFailureConverterWithEncod
 from temporalio.worker import Worker
 
 from printroom import PrintroomPlugin
+from printroom.cli.dev import banner, dev_web, temporal_command
 from printroom.codec import ENCODING, KEY_ID, EncryptionCodec, KeyFileError, KeyRing, PayloadNotDecrypted, encrypting, encrypts
 from printroom.settings import Settings, SettingsError, TemporalSettings, load_settings, resolve_settings
 from printroom.worker.plugin import with_pydantic
@@ -157,6 +158,20 @@ def test_printroom_keys_new_writes_a_private_file_whose_newest_key_encrypts_and_
     assert len(keys.read_text().splitlines()) == 5  # untouched: the header's three lines and two keys
     nowhere = run_printroom("keys", "new", cwd=tmp_path)
     assert nowhere.returncode == 2 and "name the key file: --file" in nowhere.stderr
+
+
+def test_make_run_gives_the_web_ui_its_codec_endpoint_and_prints_commands_that_encrypt(tmp_path):
+    plain = Settings(dev={"data_dir": tmp_path})
+    encrypted = plain.model_copy(update={"temporal": TemporalSettings(encryption_key=f"k1:{key(b'1')}")})
+    assert "--ui-codec-endpoint" not in temporal_command(plain)
+    command = temporal_command(encrypted)
+    assert command[command.index("--ui-codec-endpoint") + 1] == "http://127.0.0.1:8377/codec"
+    assert dev_web(encrypted).codec_auth == "proxy"  # the dev Web UI logs nobody in and sends no token
+    printed = banner(encrypted, "127.0.0.1:7233", tmp_path / "outbox")
+    start = next(line for line in printed.splitlines() if " workflow start " in line)
+    assert "--codec-endpoint http://127.0.0.1:8377/codec" in start
+    assert "--static-summary 'Order PO-1001'" in start and "Marie Curie" not in printed
+    assert "Marie Curie" in banner(plain, "127.0.0.1:7233", tmp_path / "outbox")  # the name, while in clear
 
 
 class Compress(PayloadCodec):

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr
-from playwright.async_api import Browser, async_playwright, expect
+from playwright.async_api import expect
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -29,8 +29,9 @@ from printroom.models import Draft
 from printroom.settings import Settings, TemporalSettings
 from printroom.workflows.order import SEARCH_ATTRIBUTES, order_summary
 from printroom.models import Order
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, ensure_chromium
 from tests.conftest import eventually, free_port, messages_to, order_state
+from tests.conftest import printroom_beside_a_worker as printroom
+from tests.test_web_ui import browser, send_signal  # noqa: F401  # browser: the Web UI tests' fixture, Debian's Chromium
 from tests.web_helpers import web_running, with_web
 
 UI_PORT, WEB_PORT = free_port(), free_port()
@@ -180,6 +181,20 @@ async def test_a_missing_key_is_a_workflow_task_failure_naming_the_key_until_the
         assert (await order_state(both.get_workflow_handle(handle.id))).status == "accepted"
 
 
+async def test_printroom_commands_read_encrypted_orders_with_the_key_and_name_the_key_they_lack(server, settings, smtp, task_queue):
+    env, _ = server
+    encrypted = await client_for(env, keyed(settings, K1, order_accepted={"edit_before_send": True}))
+    async with Worker(encrypted, task_queue=task_queue):
+        handle, _ = await drafted_order(encrypted, task_queue, smtp, f"cli{uuid.uuid4().hex[:6]}")
+        order_id = handle.id.removeprefix("order-")
+        where = {"PRINTROOM_TEMPORAL__ADDRESS": env.client.service_client.config.target_host, "PRINTROOM_TEMPORAL__NAMESPACE": "default"}
+        shown = await printroom("drafts", "show", order_id, PRINTROOM_TEMPORAL__ENCRYPTION_KEY=K1, **where)
+        assert shown.returncode == 0 and shown.stdout.strip() == "no drafts waiting", shown.stderr  # the answer, decrypted
+        other = await printroom("drafts", "show", order_id, PRINTROOM_TEMPORAL__ENCRYPTION_KEY=K2, **where)
+    assert other.returncode == 1 and "Traceback" not in other.stderr
+    assert "a payload is encrypted with key 'k1', which is not among the keys given (k2)" in other.stderr
+
+
 async def _task_failure(client: Client, workflow_id: str) -> str | None:
     """The message of the order's failed workflow task, as the Web UI shows it (decoded by the codec)."""
     async for event in client.get_workflow_handle(workflow_id).fetch_history_events():
@@ -188,18 +203,6 @@ async def _task_failure(client: Client, workflow_id: str) -> str | None:
             await client.data_converter.payload_codec.decode_failure(failure)  # type: ignore[union-attr]
             return str(client.data_converter.failure_converter.from_failure(failure, client.data_converter.payload_converter))
     return None
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    if why := ensure_chromium():
-        if os.environ.get("CI"):
-            pytest.fail(why)
-        pytest.skip(why)
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        await browser.close()
 
 
 async def test_the_web_ui_shows_the_decoded_order_through_the_codec_endpoint_and_ciphertext_without_the_token(server, settings, smtp, task_queue, browser):
@@ -224,9 +227,15 @@ async def test_the_web_ui_shows_the_decoded_order_through_the_codec_endpoint_and
                 await page.get_by_role("tab", name="User Metadata").click()
                 details = page.frame_locator("iframe#user-metadata-current-details")
                 await expect(details.locator("strong", has_text=f"Order {order['id']} · {name}")).to_be_visible()
+                # A signal sent from the Web UI is encrypted by the codec server before it reaches Temporal.
+                await page.goto(url, wait_until="load")
+                await send_signal(page, "change_status", {"trigger": "accept", "by": "Lea"})
+                await eventually(lambda: len(messages_to(smtp, order["customer"]["email"])) == 2, what="order_accepted")
             # Served with a token instead, which this Web UI does not send: it is refused, and shows the ciphertext.
             history = await handle.fetch_history()  # as stored: encrypted
             sealed = history.events[0].workflow_execution_started_event_attributes.input.payloads[0].data
+            [signalled] = [e.workflow_execution_signaled_event_attributes for e in history.events if e.HasField("workflow_execution_signaled_event_attributes")]
+            assert signalled.input.payloads[0].metadata["encoding"] == b"binary/encrypted" and b"Lea" not in signalled.SerializeToString()
             guarded = web.model_copy(update={"web": web.web.model_copy(update={"codec_auth": "token", "codec_token": SecretStr("t" * 40)})})
             async with web_running(guarded, client):
                 await page.goto(url, wait_until="load")
