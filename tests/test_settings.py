@@ -313,6 +313,17 @@ def test_secret_and_password_files_others_may_read_are_named_with_the_chmod_to_r
     assert "readable by group or others" not in printroom("settings", "check", "--settings", str(settings)).stderr
 
 
+def test_every_problem_of_a_section_is_named_at_once(tmp_path):
+    short = private(tmp_path / "short", "too-short")
+    path = write(tmp_path, f"[web]\nsecret_file = '{short}'\npublic_url = 'http://printroom.example.com'\n"
+                           f"[smtp]\nsecurity = 'tls'\nca_file = '{short}'\nallow_self_signed = true\nusername = 'u'\npassword_file = '{tmp_path / 'nope'}'\n")
+    with pytest.raises(SettingsError) as refused:
+        load_settings(path)
+    for said in ("holds 9 bytes", "would travel in clear", "ca_file " + str(short) + " holds no certificate", "nope does not exist",
+                 "keep ca_file", "would give the password to anyone"):
+        assert said in str(refused.value), str(refused.value)
+
+
 def test_a_public_address_in_clear_is_for_localhost_only(monkeypatch):
     monkeypatch.setenv("PRINTROOM_WEB__SECRET", "y" * 32)
     for local in ("http://127.0.0.1:8377", "http://localhost:8377/", "http://[::1]:8377"):
