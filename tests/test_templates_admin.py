@@ -144,7 +144,7 @@ def test_preview_names_what_is_wrong_instead_of_writing_a_file(room):
     code, _, err = templates(room, "preview", "order_accepted", "--lang", "it", "--out", "x.eml")
     assert code == 2 and "language 'it' is not active" in err
     code, _, err = templates(room, "preview", "order_accepted", "--lang", "fr", "--out", "x.pdf")
-    assert code == 2 and "--out must end in .html" in err
+    assert code == 2 and "argument --out: 'x.pdf': must end in .html" in err
     assert not (room / "x.eml").exists()
 
 
