@@ -94,3 +94,17 @@ def test_a_file_that_cannot_be_written_is_named_without_a_traceback(tmp_path: Pa
     (tmp_path / "not-utf8.toml").write_bytes(b"\xff\xfe[smtp]")
     run = run_printroom("settings", "check", "--settings", "not-utf8.toml", cwd=tmp_path)
     assert (run.returncode, run.stderr) == (2, "printroom: settings file not-utf8.toml is not UTF-8 text (TOML files are)\n")
+
+
+@pytest.mark.parametrize("core, reason", [
+    ('Failed client connect: Server connection error: tonic::transport::Error(Transport, ConnectError(ConnectError("tcp connect error", 127.0.0.1:1, Os { code: 111, kind: ConnectionRefused, message: "Connection refused" })))', "connection refused"),
+    ('Failed client connect: Server connection error: tonic::transport::Error(Transport, ConnectError(ConnectError("dns error", Custom { kind: Uncategorized, error: "failed to lookup address information: Name or service not known" })))', "the host name is not found"),
+    ('Failed client connect: `get_system_info` call error after connection: Status { code: Unimplemented, message: "grpc-status header missing, mapped from HTTP status code 404" }', "what answers there is not Temporal's gRPC"),
+])  # fmt: skip
+def test_the_cores_connection_errors_are_said_in_words(core, reason):
+    """The texts temporalio 1.35's core gives (seen here) for a closed port, an unknown host and a web server."""
+    from printroom.worker.reach import unreachable
+
+    said = str(unreachable("mail.example:7233", RuntimeError(core)))
+    assert said == f"cannot reach Temporal at mail.example:7233 ({reason}): is `make run` running, or is `temporal.address` right?"
+    assert "tonic" not in said
