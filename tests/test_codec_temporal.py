@@ -5,6 +5,7 @@ id, until the key is back; and the Web UI shows the decoded order through `print
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import os
@@ -27,6 +28,7 @@ from printroom.cli.binaries import temporal_binary
 from printroom.cli.capture import SmtpCapture
 from printroom.models import Draft
 from printroom.settings import Settings, TemporalSettings
+from printroom.worker.startup import StartupError
 from printroom.workflows.order import SEARCH_ATTRIBUTES, order_summary
 from printroom.models import Order
 from tests.conftest import eventually, free_port, messages_to, order_state
@@ -117,8 +119,9 @@ async def test_with_keys_the_servers_database_holds_no_customer_data_and_without
         # The order is read as ever through the codec: state, search attributes and all.
         assert (await order_state(secret_order)).status == "accepted"
     clear = await client_for(env, keyed(settings, None, **drafting))
-    async with Worker(clear, task_queue=task_queue):
-        _, visible = await drafted_order(clear, task_queue, smtp, f"clr{uuid.uuid4().hex[:6]}")
+    # On a queue of its own: a worker without keys refuses to start beside the encrypted order still open.
+    async with Worker(clear, task_queue=f"{task_queue}-clear"):
+        _, visible = await drafted_order(clear, f"{task_queue}-clear", smtp, f"clr{uuid.uuid4().hex[:6]}")
     kept = stored(database)
     assert [m for m in visible if m in kept] == visible  # the check sees data in clear: it can fail
     assert [m for m in secret if m in kept] == []
@@ -158,27 +161,38 @@ async def test_orders_started_in_clear_keep_running_and_replaying_with_encryptio
     assert (await replayer.replay_workflow(history)).replay_failure is None
 
 
-async def test_a_missing_key_is_a_workflow_task_failure_naming_the_key_until_the_key_is_back(server, settings, smtp, task_queue, caplog):
+async def test_a_key_missing_for_open_orders_stops_a_worker_at_start_naming_the_key_and_the_orders(server, settings, smtp, task_queue):
+    env, _ = server
+    handle, _ = await received(await client_for(env, keyed(settings, K1)), task_queue, smtp, "start")
+    for keys, given in ((K2, "the keys given are k2"), (None, "no encryption key is given")):
+        worker = Worker(await client_for(env, keyed(settings, keys)), task_queue=task_queue)
+        with pytest.raises(StartupError) as refused:
+            await asyncio.wait_for(worker.run(), 30)
+        assert f"were encrypted with keys this worker lacks (key 'k1': {handle.id}); {given}" in str(refused.value)
+        assert "Add those keys to temporal.encryption_key_file" in str(refused.value)
+
+
+async def test_a_key_a_worker_lacks_fails_the_workflow_task_naming_it_until_a_worker_with_the_key_takes_it(server, settings, smtp, task_queue, caplog):
+    """Keys rolled out host by host: a client already encrypts with the new k2 while a worker knows k1 only."""
     env, _ = server
     caplog.set_level(logging.INFO, logger="printroom.worker")
-    handle, address = await received(await client_for(env, keyed(settings, K1)), task_queue, smtp, "key")
-    # k1 dropped from the keys: the worker cannot read the order, says so, and nothing moves.
-    without = await client_for(env, keyed(settings, K2))
-    async with Worker(without, task_queue=task_queue):
-        await without.get_workflow_handle(handle.id).signal("change_status", {"trigger": "accept", "by": "Lea"})
-        failed = await eventually(lambda: _task_failure(without, handle.id), what="the workflow task failure")
-    expected = "a payload is encrypted with key 'k1', which is not among the keys given (k2); add key 'k1' back"
-    assert expected in failed
+    old = await client_for(env, keyed(settings, K1))
+    handle, address = await received(old, task_queue, smtp, "key")
+    rotated = await client_for(env, keyed(settings, f"{K1}\n{K2}"))
+    async with Worker(old, task_queue=task_queue):
+        await rotated.get_workflow_handle(handle.id).signal("change_status", {"trigger": "accept", "by": "Lea"})
+        failed = await eventually(lambda: _task_failure(rotated, handle.id), what="the workflow task failure")
+    expected = "a payload is encrypted with key 'k2', which is not among the keys given (k1); add key 'k2' back"
+    assert expected in failed  # as the Web UI shows it, in the order's history
     assert any(expected in r.getMessage() or expected in str(r.exc_info and r.exc_info[1]) for r in caplog.records)
-    assert "payload encryption: keys k2 (k2 encrypts)" in caplog.messages  # which keys the worker has, said at its start
+    assert "payload encryption: keys k1 (k1 encrypts)" in caplog.messages  # which keys the worker has, said at its start
     assert len(messages_to(smtp, address)) == 1
-    described = await without.get_workflow_handle(handle.id).describe()
+    described = await rotated.get_workflow_handle(handle.id).describe()
     assert described.status is not None and described.status.name == "RUNNING"  # waiting, not failed for good
-    # The key back, beside the new one: the order moves on with the signal it had.
-    both = await client_for(env, keyed(settings, f"{K1}\n{K2}"))
-    async with Worker(both, task_queue=task_queue):
-        await eventually(lambda: len(messages_to(smtp, address)) == 2, what="order_accepted once k1 is back")
-        assert (await order_state(both.get_workflow_handle(handle.id))).status == "accepted"
+    # A worker with both keys: the order moves on with the signal it had.
+    async with Worker(rotated, task_queue=task_queue):
+        await eventually(lambda: len(messages_to(smtp, address)) == 2, what="order_accepted once a worker has k2")
+        assert (await order_state(rotated.get_workflow_handle(handle.id))).status == "accepted"
 
 
 async def test_printroom_commands_read_encrypted_orders_with_the_key_and_name_the_key_they_lack(server, settings, smtp, task_queue):

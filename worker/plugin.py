@@ -20,6 +20,7 @@ from printroom.activities.smtp import SmtpTransport
 from printroom.codec import encrypting, encrypts
 from printroom.settings import Settings, SettingsSource, resolve_settings
 from printroom.statemachines.table import MACHINE_NAME_PREFIX
+from printroom.worker.key_check import check_keys
 from printroom.worker.startup import check_templates_or_refuse, prepare_namespace, wait_for_the_record
 from printroom.workflows.budget import BudgetApprovalWorkflow
 from printroom.workflows.cost_centre import CostCentreWorkflow
@@ -28,6 +29,7 @@ from printroom.workflows.order import OrderWorkflow
 log = logging.getLogger("printroom.worker")
 
 WORKFLOWS: tuple[type, ...] = (OrderWorkflow, BudgetApprovalWorkflow, CostCentreWorkflow)
+WORKFLOW_TYPES = ("OrderWorkflow", "BudgetApprovalWorkflow", "CostCentreWorkflow")  # their names (public interface)
 
 
 def with_pydantic(existing: DataConverter | None) -> DataConverter:
@@ -197,6 +199,7 @@ class PrintroomPlugin(SimplePlugin):
                 _never_started(worker)  # asked to stop (Ctrl-C) while waiting for the record: nothing ran
                 return
             await prepare_namespace(worker.client, self.emails)
+            await check_keys(worker.client, self.settings.temporal.key_ring(), worker.task_queue, WORKFLOW_TYPES)
         except BaseException:
             _never_started(worker)
             raise
