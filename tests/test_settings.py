@@ -270,6 +270,7 @@ BAD_AT_START = {
         "smtp: Value error, username with allow_self_signed would give the password to anyone",
     ),
     "a Temporal API key in the file": ("[temporal]\napi_key = 'k-123'\n", "temporal.api_key must not be written in the file in clear; set PRINTROOM_TEMPORAL__API_KEY"),
+    "a delivery record folder behind a file": ("deliveries_dir = '{d}/short/deliveries'\n", "deliveries_dir {d}/short/deliveries: {d}/short is a file, not a folder"),
     "a public address in clear": ("[web]\nsecret_file = '{d}/long'\npublic_url = 'http://printroom.example.com'\n", "public_url http://printroom.example.com: approvers' links and answers would travel in clear"),
 }  # fmt: skip
 
