@@ -143,7 +143,7 @@ class EncryptionCodec(PayloadCodec):
         """An encrypted payload decrypted; any other passes through as it is (written before encryption was on)."""
         if payload.metadata.get("encoding") != ENCODING:
             return payload
-        key_id = payload.metadata.get(KEY_ID, b"").decode("ascii", "replace")
+        key_id = payload.metadata.get(KEY_ID, b"")[:80].decode("ascii", "replace")  # ids are 64 at most: quoted, bounded
         cipher = self._ciphers.get(key_id)
         if cipher is None:
             raise PayloadNotDecrypted(
