@@ -17,9 +17,12 @@ from email.message import Message
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 from pydantic import SecretStr
+from starlette.applications import Starlette
 
 from printroom.settings import Settings, TemporalSettings
+from printroom.web.codec import CodecServer
 from tests.web_helpers import web_running, with_web
 
 UI_ORIGIN = "http://127.0.0.1:8233"
@@ -174,3 +177,53 @@ async def test_without_keys_or_without_a_token_the_codec_server_says_which_setti
     async with web_running(with_web(settings), None) as base:
         off = await call(f"{base}/codec/decode", {"payloads": []}, Authorization=f"Bearer {TOKEN}")
         assert off.status == 404 and "encryption is off here (temporal.encryption_key_file is not set)" in off.body["error"]
+
+
+# Any body, as a hostile client may send one: answered with the payloads or a reason, never a crash (500).
+B64 = st.builds(lambda raw: b64(raw), st.binary(max_size=64))
+PAYLOAD = st.fixed_dictionaries(
+    {},
+    optional={
+        "metadata": st.dictionaries(st.sampled_from(["encoding", "encryption-key-id", "x"]), st.one_of(B64, st.just(b64(b"binary/encrypted")), st.just(b64(b"k1")))),
+        "data": st.one_of(B64, st.text(max_size=20)),
+    },
+)
+JSON_VALUE = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=10), lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3), max_leaves=10)
+BODY = st.one_of(
+    st.binary(max_size=200),
+    st.builds(lambda v: json.dumps(v).encode(), JSON_VALUE),
+    st.builds(lambda ps: json.dumps({"payloads": ps}).encode(), st.lists(st.one_of(PAYLOAD, JSON_VALUE), max_size=4)),
+)
+
+
+@given(body=BODY, decrypt=st.booleans())
+@hypothesis_settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_any_body_is_answered_with_payloads_or_a_reason_never_a_crash(settings, body, decrypt):
+    app = Starlette(routes=CodecServer(codec_settings(settings)).routes())
+    status, answer = asyncio.run(asgi_post(app, "/codec/decode" if decrypt else "/codec/encode", body))
+    assert status in (200, 400, 422), (status, answer)
+    parsed = json.loads(answer)
+    assert set(parsed) == ({"payloads"} if status == 200 else {"error"}) and "Traceback" not in answer.decode()
+
+
+async def asgi_post(app: Starlette, path: str, body: bytes) -> tuple[int, bytes]:
+    """One POST straight to the ASGI app, with the token and the Web UI's origin."""
+    headers = [(b"authorization", f"Bearer {TOKEN}".encode()), (b"origin", UI_ORIGIN.encode()), (b"content-type", b"application/json")]
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "", "headers": headers,
+             "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8377)}  # fmt: skip
+    incoming = [{"type": "http.request", "body": body, "more_body": False}]
+    status, chunks = 0, []
+
+    async def receive() -> dict[str, Any]:
+        return incoming.pop(0) if incoming else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+
+    await app(scope, receive, send)
+    return status, b"".join(chunks)
