@@ -1,19 +1,22 @@
 """The budget approval's and the cost centres' activities: the plan read from the settings, an order counted in
-(and taken back from) its cost centre, and a hand-over of held drafts checked against what the approval asked."""
+(and taken back from) its cost centre, and the drafts an approval holds for its order fetched from the approval."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
 from temporalio import activity
-from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from printroom.activities.budget import cost_centre_terms, plan_approval, spending_period, unknown_cost_centre
 from printroom.activities.temporal_errors import retried_unless_refused
 from printroom.models import (
-    CHECK_HELD_DRAFTS,
+    CONFIRM_ORDER_CANCELLED,
+    FETCH_HANDED_DRAFTS,
+    HANDED_DRAFTS_QUERY,
     COST_CENTRE_WORKFLOW,
     COUNT_ORDER,
     PLAN_APPROVAL,
@@ -22,16 +25,21 @@ from printroom.models import (
     TAKE_BACK_SPENDING,
     ApprovalPlan,
     ApprovalState,
+    Confirmed,
     CostCentreBook,
-    HeldDraftsCheck,
-    HeldDraftsVerdict,
+    FetchHandedDrafts,
+    HandedDrafts,
+    HeldDrafts,
     Order,
+    OrderRun,
+    OrderState,
     SpendingAnswer,
     SpendingRecord,
     budget_workflow_id,
     cost_centre_workflow_id,
 )
 from printroom.settings import Settings
+from printroom.approvers import address_key
 
 
 class ApprovalSteps:
@@ -94,25 +102,53 @@ class ApprovalSteps:
                 return SpendingAnswer(ok=False, note=f"cost centre {name}: no spending recorded any more; nothing taken back")
             raise _retried_while_moving(error, what) from error
 
-    @activity.defn(name=CHECK_HELD_DRAFTS)
-    async def check_held_drafts(self, check: HeldDraftsCheck) -> HeldDraftsVerdict:
-        """Drafts handed to an order on HOLD_DRAFTS, checked against what its approval itself says it asked (its
-        `state` query) and the settings' draft rules, never against what the signal carries: anyone able to
-        signal could otherwise have an operator send a forged email in the print room's name."""
-        handle = activity.client().get_workflow_handle(budget_workflow_id(check.order_id))
+    @activity.defn(name=CONFIRM_ORDER_CANCELLED)
+    async def confirm_order_cancelled(self, run: OrderRun) -> Confirmed:
+        """An approval told its order was cancelled asks the order first: that signal, like any, could come from
+        anyone, and would have the approvers told a lie."""
+        return await _order_cancelled(activity.client(), run)
+
+    @activity.defn(name=FETCH_HANDED_DRAFTS)
+    async def fetch_handed_drafts(self, fetch: FetchHandedDrafts) -> HandedDrafts:
+        """The drafts an approval rang its order about, as that approval run holds them (its query), checked
+        against whom it says it asked and the settings' draft rules. The signal only rings: anyone able to signal
+        could otherwise have an operator send a forged email in the print room's name."""
+        handle = activity.client().get_workflow_handle(budget_workflow_id(fetch.order_id), run_id=fetch.approval_run_id)
         try:
+            handed = await handle.query(HANDED_DRAFTS_QUERY, fetch.message_ids, result_type=list[HeldDrafts])
             state = await handle.query("state", result_type=ApprovalState)
         except RPCError as error:
-            raise retried_unless_refused(error, f"reading {budget_workflow_id(check.order_id)}") from error
-        asked = {a.casefold() for a in [*state.approvers, *state.escalated_to]}
-        if strangers := [a for a in check.to if a.casefold() not in asked]:
-            return HeldDraftsVerdict(ok=False, why_not=f"addressed to {', '.join(strangers)}, whom the approval did not ask")
-        policy = self.settings.emails.for_trigger(check.email_trigger)
-        if check.edited_before_send and not policy.edit_before_send:
-            return HeldDraftsVerdict(
-                ok=False, why_not=f"held for editing, but emails.{check.email_trigger}.edit_before_send is off in the settings"
-            )
-        return HeldDraftsVerdict(ok=True)
+            raise retried_unless_refused(error, f"reading {budget_workflow_id(fetch.order_id)}") from error
+        wanted = set(fetch.message_ids)
+        found = [h for h in handed if {d.message_id for d in h.drafts} <= wanted]
+        if len(found) != 1:
+            return HandedDrafts(why_not=f"the approval holds no drafts {', '.join(sorted(wanted))} for its order")
+        (held,) = found
+        # The approval's own record of whom it asked (the request it made the drafts from is its own too).
+        asked = {address_key(a) for a in [*state.approvers, *state.escalated_to, *(held.request.approvers or [])]}
+        for draft in held.drafts:
+            if strangers := [a for a in draft.to if address_key(a) not in asked]:
+                return HandedDrafts(why_not=f"addressed to {', '.join(strangers)}, whom the approval did not ask")
+            if not draft.reason and not self.settings.emails.for_trigger(draft.email_trigger).edit_before_send:
+                return HandedDrafts(
+                    why_not=f"held for editing, but emails.{draft.email_trigger}.edit_before_send is off in the settings"
+                )
+        return HandedDrafts(held=held)
+
+
+async def _order_cancelled(client: Client, run: OrderRun) -> Confirmed:
+    """An order says it was cancelled when its status is `cancelled` or its workflow was asked to cancel."""
+    handle = client.get_workflow_handle(run.workflow_id, run_id=run.run_id)
+    try:
+        state = await handle.query("state", result_type=OrderState)
+        if state.status == "cancelled":
+            return Confirmed(yes=True)
+        async for event in handle.fetch_history_events():
+            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED:
+                return Confirmed(yes=True)
+    except RPCError as error:
+        raise retried_unless_refused(error, f"asking {run.workflow_id} whether it was cancelled") from error
+    return Confirmed(yes=False, why_not=f"{run.workflow_id} is {state.status} and nobody asked to cancel it")
 
 
 async def _answered(handle: WorkflowHandle, update: str, record: SpendingRecord, what: str) -> SpendingAnswer:

@@ -21,6 +21,7 @@ from email.mime.nonmultipart import MIMENonMultipart
 from email.utils import format_datetime, formataddr
 
 from printroom.activities.addresses import ascii_domain, mail_address
+from printroom.approvers import address_key
 from printroom.activities.rendering import RenderedEmail
 from printroom.models import Audience, StatusEmailRequest
 
@@ -54,7 +55,7 @@ def _message_id(
     escape = lambda text, unsafe=_UNSAFE_IN_MESSAGE_ID: unsafe.sub(lambda m: f"={ord(m.group()):02X}", text)  # noqa: E731
     local = ".".join(escape(p) for p in (order_id, email_trigger, str(occurrence), audience))
     if recipient is not None:  # one message per approver (their own answer links): named without their address
-        local += "-" + hashlib.sha256(recipient.casefold().encode("utf-8")).hexdigest()[:12]
+        local += "-" + hashlib.sha256(address_key(recipient).encode("utf-8")).hexdigest()[:12]
     if run:  # an order started again under the same id is a new order for its emails: never "already sent"
         local += ".r" + run_tag(run)
     if shop != "default":

@@ -65,7 +65,7 @@ class EmailActivities(ApprovalSteps):
     def activities(self) -> list[Callable[..., Any]]:
         """The activity functions a worker registers."""
         return [self.send_status_email, self.send_status_emails, self.send_draft, self.plan_approval, self.record_spending,
-                self.take_back_spending, self.check_held_drafts]
+                self.take_back_spending, self.fetch_handed_drafts, self.confirm_order_cancelled]
 
     def recipients(self, request: StatusEmailRequest) -> tuple[dict[Audience, list[str]], list[str]]:
         """Who gets this email trigger under the settings (E1), and why anyone who could have did not."""
@@ -163,13 +163,11 @@ class EmailActivities(ApprovalSteps):
                             rest[a] = [*(rest.get(a) or []), *unit_to]
                         else:
                             rest[a] = unit_only
-                    return self._hand_back(result, later, rest, str(error), waits=_TRANSIENT_TYPES[type(error)] in _SERVER_WIDE)
+                    return self._hand_back(result, later, rest, str(error), waits=_transient_type(error) in _SERVER_WIDE)
                 else:
                     # Expected while a mail server is down: one line in the log, not a traceback per attempt.
                     activity.logger.warning("%s (attempt %d, retried with backoff)", error, activity.info().attempt)
-                    raise ApplicationError(
-                        str(error), type=_TRANSIENT_TYPES[type(error)], category=ApplicationErrorCategory.BENIGN
-                    ) from None
+                    raise ApplicationError(str(error), type=_transient_type(error), category=ApplicationErrorCategory.BENIGN) from None
         return self._hand_back(result, later, {}, result.retry_reason) if later else result
 
     def _messages(
@@ -485,12 +483,19 @@ _TRANSIENT_TYPES: dict[type[Exception], str] = {
     RecordUnavailable: "DeliveryRecordUnavailable",
 }
 # Passing failures of the way out (the server, the delivery record), which every email meets alike; the others
-# (a file not there yet, another attempt sending it) are the email's own.
+# (a file not there yet, another attempt sending it, a 4xx for the recipients of this email) are the email's own.
 _SERVER_WIDE = frozenset({"SmtpTransientError", "DeliveryRecordUnavailable"})
+_RECIPIENTS_DEFERRED = "SmtpRecipientsDeferred"
+
+
+def _transient_type(error: Exception) -> str:
+    if isinstance(error, DeliveryError) and error.recipients_only:
+        return _RECIPIENTS_DEFERRED
+    return _TRANSIENT_TYPES[type(error)]
 
 
 def _retried_for(error: ApplicationError) -> bool:
-    return not error.non_retryable and error.type in _TRANSIENT_TYPES.values()
+    return not error.non_retryable and (error.type in _TRANSIENT_TYPES.values() or error.type == _RECIPIENTS_DEFERRED)
 
 
 def waits_for_server(error: ApplicationError) -> bool:

@@ -20,10 +20,12 @@ class DeliveryError(Exception):
     """The server did not take the message. `permanent` failures need a person; the others pass with time.
     `uncertain`: the message data was sent but no reply came, so the server may have kept it."""
 
-    def __init__(self, message: str, *, permanent: bool, uncertain: bool = False) -> None:
+    def __init__(self, message: str, *, permanent: bool, uncertain: bool = False, recipients_only: bool = False) -> None:
         super().__init__(message)
         self.permanent = permanent
         self.uncertain = uncertain
+        # Only the recipients were refused (RCPT): the server itself works, and other emails go.
+        self.recipients_only = recipients_only
 
 
 class OpportunisticTlsFailed(Exception):
@@ -180,7 +182,7 @@ class SmtpTransport:
             if len(refused) == len(recipients):
                 replies = {r: _reply(*reply) for r, reply in refused.items()}
                 permanent = all(code >= 500 for code, _ in refused.values())
-                raise DeliveryError(f"{self.server} refused every recipient: {replies}", permanent=permanent)
+                raise DeliveryError(f"{self.server} refused every recipient: {replies}", permanent=permanent, recipients_only=True)
         except BaseException as error:
             if client is not None:
                 await _quit_quietly(client)

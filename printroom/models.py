@@ -457,7 +457,10 @@ def validation_problems(error: ValidationError) -> list[str]:
 
 # Budget approval (W4): what the approval workflow asks the settings, what it answers, and what it shows.
 PLAN_APPROVAL = "printroom.plan_approval"
-CHECK_HELD_DRAFTS = "printroom.check_held_drafts"
+FETCH_HANDED_DRAFTS = "printroom.fetch_handed_drafts"
+CONFIRM_ORDER_CANCELLED = "printroom.confirm_order_cancelled"
+# On `budget-<order id>`: the drafts it handed to its order, by Message-ID (what the order holds, never the signal).
+HANDED_DRAFTS_QUERY = "printroom.handed_drafts"
 RECORD_SPENDING = "printroom.record_spending"
 TAKE_BACK_SPENDING = "printroom.take_back_spending"
 BUDGET_WORKFLOW = "BudgetApprovalWorkflow"
@@ -536,21 +539,39 @@ class HeldDrafts(BaseModel):
     drafts: list[DraftContent]
 
 
-class HeldDraftsCheck(BaseModel):
-    """What an order asks before holding an approval's drafts: small data, never their bodies."""
+class OrderRun(BaseModel):
+    """Activity input: one run of an order's workflow (an approval asking its own order)."""
+
+    workflow_id: str
+    run_id: str
+
+
+class Confirmed(BaseModel):
+    """Activity output: whether what was claimed holds, and why not."""
+
+    yes: bool
+    why_not: str = ""
+
+
+class DraftsHanded(BaseModel):
+    """Signal `printroom.hold_drafts`, from an approval to its order: a doorbell naming the drafts it holds for an
+    operator. The order fetches them from the approval itself: nothing a signal carries is believed."""
+
+    message_ids: list[Annotated[str, StringConstraints(max_length=300)]] = Field(min_length=1, max_length=50)
+
+
+class FetchHandedDrafts(BaseModel):
+    """Activity input: the order asks its approval (that very run) for the drafts the doorbell named."""
 
     order_id: str
-    email_trigger: str
-    # Every address the drafts are to.
-    to: list[str]
-    # Some draft is held for editing (no failure reason): the settings must say edit_before_send for its email.
-    edited_before_send: bool
+    approval_run_id: str
+    message_ids: list[str]
 
 
-class HeldDraftsVerdict(BaseModel):
-    """Whether the drafts may be held, and why not."""
+class HandedDrafts(BaseModel):
+    """What the approval holds under those Message-IDs, checked against whom it asked and the settings; or why not."""
 
-    ok: bool
+    held: HeldDrafts | None = None
     why_not: str = ""
 
 

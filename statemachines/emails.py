@@ -14,3 +14,7 @@ EMAIL_TRIGGERS: tuple[str, ...] = tuple(
         [*ORDER.email_triggers(), *BUDGET.email_triggers(), APPROVAL_REMINDER, APPROVAL_OVERDUE, BUDGET_WARNING, DRAFT_WAITING]
     )
 )
+
+# Notices to the print room's operators: they never wait behind an email to a customer or an approver (their
+# first attempts have a lane of their own).
+OPERATOR_NOTICES = frozenset({DRAFT_WAITING, "order_received_operator", APPROVAL_OVERDUE})

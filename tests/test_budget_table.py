@@ -6,7 +6,7 @@ import pytest
 
 from printroom.statemachines.budget import BUDGET
 from printroom.statemachines.table import Lifecycle, Transition
-from printroom.workflows.approvers import same_address
+from printroom.approvers import same_address
 
 
 class Moves:

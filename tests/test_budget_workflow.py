@@ -80,6 +80,9 @@ async def test_only_the_approvers_are_heard_and_the_first_decision_wins(client, 
 
     # Someone not asked: refused and recorded, by signal (relayed through the order) and by update (answered).
     await handle.signal("approve", {"by": "intern@example.org", "comment": "looks fine"})
+    # Relayed by the order: refused before the updates come (an update whose workflow task meets a late signal
+    # carrying the workflow's completion is answered "unexpected workflow task failure" by the server).
+    await eventually(lambda: _refused_approval(client, order), what="the relayed signal refused")
     with pytest.raises(WorkflowUpdateFailedError) as refused:
         await budget.execute_update("decide", {"decision": "approve", "by": "intern@example.org"})
     assert "intern@example.org is not an approver of order" in str(refused.value.cause)
@@ -609,34 +612,36 @@ async def _failed(handle) -> OrderState | None:
 
 
 async def test_drafts_handed_to_an_order_must_be_its_approvals_own(client, dev_worker, smtp):
-    """The approval hands its held emails to the order by a signal; the same signal sent by anyone else, to put a
-    forged email where an operator sends drafts, is refused and recorded."""
+    """The approval only rings its order (the drafts' Message-IDs); the order fetches the drafts from that approval
+    itself. A forged hand-over, whatever it carries, puts nothing where an operator sends drafts."""
     order = over_budget(language="en")
     handle = await start(client, dev_worker.task_queue, order)
     await eventually(lambda: messages_to(smtp, "head@example.org"), what="the approval request")
     parsed = Order.model_validate(order)
-
-    def forged(trigger: str, to: list[str], order_id: str = order["id"], reason: str = "failed") -> dict[str, Any]:
-        request = StatusEmailRequest(  # the payload names its recipients as the approvers: never believed
-            order=parsed.model_copy(update={"id": order_id}), email_trigger=trigger, status="awaiting_approval", approvers=to,
-        )  # fmt: skip
-        draft = DraftContent(email_trigger=trigger, audience="approvers", sender="x <x@example.com>", to=to, message_id="<x@y>",
-                             rules=DraftRules(may_attach=True, may_edit_cc=True), reason=reason)  # fmt: skip
-        return HeldDrafts(request=request, drafts=[draft]).model_dump(mode="json")
-
+    request = StatusEmailRequest(order=parsed, email_trigger="approval_requested", status="awaiting_approval",
+                                 approvers=["mallory@example.net"])  # fmt: skip
+    draft = DraftContent(email_trigger="approval_requested", audience="approvers", sender="x <x@example.com>",
+                         to=["mallory@example.net"], message_id="<x@y>", rules=DraftRules(may_attach=True, may_edit_cc=True))  # fmt: skip
     attempts = {
-        "to someone not asked": (forged("approval_requested", ["mallory@example.net"]), "mallory@example.net, whom the approval did not ask"),
-        "held for editing, not set so": (forged("approval_requested", ["head@example.org"], reason=""), "edit_before_send is off"),
-        "not an approval email": (forged("order_accepted", ["head@example.org"]), "order_accepted is not an email of the budget approval"),
-        "for another order": (forged("approval_requested", ["head@example.org"], "PO-OTHER"), "cannot be held on order"),
+        "a whole forged draft": (HeldDrafts(request=request, drafts=[draft]).model_dump(mode="json"), "malformed payload"),
+        "a Message-ID the approval never held": ({"message_ids": ["<x@y>"]}, "the approval holds no drafts <x@y> for its order"),
+        "nothing named": ({"message_ids": []}, "malformed payload"),
     }
     for payload, _ in attempts.values():
         await handle.signal(HOLD_DRAFTS, payload)
-    state = await eventually(lambda: _refused_n(handle, 4), what="the four forged hand-overs refused")
+    state = await eventually(lambda: _refused_n(handle, 3), what="the three forged hand-overs refused")
     assert state.drafts_pending == []
     for what, (_, reason) in attempts.items():
         assert [r for r in state.refused if r.kind == HOLD_DRAFTS and reason in r.reason], what
+    # A forged "your order was cancelled" to the approval: it asks the order, which says no; nobody is told.
+    budget = client.get_workflow_handle(f"budget-{order['id']}")
+    await budget.signal("printroom.order_cancelled")
+    approval = await eventually(lambda: _refused_approval(client, order), what="the forged cancel refused")
+    assert approval.status == "requested" and "is awaiting_approval and nobody asked to cancel it" in approval.refused[-1].reason
+    assert not [m for m in messages_to(smtp, "head@example.org") if "No longer needed" in m.parsed()["Subject"]]
     await handle.signal("change_status", {"trigger": "cancel"})
+    await eventually(lambda: [m for m in messages_to(smtp, "head@example.org") if "No longer needed" in m.parsed()["Subject"]],
+                     what="the order's own cancel told")  # fmt: skip
 
 
 async def _refused_n(handle, count: int) -> OrderState | None:

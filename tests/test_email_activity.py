@@ -138,12 +138,18 @@ async def test_approvers_written_one_by_one_are_retried_only_where_not_reached(r
     assert handler.delivered == [["a@example.org"], ["b@example.org"], ["c@example.org"], ["müller@xn--bcher-kva.example"]]
 
 
-async def test_a_4xx_refusal_is_retried(refusing_smtp):
+async def test_a_4xx_refusal_is_retried_as_the_emails_own_failure_not_the_servers(refusing_smtp):
+    """A full mailbox is this email's problem: retried, and (its own type) holding up none of the order's others."""
     handler, settings = refusing_smtp
-    handler.replies["marie@example.org"] = "451 4.3.0 try again later"
+    handler.replies["marie@example.org"] = "452 4.2.2 mailbox full"
     with pytest.raises(ApplicationError) as error:
         await send(settings, request("order_shipped"))
-    assert error.value.type == "SmtpTransientError" and not error.value.non_retryable
+    assert error.value.type == "SmtpRecipientsDeferred" and not error.value.non_retryable
+    batch = await ActivityEnvironment().run(
+        activities_for(settings).send_status_emails, StatusEmailBatch(requests=[request("order_shipped")])
+    )
+    (result,) = batch.results
+    assert result.retry == ["customer"] and not result.retry_waits_for_server
 
 
 async def test_when_some_operators_are_refused_the_others_still_get_it_and_the_refusal_is_reported(refusing_smtp):

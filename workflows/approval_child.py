@@ -36,6 +36,11 @@ class ApprovalChild:
         return self._handle is not None and not self.done
 
     @property
+    def run_id(self) -> str | None:
+        """The run of the approval started last: the one whose drafts this order holds."""
+        return self._handle.first_execution_run_id if self._handle is not None else None
+
+    @property
     def may_start_again(self) -> bool:
         """Ended without a decision: cancelled from outside the order, or failed."""
         return self.done and not self._cancel_asked and (self.outcome is None or self.outcome.from_outside)
@@ -71,6 +76,8 @@ class ApprovalChild:
                 what = "was cancelled from outside the order" if is_cancellation(error) else f"failed: {root_cause(error).message}"
                 on_problem(f"the budget approval {what}; the order waits: send ask_again to this order to start a new one")
                 return
+            if outcome.status == "cancelled" and not self._cancel_asked:  # not the order's doing, however it came
+                outcome = outcome.model_copy(update={"from_outside": True})
             self.outcome = outcome
             on_outcome(outcome)
         finally:

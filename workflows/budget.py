@@ -13,7 +13,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
-    from printroom.workflows.approvers import same_address
+    from printroom.approvers import same_address
     from printroom.workflows.requests import Refusals, WorkflowInput, check_update
     from printroom.workflows.sending import Outbox, is_cancellation, root_cause
 
@@ -24,6 +24,8 @@ with workflow.unsafe.imports_passed_through():
 
     from printroom.models import (
         BUDGET_WORKFLOW,
+        CONFIRM_ORDER_CANCELLED,
+        HANDED_DRAFTS_QUERY,
         HOLD_DRAFTS,
         ORDER_CANCELLED,
         PLAN_APPROVAL,
@@ -31,11 +33,14 @@ with workflow.unsafe.imports_passed_through():
         ApprovalDecision,
         ApprovalOutcome,
         AskAgain,
+        Confirmed,
+        OrderRun,
         ApprovalPlan,
         ApprovalProgress,
         ApprovalState,
         Decide,
         DraftContent,
+        DraftsHanded,
         HeldDrafts,
         Order,
         StatusEmailRequest,
@@ -46,6 +51,8 @@ with workflow.unsafe.imports_passed_through():
 # Reading the settings is quick; the plan is retried a little and then the approval fails, saying why.
 PLAN_TIMEOUT = timedelta(seconds=10)
 PLAN_RETRY = RetryPolicy(maximum_attempts=5)
+# Hand-overs kept for the order to fetch (one a status change of the approval's; a few are ever due).
+MAX_HANDED_KEPT = 20
 # Approvers the approval keeps waiting for after on_timeout (the operators told) can still answer by link this long.
 LINKS_OUTLIVE_SILENCE = timedelta(days=30)
 
@@ -71,9 +78,11 @@ class BudgetApprovalWorkflow:
         self._asked_at = self._requested_at  # when the approvers of now were asked (again, after an escalation)
         self._outbox = Outbox(self._order.id if self._order else "", self._drafts_made, self._publish)
         self._handovers: list[asyncio.Task[None]] = []
+        self._handed: list[HeldDrafts] = []  # what the order fetches when rung (HOLD_DRAFTS)
         self._asked_again: AskAgain | None = None  # an operator's request, until the main loop has acted on it
         self._operators_told = False  # approval_overdue sent for the approvers of now: nothing more is due
         self._round = 1  # one more for each escalation and each ask_again: earlier rounds' held drafts are stale
+        self._confirming_cancel = 0  # the order's "I was cancelled", being checked with the order
 
     @workflow.run
     async def run(self, raw_order: Any = None) -> ApprovalOutcome:
@@ -84,6 +93,7 @@ class BudgetApprovalWorkflow:
         except (asyncio.CancelledError, ActivityError) as error:  # cancelled as it started: nobody asked, nobody told
             if isinstance(error, ActivityError) and not is_cancellation(error):
                 raise
+            await workflow.wait_condition(lambda: not self._confirming_cancel)  # the order's word first, as below
             self._withdraw("before anyone was asked")
             return await self._finish(None)
         if plan is None:  # the order was cancelled while the settings were read: nobody to tell
@@ -103,6 +113,9 @@ class BudgetApprovalWorkflow:
         except (asyncio.CancelledError, ActivityError) as error:  # ActivityError: cancelled while re-planning
             if isinstance(error, ActivityError) and not is_cancellation(error):
                 raise
+            # An order cancelled from Temporal tells this approval, then closes, which cancels it: the order's word
+            # is checked first, and wins.
+            await workflow.wait_condition(lambda: not self._confirming_cancel)
             self._withdraw("while the approvers were asked")
         if self._asked_again is not None:  # came with the decision: answered, not lost
             self._refusals.refuse("ask_again", self._asked_again.model_dump(), self._ended())
@@ -258,9 +271,30 @@ class BudgetApprovalWorkflow:
             self._refusals.refuse(decision, payload, str(refusal))
 
     @workflow.signal(name=ORDER_CANCELLED)
-    def order_cancelled(self, payload: Any = None) -> None:
-        """From the order: it was cancelled, so the approvers are told (approval_cancelled) and need not answer."""
-        if not self._lifecycle.closed:
+    async def order_cancelled(self, payload: Any = None) -> None:
+        """From the order: it was cancelled, so the approvers are told (approval_cancelled) and need not answer.
+        The order is asked first (a signal could come from anyone): a claim it does not confirm is refused."""
+        parent = workflow.info().parent
+        if self._lifecycle.closed:
+            return
+        if parent is None:
+            self._refusals.refuse(ORDER_CANCELLED, payload, "this approval has no order to have been cancelled")
+            return
+        self._confirming_cancel += 1
+        try:
+            confirmed = await workflow.execute_activity(
+                CONFIRM_ORDER_CANCELLED, OrderRun(workflow_id=parent.workflow_id, run_id=parent.run_id), result_type=Confirmed,
+                start_to_close_timeout=timedelta(seconds=30), schedule_to_close_timeout=timedelta(minutes=10),
+            )  # fmt: skip
+        except FailureError as error:
+            if is_cancellation(error):
+                raise
+            confirmed = Confirmed(yes=False, why_not=f"the order could not be asked: {root_cause(error).message}")
+        finally:  # state only: no workflow call may run while the worker evicts the workflow
+            self._confirming_cancel -= 1
+        if not confirmed.yes:
+            self._refusals.refuse(ORDER_CANCELLED, payload, f"not applied: {confirmed.why_not}")
+        elif not self._lifecycle.closed:
             before = "" if self._plan is not None else " before anyone was asked"
             self._lifecycle.follow("cancel", "system", by="printroom", comment=f"the order was cancelled{before}")
 
@@ -381,22 +415,32 @@ class BudgetApprovalWorkflow:
 
     def _drafts_made(self, request: StatusEmailRequest, drafts: list[DraftContent]) -> None:
         """Emails held for an operator (edit_before_send, or a failure to fix) wait on the order, where operators
-        look for them (DraftsPending); an approval started on its own has no order to hold them."""
+        look for them (DraftsPending): kept here for the order to fetch (`printroom.handed_drafts`), and the order
+        rung. An approval started on its own has no order to hold them."""
         parent = workflow.info().parent
         if parent is None:
             for draft in drafts:
                 self._outbox.record_failure(draft.email_trigger, "held for an operator, but this approval has no order workflow to hold it")
             return
-        self._handovers.append(asyncio.create_task(self._hand_over(parent.workflow_id, HeldDrafts(request=request, drafts=drafts))))
+        self._handed.append(HeldDrafts(request=request, drafts=drafts))
+        del self._handed[:-MAX_HANDED_KEPT]
+        bell = DraftsHanded(message_ids=[d.message_id for d in drafts])
+        self._handovers.append(asyncio.create_task(self._hand_over(parent.workflow_id, parent.run_id, bell)))
 
-    async def _hand_over(self, order_workflow_id: str, held: HeldDrafts) -> None:
+    @workflow.query(name=HANDED_DRAFTS_QUERY)
+    def handed_drafts(self, message_ids: Any = None) -> list[HeldDrafts]:
+        """The drafts handed to the order under those Message-IDs (what its activity reads)."""
+        wanted = set(message_ids) if isinstance(message_ids, list) else set()
+        return [h for h in self._handed if any(d.message_id in wanted for d in h.drafts)]
+
+    async def _hand_over(self, order_workflow_id: str, order_run_id: str, bell: DraftsHanded) -> None:
+        """To the very run of the order that started this approval (an order started again is another)."""
         try:
-            await workflow.get_external_workflow_handle(order_workflow_id).signal(HOLD_DRAFTS, held)
+            await workflow.get_external_workflow_handle(order_workflow_id, run_id=order_run_id).signal(HOLD_DRAFTS, bell)
         except FailureError as error:  # the order has closed: said here, where the operators look next
             if is_cancellation(error):
                 raise
-            for draft in held.drafts:
-                self._outbox.record_failure(draft.email_trigger, f"held for an operator, but its order could not take it: {error.message}")
+            self._outbox.record_failure(HOLD_DRAFTS, f"drafts {', '.join(bell.message_ids)} held for an operator, but the order could not take them: {error.message}")
 
     def _publish(self) -> None:
         """The approval at a glance in the Web UI's current details."""

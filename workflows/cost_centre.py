@@ -69,8 +69,8 @@ class CostCentreWorkflow:
         self._count_inbox()
         emails += self._outbox.take_queued()  # a warning those last counts fired
         if len(emails) > MAX_EMAILS_CARRIED:
-            for request in emails[:-MAX_EMAILS_CARRIED]:
-                self._outbox.record_failure(request.email_trigger, "not sent: too many warnings waited for the mail server")
+            for request in emails[:-MAX_EMAILS_CARRIED]:  # a refusal rides into the next run, where it is seen
+                self._refusals.refuse(request.email_trigger, "", "not sent: more warnings waited for the mail server than are carried")
             emails = emails[-MAX_EMAILS_CARRIED:]
         book = self._book.model_copy(update={"pending": [], "emails": emails, "refused": self._refusals.items})
         workflow.continue_as_new(book)

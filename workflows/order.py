@@ -28,12 +28,13 @@ with workflow.unsafe.imports_passed_through():
     from printroom.models import (
         HOLD_DRAFTS,
         SEND_DRAFT,
-        CHECK_HELD_DRAFTS,
+        FETCH_HANDED_DRAFTS,
         ApprovalOutcome,
         AskAgain,
+        DraftsHanded,
+        FetchHandedDrafts,
+        HandedDrafts,
         HeldDrafts,
-        HeldDraftsCheck,
-        HeldDraftsVerdict,
         SpendingAnswer,
         budget_workflow_id,
         ChangeStatus,
@@ -81,6 +82,7 @@ class OrderWorkflow:
         self._published: tuple[str, int] | None = None
         self._approval = ApprovalChild()
         self._approval_standing = ""  # why the order waits for an approval that has ended without a decision
+        self._fetching_drafts = 0  # drafts an approval rang about, being fetched: the order stays open meanwhile
         self._cost_centre = SpendingLink(self._spending_answered)
         if self._order is not None:
             for email_trigger in ORDER.emails_on_start:
@@ -98,8 +100,9 @@ class OrderWorkflow:
             self._start_approval()
         try:
             await self._outbox.run(self._finished)
-        except asyncio.CancelledError:
-            await self._workflow_cancelled()
+        except (asyncio.CancelledError, FailureError) as error:  # a first attempt cut by the cancel: a FailureError
+            if isinstance(error, asyncio.CancelledError) or is_cancellation(error):
+                await self._workflow_cancelled()
             raise
         finally:
             reminders.cancel()
@@ -107,11 +110,13 @@ class OrderWorkflow:
         return self.state()
 
     async def _workflow_cancelled(self) -> None:
-        """`temporal workflow cancel` (or Request Cancellation) on the order itself: it was not made, so what its
-        cost centre counted comes off, and its approval tells its approvers; then the workflow ends cancelled."""
+        """`temporal workflow cancel` (or Request Cancellation) on the order itself: its approval tells its approvers,
+        and an order not made yet (one the `cancel` row could still cancel) has its count taken back; then the
+        workflow ends cancelled. A shipped order cancelled to stop a stuck email keeps its spending."""
         assert self._order is not None
         await self._approval.tell_cancelled()
-        self._cost_centre.take_back(self._order)
+        if self._lifecycle.may("cancel", "operator"):  # not made yet; a shipped order's spending stands
+            self._cost_centre.take_back(self._order)
         await workflow.wait_condition(lambda: self._cost_centre.done)
 
     def _start_approval(self) -> None:
@@ -153,13 +158,23 @@ class OrderWorkflow:
 
     @workflow.signal(name=HOLD_DRAFTS)
     async def hold_drafts(self, payload: Any = None) -> None:
-        """The approval's emails that wait for an operator: held here, where operators find them, once checked
-        against what the approval itself says it asked; those of an earlier round are no longer needed."""
-        held = self._validate(HOLD_DRAFTS, HeldDrafts, payload)
-        if held is None:
+        """The approval rings: it holds emails for an operator. They are fetched from that approval itself (and
+        checked there against whom it asked and the settings), held here where operators find them; those of an
+        earlier round are no longer needed. Nothing the signal carries but the Message-IDs is used."""
+        bell = self._validate(HOLD_DRAFTS, DraftsHanded, payload)
+        if bell is None:
             return
-        if refusal := self._not_from_the_approval(held) or await self._not_what_the_approval_asked(held):
-            self._refuse(HOLD_DRAFTS, payload, refusal)
+        if (run := self._approval.run_id) is None:
+            self._refuse(HOLD_DRAFTS, payload, "this order has no budget approval to hold drafts for")
+            return
+        self._fetching_drafts += 1
+        try:
+            handed = await self._fetch_handed(bell, run)
+        finally:  # state only: no workflow call may run while the worker evicts the workflow
+            self._fetching_drafts -= 1
+        held = handed.held
+        if held is None or (refusal := self._not_from_the_approval(held)):
+            self._refuse(HOLD_DRAFTS, payload, handed.why_not or refusal or "")
             return
         if not self._approval.waiting and held.request.email_trigger in ASKING_EMAILS:
             self._refuse(HOLD_DRAFTS, payload, "the budget approval has ended; its request is no longer needed")
@@ -168,22 +183,21 @@ class OrderWorkflow:
         self._settle_approval_drafts("the approvers were asked again", before_round=round)
         self._held(held.request, held.drafts)
 
-    async def _not_what_the_approval_asked(self, held: HeldDrafts) -> str | None:
+    async def _fetch_handed(self, bell: DraftsHanded, approval_run_id: str) -> HandedDrafts:
+        """A check that cannot be made (Temporal out of reach for ten minutes) is a failure the operators see."""
         assert self._order is not None
-        check = HeldDraftsCheck(
-            order_id=self._order.id, email_trigger=held.request.email_trigger, to=[a for d in held.drafts for a in d.to],
-            edited_before_send=any(not d.reason for d in held.drafts),
-        )  # fmt: skip
+        fetch = FetchHandedDrafts(order_id=self._order.id, approval_run_id=approval_run_id, message_ids=bell.message_ids)
         try:
-            verdict = await workflow.execute_activity(
-                CHECK_HELD_DRAFTS, check, result_type=HeldDraftsVerdict, start_to_close_timeout=timedelta(seconds=30),
+            return await workflow.execute_activity(
+                FETCH_HANDED_DRAFTS, fetch, result_type=HandedDrafts, start_to_close_timeout=timedelta(seconds=30),
                 schedule_to_close_timeout=timedelta(minutes=10),
             )  # fmt: skip
         except FailureError as error:
             if is_cancellation(error):
                 raise
-            return f"could not be checked against the approval: {root_cause(error).message}"
-        return None if verdict.ok else f"not what the approval asked: {verdict.why_not}"
+            why = f"drafts {', '.join(bell.message_ids)} of the budget approval could not be fetched: {root_cause(error).message}"
+            self._outbox.record_failure("approval_requested", why + f"; look at {budget_workflow_id(self._order.id)}")
+            return HandedDrafts(why_not=why)
 
     def _settle_approval_drafts(self, why: str, *, before_round: int | None = None) -> None:
         """Held approval emails that no longer ask anything true: settled, said in the notes; the order can close."""
@@ -196,8 +210,8 @@ class OrderWorkflow:
                 self._outbox.notes.append(f"{held.draft.id} ({held.draft.email_trigger} to {', '.join(held.draft.to)}): no longer needed, {why}")
 
     def _not_from_the_approval(self, held: HeldDrafts) -> str | None:
-        """Only this order's approval hands drafts over: its own emails, to its approvers. Anything else sent on
-        this signal could have an operator send a forged email in the print room's name."""
+        """What the approval holds for this order, as fetched from it: its own emails, to its approvers, for this
+        order (a second look, beside the activity's, at what the approval made)."""
         assert self._order is not None
         request = held.request
         if request.order.id != self._order.id:
@@ -434,7 +448,7 @@ class OrderWorkflow:
     # The order at a glance.
 
     def _finished(self) -> bool:
-        approval_over = not self._approval.started or self._approval.done
+        approval_over = (not self._approval.started or self._approval.done) and not self._fetching_drafts
         return self._lifecycle.closed and self._outbox.idle and not self._drafts.pending and approval_over and self._cost_centre.done
 
     def _publish(self) -> None:

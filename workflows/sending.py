@@ -15,6 +15,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, ChildWorkflowError, FailureError
 
 with workflow.unsafe.imports_passed_through():
+    from printroom.statemachines.emails import OPERATOR_NOTICES
     from printroom.models import (
         SEND_STATUS_EMAIL,
         ApprovalProgress,
@@ -79,7 +80,8 @@ class Outbox:
     """What is queued, being sent, retried, sent and failed, and the loop that sends it. First attempts go in the
     order of the status changes; an email that fails for a reason of its own (its PDF not there yet, a 4xx for
     one recipient) is retried on its own timeline and holds nothing up; one that fails because the server is
-    unreachable holds the first attempts queued behind it, which would fail alike, until it is through."""
+    unreachable holds the first attempts queued behind it in its lane (operator notices have their own), which
+    would fail alike, until it is through."""
 
     def __init__(self, order_id: str, drafts_made: DraftsMade, changed: Callable[[], None]) -> None:
         self._order_id, self._drafts_made, self._changed = order_id, drafts_made, changed
@@ -99,14 +101,19 @@ class Outbox:
     def idle(self) -> bool:
         return not self._queue and not self._sending and not self._retries
 
-    def _held_up(self) -> bool:
-        return any(r.waits_for_server for r in self._retries)
+    @staticmethod
+    def _lane(request: StatusEmailRequest) -> str:
+        """Operator notices have a lane of their own: they never wait behind a customer's or an approver's email."""
+        return "operators" if request.email_trigger in OPERATOR_NOTICES else "others"
+
+    def _held_up(self, lane: str) -> bool:
+        return any(r.waits_for_server and self._lane(r.request) == lane for r in self._retries)
 
     @property
     def first_attempt_due(self) -> bool:
         """A first attempt runs or is about to, in this workflow task (the local activity holds the task open until
         it is done): what it changes (drafts held) can be published together with what led to it."""
-        return bool(self._sending) or (bool(self._queue) and not self._held_up())
+        return bool(self._sending) or self._batch_due()
 
     def waiting(self) -> int:
         return len(self._queue) + len(self._sending) + len(self._retries)
@@ -205,10 +212,13 @@ class Outbox:
             await workflow.wait_condition(lambda: self._batch_due() or self._through(finished))
             if not self._batch_due():
                 return
-            await self._send_batch([self._queue.popleft() for _ in range(min(len(self._queue), MAX_BATCH))])
+            batch = [r for r in self._queue if not self._held_up(self._lane(r))][:MAX_BATCH]
+            for request in batch:
+                self._queue.remove(request)
+            await self._send_batch(batch)
 
     def _batch_due(self) -> bool:
-        return bool(self._queue) and not self._held_up() and not self._handing_over
+        return not self._handing_over and any(not self._held_up(self._lane(r)) for r in self._queue)
 
     def _through(self, finished: Callable[[], bool]) -> bool:
         return not self._sending and not self._retries and (self._handing_over or (finished() and not self._queue))
@@ -250,7 +260,7 @@ class Outbox:
         for request, reason, waits_for_server in redo:
             if self._handing_over:
                 self._carried.append(request)
-            elif waits_for_server and (held or self._held_up()):
+            elif waits_for_server and self._held_up(self._lane(request)):
                 held.append(request)
             else:
                 self._start_retry(_Retry(request, reason, waits_for_server))

@@ -161,13 +161,14 @@ async def on_the_dev_server(tmp: Path) -> list[WorkflowHandle[Any, Any]]:
 
 async def the_paths_of_issue_20(client: Client, tmp: Path) -> list[WorkflowHandle[Any, Any]]:
     """An order started again under the same id (its second run), an email waiting for its PDF while the next
-    goes, an approval cancelled from outside and started again by ask_again, a cost centre continuing as new while
-    its warning waits for the mail server."""
+    goes, an approval cancelled from outside (its request held for an operator, then no longer needed) and started
+    again by ask_again, a cost centre continuing as new while its warning waits for the mail server."""
     port = free_port()
     store = tmp / "documents"
     (store / "PO" / "J1").mkdir(parents=True)
     settings = settings_for(port, tmp).model_copy(
-        update={"emails": EmailPolicies.model_validate({"order_completed": {"attachments": ["document"]}}),
+        update={"emails": EmailPolicies.model_validate({"order_completed": {"attachments": ["document"]},
+                                                        "approval_requested": {"edit_before_send": True}}),
                 "documents": DocumentSettings(root=store)}
     )  # fmt: skip
     async with build_worker(client, settings, task_queue="record"):
@@ -189,6 +190,7 @@ async def the_paths_of_issue_20(client: Client, tmp: Path) -> list[WorkflowHandl
             await eventually(lambda: _status(withdrawn, "awaiting_approval"), what="the approval asked")
             await eventually(lambda: _exists(withdrawn_budget), what="the approval started")
             cancelled_run = client.get_workflow_handle("budget-H-WITHDRAWN", run_id=(await withdrawn_budget.describe()).run_id)
+            await eventually(lambda: drafts(withdrawn, 1), what="the request held for an operator, fetched from the approval")
             await withdrawn_budget.cancel()
             await eventually(lambda: _approval(withdrawn, "cancelled from outside"), what="the order told")
             await withdrawn.signal("ask_again", {"by": "Léa"})
