@@ -6,6 +6,7 @@ import asyncio
 import sys
 import time
 from collections.abc import Callable
+from email.parser import BytesHeaderParser
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
@@ -14,11 +15,10 @@ from aiosmtpd.controller import Controller
 class Sink:
     async def handle_DATA(self, server, session, envelope) -> str:
         arrived = time.monotonic()  # CLOCK_MONOTONIC: one clock for every process on the machine
-        for line in envelope.content.split(b"\r\n"):
-            if line.lower().startswith(b"message-id:"):
-                sys.stdout.write(f"{line.split(b':', 1)[1].strip().decode()} {arrived}\n")
-                sys.stdout.flush()
-                break
+        # The header as a mail client reads it: a long Message-ID is folded onto the next line.
+        message_id = "".join(str(BytesHeaderParser().parsebytes(envelope.content).get("Message-ID", "")).split())
+        sys.stdout.write(f"{message_id} {arrived}\n")
+        sys.stdout.flush()
         return "250 OK"
 
 
