@@ -74,7 +74,8 @@ class Job(_Public):
     id: NonEmpty
     name: Annotated[str, StringConstraints(max_length=200)] = ""
     product: Annotated[str, StringConstraints(max_length=200)] = ""
-    quantity: int | None = Field(default=None, ge=1)
+    # Copies: a billion at most (no print run is larger; a number past 28 digits could not even be written out).
+    quantity: int | None = Field(default=None, ge=1, le=1_000_000_000)
     # File references, relative to the configured document store; never file contents.
     document: DocumentReference | None = None
     ticket: DocumentReference | None = None
