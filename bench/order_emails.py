@@ -30,7 +30,7 @@ from temporalio.worker import Worker  # noqa: E402
 
 from bench.bare_workflow import BareEmailWorkflow, BareSender  # noqa: E402
 from bench.sink import SinkProcess  # noqa: E402
-from bench.stack import DevServer, at_most, free_port, percentile  # noqa: E402
+from bench.stack import DevServer, at_most, free_port, percentile, runless  # noqa: E402
 from printroom.codec import encrypting  # noqa: E402
 from printroom.settings import Settings, TemporalSettings  # noqa: E402
 from printroom.worker.main import build_worker  # noqa: E402
@@ -53,7 +53,7 @@ class Arrivals:
 
     def arrived(self, message_id: str, when: float) -> None:
         # Expected by order, trigger and audience: the run's tag a Message-ID may carry (`.r<10 hex>`) is not compared.
-        future = self.waiters.pop(re.sub(r"\.r[0-9a-f]{10}(?=[.@])", "", message_id), None)
+        future = self.waiters.pop(runless(message_id), None)
         if future is not None and not future.done():
             future.set_result(when)
 
