@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import base64
 import os
-import re
 import sys
 import tempfile
 import time
