@@ -48,6 +48,7 @@ def make_draft(
         rules=rules,
         shop=order.shop,
         preview_url=assembler.preview_url(order.id, msg_id, now),
+        customer=order.customer.name or str(order.customer.email),
     )
     try:
         rendered, _ = assembler.render_for(request, audience, now=now, operator_url=operator_url, recipient=recipient)
@@ -111,13 +112,17 @@ def build_from_draft(
         images = assembler.images_shown(html, order.shop)
     attachments = assembler.documents.files(edits.attachments if edits.attachments is not None else draft.attachments)
     return assembler.build(
-        rendered, sender=assembler.sender_for(order.shop), to=draft.to, cc=draft_cc(draft, edits),
+        rendered, sender=assembler.sender_for(order.shop), to=draft_to(draft, edits), cc=draft_cc(draft, edits),
         message_id=draft.message_id, now=now, references=draft.references, images=images, attachments=attachments,
     )  # fmt: skip
 
 
 def draft_cc(draft: Draft, edits: SendDraft) -> list[str]:
     return [str(a) for a in edits.cc] if edits.cc is not None else draft.cc
+
+
+def draft_to(draft: Draft, edits: SendDraft) -> list[str]:
+    return [str(a) for a in edits.to] if edits.to is not None else draft.to
 
 
 def _also(reason: str, more: str) -> str:

@@ -18,7 +18,7 @@ from printroom.activities.assemble import AssembledEmail, EmailAssembler
 from printroom.activities.compose import message_id
 from printroom.activities.deliveries import KEEP_ALIVE, Accepted, ClaimHeld, DeliveryLog, DeliveryRecord, RecordUnavailable
 from printroom.activities.documents import AttachmentError, DocumentStore
-from printroom.activities.drafts import build_from_draft, draft_cc, make_draft, within_budget
+from printroom.activities.drafts import build_from_draft, draft_cc, draft_to, make_draft, within_budget
 from printroom.activities.rendering import TemplateError, TemplateRenderer
 from printroom.activities.smtp import Delivery, DeliveryError, SmtpTransport, Transaction
 from printroom.activities.variables import SMTP_TEST
@@ -234,7 +234,7 @@ class EmailActivities(ApprovalSteps):
         operator_url = self._operator_url()
         try:
             sent, _ = await self._deliver_once(
-                request.email_trigger, draft.audience, draft.message_id, draft.to, draft_cc(draft, edits), notes,
+                request.email_trigger, draft.audience, draft.message_id, draft_to(draft, edits), draft_cc(draft, edits), notes,
                 lambda now: build_from_draft(self.assembler, request, draft, edits, now=now, operator_url=operator_url),
             )  # fmt: skip
         except ClaimHeld as error:

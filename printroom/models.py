@@ -166,6 +166,8 @@ class SendDraft(_Public):
     # Placed where the template shows %OperatorNote% (the shipped ones: where a status change's comment shows).
     note: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)] | None = None
     cc: list[EmailStr] | None = Field(default=None, max_length=20)
+    # Only with drafts.operator_may_edit_to: a mistyped address corrected.
+    to: list[EmailStr] | None = Field(default=None, min_length=1, max_length=20)
     attachments: list[DocumentReference] | None = Field(default=None, max_length=20)
     by: Annotated[str, StringConstraints(max_length=200)] = ""
 
@@ -182,6 +184,7 @@ class DraftRules(BaseModel):
     """The settings a draft was made under, carried with it: the workflow never reads settings itself."""
 
     may_edit_cc: bool = False
+    may_edit_to: bool = False
     may_attach: bool = False
     max_html_kb: int = 256
     max_pending: int = 20
@@ -213,6 +216,8 @@ class DraftContent(BaseModel):
     shop: str = "default"
     # A signed, expiring link to `printroom web`'s read-only view of it (set when web.public_url is).
     preview_url: str | None = None
+    # Who the order is for, as the operators' desk lists it (drafts held before it was kept: empty).
+    customer: str = ""
 
     @property
     def body_bytes(self) -> int:
@@ -233,6 +238,9 @@ class Draft(DraftContent):
     reminded_at: datetime | None = None
     # The last attempt to send it failed (SMTP down, a file missing): it is still held, nothing was sent.
     last_error: str = ""
+    # Who asked for that attempt, and when: the operators' desk says who last touched the draft.
+    last_tried_by: str = ""
+    last_tried_at: datetime | None = None
 
 
 class DraftSummary(BaseModel):

@@ -100,6 +100,11 @@ class DraftBook:
                 f"draft {draft.id}: operators may not change Cc (drafts.operator_may_edit_cc = false); "
                 "send it without cc, or ask the administrator"
             )
+        if edits.to is not None and edits.to != [*map(str, draft.to)] and not rules.may_edit_to:
+            raise DraftRefused(
+                f"draft {draft.id}: operators may not change its recipients (drafts.operator_may_edit_to = false); "
+                "send it without to, or ask the administrator"
+            )
         if edits.attachments is not None and edits.attachments != draft.attachments and not rules.may_attach:
             raise DraftRefused(
                 f"draft {draft.id}: operators may not attach files (drafts.operator_may_attach = false); "

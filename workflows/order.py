@@ -301,6 +301,13 @@ class OrderWorkflow:
         """The drafts waiting for an operator, in full: recipients, subject, text, HTML, attachments."""
         return [held.draft for held in self._drafts.pending]
 
+    @workflow.query(name="draft_source")
+    def draft_source(self, draft_id: str = "") -> StatusEmailRequest | None:
+        """The status change a waiting draft came from (the order with it): what `printroom web` renders a preview
+        of the operator's edits from, by the same code as sending, with nothing written to history."""
+        held = next((h for h in self._drafts.pending if h.draft.id == draft_id), None)
+        return held.request if held is not None else None
+
     # Moves.
 
     def _validate(self, kind: str, model: type[Input], payload: Any) -> Input | None:
@@ -402,6 +409,7 @@ class OrderWorkflow:
             if is_cancellation(error):
                 raise
             draft.last_error = root_cause(error).message
+            draft.last_tried_by, draft.last_tried_at = edits.by, workflow.now()
         finally:  # state only: no workflow call may run while the worker evicts the workflow
             held.sending = False
             self._drafts.touch()  # its reminders count again, were it still held
