@@ -1,5 +1,5 @@
-"""Signed links: an approver's answer link and an operator's draft preview. The worker signs them into emails and
-current details; `printroom web` reads them. HMAC-SHA256 by itsdangerous, one salt per kind of link, so a
+"""Signed links: an approver's answer link, an operator's draft page and the operators' desk. The worker signs them
+into emails and current details; `printroom web` reads them. HMAC-SHA256 by itsdangerous, one salt per kind of link, so a
 preview token is never taken for an answer; each token carries its own expiry."""
 
 from __future__ import annotations
@@ -49,6 +49,13 @@ class DraftLink:
     expires: datetime
 
 
+@dataclass(frozen=True)
+class DeskLink:
+    """The operators' list of every held draft: it names no order, so one bookmark serves the print room until it expires."""
+
+    expires: datetime
+
+
 class SecretTooShort(ValueError):
     pass
 
@@ -62,12 +69,16 @@ class LinkSigner:
         sha256 = {"digest_method": hashlib.sha256}  # itsdangerous signs with SHA-1 unless told
         self._approvals = URLSafeSerializer(secret, salt="printroom.approval", signer_kwargs=sha256)
         self._drafts = URLSafeSerializer(secret, salt="printroom.draft-preview", signer_kwargs=sha256)
+        self._desk = URLSafeSerializer(secret, salt="printroom.desk", signer_kwargs=sha256)
 
     def approval(self, link: ApprovalLink) -> str:
         return str(self._approvals.dumps([link.order_id, link.approver, link.decision, _stamp(link.expires), _stamp(link.asked)]))
 
     def draft(self, link: DraftLink) -> str:
         return str(self._drafts.dumps([link.order_id, link.message_id, _stamp(link.expires)]))
+
+    def desk(self, link: DeskLink) -> str:
+        return str(self._desk.dumps(["desk", _stamp(link.expires)]))
 
     def read_approval(self, token: str, now: datetime) -> ApprovalLink:
         order_id, approver, decision, expires, asked = _fields(self._approvals, token, 5)
@@ -82,6 +93,13 @@ class LinkSigner:
         if not isinstance(order_id, str) or not isinstance(message_id, str):
             raise LinkError("malformed", "this link does not name an order and a draft")
         return DraftLink(order_id, message_id, _unexpired(expires, now))
+
+
+    def read_desk(self, token: str, now: datetime) -> DeskLink:
+        kind, expires = _fields(self._desk, token, 2)
+        if kind != "desk":
+            raise LinkError("malformed", "this link is not the operators' desk")
+        return DeskLink(_unexpired(expires, now))
 
 
 def _stamp(moment: datetime) -> int:
