@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timezone
 from email.headerregistry import Address
 from email.utils import parseaddr
@@ -17,6 +16,7 @@ from printroom.activities.documents import AttachmentError, DocumentStore
 from printroom.activities.rendering import RenderedEmail, TemplateError, TemplateRenderer
 from printroom.cli.errors import CommandRefused
 from printroom.cli.template_admin import html_for_browser
+from printroom.draft_requests import discard_and_confirm
 from printroom.models import Draft, DraftSent, OrderState
 from printroom.settings import Settings
 
@@ -141,19 +141,12 @@ async def send(client: Client, order: str, edits: dict[str, Any]) -> DraftSent:
 async def discard(client: Client, order: str, draft_id: str, reason: str, by: str) -> OrderState:
     """The `discard_draft` signal, then the order's state to say whether it was applied or refused, and why."""
     order = await resolve(client, order)
-    handle = client.get_workflow_handle(workflow_id(order))
     try:
-        # Refusals are kept as a bounded list: a new one is told apart by what it is, not by the list's length.
-        before = {(r.kind, r.payload, r.at) for r in (await handle.query("state", result_type=OrderState)).refused}
-        await handle.signal("discard_draft", {"draft_id": draft_id, "reason": reason, "by": by})
-        for _ in range(100):  # the signal is applied by the worker's next workflow task
-            state = await handle.query("state", result_type=OrderState)
-            new = [r for r in state.refused if (r.kind, r.payload, r.at) not in before and r.kind == "discard_draft"]
-            if new:
-                raise DraftsError(new[-1].reason)
-            if all(d.id != draft_id for d in state.drafts_pending):
-                return state
-            await asyncio.sleep(0.1)
+        answer = await discard_and_confirm(client.get_workflow_handle(workflow_id(order)), draft_id, reason, by)
     except RPCError as error:
         raise DraftsError(f"{workflow_id(order)}: {error.message}") from None
+    if isinstance(answer, str):
+        raise DraftsError(answer)
+    if answer is not None:
+        return answer
     raise DraftsError(f"{workflow_id(order)}: the discard was sent but no worker applied it within 10 s; is a worker running?")

@@ -1,4 +1,5 @@
-"""What the pages ask of Temporal: an approval's state, an approver's decision, an order's held drafts. Each answer
+"""What the pages ask of Temporal: an approval's state, an approver's decision, the orders with drafts waiting and
+an order's held drafts, an operator's send or discard. Each answer
 is one of ours; Temporal out of reach is `Unreachable`, said to the visitor as "try again", never as a crash."""
 
 from __future__ import annotations
@@ -6,16 +7,22 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from temporalio.client import Client, RPCTimeoutOrCancelledError, WorkflowQueryFailedError, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from printroom.models import ApprovalOutcome, ApprovalState, Decide, Draft, budget_workflow_id
+from printroom.draft_requests import discard_and_confirm
+from printroom.models import ApprovalOutcome, ApprovalState, Decide, Draft, DraftSent, OrderState, StatusEmailRequest, budget_workflow_id
 
 # A page waits this long for Temporal, then says "try again" (a worker down makes queries wait).
 CALL_TIMEOUT = timedelta(seconds=10)
+# The open orders whose drafts wait, as the visibility store finds them (the order keeps DraftsPending up to date).
+WAITING_ORDERS = 'WorkflowType = "OrderWorkflow" AND ExecutionStatus = "Running" AND DraftsPending > 0'
+# A discard is a signal: its outcome is read back from the order's state, this many times 0.1 s apart (5 s).
+DISCARD_CHECKS = 50
 # A visitor waits this long for a connection being made, then is told to try again; the attempt goes on meanwhile.
 CONNECT_WAIT = 2.0
 
@@ -30,6 +37,15 @@ class NotWaiting(Exception):
 
 class NoAnswer(Exception):
     """The decision was handed to Temporal but its answer did not come in time: it may have been recorded."""
+
+
+@dataclass(frozen=True)
+class WaitingOrder:
+    """An open order with drafts waiting, as the visibility store lists it."""
+
+    workflow_id: str
+    started: datetime
+    drafts: int
 
 
 @dataclass(frozen=True)
@@ -83,10 +99,17 @@ class TemporalPages:
     async def decide(self, order_id: str, decision: Decide, update_id: str) -> ApprovalOutcome | Refused:
         """The `decide` update, under an id of the link's: a second POST of the same link (a double click, a retry
         after a timeout) joins the first instead of deciding again."""
-        handle = (await self.client()).get_workflow_handle(budget_workflow_id(order_id))
+        return await self._update(budget_workflow_id(order_id), "decide", decision, update_id, ApprovalOutcome)
+
+    async def edit_and_send(self, workflow_id: str, edits: dict[str, Any], update_id: str) -> DraftSent | Refused:
+        """The order's `edit_and_send` update: its validator refuses a bad edit with the reason, nothing written."""
+        return await self._update(workflow_id, "edit_and_send", edits, update_id, DraftSent)
+
+    async def _update(self, workflow_id: str, name: str, payload: Any, update_id: str, answer: type[Any]) -> Any:
+        handle = (await self.client()).get_workflow_handle(workflow_id)
         try:
             return await asyncio.wait_for(
-                handle.execute_update("decide", decision, id=update_id, result_type=ApprovalOutcome, rpc_timeout=CALL_TIMEOUT),
+                handle.execute_update(name, payload, id=update_id, result_type=answer, rpc_timeout=CALL_TIMEOUT),
                 2 * CALL_TIMEOUT.total_seconds(),
             )
         except WorkflowUpdateFailedError as error:
@@ -98,11 +121,50 @@ class TemporalPages:
             raise self._problem(error) from None
 
     async def drafts(self, workflow_id: str) -> list[Draft]:
+        return await self._query(workflow_id, "drafts", list[Draft])
+
+    async def order_state(self, workflow_id: str) -> OrderState:
+        return await self._query(workflow_id, "state", OrderState)
+
+    async def draft_source(self, workflow_id: str, draft_id: str) -> StatusEmailRequest | None:
+        """The status change a draft came from: what a preview is rendered from, as the send renders it."""
+        return await self._query(workflow_id, "draft_source", StatusEmailRequest | None, draft_id)
+
+    async def _query(self, workflow_id: str, name: str, answer: Any, *args: Any) -> Any:
         handle = (await self.client()).get_workflow_handle(workflow_id)
         try:
-            return await handle.query("drafts", result_type=list[Draft], rpc_timeout=CALL_TIMEOUT)
+            return await handle.query(name, *args, result_type=answer, rpc_timeout=CALL_TIMEOUT)
         except (RPCError, WorkflowQueryFailedError) as error:
             raise self._problem(error) from None
+
+    async def waiting_orders(self) -> list[WaitingOrder]:
+        """Every open order with drafts waiting, oldest first (one visibility listing, 1,000 a page)."""
+        client = await self.client()
+
+        async def listing() -> list[WaitingOrder]:
+            found = []
+            async for execution in client.list_workflows(WAITING_ORDERS, page_size=1000, rpc_timeout=CALL_TIMEOUT):
+                pending = execution.search_attributes.get("DraftsPending") or [0]
+                found.append(WaitingOrder(execution.id, execution.start_time, int(pending[0])))  # type: ignore[arg-type]
+            return sorted(found, key=lambda w: w.started)
+
+        try:
+            return await asyncio.wait_for(listing(), 2 * CALL_TIMEOUT.total_seconds())
+        except RPCError as error:
+            raise self._problem(error) from None
+        except asyncio.TimeoutError:
+            raise Unreachable(f"the list of orders did not come within {2 * CALL_TIMEOUT.total_seconds():.0f}s") from None
+
+    async def discard(self, workflow_id: str, draft_id: str, reason: str, by: str) -> OrderState | Refused:
+        """The `discard_draft` signal, then the order's state: applied (the draft gone) or refused (and why)."""
+        handle = (await self.client()).get_workflow_handle(workflow_id)
+        try:
+            answer = await discard_and_confirm(handle, draft_id, reason, by, checks=DISCARD_CHECKS, rpc_timeout=CALL_TIMEOUT)
+        except RPCError as error:
+            raise self._problem(error) from None
+        if answer is None:
+            raise NoAnswer()
+        return Refused(answer) if isinstance(answer, str) else answer
 
     def _problem(self, error: RPCError | WorkflowQueryFailedError) -> Exception:
         if isinstance(error, RPCError) and error.status == RPCStatusCode.NOT_FOUND:
