@@ -24,6 +24,9 @@ PAGE_POLICY = (
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-src 'self'; "
     "frame-ancestors 'none'; base-uri 'none'"
 )
+# A preview of an operator's edits, its HTML in a sandboxed srcdoc frame (which takes this policy): the email's own
+# inline styles and embedded images, still no script, nothing from another host.
+PREVIEW_POLICY = PAGE_POLICY.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'").replace("img-src 'self'", "img-src 'self' data:")
 # A draft's body as the email will carry it: its own inline styles, no script (sandbox), framed by our page only.
 DRAFT_BODY_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'; sandbox"
 SECURITY_HEADERS = {
@@ -40,13 +43,13 @@ class Pages:
         )
         self._timezone = ZoneInfo(timezone)
 
-    def page(self, template: str, language: str, status: int = 200, **values: Any) -> HTMLResponse:
+    def page(self, template: str, language: str, status: int = 200, *, policy: str | None = None, **values: Any) -> HTMLResponse:
         words = TEXT[language]
         html = self._env.get_template(template).render(
             t=words, lang=language, when=lambda moment: self.when(moment, language), money=lambda a, c: money(a, c, language),
             number=lambda n: format_decimal(n, locale=language), **values,
         )  # fmt: skip
-        return HTMLResponse(html, status_code=status, headers={**SECURITY_HEADERS, "Content-Security-Policy": PAGE_POLICY, "X-Frame-Options": "DENY"})
+        return HTMLResponse(html, status_code=status, headers={**SECURITY_HEADERS, "Content-Security-Policy": policy or PAGE_POLICY, "X-Frame-Options": "DENY"})
 
     def message(self, language: str, status: int, title: str, text: str) -> HTMLResponse:
         return self.page("message.html.j2", language, status, title=title, text=text)

@@ -60,6 +60,7 @@ TEXT: Mapping[str, Mapping[str, str]] = {
         "not_found_title": "Page not found",
         "not_found": "There is no page at this address.",
         "draft_title": "Draft {draft} of order {order}",
+        "draft_edit": "Edit it, preview it and send it (or discard it) on the draft's page",
         "draft_held": "Held for an operator: it is sent only when someone sends it from the Temporal Web UI or the "
         "command line. This view is read-only.",
         "draft_gone_title": "This draft is no longer waiting",
@@ -135,6 +136,7 @@ TEXT: Mapping[str, Mapping[str, str]] = {
         "not_found_title": "Page introuvable",
         "not_found": "Il n'y a pas de page à cette adresse.",
         "draft_title": "Brouillon {draft} de la commande {order}",
+        "draft_edit": "Le modifier, le prévisualiser et l'envoyer (ou l'abandonner) sur la page du brouillon",
         "draft_held": "En attente d'un opérateur : il n'est envoyé que si quelqu'un l'envoie depuis l'interface web de "
         "Temporal ou la ligne de commande. Cette vue est en lecture seule.",
         "draft_gone_title": "Ce brouillon n'est plus en attente",
@@ -208,6 +210,7 @@ TEXT: Mapping[str, Mapping[str, str]] = {
         "not_found_title": "Seite nicht gefunden",
         "not_found": "Unter dieser Adresse gibt es keine Seite.",
         "draft_title": "Entwurf {draft} von Auftrag {order}",
+        "draft_edit": "Auf der Seite des Entwurfs bearbeiten, ansehen und senden (oder verwerfen)",
         "draft_held": "Wartet auf einen Operator: er wird erst gesendet, wenn jemand ihn aus der Temporal-Weboberfläche oder "
         "der Kommandozeile sendet. Diese Ansicht ist schreibgeschützt.",
         "draft_gone_title": "Dieser Entwurf wartet nicht mehr",
