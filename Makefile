@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench bench-compose faults clean
+.PHONY: run test bench bench-compose bench-desk faults screenshots clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { echo "make: $(PYTHON) cannot create virtual environments; on Debian: apt-get install python3-venv"; exit 1; }
@@ -27,6 +27,13 @@ bench-compose: $(STAMP)
 
 faults: $(STAMP)
 	$(VENV)/bin/python bench/faults.py
+
+bench-desk: $(STAMP)
+	$(VENV)/bin/python bench/desk.py
+
+# The README's pictures of the operators' desk, taken by its browser test in Debian's Chromium.
+screenshots: $(STAMP)
+	PRINTROOM_SCREENSHOTS=docs/desk $(VENV)/bin/python -m pytest -q tests/test_desk_browser.py -k five_actions
 
 clean:
 	rm -rf $(VENV) var

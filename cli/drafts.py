@@ -17,6 +17,7 @@ from printroom.activities.rendering import RenderedEmail, TemplateError, Templat
 from printroom.cli.errors import CommandRefused
 from printroom.cli.template_admin import html_for_browser
 from printroom.draft_requests import discard_and_confirm
+from printroom.links import LinkSigner
 from printroom.models import Draft, DraftSent, OrderState
 from printroom.settings import Settings
 
@@ -99,14 +100,30 @@ def write_out(settings: Settings, draft: Draft, out: Path) -> None:
 
 def fresh_link(settings: Settings, order: str, draft: Draft) -> str:
     """A new preview link for a draft (the one in current details expires after web.draft_link_valid_for)."""
+    signer = _signer(settings, "a preview link")
+    order_id, now = workflow_id(order).removeprefix("order-"), datetime.now(timezone.utc)
+    return _linked(settings.web.draft_preview(signer, order_id, draft.message_id, now), "a preview link")
+
+
+def desk_link(settings: Settings, language: str, now: datetime) -> str:
+    """A fresh link to the operators' desk (every held draft of every order), valid desk.link_ttl from `now`."""
+    signer = _signer(settings, "the desk's link")
+    return _linked(settings.desk.link(settings.web, signer, language, now), "the desk's link")
+
+
+def _signer(settings: Settings, what: str) -> LinkSigner:
     try:
         signer = settings.web.signer()
     except (OSError, ValueError) as error:
-        raise DraftsError(f"cannot sign a preview link: {error}") from None
-    order_id, now = workflow_id(order).removeprefix("order-"), datetime.now(timezone.utc)
-    link = settings.web.draft_preview(signer, order_id, draft.message_id, now) if signer is not None else None
+        raise DraftsError(f"cannot sign {what}: {error}") from None
+    if signer is None:
+        raise DraftsError(f"{what} needs the web secret (PRINTROOM_WEB__SECRET or web.secret_file)")
+    return signer
+
+
+def _linked(link: str | None, what: str) -> str:
     if link is None:
-        raise DraftsError("a preview link needs web.public_url and the web secret (PRINTROOM_WEB__SECRET or web.secret_file)")
+        raise DraftsError(f"{what} needs web.public_url, the address printroom web answers at")
     return link
 
 
