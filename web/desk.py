@@ -81,7 +81,7 @@ class Desk:
         if isinstance(link, Response):
             return link
         page = request.query_params.get("page", "1")
-        number = int(page) if page.isdigit() and 0 < len(page) < 7 else 1
+        number = max(1, int(page)) if page.isdigit() and len(page) < 7 else 1
         return await self.site._guarded(lang, lambda: self._list(request, lang, link.expires, number), _no_order(lang))
 
     async def _list(self, request: Request, lang: str, until: datetime, page: int) -> Response:
@@ -190,9 +190,10 @@ class Desk:
         return await self._send(request, lang, link, draft, form, payload)
 
     async def _send(self, request: Request, lang: str, link: DraftLink, draft: Draft, form: dict[str, str], payload: dict[str, Any]) -> Response:
-        """The update, under an id of the link and the edits: a double click joins the first send."""
+        """The update, under an id of the link, the edits and the draft's last attempt: a double click joins the first
+        send; after a failed attempt (SMTP down) the same edits make a new one."""
         d = DESK_TEXT[lang]
-        key = request.path_params["token"] + json.dumps(payload, sort_keys=True)
+        key = request.path_params["token"] + json.dumps(payload, sort_keys=True) + str(draft.last_tried_at)
         update_id = "desk-send-" + hashlib.sha256(key.encode()).hexdigest()[:32]
         try:
             answer = await self.site.temporal.edit_and_send(f"order-{link.order_id}", payload, update_id)
