@@ -217,7 +217,7 @@ class Desk:
         except NoAnswer:
             return self.site.pages.message(lang, 504, d["send_no_answer_title"], d["send_no_answer"])
         if isinstance(answer, Refused):
-            return self._editor(request, lang, link, draft, form, status=409, notice=answer.reason)
+            return self._editor(request, lang, link, draft, form, status=409, notice=f"{d['not_discarded_title']}: {answer.reason}")
         return self.site.pages.message(lang, 200, d["discarded_title"].format(draft=draft.id, order=link.order_id), d["discarded"].format(reason=reason))
 
     async def _draft(self, link: DraftLink) -> Draft | None:

@@ -60,7 +60,6 @@ DESK_TEXT: Mapping[str, Mapping[str, str]] = {
         "send_no_answer_title": "The email may have been sent",
         "send_no_answer": "The request reached the print room's system but its answer did not come back in time. Open "
         "the list again in a minute: a sent draft is no longer on it.",
-        "back": "Back to the list",
         "desk_of_order_gone": "Order {order} has closed: its drafts no longer wait.",
     },
     "fr": {
@@ -119,7 +118,6 @@ DESK_TEXT: Mapping[str, Mapping[str, str]] = {
         "send_no_answer_title": "L'e-mail a peut-être été envoyé",
         "send_no_answer": "La demande est parvenue au système de la salle d'impression mais sa réponse n'est pas revenue "
         "à temps. Rouvrez la liste dans une minute : un brouillon envoyé n'y figure plus.",
-        "back": "Retour à la liste",
         "desk_of_order_gone": "La commande {order} est close : ses brouillons n'attendent plus.",
     },
     "de": {
@@ -178,7 +176,6 @@ DESK_TEXT: Mapping[str, Mapping[str, str]] = {
         "send_no_answer_title": "Die E-Mail wurde möglicherweise gesendet",
         "send_no_answer": "Die Anfrage hat das System der Druckerei erreicht, aber die Antwort kam nicht rechtzeitig "
         "zurück. Öffnen Sie die Liste in einer Minute erneut: ein gesendeter Entwurf steht nicht mehr darauf.",
-        "back": "Zurück zur Liste",
         "desk_of_order_gone": "Auftrag {order} ist abgeschlossen: seine Entwürfe warten nicht mehr.",
     },
 }
