@@ -254,6 +254,8 @@ class DraftSummary(BaseModel):
     created_at: datetime
     reason: str = ""
     last_error: str = ""
+    # What the draft_waiting email links its editor by (drafts summed up before it was kept: empty, no link).
+    message_id: str = ""
 
 
 class DraftSent(BaseModel):

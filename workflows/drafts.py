@@ -32,7 +32,7 @@ class HeldDraft:
         d = self.draft
         return DraftSummary(
             id=d.id, email_trigger=d.email_trigger, audience=d.audience, to=d.to, subject=d.subject,
-            created_at=d.created_at, reason=d.reason, last_error=d.last_error,
+            created_at=d.created_at, reason=d.reason, last_error=d.last_error, message_id=d.message_id,
         )  # fmt: skip
 
 
