@@ -1,4 +1,5 @@
-"""`printroom keys new`: a fresh encryption key added to the key file, where it becomes the one that encrypts."""
+"""`printroom keys new`: a fresh encryption key added to the key file, where, being the last, it becomes the one that
+encrypts unless temporal.encrypt_with names another (a rollout over several hosts: decrypt-only first)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from pathlib import Path
 from printroom.codec import KeyRing, new_key_entry
 
 HEADER = (
-    "# printroom's Temporal encryption keys, one ID:BASE64 a line: the last one encrypts, every one decrypts.\n"
+    "# printroom's Temporal encryption keys, one ID:BASE64 a line: every one decrypts; the last one encrypts, unless\n"
+    "# temporal.encrypt_with names another (new keys on several hosts: everywhere first, then encrypt_with).\n"
     "# Keep a key while any order written with it may still be read (open orders, and closed ones within the\n"
     "# namespace's retention). Readable by the worker's user only (chmod 600).\n"
 )

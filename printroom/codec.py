@@ -1,9 +1,9 @@
 """Payload encryption (AES-256-GCM): what printroom writes into Temporal (orders, drafts, queries' answers) is
 encrypted in the client and the worker, so the Temporal service and its database only ever hold ciphertext.
 
-Keys form a ring: each has an id, carried in the encrypted payload's metadata; the newest (the last one given)
-encrypts, all of them decrypt. A payload that is not encrypted passes through, so orders started before
-encryption was turned on keep running."""
+Keys form a ring: each has an id, carried in the encrypted payload's metadata; one encrypts (the last one given,
+unless `encrypt_with` names another: a new key is rolled out decrypt-only first), all of them decrypt. A payload
+that is not encrypted passes through, so orders started before encryption was turned on keep running."""
 
 from __future__ import annotations
 
@@ -45,24 +45,44 @@ class PayloadNotDecrypted(Exception):
 
 @dataclasses.dataclass(frozen=True)
 class KeyRing:
-    """Keys by id, oldest first: the last one encrypts, every one decrypts."""
+    """Keys by id, oldest first: every one decrypts; `encrypt_with` encrypts (None: the last one). A key is added
+    decrypt-only first (every host reads it before any host writes with it), then named in `encrypt_with`."""
 
-    keys: dict[str, bytes]
+    keys: dict[str, bytes] = dataclasses.field(repr=False)  # never in a log line or a traceback's locals
+    encrypt_with: str | None = None
 
     def __post_init__(self) -> None:
+        """Checked however the ring is built (not only from a file): a short key or a bad id is refused here."""
         if not self.keys:
             raise KeyFileError(f"no encryption key given; {NEW_KEY_HINT}")
+        for key_id, key in self.keys.items():
+            if not isinstance(key_id, str) or not _KEY_ID.match(key_id):
+                raise KeyFileError(f"key id {str(key_id)[:80]!r} is not 1-64 letters, digits, '.', '_', '-'; {NEW_KEY_HINT}")
+            if not isinstance(key, bytes) or len(key) != KEY_BYTES:
+                size = f"{len(key)} bytes" if isinstance(key, bytes) else f"a {type(key).__name__}, not bytes"
+                raise KeyFileError(f"key {key_id!r} is {size}; AES-256 needs {KEY_BYTES}; {NEW_KEY_HINT}")
+        if self.encrypt_with is not None and self.encrypt_with not in self.keys:
+            raise KeyFileError(
+                f"temporal.encrypt_with names key {self.encrypt_with[:80]!r}, which is not among the keys given "
+                f"({', '.join(self.keys)}); name one of them, or add that key to temporal.encryption_key_file first"
+            )
 
     @property
     def newest(self) -> str:
+        """The last key given."""
         return next(reversed(self.keys))
+
+    @property
+    def encrypting(self) -> str:
+        """The id of the key new payloads are encrypted with."""
+        return self.encrypt_with if self.encrypt_with is not None else self.newest
 
     @property
     def ids(self) -> list[str]:
         return list(self.keys)
 
     @classmethod
-    def parse(cls, text: str, where: str) -> KeyRing:
+    def parse(cls, text: str, where: str, encrypt_with: str | None = None) -> KeyRing:
         """`id:base64` entries, one a line (or separated by `;` in an environment variable); `#` starts a comment
         line. `where` names the source in messages (never the keys themselves)."""
         keys: dict[str, bytes] = {}
@@ -77,10 +97,10 @@ class KeyRing:
                     keys[key_id] = key
         if not keys:
             raise KeyFileError(f"{where} holds no key; {NEW_KEY_HINT}")
-        return cls(keys)
+        return cls(keys, encrypt_with)
 
     @classmethod
-    def read(cls, path: Path) -> KeyRing:
+    def read(cls, path: Path, encrypt_with: str | None = None) -> KeyRing:
         """The key file, refused unless only its owner may read it (mode 600 or 400)."""
         try:
             mode = stat.S_IMODE(path.stat().st_mode)
@@ -91,7 +111,7 @@ class KeyRing:
             raise KeyFileError(f"encryption key file {path} cannot be read: {error}") from None
         if mode & 0o077:
             raise KeyFileError(f"encryption key file {path} has mode {mode:03o}: others may read it; run `chmod 600 {path}`")
-        return cls.parse(text, f"encryption key file {path}")
+        return cls.parse(text, f"encryption key file {path}", encrypt_with)
 
 
 def _entry(entry: str, where: str) -> tuple[str, bytes]:
@@ -134,7 +154,7 @@ class EncryptionCodec(PayloadCodec):
         return [self.decrypt(p) for p in payloads]
 
     def encrypt(self, payload: Payload) -> Payload:
-        key_id = self.keys.newest
+        key_id = self.keys.encrypting
         nonce = os.urandom(NONCE_BYTES)
         sealed = self._ciphers[key_id].encrypt(nonce, payload.SerializeToString(), key_id.encode("ascii"))
         return Payload(metadata={"encoding": ENCODING, KEY_ID: key_id.encode("ascii")}, data=nonce + sealed)

@@ -80,7 +80,8 @@ async def test_a_payload_whose_key_is_missing_is_refused_naming_the_key():
 )
 async def test_a_truncated_or_tampered_ciphertext_is_refused_never_decoded_to_garbage(spoil, expected):
     sealed = await encrypted(ring("k1"))
-    both = KeyRing.parse(f"k1:{key(b'1')}\nk2:{key(b'2')}", "test keys")
+    # The same key bytes under both ids: a relabelled payload is refused by the key id's binding alone.
+    both = KeyRing.parse(f"k1:{key(b'1')}\nk2:{key(b'1')}", "test keys")
     with pytest.raises(PayloadNotDecrypted, match=expected):
         await EncryptionCodec(both).decode([spoil(sealed)])
 
@@ -90,6 +91,34 @@ async def test_a_wrong_key_under_the_right_id_is_refused():
     impostor = KeyRing.parse(f"k1:{key(b'X')}", "test keys")
     with pytest.raises(PayloadNotDecrypted, match=r"key 'k1' is not the key it was written with"):
         await EncryptionCodec(impostor).decode([sealed])
+
+
+async def test_encrypt_with_names_the_key_that_encrypts_so_a_new_key_is_rolled_out_decrypt_only_first():
+    """Host by host: k2 reaches every host while k1 still encrypts, so a host without k2 yet reads all."""
+    staged = KeyRing.parse(f"k1:{key(b'1')}\nk2:{key(b'2')}", "test keys", encrypt_with="k1")
+    sealed = await encrypted(staged)
+    assert staged.encrypting == "k1" and sealed.metadata[KEY_ID] == b"k1"
+    assert await EncryptionCodec(ring("k1")).decode([sealed]) == [order_payload()]  # a host not yet given k2
+    assert (await encrypted(KeyRing.parse(f"k1:{key(b'1')}\nk2:{key(b'2')}", "test keys"))).metadata[KEY_ID] == b"k2"
+    keys = f"k1:{key(b'1')}; k2:{key(b'2')}"
+    codec = TemporalSettings(encryption_key=keys, encrypt_with="k1").codec()
+    assert codec is not None and codec.keys.encrypting == "k1"
+    with pytest.raises(SettingsError, match=r"temporal: .*encrypt_with names key 'k3', which is not among the keys given \(k1, k2\)"):
+        resolve_settings({"temporal": {"encryption_key": keys, "encrypt_with": "k3"}})
+    with pytest.raises(SettingsError, match=r"temporal: .*encrypt_with names key 'k1', but no key is given"):
+        resolve_settings({"temporal": {"encrypt_with": "k1"}})
+
+
+def test_a_key_ring_built_directly_is_checked_like_a_key_file_and_never_shows_its_keys():
+    with pytest.raises(KeyFileError, match=r"key 'k1' is 16 bytes; AES-256 needs 32"):
+        KeyRing({"k1": b"x" * 16})
+    with pytest.raises(KeyFileError, match=r"key id 'k 1' is not 1-64 letters"):
+        KeyRing({"k 1": b"x" * 32})
+    with pytest.raises(KeyFileError, match=r"key 'k1' is a str, not bytes"):
+        KeyRing({"k1": "x" * 32})  # type: ignore[dict-item]
+    secret = b"S3cr3t-key-bytes-never-printed!!"
+    shown = repr(KeyRing({"k1": secret}))
+    assert repr(secret) not in shown and "S3cr3t" not in shown
 
 
 def write_keys(path: Path, text: str, mode: int = 0o600) -> Path:
@@ -147,6 +176,7 @@ def test_printroom_keys_new_writes_a_private_file_whose_newest_key_encrypts_and_
     assert second.returncode == 0, second.stderr
     ring_now = KeyRing.read(keys)
     assert len(ring_now.ids) == 2 and f"key {ring_now.newest} added to {keys}" in second.stdout
+    assert f"then set encrypt_with = {ring_now.newest!r}" in second.stdout  # the staged rollout, said where a key is made
     check = run_printroom("settings", "check", cwd=tmp_path, PRINTROOM_TEMPORAL__ENCRYPTION_KEY_FILE=str(keys))
     assert f"encryption: keys {ring_now.ids[0]}, {ring_now.ids[1]} ({ring_now.newest} encrypts)" in check.stdout
     for line in keys.read_text().splitlines():
@@ -155,7 +185,7 @@ def test_printroom_keys_new_writes_a_private_file_whose_newest_key_encrypts_and_
     keys.chmod(0o644)
     refused = run_printroom("keys", "new", "--file", str(keys), cwd=tmp_path)
     assert refused.returncode == 2 and f"encryption key file {keys} has mode 644" in refused.stderr
-    assert len(keys.read_text().splitlines()) == 5  # untouched: the header's three lines and two keys
+    assert len(keys.read_text().splitlines()) == 6  # untouched: the header's four lines and two keys
     nowhere = run_printroom("keys", "new", cwd=tmp_path)
     assert nowhere.returncode == 2 and "name the key file: --file" in nowhere.stderr
 

@@ -14,6 +14,7 @@ import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from email.message import Message
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,7 +22,7 @@ from hypothesis import HealthCheck, given, settings as hypothesis_settings, stra
 from pydantic import SecretStr
 from starlette.applications import Starlette
 
-from printroom.settings import Settings, TemporalSettings
+from printroom.settings import Settings, SettingsError, TemporalSettings, resolve_settings
 from printroom.web.codec import CodecServer
 from tests.web_helpers import web_running, with_web
 
@@ -30,6 +31,7 @@ TOKEN = "codec-token-for-the-tests-0123456789abcdef"
 KEYS = f"k1:{base64.b64encode(b'1' * 32).decode()}\nk2:{base64.b64encode(b'2' * 32).decode()}"
 ALLOWED = {"Origin": UI_ORIGIN, "X_Namespace": "default", "Authorization": f"Bearer {TOKEN}"}
 ORDER = {"customer": {"name": "Marie Curie", "email": "marie@example.org"}}
+PROXY_SECRET = "proxy-secret-for-the-tests-0123456789abcdef"
 
 
 @dataclass
@@ -167,6 +169,49 @@ async def test_behind_an_authenticating_proxy_no_token_is_asked_and_the_proxys_c
         assert preflight.headers["Access-Control-Allow-Credentials"] == "true"
         encoded = await call(f"{base}/codec/encode", {"payloads": [json_payload(ORDER)]}, Origin=UI_ORIGIN)
         assert encoded.status == 200 and encoded.headers["Access-Control-Allow-Credentials"] == "true"
+
+
+def secret_file(path: Path, content: str, mode: int = 0o600) -> Path:
+    path.write_text(content + "\n", encoding="utf-8")
+    path.chmod(mode)
+    return path
+
+
+async def test_behind_a_proxy_on_another_interface_only_requests_with_the_proxys_secret_header_are_answered(settings, tmp_path):
+    """Listening beyond loopback, anyone reaching printroom web could go around the proxy: its secret is required."""
+    everywhere = {"codec_auth": "proxy", "codec_token": None, "host": "0.0.0.0"}
+    with pytest.raises(ValueError, match=r"codec_auth = 'proxy' while printroom web listens on 0.0.0.0 \(not loopback\): anyone .*set codec_proxy_secret_file"):
+        CodecServer(codec_settings(settings, **everywhere))  # as built in tests and `printroom dev`: model_copy, no validators
+    with pytest.raises(SettingsError, match=r"web: .*codec_auth = 'proxy' while printroom web listens on 0.0.0.0 \(not loopback\)"):
+        resolve_settings({"web": {"codec_auth": "proxy", "host": "0.0.0.0"}})
+    shared = secret_file(tmp_path / "proxy-secret", PROXY_SECRET, 0o640)
+    with pytest.raises(SettingsError, match=rf"codec_proxy_secret_file {shared} has mode 640: others may read it, and it decrypts like the key"):
+        resolve_settings({"web": {"codec_auth": "proxy", "host": "0.0.0.0", "codec_proxy_secret_file": str(shared)}})
+    short = secret_file(tmp_path / "short", "too-short")
+    with pytest.raises(SettingsError, match=r"codec_proxy_secret_file .* holds 9 bytes; it must hold at least 32"):
+        resolve_settings({"web": {"codec_auth": "proxy", "host": "0.0.0.0", "codec_proxy_secret_file": str(short)}})
+    private = secret_file(tmp_path / "proxy-secret", PROXY_SECRET)
+    assert resolve_settings({"web": {"codec_auth": "proxy", "host": "0.0.0.0", "codec_proxy_secret_file": str(private)}}).web.codec_proxy_secret_file == private
+    # Served on loopback here, the secret set: it is required all the same.
+    async with web_running(codec_settings(settings, codec_auth="proxy", codec_token=None, codec_proxy_secret_file=private), None) as base:
+        body = {"payloads": [json_payload(ORDER)]}
+        around = await call(f"{base}/codec/encode", body, Origin=UI_ORIGIN)
+        wrong = await call(f"{base}/codec/encode", body, Origin=UI_ORIGIN, X_Printroom_Codec_Proxy=PROXY_SECRET[:-1] + "x")
+        for refused in (around, wrong):
+            assert refused.status == 403 and "must come through the reverse proxy, which sends the header X-Printroom-Codec-Proxy" in refused.body["error"]
+        through = await call(f"{base}/codec/encode", body, Origin=UI_ORIGIN, X_Printroom_Codec_Proxy=PROXY_SECRET)
+        assert through.status == 200 and through.body["payloads"][0]["metadata"]["encoding"] == b64(b"binary/encrypted")
+
+
+def test_a_codec_token_file_others_may_read_is_refused_like_the_key_file(settings, tmp_path):
+    token = secret_file(tmp_path / "codec-token", TOKEN, 0o644)
+    with pytest.raises(SettingsError, match=rf"codec_token_file {token} has mode 644: others may read it, and it decrypts like the key; run `chmod 600 {token}`"):
+        resolve_settings({"web": {"codec_token_file": str(token)}})
+    token.chmod(0o640)
+    with pytest.raises(ValueError, match=r"has mode 640"):  # read again at start: a file loosened since is refused too
+        CodecServer(codec_settings(settings, codec_token=None, codec_token_file=token))
+    token.chmod(0o600)
+    assert CodecServer(codec_settings(settings, codec_token=None, codec_token_file=token)).token == TOKEN
 
 
 async def test_without_keys_or_without_a_token_the_codec_server_says_which_setting_is_missing(settings):

@@ -11,6 +11,7 @@ import logging
 import os
 import uuid
 from collections.abc import AsyncIterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,8 @@ from printroom.cli.binaries import temporal_binary
 from printroom.cli.capture import SmtpCapture
 from printroom.models import Draft
 from printroom.settings import Settings, TemporalSettings
+from printroom.worker.key_check import _read_keys, check_keys
+from printroom.worker.plugin import WORKFLOW_TYPES
 from printroom.worker.startup import StartupError
 from printroom.workflows.order import SEARCH_ATTRIBUTES, order_summary
 from printroom.models import Order
@@ -173,6 +176,66 @@ async def test_a_key_missing_for_open_orders_stops_a_worker_at_start_naming_the_
         assert "Add those keys to temporal.encryption_key_file" in str(refused.value)
 
 
+async def started_without_a_worker(client: Client, task_queue: str, tag: str) -> WorkflowHandle[Any, Any]:
+    """An order started (its input encrypted with the client's key) on a queue no worker polls: open, untouched."""
+    order = customer(f"{tag}{uuid.uuid4().hex[:6]}")
+    return await client.start_workflow("OrderWorkflow", order, id=f"order-{order['id']}", task_queue=task_queue)
+
+
+async def listed_open(client: Client, task_queue: str, count: int) -> bool:
+    found = [w async for w in client.list_workflows(f'ExecutionStatus = "Running" AND TaskQueue = "{task_queue}"')]
+    return len(found) == count
+
+
+async def test_the_key_check_reads_the_oldest_open_orders_and_warns_when_it_did_not_read_them_all(server, settings, task_queue, caplog):
+    """The oldest order holds the dropped key: visibility lists it last, the check must read it first."""
+    env, _ = server
+    caplog.set_level(logging.INFO, logger="printroom.worker")
+    oldest = await started_without_a_worker(await client_for(env, keyed(settings, K1)), task_queue, "oldest")
+    newer = await client_for(env, keyed(settings, K2))
+    handles = [oldest] + [await started_without_a_worker(newer, task_queue, f"newer{n}") for n in range(3)]
+    try:
+        await eventually(lambda: listed_open(newer, task_queue, 4), what="the four orders listed")
+        k2_only, both = keyed(settings, K2).temporal.key_ring(), keyed(settings, f"{K1}\n{K2}").temporal.key_ring()
+        with pytest.raises(StartupError, match=rf"were encrypted with keys this worker lacks \(key 'k1': {oldest.id}\)"):
+            await check_keys(newer, k2_only, task_queue, WORKFLOW_TYPES, most=2)
+        caplog.clear()
+        await check_keys(newer, both, task_queue, WORKFLOW_TYPES, most=2)
+        assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
+            (logging.WARNING, f"the keys of the 2 oldest of 4 open workflows on {task_queue!r} were checked, not of the 2 newest; "
+                              "a key missing for those shows when their tasks fail, naming it"),
+        ]  # fmt: skip
+        caplog.clear()
+        await check_keys(newer, both, task_queue, WORKFLOW_TYPES)  # all of them read: nothing to say
+        assert caplog.records == []
+    finally:
+        for handle in handles:
+            await handle.terminate("test over")
+
+
+async def test_a_history_that_cannot_be_read_is_skipped_and_said_and_the_check_has_a_time_limit(server, settings, task_queue, caplog):
+    env, _ = server
+    caplog.set_level(logging.INFO, logger="printroom.worker")
+    client = await client_for(env, keyed(settings, K1))
+    handle = await started_without_a_worker(client, task_queue, "limit")
+    try:
+        await eventually(lambda: listed_open(client, task_queue, 1), what="the order listed")
+        # A workflow deleted since the listing (NOT_FOUND from the real server) beside one that is read.
+        found: dict[str, str | None] = {}
+        unread: dict[str, str] = {}
+        await _read_keys(client, [(datetime.now(timezone.utc), "order-deleted-since", None), (datetime.now(timezone.utc), handle.id, None)], found, unread)
+        assert found == {handle.id: "k1"} and list(unread) == ["order-deleted-since"]
+        assert unread["order-deleted-since"].startswith("NOT_FOUND: ")
+        # Past its time limit the check lets the worker start, saying so; even with the key missing, as not read.
+        caplog.clear()
+        await check_keys(client, keyed(settings, K2).temporal.key_ring(), task_queue, WORKFLOW_TYPES, time_limit=0)
+        [said] = [r for r in caplog.records if r.levelno == logging.WARNING]
+        assert said.getMessage().startswith(f"the keys of open workflows on {task_queue!r} were checked for 0 s, the time limit: 0 of ")
+        assert "the worker starts, and a key missing for the others shows when their tasks fail" in said.getMessage()
+    finally:
+        await handle.terminate("test over")
+
+
 async def test_a_key_a_worker_lacks_fails_the_workflow_task_naming_it_until_a_worker_with_the_key_takes_it(server, settings, smtp, task_queue, caplog):
     """Keys rolled out host by host: a client already encrypts with the new k2 while a worker knows k1 only."""
     env, _ = server
@@ -194,6 +257,22 @@ async def test_a_key_a_worker_lacks_fails_the_workflow_task_naming_it_until_a_wo
     async with Worker(rotated, task_queue=task_queue):
         await eventually(lambda: len(messages_to(smtp, address)) == 2, what="order_accepted once a worker has k2")
         await eventually(lambda: _accepted(rotated.get_workflow_handle(handle.id)), what="the order accepted")
+
+
+async def test_a_new_key_rolled_out_decrypt_only_first_is_read_by_hosts_not_given_it_yet(server, settings, smtp, task_queue):
+    """The staged rotation: k2 reaches a host while encrypt_with still names k1; a worker that has only k1 runs on."""
+    env, _ = server
+    old = await client_for(env, keyed(settings, K1))
+    handle, address = await received(old, task_queue, smtp, "staged")
+    staged = settings.model_copy(update={"temporal": TemporalSettings(encryption_key=f"{K1}\n{K2}", encrypt_with="k1", ui_url=UI)})
+    rotating = await client_for(env, staged)
+    async with Worker(old, task_queue=task_queue):
+        await rotating.get_workflow_handle(handle.id).signal("change_status", {"trigger": "accept", "by": "Lea"})
+        await eventually(lambda: len(messages_to(smtp, address)) == 2, what="order_accepted, on the worker without k2")
+    history = await rotating.get_workflow_handle(handle.id).fetch_history()
+    keys = {p.metadata.get("encryption-key-id") for e in history.events if e.HasField("workflow_execution_signaled_event_attributes")
+            for p in e.workflow_execution_signaled_event_attributes.input.payloads}  # fmt: skip
+    assert keys == {b"k1"}
 
 
 async def _accepted(handle: WorkflowHandle[Any, Any]) -> bool:

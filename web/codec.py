@@ -1,7 +1,9 @@
 """Temporal's codec server protocol on `printroom web`, so that the Temporal Web UI and the `temporal` CLI can read
 (and write) what printroom encrypts: POST `{"payloads": [...]}` to /codec/decode or /codec/encode, answered in the
 same shape. Only for the Web UI's origin (`temporal.ui_url`) or clients that send no Origin (the CLI), and only with
-the bearer token, or behind a reverse proxy that authenticates every request (`web.codec_auth = "proxy"`)."""
+the bearer token, or behind a reverse proxy that authenticates every request (`web.codec_auth = "proxy"`): then
+each request must carry the proxy's secret header, unless `printroom web` listens on loopback only (the proxy on
+the same machine), so that nobody reaches /codec around the proxy."""
 
 from __future__ import annotations
 
@@ -22,6 +24,8 @@ from printroom.settings import Settings
 log = logging.getLogger("printroom.web")
 
 ALLOWED_HEADERS = "Authorization, Content-Type, X-Namespace"
+# Set by the reverse proxy (over whatever the client sent) in front of /codec, with web.codec_proxy_secret_file's secret.
+PROXY_HEADER = "X-Printroom-Codec-Proxy"
 
 
 class _Refused(Exception):
@@ -46,6 +50,8 @@ class CodecServer:
         self.origin = origin_of(settings.temporal.ui_url)
         self.behind_proxy = settings.web.codec_auth == "proxy"
         self.token = None if self.behind_proxy else settings.web.codec_bearer()
+        # Checked here too: settings built with model_copy skip the validators (a non-loopback host raises).
+        self.proxy_secret = settings.web.codec_proxy_secret() if self.behind_proxy else None
         self.max_bytes = settings.web.codec_max_mb * 1024 * 1024
 
     @property
@@ -55,7 +61,9 @@ class CodecServer:
             return "off (no temporal.encryption_key_file)"
         if not self.behind_proxy and self.token is None:
             return "refusing every request: set web.codec_token_file (or PRINTROOM_WEB__CODEC_TOKEN), or web.codec_auth = 'proxy'"
-        who = "the reverse proxy's authenticated users" if self.behind_proxy else "requests with the bearer token"
+        who = "requests with the bearer token"
+        if self.behind_proxy:
+            who = f"the reverse proxy's authenticated users ({f'the {PROXY_HEADER} header' if self.proxy_secret else 'loopback only'})"
         return f"on at /codec for {who}, from {self.origin or 'no browser (temporal.ui_url unset)'}, keys {', '.join(self.codec.keys.ids)}"
 
     def routes(self) -> list[Route]:
@@ -99,6 +107,10 @@ class CodecServer:
         if self.codec is None:
             raise _Refused(404, "encryption is off here (temporal.encryption_key_file is not set): there is nothing to decode")
         if self.behind_proxy:
+            given = request.headers.get(PROXY_HEADER, "").strip().encode()
+            if self.proxy_secret is not None and not hmac.compare_digest(given, self.proxy_secret):
+                raise _Refused(403, f"a codec request must come through the reverse proxy, which sends the header {PROXY_HEADER} "
+                                    "with web.codec_proxy_secret_file's secret")  # fmt: skip
             return
         if self.token is None:
             raise _Refused(403, "the codec server has no token: set web.codec_token_file (or PRINTROOM_WEB__CODEC_TOKEN), "

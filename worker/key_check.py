@@ -1,11 +1,16 @@
 """At a worker's start: the open workflows of printroom's on its task queue can be read with the keys it has. A key
 dropped too early (or encryption turned off with the keys removed) is said at start, naming the key id and the
-orders, instead of failing every workflow task of those orders."""
+orders, instead of failing every workflow task of those orders.
+
+The oldest open orders are the ones checked (they are the likeliest to hold a key since dropped); the check is a
+safety net, never a reason of its own not to start: a history that cannot be read is skipped, and past its time
+limit the worker starts, each said at WARNING. Only a key really missing stops the worker."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime, timedelta, timezone
 
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
@@ -15,40 +20,67 @@ from printroom.worker.startup import StartupError
 
 log = logging.getLogger("printroom.worker")
 
-# The open workflows looked at (each one small request for its first event): a start-up of a few seconds at most.
+# The open workflows whose first event is read (one small request each), oldest first.
 MOST_CHECKED = 2000
 AT_ONCE = 16
 NAMED = 3
+# The whole check, listing included: past it, the worker starts with what was checked so far.
+TIME_LIMIT = 30.0
+# One request (a page of the listing, one history's first event).
+RPC_TIMEOUT = timedelta(seconds=10)
+_EPOCH = datetime.min.replace(tzinfo=timezone.utc)
+
+Listed = tuple[datetime, str, str | None]  # start time, workflow id, run id
 
 
-async def check_keys(client: Client, keys: KeyRing | None, task_queue: str, workflow_types: tuple[str, ...]) -> None:
-    """Raise StartupError naming each key id an open workflow's input was encrypted with and `keys` lack."""
-    types = " OR ".join(f'WorkflowType = "{name}"' for name in workflow_types)
-    query = f'ExecutionStatus = "Running" AND TaskQueue = "{task_queue}" AND ({types})'
+async def check_keys(
+    client: Client,
+    keys: KeyRing | None,
+    task_queue: str,
+    workflow_types: tuple[str, ...],
+    *,
+    most: int = MOST_CHECKED,
+    time_limit: float = TIME_LIMIT,
+) -> None:
+    """Raise StartupError naming each key id the input of one of the `most` oldest open workflows was encrypted
+    with and `keys` lack. Everything else (a listing refused, a history not read, the time limit) is a warning."""
+    found: dict[str, str | None] = {}  # workflow id -> key id (None: in clear), filled as histories are read
+    unread: dict[str, str] = {}  # workflow id -> why its history was not read
+    listed: list[Listed] | None = None
+    timed_out = False
     try:
-        running = [(w.id, w.run_id) async for w in client.list_workflows(query, limit=MOST_CHECKED)]
-    except RPCError as error:  # the time-skipping test server lists nothing; a namespace may not let this worker list
-        if error.status != RPCStatusCode.UNIMPLEMENTED:
-            log.warning("the keys of open workflows were not checked (%s): a missing key shows when its task fails", error.message)
-        return
-    gate = asyncio.Semaphore(AT_ONCE)
-
-    async def key_of(workflow_id: str, run_id: str | None) -> str | None:
-        async with gate:
-            async for event in client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history_events(page_size=1):
-                for payload in event.workflow_execution_started_event_attributes.input.payloads:
-                    if payload.metadata.get("encoding") == ENCODING:
-                        return payload.metadata.get(KEY_ID, b"").decode("ascii", "replace")
-                return None
-        return None
-
-    found = await asyncio.gather(*(key_of(w, r) for w, r in running))
+        async with asyncio.timeout(time_limit):
+            listed = await _open_workflows(client, task_queue, workflow_types)
+            if listed is None:
+                return
+            await _read_keys(client, listed[:most], found, unread)
+    except TimeoutError:
+        timed_out = True
+        total = "an unknown number of" if listed is None else f"{len(listed)}"
+        log.warning(
+            "the keys of open workflows on %r were checked for %.0f s, the time limit: %d of %s open workflows checked; "
+            "the worker starts, and a key missing for the others shows when their tasks fail, naming it",
+            task_queue, time_limit, len(found), total,
+        )  # fmt: skip
+    if listed is not None and not timed_out and len(listed) > most:
+        log.warning(
+            "the keys of the %d oldest of %d open workflows on %r were checked, not of the %d newest; a key missing "
+            "for those shows when their tasks fail, naming it",
+            most, len(listed), task_queue, len(listed) - most,
+        )  # fmt: skip
+    if unread:
+        reasons = "; ".join(f"{workflow_id}: {why}" for workflow_id, why in list(unread.items())[:NAMED])
+        more = f" and {len(unread) - NAMED} more" if len(unread) > NAMED else ""
+        log.warning(
+            "the histories of %d open workflows on %r could not be read, their keys not checked (%s%s); that alone "
+            "does not stop the worker",
+            len(unread), task_queue, reasons, more,
+        )  # fmt: skip
     missing: dict[str, list[str]] = {}
-    for (workflow_id, _), key_id in zip(running, found):
+    for _, workflow_id, _ in listed or []:  # oldest first, as named in the message
+        key_id = found.get(workflow_id)
         if key_id is not None and (keys is None or key_id not in keys.keys):
             missing.setdefault(key_id, []).append(workflow_id)
-    if len(running) == MOST_CHECKED:
-        log.info("the keys of the first %d open workflows on %r were checked, not of the others", MOST_CHECKED, task_queue)
     if not missing:
         return
     lacking = "; ".join(f"key {key_id!r}: {_some(ids)}" for key_id, ids in sorted(missing.items()))
@@ -58,6 +90,48 @@ async def check_keys(client: Client, keys: KeyRing | None, task_queue: str, work
         "Add those keys to temporal.encryption_key_file (with `encrypt = false` to write in clear from now on) and "
         "start the worker again; if a key is lost, its workflows cannot go on: terminate them first"
     )
+
+
+async def _open_workflows(client: Client, task_queue: str, workflow_types: tuple[str, ...]) -> list[Listed] | None:
+    """Every open workflow of these types on the queue, oldest first (visibility lists the newest first, and not
+    every store sorts otherwise: all pages are read, only ids and times). None: this service lists nothing."""
+    types = " OR ".join(f'WorkflowType = "{name}"' for name in workflow_types)
+    query = f'ExecutionStatus = "Running" AND TaskQueue = "{task_queue}" AND ({types})'
+    try:
+        listed = [(w.start_time or _EPOCH, w.id, w.run_id) async for w in client.list_workflows(query, rpc_timeout=RPC_TIMEOUT)]
+    except RPCError as error:  # the time-skipping test server lists nothing; a namespace may not let this worker list
+        if error.status != RPCStatusCode.UNIMPLEMENTED:
+            log.warning("the keys of open workflows were not checked (%s): a missing key shows when its task fails", error.message)
+        return None
+    return sorted(listed, key=lambda entry: entry[0])
+
+
+async def _read_keys(client: Client, listed: list[Listed], found: dict[str, str | None], unread: dict[str, str]) -> None:
+    """The key id of each workflow's input into `found` as it is read (kept if the time limit cuts this short); a
+    history that cannot be read (deleted since the listing, refused, too slow) into `unread` with the reason."""
+    gate = asyncio.Semaphore(AT_ONCE)
+
+    async def read(workflow_id: str, run_id: str | None) -> None:
+        async with gate:
+            try:
+                found[workflow_id] = await _key_of(client, workflow_id, run_id)
+            except RPCError as error:  # deleted since the listing, PERMISSION_DENIED, DEADLINE_EXCEEDED
+                unread[workflow_id] = f"{error.status.name if error.status else 'error'}: {error.message}"
+            except Exception as error:  # noqa: BLE001  # a safety net must not be the reason a worker does not start
+                unread[workflow_id] = f"{type(error).__name__}: {error}"
+
+    await asyncio.gather(*(read(workflow_id, run_id) for _, workflow_id, run_id in listed))
+
+
+async def _key_of(client: Client, workflow_id: str, run_id: str | None) -> str | None:
+    """The key id the workflow's input was encrypted with; None when it was written in clear."""
+    events = client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history_events(page_size=1, rpc_timeout=RPC_TIMEOUT)
+    async for event in events:
+        for payload in event.workflow_execution_started_event_attributes.input.payloads:
+            if payload.metadata.get("encoding") == ENCODING:
+                return payload.metadata.get(KEY_ID, b"").decode("ascii", "replace")
+        return None
+    return None
 
 
 def _some(workflow_ids: list[str]) -> str:

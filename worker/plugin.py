@@ -175,7 +175,7 @@ class PrintroomPlugin(SimplePlugin):
                 "Client.connect(..., plugins=[...]) so that the client and its workers encrypt with printroom's keys"
             )
         if keys is not None:  # which ids this worker reads: a payload under any other fails its task, naming its id
-            writes = f"{keys.newest} encrypts" if self.settings.temporal.encrypt else "encryption off, decrypting only"
+            writes = f"{keys.encrypting} encrypts" if self.settings.temporal.encrypt else "encryption off, decrypting only"
             log.info("payload encryption: keys %s (%s)", ", ".join(keys.ids), writes)
         self.check_templates()
         task_queue, expected = config.get("task_queue"), self.settings.temporal.task_queue
