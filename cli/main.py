@@ -10,6 +10,7 @@ import sys
 from typing import Any, NoReturn
 
 from printroom.settings import Settings, SettingsError, load_settings, settings_path
+from printroom.codec import PayloadNotDecrypted
 from printroom.cli.errors import CommandRefused
 from printroom.cli.template_admin import AdminError
 
@@ -71,10 +72,41 @@ def cmd_web(args: argparse.Namespace) -> int:
 
 
 def cmd_settings_check(args: argparse.Namespace) -> int:
+    from printroom.worker.startup import templates_refused
+    from printroom.worker.template_check import check_templates
+
     settings = _load(args)
+    if problems := check_templates(settings):  # the worker would refuse to start: said as it says it
+        print(f"printroom settings check: {templates_refused(problems)}", file=sys.stderr)
+        return 2
     source = settings_path(args.settings) or "defaults (no settings file)"
     print(f"settings OK: {source}")
     print(f"  sender: {settings.sender.name} <{settings.sender.address}>; SMTP {settings.smtp.host}:{settings.smtp.effective_port} ({settings.smtp.security})")
+    keys = settings.temporal.key_ring()
+    print(f"  encryption: keys {', '.join(keys.ids)} ({keys.encrypting} encrypts)" if keys else "  encryption: off (payloads in clear in Temporal)")
+    return 0
+
+
+def cmd_keys_new(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from printroom.cli.keys import add_key
+    from printroom.codec import KeyFileError
+
+    # --file needs no settings: the file they name may not exist yet.
+    path = Path(args.file) if args.file else _load(args).temporal.encryption_key_file
+    if path is None:
+        print("printroom keys new: name the key file: --file /etc/printroom/keys, or set temporal.encryption_key_file", file=sys.stderr)
+        return 2
+    try:
+        key_id = add_key(path)
+    except (KeyFileError, OSError) as error:
+        print(f"printroom keys new: {error}", file=sys.stderr)
+        return 2
+    print(f"key {key_id} added to {path}; being the last, it encrypts from the next start of the workers, `printroom web` and the CLI")
+    print("(set temporal.encryption_key_file to this file); keep the older keys while anything written with them is read.")
+    print("Several hosts: set temporal.encrypt_with to the key encrypting now before copying this file out, restart every")
+    print(f"host, then set encrypt_with = {key_id!r} (a host without the new key cannot read what it encrypts)")
     return 0
 
 
@@ -137,9 +169,6 @@ def cmd_templates_preview(args: argparse.Namespace) -> int:
     from printroom.cli.template_admin import html_for_browser, load_order, preview
 
     settings, out = _load(args), Path(args.out)
-    if out.suffix not in (".html", ".eml"):
-        print("printroom templates preview: --out must end in .html (for a browser) or .eml (for a mail client)", file=sys.stderr)
-        return 2
     try:
         email = preview(settings, args.trigger, args.lang, order=load_order(args.order and Path(args.order)), audience=args.audience)
     except (TemplateError, AttachmentError) as error:
@@ -185,8 +214,8 @@ def _drafts_client(args: argparse.Namespace) -> tuple[Settings, Any]:
     async def connecting() -> Any:
         try:
             return await connect(settings.temporal)
-        except RuntimeError as error:  # the client could not connect
-            raise CommandRefused(f"cannot reach Temporal: {error}") from None
+        except RuntimeError as error:  # the client could not connect: TemporalUnreachable says where and why
+            raise CommandRefused(str(error)) from None
 
     return settings, connecting()
 
@@ -206,15 +235,28 @@ def cmd_drafts_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_drafts_desk_link(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+
+    from printroom.cli.drafts import desk_link
+
+    settings, now = _load(args), datetime.now(timezone.utc)
+    print(f"the operators' desk (valid {settings.desk.link_ttl}, until {now + settings.desk.link_ttl:%Y-%m-%d %H:%M} UTC):")
+    print(desk_link(settings, args.lang or settings.default_language, now))
+    return 0
+
+
 def cmd_drafts_show(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from printroom.cli.drafts import describe, drafts_of, fresh_link, pick, write_out
+    from printroom.cli.drafts import describe, drafts_of, fresh_link, pick, resolve, write_out
 
     settings, connecting = _drafts_client(args)
 
     async def main() -> list[Any]:
-        return await drafts_of(await connecting, args.order)
+        client = await connecting
+        args.order = await resolve(client, args.order)  # a workflow id from here on: `order-7` named once
+        return await drafts_of(client, args.order)
 
     drafts = asyncio.run(main())
     if args.draft is None and not args.out and not args.link:
@@ -275,6 +317,26 @@ def cmd_diagram(args: argparse.Namespace) -> int:
     return 0
 
 
+def _address(value: str) -> str:
+    """An email address argument, checked before anything connects."""
+    from email_validator import EmailNotValidError, validate_email
+
+    try:
+        validate_email(value, check_deliverability=False)
+    except EmailNotValidError as error:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an email address ({error})") from None
+    return value
+
+
+def _output(value: str) -> str:
+    """An --out file: .html for a browser or .eml for a mail client, checked before anything is read."""
+    if not value.endswith((".html", ".eml")):
+        raise argparse.ArgumentTypeError(f"{value!r}: must end in .html (for a browser) or .eml (for a mail client)")
+    if not os.path.isdir(os.path.dirname(value) or "."):
+        raise argparse.ArgumentTypeError(f"{value!r}: the folder {os.path.dirname(value)} does not exist")
+    return value
+
+
 SETTINGS_HELP = "settings file (default: $PRINTROOM_SETTINGS, else ./printroom.toml if present)"
 # What `printroom COMMAND -h` says beyond the one line `printroom -h` lists.
 DESCRIPTIONS = {
@@ -310,9 +372,18 @@ class _Parser(argparse.ArgumentParser):
         self.register("action", "parsers", _Commands)
         # SUPPRESS: a subcommand that is not given --settings keeps what an earlier position gave.
         self.add_argument("--settings", default=argparse.SUPPRESS, help=SETTINGS_HELP)
+        self.set_defaults(command_prog=self.prog)  # the deepest command parsed wins: named in an error
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:
+        """As argparse's, but an unknown argument is said by the command it was given to (`printroom web: ...`)."""
+        parsed, extra = self.parse_known_args(args, namespace)
+        if extra:
+            prog = getattr(parsed, "command_prog", self.prog)
+            self.exit(2, f"{prog}: unrecognized arguments: {' '.join(extra)} (see {prog} --help)\n")
+        return parsed
 
 
 def parser() -> argparse.ArgumentParser:
@@ -337,7 +408,7 @@ def parser() -> argparse.ArgumentParser:
         run=cmd_smtp_test
     )
     send_test = smtp.add_parser("send-test", help="send a real email that lists the settings used")
-    send_test.add_argument("--to", required=True, help="the address to send it to")
+    send_test.add_argument("--to", required=True, type=_address, help="the address to send it to")
     send_test.set_defaults(run=cmd_smtp_send_test)
     templates = sub.add_parser("templates", help="email templates: check, list variables, preview, customise, reset")
     actions = templates.add_subparsers(dest="action", required=True)
@@ -352,7 +423,7 @@ def parser() -> argparse.ArgumentParser:
     preview.add_argument("--lang", required=True, help="the order's language, e.g. fr")
     preview.add_argument("--order", help="an order JSON file (default: a sample order)")
     preview.add_argument("--audience", default="customer", choices=["customer", "operators", "approvers"])
-    preview.add_argument("--out", required=True, help="FILE.html to open in a browser, FILE.eml for a mail client")
+    preview.add_argument("--out", required=True, type=_output, help="FILE.html to open in a browser, FILE.eml for a mail client")
     preview.set_defaults(run=cmd_templates_preview)
     customise = actions.add_parser("customize", help="copy a shipped template into the override directory to edit it")
     customise.add_argument("template")
@@ -369,7 +440,7 @@ def parser() -> argparse.ArgumentParser:
     show = drafts.add_parser("show", help="an order's drafts; one of them written as FILE.html or FILE.eml")
     show.add_argument("order", help="the order's id (PO-1001) or workflow id (order-PO-1001)")
     show.add_argument("draft", nargs="?", help="the draft's id (d1); may be left out when only one waits")
-    show.add_argument("--out", help="FILE.html to open in a browser, FILE.eml for a mail client")
+    show.add_argument("--out", type=_output, help="FILE.html to open in a browser, FILE.eml for a mail client")
     show.add_argument("--link", action="store_true", help="print a fresh link to the draft's preview page (printroom web)")
     show.set_defaults(run=cmd_drafts_show)
     send = drafts.add_parser("send", help="send a draft, with edits (the edit_and_send update)")
@@ -377,16 +448,23 @@ def parser() -> argparse.ArgumentParser:
     send.add_argument("draft", nargs="?")
     send.add_argument("--subject")
     send.add_argument("--note", help="placed where the template shows %%OperatorNote%%")
-    send.add_argument("--cc", action="append", help="a Cc address (repeat for several); replaces the draft's Cc")
+    send.add_argument("--cc", action="append", type=_address, help="a Cc address (repeat for several); replaces the draft's Cc")
     send.add_argument("--attach", action="append", help="a file in the document store (repeat); replaces its attachments")
     send.add_argument("--by", default=os.environ.get("USER", ""), help="who sends it (default: $USER)")
     send.set_defaults(run=cmd_drafts_send)
+    desk = drafts.add_parser("desk-link", help="a fresh link to the operators' desk in printroom web (valid desk.link_ttl)")
+    desk.add_argument("--lang", choices=["en", "fr", "de"], help="the desk's language (default: default_language)")
+    desk.set_defaults(run=cmd_drafts_desk_link)
     drop = drafts.add_parser("discard", help="drop a draft: it is never sent")
     drop.add_argument("order")
     drop.add_argument("draft")
     drop.add_argument("--reason", required=True)
     drop.add_argument("--by", default=os.environ.get("USER", ""))
     drop.set_defaults(run=cmd_drafts_discard)
+    keys = sub.add_parser("keys", help="encryption keys of Temporal payloads").add_subparsers(dest="action", required=True)
+    new_key = keys.add_parser("new", help="add a fresh key to the key file; it becomes the one that encrypts")
+    new_key.add_argument("--file", help="the key file (default: temporal.encryption_key_file); made with mode 600")
+    new_key.set_defaults(run=cmd_keys_new)
     diagram = sub.add_parser("diagram", help="print a state machine as a Mermaid diagram")
     diagram.add_argument("machine", choices=["order", "budget"])
     diagram.set_defaults(run=cmd_diagram)
@@ -409,6 +487,13 @@ def main(argv: list[str] | None = None) -> None:
         code = 2
     except CommandRefused as error:
         print(f"printroom {args.command} {getattr(args, 'action', '')}: {error}", file=sys.stderr)
+        code = 1
+    except PayloadNotDecrypted as error:  # an order written with a key these settings lack: which key
+        print(f"{args.command_prog}: {error}", file=sys.stderr)
+        code = 1
+    except OSError as error:  # a file that cannot be read or written: its name and why, not a traceback
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"{args.command_prog}: {where}{error.strerror or error}", file=sys.stderr)
         code = 1
     except KeyboardInterrupt:
         code = 130

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import ssl
+import stat
 import string
 import tomllib
 from datetime import datetime, timedelta
 from decimal import Decimal
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import StringConstraints
@@ -19,13 +22,34 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 from pydantic_settings import SettingsError as EnvDecodeError
 
 from printroom import TASK_QUEUE
-from printroom.links import MIN_SECRET_BYTES, DraftLink, LinkSigner
+from printroom.links import MIN_SECRET_BYTES, DeskLink, DraftLink, LinkSigner
 from printroom.models import CostCentreName, DraftRules, Language, validation_problems
 from printroom.statemachines.budget import APPROVAL_OVERDUE, APPROVAL_REMINDER
 from printroom.statemachines.emails import BUDGET_WARNING, EMAIL_TRIGGERS
 from printroom.statemachines.order import DRAFT_WAITING
 
+if TYPE_CHECKING:
+    from printroom.codec import EncryptionCodec, KeyRing
+
 DEFAULT_SETTINGS_FILE = Path("printroom.toml")
+
+
+log = logging.getLogger("printroom.settings")
+T = TypeVar("T")
+
+
+def _secret_file(path: Path, field: str) -> bytes:
+    """A secret or password file as the worker and `printroom web` will read it: checked now, so that settings check
+    says what they would trip on. Readable by group or others: a warning with the chmod to run."""
+    try:
+        mode, content = stat.S_IMODE(path.stat().st_mode), path.read_bytes().strip()
+    except FileNotFoundError:
+        raise ValueError(f"{field} {path} does not exist") from None
+    except OSError as error:
+        raise ValueError(f"{field} {path} cannot be read ({error.strerror}); let the worker's user read it") from None
+    if mode & 0o044:
+        log.warning("%s %s is readable by group or others (mode %03o): run `chmod 600 %s`", field, path, mode, path)
+    return content
 
 
 def _split_addresses(value: Any) -> Any:
@@ -89,6 +113,35 @@ class SenderSettings(_Section):
     cc: AddressList = []
 
 
+def _said(problems: list[str], check: Callable[[], T]) -> T | None:
+    """A check's result, or None with its problem added to those a validator says at once."""
+    try:
+        return check()
+    except ValueError as error:
+        problems.append(str(error))
+        return None
+
+
+def _certificates(path: Path) -> None:
+    """smtp.ca_file as TLS will load it: PEM certificates (a CA's, or the server's own)."""
+    try:
+        ssl.create_default_context(cafile=str(path))
+    except (ssl.SSLError, OSError, UnicodeDecodeError) as error:
+        raise ValueError(
+            f"ca_file {path} holds no certificate TLS can use ({getattr(error, 'reason', None) or error}); give the CA's "
+            "or the server's certificate in PEM (-----BEGIN CERTIFICATE-----)"
+        ) from None
+
+
+def _fingerprint(value: str) -> str:
+    """A SHA-256 as tools print it (`AB:CD:...`, any case, colons or not): kept as `AB:CD:...`."""
+    digits = re.sub(r"[\s:]", "", value.removeprefix("sha256:").removeprefix("SHA256:")).upper()
+    if not re.fullmatch(r"[0-9A-F]{64}", digits):
+        raise ValueError(f"{value!r} is not a SHA-256 fingerprint (64 hex digits, colons allowed), as `printroom smtp test` prints it")
+    return ":".join(digits[i : i + 2] for i in range(0, 64, 2))
+
+
+Fingerprint = Annotated[str, AfterValidator(_fingerprint)]
 Security = Literal["none", "starttls", "tls"]
 DEFAULT_PORTS: dict[str, int] = {"none": 25, "starttls": 587, "tls": 465}
 
@@ -106,6 +159,9 @@ class SmtpSettings(_Section):
     # the server's own certificate, which pins it and checks everything.
     allow_self_signed: bool = False
     ca_file: Path | None = None
+    # The SHA-256 of the server's certificate (`printroom smtp test` prints it): checked on every connection, which
+    # then trusts that certificate alone, whatever its chain. What pins a self-signed relay besides ca_file.
+    tls_fingerprint: Fingerprint | None = None
     username: str | None = None
     # Never in the TOML in clear: PRINTROOM_SMTP__PASSWORD, or a file (mode 600) named here.
     password: SecretStr | None = None
@@ -121,24 +177,37 @@ class SmtpSettings(_Section):
 
     @model_validator(mode="after")
     def _coherent(self) -> SmtpSettings:
+        problems: list[str] = []  # every one said at once
         if self.ca_file is not None and not self.ca_file.is_file():
-            raise ValueError(f"ca_file {self.ca_file} does not exist")
-        if self.password_file is not None and not self.password_file.is_file():
-            raise ValueError(f"password_file {self.password_file} does not exist")
+            problems.append(f"ca_file {self.ca_file} does not exist")
+        elif (ca_file := self.ca_file) is not None:
+            _said(problems, lambda: _certificates(ca_file))
+        if (password_file := self.password_file) is not None and _said(problems, lambda: _secret_file(password_file, "password_file")) == b"":
+            problems.append(f"password_file {password_file} is empty; write the password in it")
         has_password = self.password is not None or self.password_file is not None
         if self.username and not has_password:
-            raise ValueError("username is set but no password: set PRINTROOM_SMTP__PASSWORD or smtp.password_file")
+            problems.append("username is set but no password: set PRINTROOM_SMTP__PASSWORD or smtp.password_file")
         if has_password and not self.username:
-            raise ValueError("a password is set but no username (smtp.username)")
+            problems.append("a password is set but no username (smtp.username)")
         if self.security == "none" and (self.allow_self_signed or self.ca_file):
-            raise ValueError("allow_self_signed and ca_file need security = 'starttls' or 'tls'")
+            problems.append("allow_self_signed and ca_file need security = 'starttls' or 'tls'")
         if self.username and self.security == "none" and not self.allow_plaintext_auth:
-            raise ValueError(
+            problems.append(
                 "username with security = 'none' sends the password in clear, or over opportunistic TLS that trusts "
                 "any certificate; use security = 'starttls' or 'tls' (or set allow_plaintext_auth = true)"
             )
         if self.allow_self_signed and self.ca_file:
-            raise ValueError("ca_file and allow_self_signed both say whom to trust; keep ca_file (it pins the certificate)")
+            problems.append("ca_file and allow_self_signed both say whom to trust; keep ca_file (it pins the certificate)")
+        if self.tls_fingerprint and self.security == "none":
+            problems.append("tls_fingerprint needs security = 'starttls' or 'tls'")
+        if self.username and self.allow_self_signed and not self.tls_fingerprint:
+            problems.append(
+                "username with allow_self_signed would give the password to anyone between us and the server (any "
+                "certificate naming the host is taken); pin the server's certificate: smtp.ca_file = that certificate, "
+                "or smtp.tls_fingerprint = its SHA-256, which `printroom smtp test` prints (run it without smtp.username)"
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     @property
@@ -165,6 +234,42 @@ class TemporalSettings(_Section):
     # The Temporal Web UI operators use, e.g. https://temporal.example.com: emails to operators link to the
     # order's page there. Unset: they link to the shop's order page like the customer's.
     ui_url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s]+$")] | None = None
+    # Payload encryption (AES-256-GCM) of everything printroom writes into Temporal: `id:base64` keys, the last one
+    # encrypting, all decrypting. Never in the TOML: PRINTROOM_TEMPORAL__ENCRYPTION_KEY, or a file (mode 600)
+    # named here, which `printroom keys new` writes. Unset: payloads go in clear.
+    encryption_key: SecretStr | None = None
+    encryption_key_file: Path | None = None
+    # false, with the keys kept: encryption turned off; new payloads go in clear, encrypted ones stay readable.
+    encrypt: bool = True
+    # The id of the key that encrypts (unset: the last one given). Rotating: add the new key, restart every worker,
+    # `printroom web` and CLI host with it (decrypt-only, this still naming the old key), then name the new key here.
+    encrypt_with: str | None = None
+
+    @model_validator(mode="after")
+    def _keys_usable(self) -> TemporalSettings:
+        if self.encryption_key is not None and self.encryption_key_file is not None:
+            raise ValueError("encryption keys are given twice (PRINTROOM_TEMPORAL__ENCRYPTION_KEY and encryption_key_file); keep one")
+        # A file's mode, a key's length or a malformed line: said now, naming the file and the key.
+        if self.key_ring() is None and not self.encrypt:
+            raise ValueError("encrypt = false keeps encrypted orders readable with their keys, but no key is given (encryption_key_file)")
+        if self.encrypt_with is not None and self.encryption_key is None and self.encryption_key_file is None:
+            raise ValueError(f"encrypt_with names key {self.encrypt_with[:80]!r}, but no key is given (encryption_key_file)")
+        return self
+
+    def key_ring(self) -> KeyRing | None:
+        """The encryption keys, read now; None when encryption is off. Raises KeyFileError naming what is wrong."""
+        from printroom.codec import KeyRing  # cryptography and temporalio's converter only where keys are read
+
+        if self.encryption_key is not None:
+            return KeyRing.parse(self.encryption_key.get_secret_value(), "PRINTROOM_TEMPORAL__ENCRYPTION_KEY", self.encrypt_with)
+        return KeyRing.read(self.encryption_key_file, self.encrypt_with) if self.encryption_key_file is not None else None
+
+    def codec(self) -> EncryptionCodec | None:
+        """The payload codec of every printroom client and worker (None: encryption off, no keys)."""
+        from printroom.codec import EncryptionCodec
+
+        keys = self.key_ring()
+        return EncryptionCodec(keys, encrypt=self.encrypt) if keys is not None else None
 
 
 MAX_IMAGE_BYTES = 1_000_000
@@ -309,6 +414,14 @@ class TemplateSettings(_Section):
     # name -> image file, embedded in the email (templates write <img src="cid:NAME">; %Logo% uses "logo").
     images: ImageFiles = {}
 
+    @model_validator(mode="after")
+    def _overrides_readable(self) -> TemplateSettings:
+        if self.override_dir.exists() and not self.override_dir.is_dir():
+            raise ValueError(f"override_dir {self.override_dir} is not a directory (customised templates go in <lang>/ below it)")
+        if self.override_dir.is_dir() and not os.access(self.override_dir, os.R_OK | os.X_OK):
+            raise ValueError(f"override_dir {self.override_dir} cannot be read by this user")
+        return self
+
 
 class DocumentSettings(_Section):
     """T8, A2: the document store that orders' file references are relative to, and how big attachments may be."""
@@ -321,6 +434,8 @@ class DocumentSettings(_Section):
     def _root_exists(self) -> DocumentSettings:
         if self.root is not None and not self.root.is_dir():
             raise ValueError(f"root {self.root} is not a directory")
+        if self.root is not None and not os.access(self.root, os.R_OK | os.X_OK):
+            raise ValueError(f"root {self.root} cannot be read by this user; attachments are read from it")
         return self
 
 
@@ -329,6 +444,8 @@ class DraftSettings(_Section):
 
     operator_may_edit_cc: bool = False
     operator_may_attach: bool = False
+    # Off: a draft's recipients are the order's. On: an operator may correct a mistyped address (each one validated).
+    operator_may_edit_to: bool = False
     # A draft waiting this long sends the operators `draft_waiting`, again after as long, at most max_reminders.
     remind_after: Duration = Field(default=timedelta(hours=4), ge=timedelta(minutes=1))
     max_reminders: int = Field(default=3, ge=0, le=50)
@@ -338,7 +455,8 @@ class DraftSettings(_Section):
 
     def rules(self) -> DraftRules:
         return DraftRules(
-            may_edit_cc=self.operator_may_edit_cc, may_attach=self.operator_may_attach, max_html_kb=self.max_html_kb,
+            may_edit_cc=self.operator_may_edit_cc, may_edit_to=self.operator_may_edit_to, may_attach=self.operator_may_attach,
+            max_html_kb=self.max_html_kb,
             max_pending=self.max_pending, remind_after=self.remind_after, max_reminders=self.max_reminders,
         )  # fmt: skip
 
@@ -377,6 +495,36 @@ class CostCentreSettings(_Section):
     approvers: AddressList = []
 
 
+# An approver's comment: 2,000 characters of any script. A browser sends each as up to 4 UTF-8 bytes, each byte
+# percent-encoded as 3 characters, beside the form's other fields (1 KB): the smallest form that never refuses one.
+MAX_COMMENT = 2000
+MIN_FORM_KB = -(-(MAX_COMMENT * 4 * 3 + 1024) // 1024)
+
+
+def _local(url: str) -> bool:
+    host = re.sub(r":\d+$", "", url.split("://", 1)[1].rstrip("/")).strip("[]").lower()
+    return _loopback(host)
+
+
+def _loopback(host: str) -> bool:
+    """Whether a listening address takes connections from this machine only (0.0.0.0 and :: take them from all)."""
+    host = host.strip("[]").lower()
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def _owner_only_secret(path: Path, field: str) -> bytes:
+    """A codec secret file: refused, like the key file, unless only its owner may read it (it decrypts like the key)."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        raise ValueError(f"{field} {path} does not exist") from None
+    except OSError as error:
+        raise ValueError(f"{field} {path} cannot be read ({error.strerror}); let printroom web's user read it") from None
+    if mode & 0o077:
+        raise ValueError(f"{field} {path} has mode {mode:03o}: others may read it, and it decrypts like the key; run `chmod 600 {path}`")
+    return _secret_file(path, field)
+
+
 # The service answers at the root of its host: a path prefix (a proxy's /printroom/) would break its own links.
 HttpUrl = Annotated[str, StringConstraints(pattern=r"^https?://[^\s/?#]+/?$")]
 
@@ -394,20 +542,98 @@ class WebSettings(_Section):
     secret_file: Path | None = None
     # A draft's preview link works this long; `printroom drafts show ORDER --link` signs a fresh one.
     draft_link_valid_for: Duration = Field(default=timedelta(days=7), ge=timedelta(minutes=5), le=timedelta(days=90))
-    # The largest form an approver's browser may send (a comment is at most 2,000 characters).
-    max_form_kb: int = Field(default=16, ge=4, le=256)
+    # The largest form an approver's browser may send; at least what a 2,000-character comment in any script takes.
+    max_form_kb: int = Field(default=MIN_FORM_KB, ge=MIN_FORM_KB, le=256)
+    # Connections one client address may hold at once (a browser opens up to 6). Behind a reverse proxy every
+    # visitor comes from the proxy's address: raise this to the proxy's own limit, and let the proxy limit clients.
+    max_connections_per_client: int = Field(default=16, ge=1, le=200)
+    # The codec server (/codec/encode, /codec/decode) that lets the Temporal Web UI and CLI read encrypted payloads.
+    # "token": each request carries `Authorization: Bearer <codec_token>` (PRINTROOM_WEB__CODEC_TOKEN or a file
+    # named here, at least 32 bytes); "proxy": the reverse proxy in front authenticates every /codec request.
+    codec_auth: Literal["token", "proxy"] = "token"
+    codec_token: SecretStr | None = None
+    codec_token_file: Path | None = None
+    # With codec_auth = "proxy": a file (mode 600, at least 32 bytes) whose secret the proxy sends in the header
+    # X-Printroom-Codec-Proxy, so a request that did not come through the proxy is refused. Needed unless `host`
+    # is loopback (the proxy on this machine): otherwise anyone reaching host:port would decrypt through /codec.
+    codec_proxy_secret_file: Path | None = None
+    # The largest codec request (a history downloaded from the Web UI is decoded in one).
+    codec_max_mb: int = Field(default=8, ge=1, le=64)
+
+    @model_validator(mode="after")
+    def _codec_token_usable(self) -> WebSettings:
+        given = self.codec_token.get_secret_value().encode("utf-8") if self.codec_token is not None else None
+        if self.codec_token_file is not None:
+            given = _owner_only_secret(self.codec_token_file, "codec_token_file")
+        if given is not None and len(given) < MIN_SECRET_BYTES:
+            raise ValueError(
+                f"the codec token (PRINTROOM_WEB__CODEC_TOKEN or codec_token_file) holds {len(given)} bytes; it must hold "
+                f"at least {MIN_SECRET_BYTES}: make one with `python3 -c 'import secrets; print(secrets.token_hex(32))'`"
+            )
+        return self
+
+    def codec_bearer(self) -> str | None:
+        """The codec server's token, read now; None when none is set. Raises ValueError naming the setting."""
+        if self.codec_token is not None:
+            return self.codec_token.get_secret_value()
+        if self.codec_token_file is None:
+            return None
+        token = _owner_only_secret(self.codec_token_file, "web.codec_token_file").decode("utf-8")
+        if len(token.encode("utf-8")) < MIN_SECRET_BYTES:
+            raise ValueError(f"web.codec_token_file {self.codec_token_file} holds {len(token)} bytes; it must hold at least {MIN_SECRET_BYTES}")
+        return token
+
+    @model_validator(mode="after")
+    def _codec_proxy_usable(self) -> WebSettings:
+        self.codec_proxy_secret()
+        return self
+
+    def codec_proxy_secret(self) -> bytes | None:
+        """The secret the proxy sends with each /codec request, read now; None when not needed (loopback). Raises
+        ValueError naming the setting when proxy mode would let requests that bypass the proxy decrypt."""
+        if self.codec_proxy_secret_file is None:
+            if self.codec_auth == "proxy" and not _loopback(self.host):
+                raise ValueError(
+                    f"codec_auth = 'proxy' while printroom web listens on {self.host} (not loopback): anyone reaching "
+                    f"{self.host}:{self.port} without the proxy would decrypt through /codec; set codec_proxy_secret_file "
+                    "(a secret the proxy sends in the header X-Printroom-Codec-Proxy), or host = '127.0.0.1' with the "
+                    "proxy on this machine"
+                )
+            return None
+        if self.codec_auth != "proxy":
+            raise ValueError("codec_proxy_secret_file is set, but codec_auth is 'token': set codec_auth = 'proxy', or remove it")
+        secret = _owner_only_secret(self.codec_proxy_secret_file, "codec_proxy_secret_file")
+        if len(secret) < MIN_SECRET_BYTES:
+            raise ValueError(
+                f"codec_proxy_secret_file {self.codec_proxy_secret_file} holds {len(secret)} bytes; it must hold at least "
+                f"{MIN_SECRET_BYTES}: make one with `python3 -c 'import secrets; print(secrets.token_hex(32))'`"
+            )
+        return secret
 
     @model_validator(mode="after")
     def _secret_usable(self) -> WebSettings:
+        problems: list[str] = []  # every one said at once
         if self.secret is not None and len(self.secret.get_secret_value().encode("utf-8")) < MIN_SECRET_BYTES:
-            raise ValueError(
+            problems.append(
                 f"secret (PRINTROOM_WEB__SECRET) is shorter than {MIN_SECRET_BYTES} bytes; make one with "
                 "`python3 -c 'import secrets; print(secrets.token_hex(32))'`"
             )
-        if self.secret_file is not None and not self.secret_file.is_file():
-            raise ValueError(f"secret_file {self.secret_file} does not exist")
+        secret_file = self.secret_file
+        held = _said(problems, lambda: _secret_file(secret_file, "secret_file")) if secret_file is not None else None
+        if held is not None and len(held) < MIN_SECRET_BYTES:
+            problems.append(
+                f"secret_file {self.secret_file} holds {len(held)} bytes; it must hold at least {MIN_SECRET_BYTES}: make "
+                f"one with `python3 -c 'import secrets; print(secrets.token_hex(32))' > {self.secret_file}`"
+            )
+        if self.public_url and self.public_url.startswith("http://") and not _local(self.public_url):
+            problems.append(
+                f"public_url {self.public_url}: approvers' links and answers would travel in clear; use https:// "
+                "(http:// is for localhost only)"
+            )
         if self.public_url and self.secret is None and self.secret_file is None:
-            raise ValueError("public_url is set but no secret to sign links with: set PRINTROOM_WEB__SECRET or web.secret_file")
+            problems.append("public_url is set but no secret to sign links with: set PRINTROOM_WEB__SECRET or web.secret_file")
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     def signer(self) -> LinkSigner | None:
@@ -427,6 +653,17 @@ class WebSettings(_Section):
     def draft_preview(self, signer: LinkSigner, order_id: str, message_id: str, now: datetime) -> str | None:
         """A held draft's read-only page, valid draft_link_valid_for from `now`."""
         return self.link(f"/drafts/{signer.draft(DraftLink(order_id, message_id, now + self.draft_link_valid_for))}")
+
+
+class DeskSettings(_Section):
+    """The operators' desk (`printroom web`, /<lang>/desk/<token>): every held draft of every order in one list."""
+
+    # Its link names no order: one bookmark serves the print room this long (draft_waiting carries a fresh one).
+    link_ttl: Duration = Field(default=timedelta(days=7), ge=timedelta(minutes=5), le=timedelta(days=90))
+
+    def link(self, web: WebSettings, signer: LinkSigner, language: str, now: datetime) -> str | None:
+        """The desk's address, valid link_ttl from `now`; None without web.public_url."""
+        return web.link(f"/{language}/desk/{signer.desk(DeskLink(now + self.link_ttl))}")
 
 
 class DeliverySettings(_Section):
@@ -476,6 +713,7 @@ class Settings(BaseSettings):
     templates: TemplateSettings = TemplateSettings()
     documents: DocumentSettings = DocumentSettings()
     drafts: DraftSettings = DraftSettings()
+    desk: DeskSettings = DeskSettings()
     budget: BudgetSettings = BudgetSettings()
     # `[cost_centres.<name>]`: orders name one with "cost_centre".
     cost_centres: dict[CostCentreName, CostCentreSettings] = {}
@@ -507,6 +745,24 @@ class Settings(BaseSettings):
                 f"emails.{attaching[0]}.attachments needs a document store: set documents.root "
                 "(the folder that orders' file references are relative to)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _deliveries_dir_usable(self) -> Settings:
+        """The worker makes and writes it at start: a file in its way, or a folder it may not write, said now."""
+        if self.deliveries.url is not None:
+            return self
+        where = self.deliveries_dir
+        try:
+            while not where.exists() and where != where.parent:
+                where = where.parent
+            usable = where.is_dir(), os.access(where, os.W_OK | os.X_OK)
+        except OSError as error:  # a name too long for the file system
+            raise ValueError(f"deliveries_dir {self.deliveries_dir}: {error.strerror}") from None
+        if not usable[0]:
+            raise ValueError(f"deliveries_dir {self.deliveries_dir}: {where} is a file, not a folder")
+        if not usable[1]:
+            raise ValueError(f"deliveries_dir {self.deliveries_dir}: {where} cannot be written by this user")
         return self
 
     @model_validator(mode="after")
@@ -553,6 +809,10 @@ def load_settings(explicit: str | os.PathLike[str] | None = None, **overrides: A
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise SettingsError(f"settings file {path} does not exist") from None
+        except OSError as error:  # a folder, a file this user may not read
+            raise SettingsError(f"settings file {path} cannot be read ({error.strerror})") from None
+        except UnicodeDecodeError:
+            raise SettingsError(f"settings file {path} is not UTF-8 text (TOML files are)") from None
         except tomllib.TOMLDecodeError as error:
             raise SettingsError(f"settings file {path} is not valid TOML: {error}") from None
         url = data.get("deliveries", {}).get("url") if isinstance(data.get("deliveries"), dict) else None
@@ -561,16 +821,22 @@ def load_settings(explicit: str | os.PathLike[str] | None = None, **overrides: A
                 f"settings file {path}: deliveries.url must not carry a password in the file in clear; "
                 "give it in PGPASSWORD or ~/.pgpass (or the whole URL in PRINTROOM_DELIVERIES__URL)"
             )
-        for section, field, variable in (("smtp", "password", "PRINTROOM_SMTP__PASSWORD"), ("web", "secret", "PRINTROOM_WEB__SECRET")):
+        for section, field, variable in (
+            ("smtp", "password", "PRINTROOM_SMTP__PASSWORD"), ("web", "secret", "PRINTROOM_WEB__SECRET"),
+            ("temporal", "encryption_key", "PRINTROOM_TEMPORAL__ENCRYPTION_KEY"), ("web", "codec_token", "PRINTROOM_WEB__CODEC_TOKEN"),
+            ("temporal", "api_key", "PRINTROOM_TEMPORAL__API_KEY"),
+        ):  # fmt: skip
             if isinstance(data.get(section), dict) and field in data[section]:
+                in_a_file = f" or name a file in {section}.{field}_file" if f"{field}_file" in _FIELDS[section] else ""
                 raise SettingsError(
-                    f"settings file {path}: {section}.{field} must not be written in the file in clear; "
-                    f"set {variable} or name a file in {section}.{field}_file"
+                    f"settings file {path}: {section}.{field} must not be written in the file in clear; set {variable}{in_a_file}"
                 )
     return _validated({**data, **overrides}, str(path) if path else "defaults and PRINTROOM_* variables")
 
 
 SettingsSource = Settings | Mapping[str, Any] | str | os.PathLike[str] | None
+# The fields of the sections that hold secrets: whether a secret may be named by a file (`<field>_file`).
+_FIELDS = {"smtp": SmtpSettings.model_fields, "web": WebSettings.model_fields, "temporal": TemporalSettings.model_fields}
 
 
 def resolve_settings(given: SettingsSource) -> Settings:
@@ -587,7 +853,7 @@ def _validated(data: dict[str, Any], where: str) -> Settings:
     try:
         return Settings(**data)
     except ValidationError as error:
-        problems = "\n  ".join(validation_problems(error))
-        raise SettingsError(f"invalid settings ({where}):\n  {problems}") from None
+        problems = validation_problems(error)  # one: one line; several: one line each
+        raise SettingsError(f"invalid settings ({where}):" + ("\n  " if len(problems) > 1 else " ") + "\n  ".join(problems)) from None
     except EnvDecodeError as error:  # a PRINTROOM_* variable for a table or list that is not JSON
         raise SettingsError(f"invalid settings ({where}): {error}; give that variable as JSON") from None

@@ -17,6 +17,7 @@ from printroom.activities.smtp import SmtpTransport
 from printroom.codec import encrypting
 from printroom.settings import Settings, TemporalSettings
 from printroom.worker.plugin import PrintroomPlugin, with_pydantic
+from printroom.worker.reach import unreachable
 
 log = logging.getLogger("printroom.worker")
 
@@ -43,7 +44,10 @@ async def connect(settings: TemporalSettings, *, use_environment: bool = True) -
     """A client for printroom's tools (CLI, dev supervisor, `printroom web`): the pydantic payload converter, and
     the encryption codec when keys are set."""
     options = connect_options(settings, use_environment=use_environment)
-    return await Client.connect(**options, data_converter=encrypting(with_pydantic(None), settings.codec()))
+    try:
+        return await Client.connect(**options, data_converter=encrypting(with_pydantic(None), settings.codec()))
+    except RuntimeError as error:  # the core's text; said in words, naming the address (TemporalUnreachable)
+        raise unreachable(options["target_host"], error) from None
 
 
 def build_worker(
