@@ -16,28 +16,36 @@ from starlette.routing import Route
 from printroom.links import ApprovalLink, LinkError, LinkSigner
 from printroom.models import ApprovalOutcome, ApprovalState, Decide, Draft
 from printroom.settings import Settings
+from printroom.web.codec import CodecServer
+from printroom.web.desk import Desk
 from printroom.web.forms import MAX_COMMENT, FormRefused, read_form
+from printroom.web.notices import Notices
 from printroom.web.pages import Pages, draft_body, stylesheet
 from printroom.web.temporal import NoAnswer, NotWaiting, Refused, TemporalPages, Unreachable
 from printroom.web.text import DECISION_WORDS, TEXT, language_of
-from printroom.workflows.approvers import same_address
+from printroom.approvers import same_address
 
 Clock = Callable[[], datetime]
 log = logging.getLogger("printroom.web")
+# The approval's status once a link's decision is taken.
+DECIDED = {"approve": "approved", "reject": "rejected"}
 
 
 def build_app(
-    settings: Settings, signer: LinkSigner, temporal: TemporalPages, clock: Clock = lambda: datetime.now(timezone.utc)
+    settings: Settings, signer: LinkSigner, temporal: TemporalPages, clock: Clock = lambda: datetime.now(timezone.utc),
+    *, codec: CodecServer | None = None,
 ) -> Starlette:
     site = Site(settings, signer, temporal, clock)
     return Starlette(
         routes=[
+            *(codec or CodecServer(settings)).routes(),  # Temporal's codec server protocol, for the Web UI and CLI
             Route("/page.css", lambda _: stylesheet()),
             Route("/{lang}/approvals/{token}", site.approval, methods=["GET", "POST"]),
             Route("/{lang}/approvals", site.no_token, methods=["GET", "POST"]),
             Route("/{lang}/approvals/", site.no_token, methods=["GET", "POST"]),
             Route("/drafts/{token}", site.draft),
             Route("/drafts/{token}/body", site.draft_html),
+            *Desk(site).routes(),  # the operators' desk and each draft's editor
         ],
         exception_handlers={404: site.not_found, 405: site.not_found, Exception: site.broken},
     )
@@ -48,6 +56,7 @@ class Site:
         self.settings, self.signer, self.temporal, self.clock = settings, signer, temporal, clock
         self.pages = Pages(settings.timezone)
         self.max_form = settings.web.max_form_kb * 1024
+        self.notices = Notices()
 
     # Approvals.
 
@@ -64,7 +73,7 @@ class Site:
         try:
             form = await read_form(request, self.max_form)
         except FormRefused as refused:
-            return self.pages.message(lang, refused.status, t["bad_form_title"], str(refused))
+            return self.pages.message(lang, refused.status, t["bad_form_title"], t[refused.words].format(**refused.values))
         if form.get("decision") != link.decision:
             words = DECISION_WORDS[lang]
             sent = words.get(form.get("decision", ""), repr(form.get("decision", "")))
@@ -100,21 +109,35 @@ class Site:
             title = t[f"{answer.status}_title"] if answer.status in ("approved", "rejected") else t["refused_title"]
             return self.pages.message(lang, 200, title.format(order=link.order_id), t["done"])
         ended = await self.temporal.approval(link.order_id)
-        reason = self._ended(lang, ended) if ended.decision is not None else answer.reason
-        return self.pages.message(lang, 409, t["refused_title"], reason)
+        if ended.decision is not None:
+            return self._answered(lang, link, ended)
+        return self.pages.message(lang, 409, t["refused_title"], answer.reason)
 
     def _not_theirs(self, lang: str, link: ApprovalLink, state: ApprovalState) -> Response | None:
         """Ended, or asked of someone else: answered here, nothing sent to Temporal."""
         t = TEXT[lang]
         if state.decision is not None:
-            return self.pages.message(lang, 409, t["refused_title"], self._ended(lang, state))
+            return self._answered(lang, link, state)
         if state.requested_at is not None and int(state.requested_at.timestamp()) != int(link.asked.timestamp()):
+            self.notices.warn("link earlier", f"refused a link of an earlier approval of order {link.order_id} (403)")
             return self.pages.message(lang, 403, t["forbidden_title"], t["earlier_approval"].format(order=link.order_id))
         if not any(same_address(link.approver, asked) for asked in state.approvers):
             asked = ", ".join(state.approvers) or "—"
+            self.notices.warn("link not asked", f"refused a link of someone not asked to approve order {link.order_id} (403)")
             text = t["not_approver"].format(approver=link.approver, order=link.order_id, asked=asked)
             return self.pages.message(lang, 403, t["forbidden_title"], text)
         return None
+
+    def _answered(self, lang: str, link: ApprovalLink, state: ApprovalState) -> Response:
+        """A decided approval, to this link's visitor: their own answer is recorded (200: an approver checking, as the
+        504 page asks, or sending the form again, is never told otherwise); anyone else's answer or button, 409."""
+        t, outcome = TEXT[lang], state.decision
+        assert outcome is not None
+        theirs = outcome.status == DECIDED[link.decision] and same_address(outcome.by, link.approver)
+        if not theirs:
+            return self.pages.message(lang, 409, t["refused_title"], self._ended(lang, state))
+        text = t["recorded"].format(decision=DECISION_WORDS[lang][link.decision], when=self.pages.when(outcome.at, lang))
+        return self.pages.message(lang, 200, t[f"{outcome.status}_title"].format(order=link.order_id), text)
 
     def _form(
         self, request: Request, lang: str, link: ApprovalLink, state: ApprovalState, *, status: int = 200, comment: str = "", notice: str = ""
@@ -153,7 +176,7 @@ class Site:
             return held
         return self.pages.page(
             "draft.html.j2", lang, title=TEXT[lang]["draft_title"].format(draft=held.id, order=request.state.order_id),
-            draft=held, body_url=f"{request.url.path}/body",
+            draft=held, body_url=f"{request.url.path}/body", editor_url=f"/{lang}{request.url.path}",
         )  # fmt: skip
 
     async def draft_html(self, request: Request) -> Response:
@@ -190,6 +213,7 @@ class Site:
 
     def _forbidden(self, lang: str, error: LinkError) -> Response:
         t = TEXT[lang]
+        self.notices.warn(f"link {error.problem}", f"refused a link: {error.problem} (403; the token is not logged)")
         when = self.pages.when(error.expired, lang)
         text = t["expired_link"].format(when=when) if error.problem == "expired" else t[error.problem]
         return self.pages.message(lang, 403, t["forbidden_title"], text)
@@ -199,7 +223,8 @@ class Site:
         t = TEXT[lang]
         try:
             return await answer()
-        except Unreachable:
+        except Unreachable as error:
+            self.notices.warn("503", f"answered 503 'try again in a few minutes': Temporal out of reach: {error}")
             return self.pages.message(lang, 503, t["unavailable_title"], t["unavailable"])
         except NotWaiting:
             return self.pages.message(lang, 404, *gone)
