@@ -121,9 +121,9 @@ class ApprovalSteps:
             raise retried_unless_refused(error, f"reading {budget_workflow_id(fetch.order_id)}") from error
         wanted = set(fetch.message_ids)
         found = [h for h in handed if {d.message_id for d in h.drafts} <= wanted]
-        if len(found) != 1:
+        if not found:
             return HandedDrafts(why_not=f"the approval holds no drafts {', '.join(sorted(wanted))} for its order")
-        (held,) = found
+        held = found[-1]  # the latest, were the same email ever handed over twice
         # The approval's own record of whom it asked (the request it made the drafts from is its own too).
         asked = {address_key(a) for a in [*state.approvers, *state.escalated_to, *(held.request.approvers or [])]}
         for draft in held.drafts:
