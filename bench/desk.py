@@ -31,7 +31,7 @@ from bench.stack import DevServer, at_most, free_port, printroom_worker, worker_
 from printroom.links import DeskLink, LinkSigner  # noqa: E402
 from printroom.settings import Settings, TemporalSettings, WebSettings  # noqa: E402
 from printroom.web.server import serve_web  # noqa: E402
-from printroom.web.temporal import WAITING_ORDERS, TemporalPages  # noqa: E402
+from printroom.web.temporal import TemporalPages, waiting_orders  # noqa: E402
 from printroom.worker.main import connect  # noqa: E402
 
 SECRET = "bench-desk-secret-0123456789abcdef0123"
@@ -68,7 +68,7 @@ async def add_orders(client: Client, count: int) -> None:
 
 async def wait_listed(client: Client, count: int, timeout: float = 900) -> None:
     deadline = time.monotonic() + timeout
-    while (listed := (await client.count_workflows(WAITING_ORDERS)).count) < count:
+    while (listed := (await client.count_workflows(waiting_orders(QUEUE))).count) < count:
         if time.monotonic() > deadline:
             raise RuntimeError(f"only {listed} of {count} orders have a draft held after {timeout:.0f}s")
         await asyncio.sleep(1)
@@ -106,8 +106,8 @@ async def main(orders: int, steps: list[int], cached: int, repeat: int) -> None:
             for page in (1, max(1, last // 2), last):
                 await asyncio.to_thread(get, f"{desk}?page={page}")  # once before timing: the connection and caches
                 figures.append(await timed(lambda p=page: asyncio.to_thread(get, f"{desk}?page={p}"), repeat))
-            listing = await timed(pages.waiting_orders, repeat)
-            some = (await pages.waiting_orders())[size // 2].workflow_id
+            listing = await timed(lambda: pages.waiting_orders(QUEUE), repeat)
+            some = (await pages.waiting_orders(QUEUE))[size // 2].workflow_id
             query = await timed(lambda: pages.drafts(some), repeat)
             row = " | ".join(f"{m:.0f} / {b:.0f}" for m, b in [*figures, listing, query])
             print(f"{size} | {row}", flush=True)

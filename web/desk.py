@@ -28,7 +28,7 @@ from printroom.web.desk_mail import DraftEditor, EditRefused, Edits, Preview
 from printroom.web.desk_text import DESK_TEXT
 from printroom.web.forms import FormRefused, read_form
 from printroom.web.pages import PREVIEW_POLICY
-from printroom.web.temporal import NoAnswer, NotWaiting, Refused, WaitingOrder
+from printroom.web.temporal import DESK_QUERY_TIMEOUT, NoAnswer, NotWaiting, Refused, Unreachable, WaitingOrder
 from printroom.web.text import TEXT, language_of
 from printroom.workflows.drafts import DraftRefused
 
@@ -85,7 +85,7 @@ class Desk:
         return await self.site._guarded(lang, lambda: self._list(request, lang, link.expires, number), _no_order(lang))
 
     async def _list(self, request: Request, lang: str, until: datetime, page: int) -> Response:
-        orders = await self.site.temporal.waiting_orders()
+        orders = await self.site.temporal.waiting_orders(self.site.settings.temporal.task_queue)
         total = sum(o.drafts for o in orders)
         pages = max(1, -(-total // PAGE_SIZE))
         page = min(page, pages)
@@ -99,23 +99,27 @@ class Desk:
         held = await asyncio.gather(*(self._waiting(o.workflow_id) for o, _ in picked))
         rows: list[Row] = []
         now = self.site.clock()
+        silent = [order.workflow_id.removeprefix("order-") for (order, _), drafts in zip(picked, held) if drafts is None]
         for (order, before), drafts in zip(picked, held):
             order_id = order.workflow_id.removeprefix("order-")
-            for index, draft in enumerate(sorted(drafts, key=lambda d: d.created_at)):
+            for index, draft in enumerate(sorted(drafts or [], key=lambda d: d.created_at)):
                 if start <= before + index < end:
                     rows.append(Row(order_id, draft, self._editor_url(lang, order_id, draft, now)))
         d = DESK_TEXT[lang]
         return self.site.pages.page(
-            "desk.html.j2", lang, title=d["desk_title"], d=d, rows=rows, page=page, pages=pages, total=total,
+            "desk.html.j2", lang, title=d["desk_title"], d=d, rows=rows, page=page, pages=pages, total=total, silent=silent,
             until=until, now=now, age=lambda moment: format_timedelta(now - moment, locale=lang),
         )  # fmt: skip
 
-    async def _waiting(self, workflow_id: str) -> list[Draft]:
-        """An order's drafts; none when it closed since the visibility store listed it."""
+    async def _waiting(self, workflow_id: str) -> list[Draft] | None:
+        """An order's drafts; none when it closed since the visibility store listed it; None when it did not answer
+        in time (no worker polls its queue): the page lists the others and names it."""
         try:
-            return await self.site.temporal.drafts(workflow_id)
+            return await self.site.temporal.drafts(workflow_id, DESK_QUERY_TIMEOUT)
         except NotWaiting:
             return []
+        except Unreachable:
+            return None
 
     def _editor_url(self, lang: str, order_id: str, draft: Draft, now: datetime) -> str:
         expires = now + self.site.settings.web.draft_link_valid_for

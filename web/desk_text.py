@@ -6,6 +6,8 @@ from collections.abc import Mapping
 
 DESK_TEXT: Mapping[str, Mapping[str, str]] = {
     "en": {
+        "not_answering": "These orders did not answer within a few seconds (is a worker running?): {orders}. Their "
+        "emails are not listed here; open the list again in a minute.",
         "desk_title": "Emails waiting for you",
         "desk_intro": "Every email held for an operator, oldest order first. This link works until {until}: bookmark it.",
         "desk_empty": "No email is waiting. Well done.",
@@ -63,6 +65,8 @@ DESK_TEXT: Mapping[str, Mapping[str, str]] = {
         "desk_of_order_gone": "Order {order} has closed: its drafts no longer wait.",
     },
     "fr": {
+        "not_answering": "Ces commandes n'ont pas répondu en quelques secondes (un worker tourne-t-il ?) : {orders}. "
+        "Leurs e-mails ne sont pas listés ici ; rouvrez la liste dans une minute.",
         "desk_title": "E-mails en attente",
         "desk_intro": "Chaque e-mail retenu pour un opérateur, la commande la plus ancienne d'abord. Ce lien fonctionne "
         "jusqu'au {until} : ajoutez-le à vos favoris.",
@@ -121,6 +125,8 @@ DESK_TEXT: Mapping[str, Mapping[str, str]] = {
         "desk_of_order_gone": "La commande {order} est close : ses brouillons n'attendent plus.",
     },
     "de": {
+        "not_answering": "Diese Aufträge haben nicht innerhalb weniger Sekunden geantwortet (läuft ein Worker?): "
+        "{orders}. Ihre E-Mails sind hier nicht aufgeführt; öffnen Sie die Liste in einer Minute erneut.",
         "desk_title": "Wartende E-Mails",
         "desk_intro": "Jede für einen Operator zurückgehaltene E-Mail, der älteste Auftrag zuerst. Dieser Link gilt bis "
         "{until}: setzen Sie ein Lesezeichen.",

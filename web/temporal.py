@@ -19,8 +19,8 @@ from printroom.models import ApprovalOutcome, ApprovalState, Decide, Draft, Draf
 
 # A page waits this long for Temporal, then says "try again" (a worker down makes queries wait).
 CALL_TIMEOUT = timedelta(seconds=10)
-# The open orders whose drafts wait, as the visibility store finds them (the order keeps DraftsPending up to date).
-WAITING_ORDERS = 'WorkflowType = "OrderWorkflow" AND ExecutionStatus = "Running" AND DraftsPending > 0'
+# An order of the desk's list answers its `drafts` query within this, or is listed as not answering (no worker).
+DESK_QUERY_TIMEOUT = timedelta(seconds=3)
 # A discard is a signal: its outcome is read back from the order's state, this many times 0.1 s apart (5 s).
 DISCARD_CHECKS = 50
 # A visitor waits this long for a connection being made, then is told to try again; the attempt goes on meanwhile.
@@ -37,6 +37,13 @@ class NotWaiting(Exception):
 
 class NoAnswer(Exception):
     """The decision was handed to Temporal but its answer did not come in time: it may have been recorded."""
+
+
+def waiting_orders(task_queue: str) -> str:
+    """The open orders on `task_queue` whose drafts wait, as the visibility store finds them (each order keeps
+    DraftsPending up to date)."""
+    queue = task_queue.replace("\\", "\\\\").replace('"', '\\"')
+    return f'WorkflowType = "OrderWorkflow" AND ExecutionStatus = "Running" AND TaskQueue = "{queue}" AND DraftsPending > 0'
 
 
 @dataclass(frozen=True)
@@ -120,8 +127,8 @@ class TemporalPages:
         except RPCError as error:
             raise self._problem(error) from None
 
-    async def drafts(self, workflow_id: str) -> list[Draft]:
-        return await self._query(workflow_id, "drafts", list[Draft])
+    async def drafts(self, workflow_id: str, timeout: timedelta = CALL_TIMEOUT) -> list[Draft]:
+        return await self._query(workflow_id, "drafts", list[Draft], timeout=timeout)
 
     async def order_state(self, workflow_id: str) -> OrderState:
         return await self._query(workflow_id, "state", OrderState)
@@ -130,20 +137,21 @@ class TemporalPages:
         """The status change a draft came from: what a preview is rendered from, as the send renders it."""
         return await self._query(workflow_id, "draft_source", StatusEmailRequest | None, draft_id)
 
-    async def _query(self, workflow_id: str, name: str, answer: Any, *args: Any) -> Any:
+    async def _query(self, workflow_id: str, name: str, answer: Any, *args: Any, timeout: timedelta = CALL_TIMEOUT) -> Any:
         handle = (await self.client()).get_workflow_handle(workflow_id)
         try:
-            return await handle.query(name, *args, result_type=answer, rpc_timeout=CALL_TIMEOUT)
+            return await handle.query(name, *args, result_type=answer, rpc_timeout=timeout)
         except (RPCError, WorkflowQueryFailedError) as error:
             raise self._problem(error) from None
 
-    async def waiting_orders(self) -> list[WaitingOrder]:
-        """Every open order with drafts waiting, oldest first (one visibility listing, 1,000 a page)."""
+    async def waiting_orders(self, task_queue: str) -> list[WaitingOrder]:
+        """Every open order of the print room's task queue with drafts waiting, oldest first (one visibility listing,
+        1,000 a page)."""
         client = await self.client()
 
         async def listing() -> list[WaitingOrder]:
             found = []
-            async for execution in client.list_workflows(WAITING_ORDERS, page_size=1000, rpc_timeout=CALL_TIMEOUT):
+            async for execution in client.list_workflows(waiting_orders(task_queue), page_size=1000, rpc_timeout=CALL_TIMEOUT):
                 pending = execution.search_attributes.get("DraftsPending") or [0]
                 found.append(WaitingOrder(execution.id, execution.start_time, int(pending[0])))  # type: ignore[arg-type]
             return sorted(found, key=lambda w: w.started)
