@@ -14,7 +14,7 @@ from printroom.activities.compose import FilePart, build_message, message_id, re
 from printroom.activities.documents import DocumentStore, content_type
 from printroom.activities.rendering import RenderedEmail, TemplateError, TemplateRenderer
 from printroom.activities.variables import EmailContext, template_values
-from printroom.links import ApprovalLink, LinkSigner
+from printroom.links import ApprovalLink, DraftLink, LinkSigner
 from printroom.models import Audience, StatusEmailRequest
 from printroom.settings import EmailPolicy, Settings
 
@@ -116,7 +116,21 @@ class EmailAssembler:
             operator_note=operator_note,
             answer_tokens=self.answer_tokens(request, recipient) if request is not None else {},
             web_url=self.settings.web.link(""),
+            **self._desk_urls(request, now),
         )
+
+    def _desk_urls(self, request: StatusEmailRequest | None, now: datetime) -> dict[str, str | None]:
+        """The desk's link and the draft's editor, for an email that tells the operators a draft waits
+        (draft_waiting); none elsewhere. In the operators' language (default_language)."""
+        waiting = request.waiting_draft if request is not None else None
+        if self.signer is None or request is None or waiting is None:
+            return {}
+        language, web = self.settings.default_language, self.settings.web
+        draft = DraftLink(request.order.id, waiting.message_id, now + web.draft_link_valid_for)
+        return {
+            "desk_url": self.settings.desk.link(web, self.signer, language, now),
+            "draft_url": web.link(f"/{language}/drafts/{self.signer.draft(draft)}") if waiting.message_id else None,
+        }
 
     def render(
         self, template: str, languages: list[str], context: EmailContext, images: Mapping[str, Path]

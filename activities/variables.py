@@ -45,6 +45,10 @@ class EmailContext:
     # This approver's signed answer links (decision -> token) and where `printroom web` answers (web.public_url).
     answer_tokens: Mapping[str, str] = field(default_factory=dict)
     web_url: str | None = None
+    # The operators' desk (a signed link, valid desk.link_ttl), in the emails that tell them a draft waits.
+    desk_url: str | None = None
+    # That draft's own page there (its editor), in the same emails.
+    draft_url: str | None = None
 
     @property
     def locale(self) -> Locale:
@@ -202,6 +206,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("DraftSubject", "draft", "its subject", lambda c: _draft(c, lambda d: d.subject)),
     Variable("DraftRecipients", "draft", "whom it is for", lambda c: _draft(c, lambda d: ", ".join(d.to))),
     Variable("DraftReason", "draft", "why it is held when sending failed (empty when it waits to be read)", lambda c: _draft(c, lambda d: d.reason)),
+    Variable("DeskUrl", "draft", "the operators' desk in printroom web: every held draft, to read, edit and send (a signed link; empty without web.public_url)", lambda c: c.desk_url or ""),
+    Variable("DraftUrl", "draft", "the held draft's own page in printroom web, to read, edit and send it (a signed link; empty without web.public_url)", lambda c: c.draft_url or ""),
     Variable("DraftCreated", "draft", "when it was made", lambda c: _draft(c, lambda d: format_datetime(d.created_at, "short", tzinfo=c.timezone, locale=c.locale))),
     Variable("Approvers", "approval", "who the approval is asked of", _approvers),
     Variable("ApprovalRequested", "approval", "when the approval was asked for", lambda c: _approval(c, lambda a: day(a.requested_at, c))),
