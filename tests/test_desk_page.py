@@ -1,0 +1,271 @@
+"""The operators' desk and the draft editor over HTTP (uvicorn on a real port, the dev server, a real SMTP
+capture): the list, a preview that writes nothing, a send with a note and an edited sentence, a second send, a
+discard, and every bad link, field and state refused with the reason and nothing sent."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio.client import Client
+
+from printroom.models import Draft, OrderState
+from printroom.worker.main import build_worker
+from tests.conftest import eventually, messages_to, order_state
+from tests.desk_helpers import SIGNER, desk_settings, desk_url, editor_url, order_with_draft
+from tests.test_approval_page import security_headers_are_set
+from tests.web_helpers import fetch, web_running
+
+MARIE = "marie@example.org"
+
+
+async def test_the_desk_lists_a_held_draft_and_the_editor_previews_then_sends_it_once(client: Client, settings, smtp, task_queue):
+    web = desk_settings(settings, task_queue)
+    async with build_worker(client, web, task_queue=task_queue), web_running(web, client) as base:
+        handle, order, draft = await order_with_draft(client, task_queue, language="en")
+        desk = await fetch(desk_url(base))
+        assert desk.status == 200 and order["id"] in desk.text and draft.subject in desk.text
+        assert "Marie Curie" in desk.text and "order_accepted (en)" in desk.text and "operator review" in desk.text
+        security_headers_are_set(desk)
+
+        editor = editor_url(base, order["id"], draft)
+        page = await fetch(editor)
+        assert page.status == 200 and f"Draft {draft.id} of order {order['id']}" in page.text
+        assert draft.preview_url is not None  # current details' read-only page leads to the editor
+        read_only = await fetch(draft.preview_url)
+        assert f'href="/en/drafts/{draft.preview_url.rsplit("/", 1)[1]}"' in read_only.body and "Edit it, preview it and send it" in read_only.text
+        assert 'name="cc"' not in page.body and 'name="to"' not in page.body  # not allowed by the settings
+        assert "<script" not in page.body and page.headers["Content-Security-Policy"] == desk.headers["Content-Security-Policy"]
+        assert page.headers["X-Frame-Options"] == "DENY" and page.headers["Cache-Control"] == "no-store"
+
+        text = draft.text.replace("Good news", "Great news")
+        form = {"draft": draft.id, "subject": draft.subject, "note": "Delivery on <b>Thursday</b>", "text": text, "by": "Léa"}
+        preview = await fetch(editor, {**form, "action": "preview"})
+        assert preview.status == 200, preview.text
+        assert "Preview: the email exactly as it will be sent" in preview.text
+        assert "Great news" in preview.text and "Delivery on <b>Thursday</b>" in preview.text  # shown as text
+        assert "<b>Thursday" not in preview.body  # escaped, even inside the frame's srcdoc
+        assert (await order_state(handle)).drafts_pending and not the_draft(smtp, draft)  # a preview sends nothing
+
+        sent = await fetch(editor, {**form, "action": "send"})
+        assert sent.status == 200, sent.text
+        assert f"Draft {draft.id} of order {order['id']} is sent" in sent.text and draft.message_id in sent.text
+        email = (await eventually(lambda: the_draft(smtp, draft), what="the edited email"))[0].parsed()
+        body = email.get_body(("plain",)).get_content()
+        assert "Great news" in body and "Delivery on <b>Thursday</b>" in body
+        assert "Great news" in email.get_body(("html",)).get_content()
+        assert email["Message-ID"].strip() == draft.message_id
+
+        again = await fetch(editor, {**form, "action": "send"})
+        assert again.status == 409 and f"{draft.id} was sent at" in again.text and "by Léa" in again.text
+        state: OrderState = await order_state(handle)
+        assert not state.drafts_pending and len(the_draft(smtp, draft)) == 1
+        assert order["id"] not in (await fetch(desk_url(base))).text
+        await handle.signal("change_status", {"trigger": "cancel"})
+
+
+def the_draft(smtp, draft: Draft) -> list:
+    """The messages that arrived under the draft's Message-ID."""
+    return [m for m in messages_to(smtp, MARIE) if m.parsed()["Message-ID"].strip() == draft.message_id]
+
+
+async def test_a_mistyped_address_is_corrected_only_where_the_settings_allow_it(client: Client, settings, smtp, task_queue):
+    web = desk_settings(settings, task_queue, operator_may_edit_to=True, operator_may_edit_cc=True)
+    async with build_worker(client, web, task_queue=task_queue), web_running(web, client) as base:
+        handle, order, draft = await order_with_draft(client, task_queue, language="en", customer={"name": "Marie Curie", "email": "marie@exmaple.org", "wants_status_emails": True})
+        editor = editor_url(base, order["id"], draft)
+        page = await fetch(editor)
+        assert 'name="to"' in page.body and 'name="cc"' in page.body
+        form = {"draft": draft.id, "subject": draft.subject, "text": draft.text, "by": "Léa", "action": "send"}
+        bad = await fetch(editor, {**form, "to": "marie@", "cc": ""})
+        assert bad.status == 400 and "'marie@' is not an email address" in bad.text
+        sent = await fetch(editor, {**form, "to": MARIE, "cc": "boss@example.org"})
+        assert sent.status == 200 and f"to {MARIE}" in sent.text and "Cc: boss@example.org" in sent.text, sent.text
+        email = (await eventually(lambda: the_draft(smtp, draft), what="the corrected email"))[0].parsed()
+        assert email["To"].addresses[0].addr_spec == MARIE and email["Cc"].addresses[0].addr_spec == "boss@example.org"
+        await handle.signal("change_status", {"trigger": "cancel"})
+
+
+async def test_bad_links_fields_and_states_are_refused_with_the_reason_and_nothing_is_sent(client: Client, settings, smtp, task_queue, caplog):
+    web = desk_settings(settings, task_queue, max_html_kb=16)
+    async with build_worker(client, web, task_queue=task_queue), web_running(web, client) as base:
+        handle, order, draft = await order_with_draft(client, task_queue, language="en")
+        editor = editor_url(base, order["id"], draft)
+        desk_token = desk_url(base).rsplit("/", 1)[1]
+        draft_token = editor.rsplit("/", 1)[1]
+        refused = {
+            "expired desk link": (await fetch(desk_url(base, valid_for=timedelta(seconds=-1))), "The link has expired"),
+            "tampered desk link": (await fetch(f"{base}/en/desk/{desk_token[:-4]}AAAA"), "The link was changed"),
+            "a draft's link as the desk's": (await fetch(f"{base}/en/desk/{draft_token}"), "The link was changed"),
+            "the desk's link as a draft's": (await fetch(f"{base}/en/drafts/{desk_token}"), "The link was changed"),
+            "the desk's link posted to": (await fetch(f"{base}/en/drafts/{desk_token}", {"action": "send"}), "The link was changed"),
+        }
+        for what, (answer, words) in refused.items():
+            assert answer.status == 403 and words in answer.text, (what, answer.status, answer.text)
+        assert desk_token not in caplog.text and draft_token not in caplog.text  # refusals are logged, tokens never
+
+        form = {"draft": draft.id, "subject": draft.subject, "text": draft.text, "by": "Léa"}
+        too_long = {
+            "note": (await fetch(editor, {**form, "note": "n" * 2001, "action": "send"}), 400, "Note to the customer has 2001 characters; at most 2000"),
+            "subject": (await fetch(editor, {**form, "subject": "s" * 201, "action": "send"}), 400, "Subject has 201 characters; at most 200"),
+            "text": (await fetch(editor, {**form, "text": "t" * 16385, "action": "preview"}), 400, "has 16385 characters; at most 16384"),
+            "reason": (await fetch(editor, {**form, "reason": "r" * 2001, "action": "discard"}), 400, "has 2001 characters; at most 2000"),
+            "no reason": (await fetch(editor, {**form, "action": "discard"}), 400, "Say why the draft is discarded"),
+            "no action": (await fetch(editor, {**form, "action": "publish"}), 400, "The form could not be read"),
+            "a file while not allowed": (await fetch(editor, {**form, "attach:x": "jobs/J1/proof.pdf", "action": "send"}), 409, "operators may not attach files"),
+            "a file outside the store": (await fetch(editor, {**form, "attach:x": "../../etc/passwd", "action": "preview"}), 400, "attachments.0"),
+            "a Cc while not allowed": (await fetch(editor, {**form, "cc": "boss@example.org", "action": "send"}), 409, "operators may not change Cc"),
+            "a To while not allowed": (await fetch(editor, {**form, "to": "other@example.org", "action": "send"}), 409, "operators may not change its recipients"),
+        }
+        for what, (answer, status, words) in too_long.items():
+            assert answer.status == status and words in answer.text, (what, answer.status, answer.text)
+        assert too_long["note"][0].status == 400 and "n" * 2001 in too_long["note"][0].body  # the form comes back, kept
+
+        script = "<script>alert(1)</script> Your order"
+        shown = await fetch(editor, {**form, "subject": script, "action": "preview"})
+        assert shown.status == 200 and "<script>" not in shown.body and "&lt;script&gt;alert(1)&lt;/script&gt; Your order" in shown.body
+        assert not the_draft(smtp, draft) and (await order_state(handle)).drafts_pending  # nothing above sent anything
+
+        # The order closes meanwhile (terminated from the Web UI): said so, nothing sent.
+        await handle.terminate("test: the order is closed from outside")
+        closed = await fetch(editor, {**form, "action": "send"})
+        assert closed.status == 404 and f"Order {order['id']} has closed: its drafts no longer wait" in closed.text
+        assert not the_draft(smtp, draft)
+
+
+async def test_the_desk_says_when_temporal_is_out_of_reach_and_keeps_nothing(settings, task_queue):
+    from printroom.settings import TemporalSettings
+    from tests.conftest import free_port
+
+    down = desk_settings(settings, task_queue).model_copy(update={"temporal": TemporalSettings(address=f"127.0.0.1:{free_port()}", namespace="default")})
+    async with web_running(down, None) as base:
+        for lang, words in (("en", "Nothing was recorded and nothing is lost"), ("de", "Nichts wurde erfasst")):
+            answer = await fetch(desk_url(base, lang))
+            assert answer.status == 503 and words in answer.text and "Emails waiting" not in answer.text
+
+
+async def test_printroom_drafts_desk_link_prints_a_link_that_opens_the_desk_and_says_what_it_needs(client: Client, settings, task_queue, tmp_path):
+    from tests.conftest import run_printroom
+    from tests.web_helpers import SECRET
+
+    web = desk_settings(settings, task_queue)
+    toml = tmp_path / "printroom.toml"
+    toml.write_text(f'[web]\npublic_url = "{web.web.public_url}"\n[desk]\nlink_ttl = "2d"\n')
+    printed = run_printroom("--settings", str(toml), "drafts", "desk-link", "--lang", "fr", PRINTROOM_WEB__SECRET=SECRET)
+    assert printed.returncode == 0 and "valid 2 days" in printed.stdout, printed
+    link = printed.stdout.strip().splitlines()[-1]
+    assert link.startswith(f"{web.web.public_url}/fr/desk/") and SECRET not in printed.stdout
+    async with web_running(web, client):
+        desk = await fetch(link)
+        assert desk.status == 200 and "E-mails en attente" in desk.text
+
+    unsigned = run_printroom("--settings", str(toml), "drafts", "desk-link")
+    assert unsigned.returncode != 0 and "set PRINTROOM_WEB__SECRET or web.secret_file" in unsigned.stderr
+    toml.write_text("")
+    nowhere = run_printroom("--settings", str(toml), "drafts", "desk-link", PRINTROOM_WEB__SECRET=SECRET)
+    assert nowhere.returncode != 0 and "needs web.public_url" in nowhere.stderr, nowhere
+
+
+async def test_many_orders_waiting_are_paged_50_a_page_oldest_first_each_draft_once_and_quickly(client: Client, settings, smtp, task_queue):
+    """120 orders here (bench/desk.py measures 1,000): every draft on exactly one page, in the order the orders
+    started, 50 a page at most, each page within 3 s on this shared machine (bench/RESULTS.md: about 0.2 s)."""
+    import asyncio
+    import re
+    import time
+
+    from tests.conftest import sample_order
+    from printroom.workflows.order import OrderWorkflow
+
+    web = desk_settings(settings, task_queue)
+    async with build_worker(client, web, task_queue=task_queue), web_running(web, client) as base:
+        ids: list[str] = []
+
+        async def start(n: int) -> None:
+            order = sample_order(f"PAGED-{task_queue[-8:]}-{n:03d}", language="en")
+            handle = await client.start_workflow(OrderWorkflow.run, order, id=f"order-{order['id']}", task_queue=task_queue)
+            await handle.signal("change_status", {"trigger": "accept", "by": "Léa"})
+
+        for n in range(120):  # started one after the other: their order is the oldest-first order
+            ids.append(f"PAGED-{task_queue[-8:]}-{n:03d}")
+        for n in range(0, 120, 20):
+            await asyncio.gather(*(start(k) for k in range(n, n + 20)))
+            await asyncio.sleep(0.05)
+        query = f'WorkflowId STARTS_WITH "order-PAGED-{task_queue[-8:]}" AND DraftsPending > 0'
+        await eventually(lambda: _counted(client, query, 120), what="120 orders with a draft held, as visibility lists them", timeout=120)
+
+        seen: list[str] = []
+        page, pages = 1, 1
+        while page <= pages:
+            started = time.monotonic()
+            answer = await fetch(desk_url(base) + f"?page={page}")
+            seconds = time.monotonic() - started
+            assert answer.status == 200 and seconds < 3, (page, answer.status, seconds)
+            rows = re.findall(r'aria-label="Open draft d1 of order ([^"]+)"', answer.body)
+            assert 0 < len(rows) <= 50
+            seen += [r for r in rows if r.startswith(f"PAGED-{task_queue[-8:]}")]
+            pages = int(re.search(r"Page \d+ of (\d+)", answer.text).group(1))
+            page += 1
+        assert sorted(seen) == ids and len(seen) == len(set(seen))
+        batches = [int(r.rsplit("-", 1)[1]) // 20 for r in seen]
+        assert batches == sorted(batches)  # oldest first: a batch started later is listed after the ones before it
+        beyond = await fetch(desk_url(base) + "?page=999999")
+        assert beyond.status == 200 and f"Page {pages} of {pages}" in beyond.text  # past the end: the last page
+        for odd in ("0", "-3", "abc", "9" * 40):  # before the start, or not a number: the first page
+            first = await fetch(desk_url(base) + f"?page={odd}")
+            assert first.status == 200 and f"Page 1 of {pages}" in first.text, odd
+        await asyncio.gather(*(client.get_workflow_handle(f"order-{i}").terminate("test done") for i in ids))
+
+
+async def _counted(client: Client, query: str, count: int) -> bool:
+    return (await client.count_workflows(query)).count >= count
+
+
+async def test_a_send_that_fails_says_why_keeps_the_draft_and_the_same_edits_go_once_the_server_is_back(client: Client, settings, smtp, task_queue):
+    web = desk_settings(settings, task_queue)
+    async with build_worker(client, web, task_queue=task_queue), web_running(web, client) as base:
+        handle, order, draft = await order_with_draft(client, task_queue, language="en")
+        editor = editor_url(base, order["id"], draft)
+        form = {"draft": draft.id, "subject": draft.subject, "text": draft.text, "note": "Thursday", "by": "Léa", "action": "send"}
+        smtp.stop()
+        try:
+            failed = await fetch(editor, form)
+        finally:
+            smtp.start()
+        assert failed.status == 409 and f"draft {draft.id} was not sent" in failed.text and "still held" in failed.text
+        desk = await fetch(desk_url(base))
+        assert "Léa tried at" in desk.text and order["id"] in desk.text  # who last touched it
+        sent = await fetch(editor, form)  # the same edits, a new attempt (not the failed one's answer again)
+        assert sent.status == 200 and f"Draft {draft.id} of order {order['id']} is sent" in sent.text, sent.text
+        assert len(await eventually(lambda: the_draft(smtp, draft), what="the email once the server is back")) == 1
+        await handle.signal("change_status", {"trigger": "cancel"})
+
+
+async def test_a_draft_discarded_meanwhile_is_said_with_who_and_nothing_is_sent(client: Client, settings, smtp, task_queue):
+    web = desk_settings(settings, task_queue)
+    async with build_worker(client, web, task_queue=task_queue), web_running(web, client) as base:
+        handle, order, draft = await order_with_draft(client, task_queue, language="en")
+        editor = editor_url(base, order["id"], draft)
+        form = {"draft": draft.id, "subject": draft.subject, "text": draft.text, "by": "Jonas"}
+        dropped = await fetch(editor, {**form, "reason": "phoned instead", "action": "discard"})
+        assert dropped.status == 200 and "It will not be sent. The reason is kept with the order: phoned instead" in dropped.text
+        late = await fetch(editor, {**form, "by": "Léa", "action": "send"})  # a second operator, on the page still open
+        assert late.status == 409 and f"{draft.id} was discarded at" in late.text and "by Jonas" in late.text
+        opened = await fetch(editor + f"?draft={draft.id}")  # the link opened again from the desk
+        assert opened.status == 409 and "by Jonas" in opened.text
+        assert not the_draft(smtp, draft)
+        await handle.signal("change_status", {"trigger": "cancel"})
+
+
+async def test_an_order_whose_worker_is_gone_is_named_and_the_others_are_listed(client: Client, settings, smtp, task_queue):
+    web = desk_settings(settings, task_queue)
+    async with web_running(web, client) as base:
+        async with build_worker(client, web, task_queue=task_queue):
+            _, stranded, _ = await order_with_draft(client, task_queue, language="en")
+        # Its worker stopped: the order cannot answer its query, and the page says so (200, not 503).
+        silent = await fetch(desk_url(base))
+        assert silent.status == 200 and f"These orders did not answer within a few seconds (is a worker running?): {stranded['id']}" in silent.text
+        async with build_worker(client, web, task_queue=task_queue):
+            handle, order, draft = await order_with_draft(client, task_queue, language="en")
+            both = await fetch(desk_url(base))
+            assert both.status == 200 and order["id"] in both.text and stranded["id"] in both.text and "did not answer" not in both.text
+            for workflow_id in (f"order-{stranded['id']}", handle.id):
+                await client.get_workflow_handle(workflow_id).terminate("test done")
