@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import re
@@ -13,6 +14,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -502,14 +504,21 @@ MIN_FORM_KB = -(-(MAX_COMMENT * 4 * 3 + 1024) // 1024)
 
 
 def _local(url: str) -> bool:
-    host = re.sub(r":\d+$", "", url.split("://", 1)[1].rstrip("/")).strip("[]").lower()
-    return _loopback(host)
+    """Whether a public address reaches this machine only, the one case where http:// is safe: its host as a URL
+    parser reads it (in http://127.0.0.1@evil.com/ that is evil.com)."""
+    return _loopback(urlsplit(url).hostname or "")
 
 
 def _loopback(host: str) -> bool:
-    """Whether a listening address takes connections from this machine only (0.0.0.0 and :: take them from all)."""
+    """Whether a host is this machine only: a loopback address, localhost or *.localhost (which never leave it, RFC
+    6761); 0.0.0.0 and :: take connections from all, and 127.evil.com is anyone's."""
     host = host.strip("[]").lower()
-    return host in ("localhost", "::1") or host.startswith("127.")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _owner_only_secret(path: Path, field: str) -> bytes:
@@ -625,7 +634,12 @@ class WebSettings(_Section):
                 f"secret_file {self.secret_file} holds {len(held)} bytes; it must hold at least {MIN_SECRET_BYTES}: make "
                 f"one with `python3 -c 'import secrets; print(secrets.token_hex(32))' > {self.secret_file}`"
             )
-        if self.public_url and self.public_url.startswith("http://") and not _local(self.public_url):
+        if self.public_url and "@" in urlsplit(self.public_url).netloc:
+            problems.append(
+                f"public_url {self.public_url} carries a user name (before '@'): emails' links would go to the host "
+                "after it; remove everything up to the '@'"
+            )
+        elif self.public_url and self.public_url.startswith("http://") and not _local(self.public_url):
             problems.append(
                 f"public_url {self.public_url}: approvers' links and answers would travel in clear; use https:// "
                 "(http:// is for localhost only)"

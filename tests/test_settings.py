@@ -333,6 +333,21 @@ def test_a_public_address_in_clear_is_for_localhost_only(monkeypatch):
         load_settings(None, web={"public_url": "http://printroom.example.com:8377"})
 
 
+def test_a_public_address_that_only_looks_local_is_refused(monkeypatch):
+    """http://127.evil.com and http://127.0.0.1@evil.com/ passed as localhost: the second sent working Approve links
+    in clear to evil.com (127.0.0.1 is its user name). Only a loopback address, localhost or *.localhost is local."""
+    monkeypatch.setenv("PRINTROOM_WEB__SECRET", "y" * 32)
+    for local in ("http://127.0.0.2:8377", "http://print.localhost:8377", "http://LOCALHOST", "http://[::1]/"):
+        assert load_settings(None, web={"public_url": local}).web.public_url == local
+    for public in ("http://127.evil.com", "http://127.0.0.1.evil.com:8377", "http://localhost.evil.com", "http://0.0.0.0:8377"):
+        with pytest.raises(SettingsError, match="use https://"):
+            load_settings(None, web={"public_url": public})
+    for userinfo in ("http://127.0.0.1@evil.com/", "https://user:pw@printroom.example.com", "http://localhost@127.0.0.1"):
+        with pytest.raises(SettingsError) as refused:
+            load_settings(None, web={"public_url": userinfo})
+        assert "public_url" in str(refused.value) and "user name" in str(refused.value), str(refused.value)
+
+
 def test_a_broken_customised_template_is_named_by_settings_check_as_the_worker_names_it(tmp_path):
     """settings check said OK, and the worker then refused to start: both now name the template and line."""
     custom = tmp_path / "custom" / "fr"
