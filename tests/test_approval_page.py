@@ -368,3 +368,22 @@ async def test_the_web_secret_never_reaches_history_queries_logs_emails_pages_or
         assert SECRET.encode() not in history, f"the web secret appears in the {where}"
     for where, text in texts.items():
         assert SECRET not in text, f"the web secret appears in the {where}"
+
+
+async def test_a_500_is_logged_by_its_route_never_with_the_links_token(client, site, smtp, task_queue, caplog):
+    """Every 500 logged the request's path, and an approval page's path is its link: anyone reading the log could
+    answer for the approver. A real fault: the approval's workflow id taken by an order, whose `state` is not an
+    approval's."""
+    import logging
+
+    order = sample_order()
+    handle = await client.start_workflow(OrderWorkflow.run, order, id=f"budget-{order['id']}", task_queue=task_queue)
+    future = datetime.now(timezone.utc) + timedelta(days=1)
+    token = SIGNER.approval(ApprovalLink(order["id"], HEAD, "approve", future, datetime.now(timezone.utc)))
+    caplog.set_level(logging.DEBUG)
+    broken = await fetch(f"{site}/en/approvals/{token}")
+    await handle.terminate("test over")
+    assert broken.status == 500 and "Something went wrong" in broken.text, (broken.status, broken.text)
+    logged = [r for r in caplog.records if r.name == "printroom.web" and r.levelno == logging.ERROR]
+    assert len(logged) == 1 and "GET /{lang}/approvals/{token} (path " in logged[0].getMessage(), logged
+    assert token not in caplog.text and token[:20] not in caplog.text

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
 
 from printroom.links import ApprovalLink, LinkError, LinkSigner
 from printroom.models import ApprovalOutcome, ApprovalState, Decide, Draft
@@ -231,10 +231,20 @@ class Site:
 
     async def broken(self, request: Request, exc: Exception) -> Response:
         """A bug of ours: logged with its traceback, answered with a page (and the same headers) all the same."""
-        log.exception("printroom web: %s %s", request.method, request.url.path, exc_info=exc)
+        # The route's pattern, never the path: an approval's or a draft's path is its link, which answers for its owner.
+        path = hashlib.sha256(request.url.path.encode()).hexdigest()[:12]  # the same link, the same hash
+        log.exception("printroom web: %s %s (path %s)", request.method, _route_of(request), path, exc_info=exc)
         lang = language_of(request.url.path.strip("/").split("/")[0])
         return self.pages.message(lang, 500, TEXT[lang]["broken_title"], TEXT[lang]["broken"])
 
     async def not_found(self, request: Request, exc: Exception) -> Response:
         lang = language_of(request.url.path.strip("/").split("/")[0])
         return self.pages.message(lang, 404, TEXT[lang]["not_found_title"], TEXT[lang]["not_found"])
+
+
+def _route_of(request: Request) -> str:
+    """The pattern of the route a request took (/{lang}/approvals/{token}), to log without the link it carries."""
+    for route in request.app.router.routes:
+        if route.matches(request.scope)[0] is Match.FULL:
+            return str(getattr(route, "path", type(route).__name__))
+    return "(no route)"
