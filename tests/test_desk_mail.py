@@ -21,6 +21,8 @@ def test_a_text_edit_becomes_paragraphs_in_the_layout_its_header_logo_and_footer
     assert 'class="banner"><img src="cid:logo">' in html and "Print room · footer" in html and "Old body" not in html
     assert "<p>Dear Marie,</p>" in html and "<p>Great &lt;b&gt;news&lt;/b&gt;.<br>\nSee you</p>" in html
     assert html.count("<p>") == 2  # the footer after "-- " is the layout's, not a paragraph of the body
+    linked = html_from_text(LAYOUT, 'See [your order](https://shop.example.com/o?a=1&b=2) or [this](javascript:alert(1))')
+    assert '<a href="https://shop.example.com/o?a=1&amp;b=2">your order</a>' in linked and "<a href=\"javascript" not in linked
     bare = html_from_text("<p>an operator's own HTML</p>", "Hello")
     assert "<p>Hello</p>" in bare and "own HTML" not in bare
 

@@ -24,6 +24,8 @@ from printroom.workflows.drafts import DraftBook, HeldDraft
 # The layout marks the parts its text alternative is made from; the first is the email's body.
 BODY_PART = re.compile(r"<!--text-->.*?<!--/text-->", re.S)
 FOOTER_BREAK = "\n\n-- \n"  # plain_text's separator between the body and the footer
+# A link as the text part writes it, [label](https://...): a link again in the HTML made from the text.
+TEXT_LINK = re.compile(r"\[([^\]\n]+)\]\((https?://[^\s()<>\"]+)\)")
 
 
 class EditRefused(Exception):
@@ -56,11 +58,11 @@ class Preview:
 
 
 def html_from_text(layout_html: str, text: str) -> str:
-    """A simple HTML part from the operator's text: paragraphs in place of the layout's body, so the header, the
-    logo and the footer stay. An HTML without the layout's marks becomes the paragraphs alone."""
+    """A simple HTML part from the operator's text: paragraphs in place of the layout's body (its links links again),
+    so the header, the logo and the footer stay. An HTML without the layout's marks becomes the paragraphs alone."""
     body = text.split(FOOTER_BREAK, 1)[0].strip()
     paragraphs = "\n".join(
-        "<p>" + "<br>\n".join(str(escape(line)) for line in block.splitlines()) + "</p>"
+        "<p>" + "<br>\n".join(TEXT_LINK.sub(r'<a href="\2">\1</a>', str(escape(line))) for line in block.splitlines()) + "</p>"
         for block in re.split(r"\n\s*\n", body) if block.strip()
     )  # fmt: skip
     marked = f"<!--text-->\n{paragraphs}\n<!--/text-->"
