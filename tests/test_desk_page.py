@@ -269,3 +269,28 @@ async def test_an_order_whose_worker_is_gone_is_named_and_the_others_are_listed(
             assert both.status == 200 and order["id"] in both.text and stranded["id"] in both.text and "did not answer" not in both.text
             for workflow_id in (f"order-{stranded['id']}", handle.id):
                 await client.get_workflow_handle(workflow_id).terminate("test done")
+
+
+async def test_files_are_picked_from_the_orders_own_documents_where_attaching_is_allowed(client: Client, settings, smtp, task_queue, tmp_path):
+    from printroom.settings import DocumentSettings
+
+    store = tmp_path / "store"
+    for name, data in (("PO/flyer.pdf", b"%PDF-1.4 flyer"), ("PO/ticket.pdf", b"%PDF-1.4 ticket"), ("other/secret.pdf", b"%PDF-1.4 secret")):
+        (store / name).parent.mkdir(parents=True, exist_ok=True)
+        (store / name).write_bytes(data)
+    web = desk_settings(settings, task_queue, operator_may_attach=True).model_copy(update={"documents": DocumentSettings(root=store)})
+    job = {"id": "J1", "name": "Flyers A5", "product": "Flyer", "quantity": 500, "document": "PO/flyer.pdf", "ticket": "PO/ticket.pdf"}
+    async with build_worker(client, web, task_queue=task_queue), web_running(web, client) as base:
+        handle, order, draft = await order_with_draft(client, task_queue, language="en", jobs=[job])
+        editor = editor_url(base, order["id"], draft)
+        page = await fetch(editor)
+        assert 'name="attach:PO/flyer.pdf"' in page.body and 'name="attach:PO/ticket.pdf"' in page.body and "secret" not in page.body
+        form = {"draft": draft.id, "subject": draft.subject, "text": draft.text, "by": "Léa"}
+        outside = await fetch(editor, {**form, "attach:other/secret.pdf": "other/secret.pdf", "action": "send"})
+        assert outside.status == 400 and f"other/secret.pdf is not one of order {order['id']}'s documents" in outside.text
+        sent = await fetch(editor, {**form, "attach:PO/ticket.pdf": "PO/ticket.pdf", "action": "send"})
+        assert sent.status == 200, sent.text
+        email = (await eventually(lambda: the_draft(smtp, draft), what="the email with its ticket"))[0].parsed()
+        files = {part.get_filename(): part.get_content() for part in email.iter_attachments()}
+        assert files == {"ticket.pdf": b"%PDF-1.4 ticket"}
+        await handle.signal("change_status", {"trigger": "cancel"})

@@ -146,6 +146,8 @@ class Desk:
         draft = await self._draft(link)
         if draft is None:
             return await self._settled(lang, link, request.query_params.get("draft", ""))
+        if draft.rules.may_attach and (source := await self.site.temporal.draft_source(f"order-{link.order_id}", draft.id)):
+            request.state.documents = self.editor.documents(draft, source)
         return self._editor(request, lang, link, draft, _defaults(draft))
 
     async def _act(self, request: Request, lang: str, link: DraftLink, form: dict[str, str]) -> Response:
@@ -170,6 +172,10 @@ class Desk:
         if source is None:
             return await self._settled(lang, link, draft.id)
         attached = [value for name, value in form.items() if name.startswith("attach:")]  # refused by the order if not allowed
+        request.state.documents = self.editor.documents(draft, source)
+        if draft.rules.may_attach and (outside := [ref for ref in attached if ref not in request.state.documents]):
+            notice = d["not_the_orders"].format(file=outside[0], order=link.order_id)
+            return self._editor(request, lang, link, draft, form, status=400, notice=notice)
         edits = Edits(
             by=by, subject=form.get("subject", "").strip() or None, note=form.get("note", "").strip() or None,
             text=form["text"].replace("\r\n", "\n") if form.get("text", "").strip() else None,
@@ -260,11 +266,14 @@ class Desk:
         status: int = 200, notice: str = "", preview: Preview | None = None,
     ) -> Response:  # fmt: skip
         d = DESK_TEXT[lang]
+        posted = [value for name, value in form.items() if name.startswith("attach:")]
         return self.site.pages.page(
             "editor.html.j2", lang, status, title=TEXT[lang]["draft_title"].format(draft=draft.id, order=link.order_id),
             d=d, draft=draft, form={**_defaults(draft), **form}, notice=notice, preview=preview, action=request.url.path,
             body_url=f"/drafts/{request.path_params['token']}/body", max_note=MAX_NOTE, max_subject=MAX_SUBJECT,
             max_by=MAX_BY, max_reason=MAX_REASON, policy=PREVIEW_POLICY if preview else None,
+            documents=getattr(request.state, "documents", None) or draft.attachments,
+            attached=posted if request.method == "POST" else draft.attachments,
         )  # fmt: skip
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from markupsafe import escape
 
 from printroom.activities.assemble import EmailAssembler
-from printroom.activities.documents import DocumentStore
+from printroom.activities.documents import KIND_LABELS, DocumentStore
 from printroom.activities.drafts import build_from_draft
 from printroom.activities.rendering import TemplateRenderer
 from printroom.models import Draft, SendDraft, StatusEmailRequest
@@ -121,6 +121,11 @@ class DraftEditor:
             text, layout = merge_note(_same_text(draft.text), _same_text(edits.text), _same_text(noted.text)), noted.html
         payload["text"], payload["html"] = text, html_from_text(layout or draft.html, text)
         return payload
+
+    def documents(self, draft: Draft, request: StatusEmailRequest) -> list[str]:
+        """What an operator may attach here: the order's own documents (every kind), and what the draft carries."""
+        own = self.assembler.documents.references(request.order, list(KIND_LABELS))
+        return list(dict.fromkeys([*draft.attachments, *own]))
 
     def check(self, draft: Draft, request: StatusEmailRequest, payload: dict[str, Any]) -> SendDraft:
         """The workflow's own checks (DraftBook.check) on the payload; raises pydantic's ValidationError or

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 DESK_TEXT: Mapping[str, Mapping[str, str]] = {
     "en": {
+        "not_the_orders": "{file} is not one of order {order}'s documents: only those can be attached here.",
         "not_answering": "These orders did not answer within a few seconds (is a worker running?): {orders}. Their "
         "emails are not listed here; open the list again in a minute.",
         "desk_title": "Emails waiting for you",
@@ -65,6 +66,7 @@ DESK_TEXT: Mapping[str, Mapping[str, str]] = {
         "desk_of_order_gone": "Order {order} has closed: its drafts no longer wait.",
     },
     "fr": {
+        "not_the_orders": "{file} ne fait pas partie des documents de la commande {order} : seuls ceux-ci peuvent être joints ici.",
         "not_answering": "Ces commandes n'ont pas répondu en quelques secondes (un worker tourne-t-il ?) : {orders}. "
         "Leurs e-mails ne sont pas listés ici ; rouvrez la liste dans une minute.",
         "desk_title": "E-mails en attente",
@@ -125,6 +127,7 @@ DESK_TEXT: Mapping[str, Mapping[str, str]] = {
         "desk_of_order_gone": "La commande {order} est close : ses brouillons n'attendent plus.",
     },
     "de": {
+        "not_the_orders": "{file} gehört nicht zu den Dokumenten von Auftrag {order}: nur diese können hier angehängt werden.",
         "not_answering": "Diese Aufträge haben nicht innerhalb weniger Sekunden geantwortet (läuft ein Worker?): "
         "{orders}. Ihre E-Mails sind hier nicht aufgeführt; öffnen Sie die Liste in einer Minute erneut.",
         "desk_title": "Wartende E-Mails",
