@@ -387,3 +387,109 @@ async def test_a_500_is_logged_by_its_route_never_with_the_links_token(client, s
     logged = [r for r in caplog.records if r.name == "printroom.web" and r.levelno == logging.ERROR]
     assert len(logged) == 1 and "GET /{lang}/approvals/{token} (path " in logged[0].getMessage(), logged
     assert token not in caplog.text and token[:20] not in caplog.text
+
+
+@pytest.fixture
+async def stoppable_temporal() -> AsyncIterator[tuple[str, Any]]:
+    """A Temporal dev server of this test's own, which the test may stop (SIGSTOP: it accepts, then never answers,
+    like a frozen or overloaded server) and continue; the session's server is left alone."""
+    import asyncio
+    import signal
+    import subprocess
+
+    from printroom.cli.binaries import temporal_binary
+
+    port = free_port()
+    server = subprocess.Popen(
+        [temporal_binary("temporal"), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(port), "--headless",
+         "--log-level", "error"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    address = f"127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                await Client.connect(address)
+                break
+            except RuntimeError:
+                await asyncio.sleep(0.1)
+        yield address, server
+    finally:
+        server.send_signal(signal.SIGCONT)
+        server.terminate()
+        server.wait(10)
+
+
+async def test_when_temporal_stops_answering_after_the_first_page_every_visitor_is_answered_within_2_seconds(
+    web_settings, stoppable_temporal, caplog
+):
+    """The 2 s held only before the first connection: with a client in hand, each page then waited 10 s for a
+    Temporal that stopped answering (20 s for a decision), and the client was kept. Now every visitor, the first
+    included, reads "try again" in their language within 2 s, a decision too; and when Temporal answers again the
+    pages come back without restarting printroom web."""
+    import asyncio
+    import logging
+    import signal
+    import time
+
+    address, server = stoppable_temporal
+    settings = web_settings.model_copy(update={"temporal": TemporalSettings(address=address, namespace="default")})
+    future = datetime.now(timezone.utc) + timedelta(days=1)
+    token = SIGNER.approval(ApprovalLink("PO-FROZEN", HEAD, "approve", future, datetime.now(timezone.utc)))
+    caplog.set_level(logging.WARNING, logger="printroom.web")
+
+    async def visit(lang: str, form: dict[str, str] | None = None) -> tuple[float, Answer]:
+        started = time.monotonic()
+        answer = await fetch(f"{base}/{lang}/approvals/{token}", form)
+        return time.monotonic() - started, answer
+
+    decision = {"order": "PO-FROZEN", "decision": "approve", "comment": ""}
+    async with web_running(settings, None) as base:
+        first = await visit("en")  # Temporal answers: no approval of that order
+        server.send_signal(signal.SIGSTOP)
+        waves = []
+        for _ in range(3):  # the first visitors after the stop, those while the service reconnects, and after
+            waves.append(await asyncio.gather(*(visit(lang) for lang in ("en", "fr", "de")), visit("en", decision)))
+            await asyncio.sleep(1)
+        server.send_signal(signal.SIGCONT)
+        back = None
+        for _ in range(40):
+            back = await visit("de")
+            if back[1].status == 404:
+                break
+            await asyncio.sleep(0.5)
+    assert first[1].status == 404 and "No approval of order PO-FROZEN is waiting" in first[1].text
+    for wave in waves:
+        for seconds, answer in wave:
+            assert answer.status == 503 and seconds < 2.2, (seconds, answer.status, answer.text[:200])
+    assert "Merci de réessayer dans quelques minutes" in waves[0][1][1].text and "Nichts wurde erfasst" in waves[0][2][1].text
+    assert back is not None and back[1].status == 404 and "keine Freigabe offen" in back[1].text, back
+    assert any("Temporal out of reach" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_flood_of_visitors_while_temporal_refuses_starts_one_connection_attempt_every_2_seconds(settings):
+    """Each visitor after a failed attempt started one of their own: a flood made a connection attempt each. Now a
+    failed attempt is followed by CONNECT_PAUSE (2 s) in which visitors are told "try again" at once."""
+    import asyncio
+    import time
+
+    from printroom.web.temporal import TemporalPages, Unreachable
+    from printroom.worker.main import connect
+
+    refused = TemporalSettings(address=f"127.0.0.1:{free_port()}", namespace="default")  # nothing listens there
+    attempts: list[float] = []
+
+    async def connecting() -> Client:
+        attempts.append(time.monotonic())
+        return await connect(refused)
+
+    pages = TemporalPages(connecting)
+    started, answered = time.monotonic(), []
+    while time.monotonic() - started < 3:
+        for outcome in await asyncio.gather(*(pages.approval("PO-FLOOD") for _ in range(5)), return_exceptions=True):
+            answered.append(outcome)
+        await asyncio.sleep(0.05)
+    await pages.close()
+    assert len(answered) > 100 and all(isinstance(outcome, Unreachable) for outcome in answered)
+    assert "connection refused" in str(answered[-1]).lower() or "refused" in str(answered[-1]).lower(), answered[-1]
+    assert 1 <= len(attempts) <= 3, len(attempts)  # one at 0 s, one after 2 s

@@ -8,7 +8,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio.client import Client, RPCTimeoutOrCancelledError, WorkflowQueryFailedError, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
@@ -17,6 +17,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from printroom.draft_requests import discard_and_confirm
 from printroom.models import ApprovalOutcome, ApprovalState, Decide, Draft, DraftSent, OrderState, StatusEmailRequest, budget_workflow_id
 
+T = TypeVar("T")
+
 # A page waits this long for Temporal, then says "try again" (a worker down makes queries wait).
 CALL_TIMEOUT = timedelta(seconds=10)
 # An order of the desk's list answers its `drafts` query within this, or is listed as not answering (no worker).
@@ -24,7 +26,15 @@ DESK_QUERY_TIMEOUT = timedelta(seconds=3)
 # A discard is a signal: its outcome is read back from the order's state, this many times 0.1 s apart (5 s).
 DISCARD_CHECKS = 50
 # A visitor waits this long for a connection being made, then is told to try again; the attempt goes on meanwhile.
-CONNECT_WAIT = 2.0
+CONNECT_WAIT = 1.5
+# After a failed connection attempt, visitors are told "try again" at once for this long: a flood of them does not
+# start a connection each.
+CONNECT_PAUSE = 2.0
+# A call not answered within QUICK_WAIT asks whether Temporal itself still answers (a health check of HEALTH_WAIT):
+# if not, the visitor is told now, within 2 s, rather than after CALL_TIMEOUT, and the client is dropped; if it does
+# (a worker is slow), the call waits on as before.
+QUICK_WAIT = 1.0
+HEALTH_WAIT = 0.8
 
 
 class Unreachable(Exception):
@@ -69,6 +79,8 @@ class TemporalPages:
         self._connect = connect
         self._client: Client | None = None
         self._connecting: asyncio.Future[Client] | None = None
+        self._checking: asyncio.Future[bool] | None = None
+        self._failed: tuple[float, str] | None = None  # when the last connection attempt failed, and why
 
     async def client(self) -> Client:
         """One attempt to connect at a time, shared by every visitor who comes while it runs; each waits for it at
@@ -76,6 +88,8 @@ class TemporalPages:
         if self._client is not None:
             return self._client
         if self._connecting is None or self._connecting.done():
+            if self._failed is not None and asyncio.get_running_loop().time() - self._failed[0] < CONNECT_PAUSE:
+                raise Unreachable(f"{self._failed[1]} (trying again within {CONNECT_PAUSE:.0f}s)")
             self._connecting = asyncio.ensure_future(self._attempt())
             self._connecting.add_done_callback(lambda done: done.cancelled() or done.exception())  # read: never "unretrieved"
         try:
@@ -87,8 +101,42 @@ class TemporalPages:
         try:
             self._client = await asyncio.wait_for(self._connect(), CALL_TIMEOUT.total_seconds())
         except (RuntimeError, RPCError, OSError, asyncio.TimeoutError) as error:
-            raise Unreachable(str(error) or f"no answer within {CALL_TIMEOUT.total_seconds():.0f}s") from None
+            reason = str(error) or f"no answer within {CALL_TIMEOUT.total_seconds():.0f}s"
+            self._failed = (asyncio.get_running_loop().time(), reason)
+            raise Unreachable(reason) from None
+        self._failed = None
         return self._client
+
+    async def _answered(self, client: Client, call: Awaitable[T], *, sent: bool) -> T:
+        """`call`'s outcome, or, when it takes over QUICK_WAIT and Temporal no longer answers a health check, the
+        client dropped (the next visitor connects again) and Unreachable now: NoAnswer if `call` sent a decision
+        or a signal, which Temporal may yet take. A frozen Temporal kept each visitor CALL_TIMEOUT (10-20 s)."""
+        task = asyncio.ensure_future(call)
+        try:
+            done, _ = await asyncio.wait({task}, timeout=QUICK_WAIT)
+            if not done and not await self._alive(client):
+                if self._client is client:
+                    self._client = None
+                if sent:
+                    raise NoAnswer()
+                raise Unreachable(f"Temporal stopped answering (no answer within {QUICK_WAIT:.0f}s, nor to a health check)")
+            return await task
+        finally:
+            task.cancel()  # the visitor has been answered: a call still waiting is of no use
+
+    async def _alive(self, client: Client) -> bool:
+        """Whether Temporal answers a health check within HEALTH_WAIT; one check shared by the pages asking at once."""
+        if self._checking is None or self._checking.done():
+            self._checking = asyncio.ensure_future(self._health(client))
+        return await asyncio.shield(self._checking)
+
+    @staticmethod
+    async def _health(client: Client) -> bool:
+        try:
+            check = client.service_client.check_health(timeout=timedelta(seconds=HEALTH_WAIT))
+            return await asyncio.wait_for(check, HEALTH_WAIT + 0.1)
+        except (RPCError, RuntimeError, OSError, asyncio.TimeoutError):
+            return False
 
     async def close(self) -> None:
         """Stops an attempt still running (the service is stopping)."""
@@ -97,9 +145,10 @@ class TemporalPages:
             await asyncio.gather(self._connecting, return_exceptions=True)
 
     async def approval(self, order_id: str) -> ApprovalState:
-        handle = (await self.client()).get_workflow_handle(budget_workflow_id(order_id))
+        client = await self.client()
+        handle = client.get_workflow_handle(budget_workflow_id(order_id))
         try:
-            return await handle.query("state", result_type=ApprovalState, rpc_timeout=CALL_TIMEOUT)
+            return await self._answered(client, handle.query("state", result_type=ApprovalState, rpc_timeout=CALL_TIMEOUT), sent=False)
         except (RPCError, WorkflowQueryFailedError) as error:
             raise self._problem(error) from None
 
@@ -113,12 +162,13 @@ class TemporalPages:
         return await self._update(workflow_id, "edit_and_send", edits, update_id, DraftSent)
 
     async def _update(self, workflow_id: str, name: str, payload: Any, update_id: str, answer: type[Any]) -> Any:
-        handle = (await self.client()).get_workflow_handle(workflow_id)
+        client = await self.client()
+        handle = client.get_workflow_handle(workflow_id)
         try:
-            return await asyncio.wait_for(
+            return await self._answered(client, asyncio.wait_for(
                 handle.execute_update(name, payload, id=update_id, result_type=answer, rpc_timeout=CALL_TIMEOUT),
                 2 * CALL_TIMEOUT.total_seconds(),
-            )
+            ), sent=True)
         except WorkflowUpdateFailedError as error:
             cause = error.cause
             return Refused(cause.message if isinstance(cause, ApplicationError) else str(cause))
@@ -138,9 +188,10 @@ class TemporalPages:
         return await self._query(workflow_id, "draft_source", StatusEmailRequest | None, draft_id)
 
     async def _query(self, workflow_id: str, name: str, answer: Any, *args: Any, timeout: timedelta = CALL_TIMEOUT) -> Any:
-        handle = (await self.client()).get_workflow_handle(workflow_id)
+        client = await self.client()
+        handle = client.get_workflow_handle(workflow_id)
         try:
-            return await handle.query(name, *args, result_type=answer, rpc_timeout=timeout)
+            return await self._answered(client, handle.query(name, *args, result_type=answer, rpc_timeout=timeout), sent=False)
         except (RPCError, WorkflowQueryFailedError) as error:
             raise self._problem(error) from None
 
@@ -157,7 +208,7 @@ class TemporalPages:
             return sorted(found, key=lambda w: w.started)
 
         try:
-            return await asyncio.wait_for(listing(), 2 * CALL_TIMEOUT.total_seconds())
+            return await self._answered(client, asyncio.wait_for(listing(), 2 * CALL_TIMEOUT.total_seconds()), sent=False)
         except RPCError as error:
             raise self._problem(error) from None
         except asyncio.TimeoutError:
@@ -165,9 +216,11 @@ class TemporalPages:
 
     async def discard(self, workflow_id: str, draft_id: str, reason: str, by: str) -> OrderState | Refused:
         """The `discard_draft` signal, then the order's state: applied (the draft gone) or refused (and why)."""
-        handle = (await self.client()).get_workflow_handle(workflow_id)
+        client = await self.client()
+        handle = client.get_workflow_handle(workflow_id)
         try:
-            answer = await discard_and_confirm(handle, draft_id, reason, by, checks=DISCARD_CHECKS, rpc_timeout=CALL_TIMEOUT)
+            discarding = discard_and_confirm(handle, draft_id, reason, by, checks=DISCARD_CHECKS, rpc_timeout=CALL_TIMEOUT)
+            answer = await self._answered(client, discarding, sent=True)
         except RPCError as error:
             raise self._problem(error) from None
         if answer is None:
