@@ -44,8 +44,9 @@ async def test_an_hour_of_smtp_outage_is_retried_with_backoff_and_the_email_is_s
             await handle.signal("change_status", {"trigger": "cancel"})
             state = await handle.result()
             ids = [m.parsed()["Message-ID"] for m in back.messages]
-    assert [e.email_trigger for e in state.emails_sent] == [
-        "order_received", "order_received_operator", "order_cancelled", "order_cancelled"
+    # The operators' copy has a lane of its own: it may come first.
+    assert sorted(e.email_trigger for e in state.emails_sent) == [
+        "order_cancelled", "order_cancelled", "order_received", "order_received_operator"
     ]
     assert len(ids) == len(set(ids)) == 4
 

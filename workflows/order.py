@@ -164,6 +164,8 @@ class OrderWorkflow:
         bell = self._validate(HOLD_DRAFTS, DraftsHanded, payload)
         if bell is None:
             return
+        if self._approval.started:  # its start is resolved after the signals of the same task: waited for
+            await workflow.wait_condition(lambda: self._approval.run_id is not None or self._approval.done)
         if (run := self._approval.run_id) is None:
             self._refuse(HOLD_DRAFTS, payload, "this order has no budget approval to hold drafts for")
             return
