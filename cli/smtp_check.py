@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import aiosmtplib
 
 from printroom.activities.smtp import certificate_advice, certificate_error
-from printroom.activities.tls import certificate_refused, fingerprint, tls_context
+from printroom.activities.tls import certificate_refused, fingerprint, opportunistic_context, tls_context
 from printroom.settings import SmtpSettings
 
 
@@ -38,6 +38,36 @@ def _describe_tls(client: aiosmtplib.SMTP, settings: SmtpSettings) -> str:
     cert = tls.getpeercert() or {}
     subject = dict(part[0] for part in cert.get("subject", ())).get("commonName", settings.host)
     return f"{version}, certificate for {subject} verified, valid until {cert.get('notAfter', '?')}{seen}"
+
+
+def _tls_step(client: aiosmtplib.SMTP, settings: SmtpSettings) -> Step:
+    """The TLS line, written once the certificate has passed what the handshake did not check (the host name of a
+    self-signed one, the pinned fingerprint): "ok ... pinned" then "FAILED ... not <pin>" told both."""
+    tls = client.get_transport_info("ssl_object")
+    if tls is not None and (why := certificate_refused(settings, tls.getpeercert(binary_form=True))):
+        return Step("tls", False, why)
+    return Step("tls", True, _describe_tls(client, settings))
+
+
+async def _seen_fingerprint(settings: SmtpSettings) -> str:
+    """The fingerprint of the certificate the server shows, fetched on a second connection that trusts it only to
+    read it (nothing is sent): said beside "not trusted", so that an administrator who checks it can pin it."""
+    client = aiosmtplib.SMTP(
+        hostname=settings.host, port=settings.effective_port, timeout=settings.timeout_seconds,
+        use_tls=settings.security == "tls", start_tls=False, tls_context=opportunistic_context(),
+    )  # fmt: skip
+    try:
+        await client.connect()
+        if settings.security == "starttls":
+            await client.ehlo()
+            await client.starttls(tls_context=opportunistic_context())
+        tls = client.get_transport_info("ssl_object")
+        der = tls.getpeercert(binary_form=True) if tls is not None else None
+    except (aiosmtplib.SMTPException, OSError):
+        return ""
+    finally:
+        client.close()
+    return f"; its certificate has SHA-256 fingerprint {fingerprint(der)}" if der else ""
 
 
 async def check_connection(settings: SmtpSettings) -> list[Step]:
@@ -73,7 +103,7 @@ async def check_connection(settings: SmtpSettings) -> list[Step]:
         except (aiosmtplib.SMTPException, OSError) as error:
             if settings.security == "tls":
                 if (bad := certificate_error(error)) is not None:
-                    return [*steps, Step("tls", False, certificate_advice(settings, bad))]
+                    return [*steps, Step("tls", False, certificate_advice(settings, bad) + await _seen_fingerprint(settings))]
                 if isinstance(error.__cause__, ssl.SSLError):
                     advice = "is this port implicit TLS? For port 587 use smtp.security = 'starttls'"
                     return [*steps, Step("tls", False, f"TLS handshake failed ({error.__cause__.reason}); {advice}")]
@@ -81,7 +111,9 @@ async def check_connection(settings: SmtpSettings) -> list[Step]:
                 return [*steps, Step("greeting", False, f"connected, but no SMTP greeting within {timeout:.0f}s")]
             return [*steps, Step("greeting", False, f"no SMTP greeting: {error}")]
         if settings.security == "tls":
-            steps.append(Step("tls", True, _describe_tls(client, settings)))
+            steps.append(_tls_step(client, settings))
+            if not steps[-1].ok:
+                return steps
         steps.append(Step("greeting", True, f"{greeting.code} {greeting.message.splitlines()[0]}"))
 
         await client.ehlo()
@@ -97,15 +129,14 @@ async def check_connection(settings: SmtpSettings) -> list[Step]:
                         steps.append(Step("authentication", True, "not checked after the failed STARTTLS; sending logs in, in clear"))
                     return steps
                 bad = certificate_error(error)
-                detail = certificate_advice(settings, bad) if bad else f"STARTTLS failed: {error}"
+                detail = certificate_advice(settings, bad) + await _seen_fingerprint(settings) if bad else f"STARTTLS failed: {error}"
                 return [*steps, Step("tls", False, detail)]
-            steps.append(Step("tls", True, _describe_tls(client, settings)))
+            steps.append(_tls_step(client, settings))
+            if not steps[-1].ok:
+                return steps
         elif settings.security == "none":
             why = "smtp.opportunistic_tls = false" if not settings.opportunistic_tls else "the server offers no STARTTLS"
             steps.append(Step("tls", True, f"none: {why}, mail goes in clear"))
-        tls = client.get_transport_info("ssl_object")
-        if tls is not None and (why := certificate_refused(settings, tls.getpeercert(binary_form=True))):
-            return [*steps, Step("tls", False, why)]
 
         if settings.username:
             try:

@@ -136,10 +136,11 @@ def _certificates(path: Path) -> None:
 
 
 def _fingerprint(value: str) -> str:
-    """A SHA-256 as tools print it (`AB:CD:...`, any case, colons or not): kept as `AB:CD:...`."""
-    digits = re.sub(r"[\s:]", "", value.removeprefix("sha256:").removeprefix("SHA256:")).upper()
+    """A SHA-256 as tools print it (`AB:CD:...`, any case, colons or not, after openssl's `sha256 Fingerprint=` or a
+    `sha256:`): kept as `AB:CD:...`."""
+    digits = re.sub(r"[\s:]", "", re.sub(r"^\s*sha-?256(\s+fingerprint\s*=|:)", "", value, flags=re.IGNORECASE)).upper()
     if not re.fullmatch(r"[0-9A-F]{64}", digits):
-        raise ValueError(f"{value!r} is not a SHA-256 fingerprint (64 hex digits, colons allowed), as `printroom smtp test` prints it")
+        raise ValueError(f"{value!r} is not a SHA-256 fingerprint (64 hex digits, colons allowed), as `printroom smtp test` or `openssl x509 -noout -fingerprint -sha256` prints it")
     return ":".join(digits[i : i + 2] for i in range(0, 64, 2))
 
 

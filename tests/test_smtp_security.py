@@ -438,3 +438,36 @@ async def test_allow_self_signed_still_checks_the_host_name(ca: trustme.CA, tmp_
     assert refused.value.permanent and inbox.messages == []
     assert "the certificate of 127.0.0.1 is for mail.elsewhere.example, not 127.0.0.1" in str(refused.value)
     assert (steps[-1].name, steps[-1].ok) == ("tls", False) and "is for mail.elsewhere.example" in steps[-1].detail
+
+
+def test_smtp_test_against_another_certificate_than_the_pinned_one_says_failed_and_never_ok(intruder, server_cert, tmp_path):
+    """`smtp test` printed "ok tls ... certificate pinned" and then "FAILED tls ... not <pin>" for the same
+    connection: the administrator read both. The TLS line is now written after the check, once."""
+    _, port, offered, intruder_cert = intruder
+    toml = tmp_path / "printroom.toml"
+    toml.write_text(f"[smtp]\nhost = '127.0.0.1'\nport = {port}\nsecurity = 'tls'\nallow_self_signed = true\n"
+                    f"tls_fingerprint = '{sha256_of(server_cert)}'\n")  # fmt: skip
+    shown = run_printroom("smtp", "test", "--settings", str(toml))
+    tls_lines = [line.split() for line in shown.stdout.splitlines() if line.split()[1:2] == ["tls"]]
+    assert shown.returncode == 1 and shown.stdout.splitlines()[-1] == "FAILED at tls", shown.stdout
+    assert [line[0] for line in tls_lines] == ["FAILED"], shown.stdout
+    assert f"fingerprint {sha256_of(intruder_cert)}, not {sha256_of(server_cert)}" in shown.stdout
+    assert offered == []
+
+
+@pytest.mark.parametrize("security", ["tls", "starttls"])
+async def test_an_untrusted_certificate_is_named_with_its_fingerprint_to_pin(security, implicit_tls_server, starttls_server, server_cert):
+    """On a certificate whose chain does not verify, `smtp test` named no fingerprint: the administrator who would pin
+    it had to find it elsewhere. Now the fingerprint seen is said beside the advice."""
+    _, port = implicit_tls_server if security == "tls" else starttls_server
+    steps = await check_connection(smtp_settings(port, security=security))
+    assert (steps[-1].name, steps[-1].ok) == ("tls", False)
+    assert "not trusted; set smtp.ca_file" in steps[-1].detail
+    assert f"its certificate has SHA-256 fingerprint {sha256_of(server_cert)}" in steps[-1].detail, steps[-1].detail
+
+
+def test_a_fingerprint_as_openssl_prints_it_is_taken(server_cert):
+    """`openssl x509 -noout -fingerprint -sha256` prints `sha256 Fingerprint=AB:...` (OpenSSL 3; `SHA256
+    Fingerprint=` before): pasted whole, it was refused."""
+    for printed in (f"sha256 Fingerprint={sha256_of(server_cert)}", f"SHA256 Fingerprint={sha256_of(server_cert).lower()}"):
+        assert smtp_settings(465, security="tls", tls_fingerprint=printed).tls_fingerprint == sha256_of(server_cert)
