@@ -151,7 +151,7 @@ async def test_a_forbidden_cc_is_refused_on_the_page_and_a_discard_takes_a_reaso
                        document.querySelector('form').appendChild(cc); }"""
         )
         await press(page.get_by_role("button", name="Envoyer", exact=True))
-        await expect(page.get_by_role("alert")).to_contain_text("operators may not change Cc")
+        await expect(page.get_by_role("alert")).to_contain_text("les opérateurs ne peuvent pas modifier le Cc de d1")  # in the page's language
         await expect(page.get_by_role("alert")).to_contain_text("rien n'a été envoyé")
         assert not arrived(smtp, draft) and (await order_state(handle)).drafts_pending
 

@@ -111,10 +111,10 @@ async def test_bad_links_fields_and_states_are_refused_with_the_reason_and_nothi
             "reason": (await fetch(editor, {**form, "reason": "r" * 2001, "action": "discard"}), 400, "has 2001 characters; at most 2000"),
             "no reason": (await fetch(editor, {**form, "action": "discard"}), 400, "Say why the draft is discarded"),
             "no action": (await fetch(editor, {**form, "action": "publish"}), 400, "The form could not be read"),
-            "a file while not allowed": (await fetch(editor, {**form, "attach:x": "jobs/J1/proof.pdf", "action": "send"}), 409, "operators may not attach files"),
+            "a file while not allowed": (await fetch(editor, {**form, "attach:x": "jobs/J1/proof.pdf", "action": "send"}), 409, "operators may not attach files to d1"),
             "a file outside the store": (await fetch(editor, {**form, "attach:x": "../../etc/passwd", "action": "preview"}), 400, "attachments.0"),
-            "a Cc while not allowed": (await fetch(editor, {**form, "cc": "boss@example.org", "action": "send"}), 409, "operators may not change Cc"),
-            "a To while not allowed": (await fetch(editor, {**form, "to": "other@example.org", "action": "send"}), 409, "operators may not change its recipients"),
+            "a Cc while not allowed": (await fetch(editor, {**form, "cc": "boss@example.org", "action": "send"}), 409, "operators may not change the Cc of d1"),
+            "a To while not allowed": (await fetch(editor, {**form, "to": "other@example.org", "action": "send"}), 409, "operators may not change the recipients of d1"),
         }
         for what, (answer, status, words) in too_long.items():
             assert answer.status == status and words in answer.text, (what, answer.status, answer.text)

@@ -25,7 +25,7 @@ from printroom.activities.rendering import TemplateError
 from printroom.links import DraftLink, LinkError
 from printroom.models import Draft, DraftSent, OrderState, validation_problems
 from printroom.web.desk_mail import DraftEditor, EditRefused, Edits, Preview
-from printroom.web.desk_text import DESK_TEXT
+from printroom.web.desk_text import DESK_TEXT, refusal_said
 from printroom.web.forms import FormRefused, read_form
 from printroom.web.pages import PREVIEW_POLICY
 from printroom.web.temporal import DESK_QUERY_TIMEOUT, NoAnswer, NotWaiting, Refused, Unreachable, WaitingOrder
@@ -185,8 +185,8 @@ class Desk:
         now = self.site.clock()
         try:
             payload = await asyncio.to_thread(self.editor.payload, draft, source, edits, now)
+            checked = self.editor.check(draft, source, payload)  # the workflow's own checks, said in this page's language
             if action == "preview":
-                checked = self.editor.check(draft, source, payload)
                 shown = await asyncio.to_thread(self.editor.build, draft, source, checked, now)
                 return self._editor(request, lang, link, draft, form, preview=shown)
         except EditRefused:
@@ -194,7 +194,7 @@ class Desk:
         except ValidationError as error:
             return self._editor(request, lang, link, draft, form, status=400, notice="; ".join(validation_problems(error)))
         except DraftRefused as refusal:
-            return self._editor(request, lang, link, draft, form, status=409, notice=d["not_sent"].format(reason=refusal))
+            return self._editor(request, lang, link, draft, form, status=409, notice=d["not_sent"].format(reason=refusal_said(lang, refusal)))
         except (TemplateError, AttachmentError) as error:
             return self._editor(request, lang, link, draft, form, status=409, notice=d["cannot_build"].format(reason=error))
         return await self._send(request, lang, link, draft, form, payload)

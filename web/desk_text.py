@@ -189,3 +189,49 @@ DESK_TEXT: Mapping[str, Mapping[str, str]] = {
     },
 }
 assert all(set(words) == set(DESK_TEXT["en"]) for words in DESK_TEXT.values()), "every language says everything"
+
+# The workflow's refusals of an edit (DraftRefused.words), as each page says them; the English text stays in logs.
+REFUSALS: Mapping[str, Mapping[str, str]] = {
+    "en": {
+        "no_cc": "operators may not change the Cc of {draft} (drafts.operator_may_edit_cc is off): leave Cc as it "
+        "was, or ask the administrator.",
+        "no_to": "operators may not change the recipients of {draft} (drafts.operator_may_edit_to is off): leave To as "
+        "it was, or ask the administrator.",
+        "no_attach": "operators may not attach files to {draft} (drafts.operator_may_attach is off): send it without "
+        "attachments, or ask the administrator.",
+        "note_and_own": "the note goes where the template places it: with a text of your own, write the note into it.",
+        "too_big": "the text of {draft} comes to {size} KB, over the {limit} KB allowed: shorten it.",
+        "being_sent": "{draft} is being sent by another operator right now: wait a moment and open the list again.",
+    },
+    "fr": {
+        "no_cc": "les opérateurs ne peuvent pas modifier le Cc de {draft} (drafts.operator_may_edit_cc est désactivé) : "
+        "laissez le Cc tel quel, ou demandez à l'administrateur.",
+        "no_to": "les opérateurs ne peuvent pas modifier les destinataires de {draft} (drafts.operator_may_edit_to est "
+        "désactivé) : laissez le champ À tel quel, ou demandez à l'administrateur.",
+        "no_attach": "les opérateurs ne peuvent pas joindre de fichiers à {draft} (drafts.operator_may_attach est "
+        "désactivé) : envoyez-le sans pièces jointes, ou demandez à l'administrateur.",
+        "note_and_own": "la note se place là où le modèle la prévoit : avec votre propre texte, écrivez la note dedans.",
+        "too_big": "le texte de {draft} fait {size} Ko, au-delà des {limit} Ko permis : raccourcissez-le.",
+        "being_sent": "{draft} est en cours d'envoi par un autre opérateur : attendez un instant et rouvrez la liste.",
+    },
+    "de": {
+        "no_cc": "Operatoren dürfen das Cc von {draft} nicht ändern (drafts.operator_may_edit_cc ist aus): lassen Sie Cc, "
+        "wie es war, oder fragen Sie den Administrator.",
+        "no_to": "Operatoren dürfen die Empfänger von {draft} nicht ändern (drafts.operator_may_edit_to ist aus): lassen "
+        "Sie An, wie es war, oder fragen Sie den Administrator.",
+        "no_attach": "Operatoren dürfen {draft} keine Dateien anhängen (drafts.operator_may_attach ist aus): senden Sie "
+        "ihn ohne Anhänge, oder fragen Sie den Administrator.",
+        "note_and_own": "der Hinweis steht dort, wo die Vorlage ihn vorsieht: mit einem eigenen Text schreiben Sie den "
+        "Hinweis hinein.",
+        "too_big": "der Text von {draft} hat {size} KB, mehr als die erlaubten {limit} KB: kürzen Sie ihn.",
+        "being_sent": "{draft} wird gerade von einem anderen Operator gesendet: warten Sie kurz und öffnen Sie die Liste "
+        "erneut.",
+    },
+}
+assert all(set(words) == set(REFUSALS["en"]) for words in REFUSALS.values()), "every language says every refusal"
+
+
+def refusal_said(lang: str, refusal: Exception) -> str:
+    """A workflow refusal in the page's language when it names its words (DraftRefused), else as it was given."""
+    words, values = getattr(refusal, "words", ""), getattr(refusal, "values", {})
+    return REFUSALS[lang][words].format(**values) if words in REFUSALS[lang] else str(refusal)

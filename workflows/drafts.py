@@ -19,7 +19,12 @@ TEXT_LINES_SHOWN = 4
 
 
 class DraftRefused(Exception):
-    """An operator's request about a draft that cannot be done; the message says why and what to do."""
+    """An operator's request about a draft that cannot be done; the message says why and what to do. `words` names
+    the refusal for a page that says it in its own language (`values` fill it in); the message stays English."""
+
+    def __init__(self, message: str, words: str = "", **values: object) -> None:
+        super().__init__(message)
+        self.words, self.values = words, values
 
 
 @dataclass
@@ -88,7 +93,7 @@ class DraftBook:
         else:
             raise DraftRefused(f"no draft {draft_id!r} for this order; drafts waiting: {waiting}")
         if held.sending:
-            raise DraftRefused(f"draft {held.draft.id} is being sent by another request; wait for its answer")
+            raise DraftRefused(f"draft {held.draft.id} is being sent by another request; wait for its answer", "being_sent", draft=held.draft.id)
         return held
 
     @staticmethod
@@ -98,32 +103,38 @@ class DraftBook:
         if edits.cc is not None and edits.cc != [*map(str, draft.cc)] and not rules.may_edit_cc:
             raise DraftRefused(
                 f"draft {draft.id}: operators may not change Cc (drafts.operator_may_edit_cc = false); "
-                "send it without cc, or ask the administrator"
+                "send it without cc, or ask the administrator",
+                "no_cc", draft=draft.id,
             )
         if edits.to is not None and edits.to != [*map(str, draft.to)] and not rules.may_edit_to:
             raise DraftRefused(
                 f"draft {draft.id}: operators may not change its recipients (drafts.operator_may_edit_to = false); "
-                "send it without to, or ask the administrator"
+                "send it without to, or ask the administrator",
+                "no_to", draft=draft.id,
             )
         if edits.attachments is not None and edits.attachments != draft.attachments and not rules.may_attach:
             raise DraftRefused(
                 f"draft {draft.id}: operators may not attach files (drafts.operator_may_attach = false); "
-                "send it without attachments, or ask the administrator"
+                "send it without attachments, or ask the administrator",
+                "no_attach", draft=draft.id,
             )
         if edits.note and edits.html:
             raise DraftRefused(
                 f"draft {draft.id}: a note goes where the template places it, in the template's HTML; "
-                "with HTML of your own, write the note into it"
+                "with HTML of your own, write the note into it",
+                "note_and_own", draft=draft.id,
             )
         if edits.note and edits.text:
             raise DraftRefused(
                 f"draft {draft.id}: a note goes where the template places it, in the template's text too; "
-                "with text of your own, write the note into it"
+                "with text of your own, write the note into it",
+                "note_and_own", draft=draft.id,
             )
         size = sum(len(v.encode("utf-8")) for v in (edits.html, edits.text) if v is not None)
         if size > rules.max_html_kb * KB:
             raise DraftRefused(
-                f"draft {draft.id}: the html and text come to {size // KB} KB, over drafts.max_html_kb = {rules.max_html_kb}"
+                f"draft {draft.id}: the html and text come to {size // KB} KB, over drafts.max_html_kb = {rules.max_html_kb}",
+                "too_big", draft=draft.id, size=size // KB, limit=rules.max_html_kb,
             )
 
     def settle(self, held: HeldDraft, outcome: str) -> None:
