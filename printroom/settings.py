@@ -54,6 +54,14 @@ def _secret_file(path: Path, field: str) -> bytes:
     return content
 
 
+def _utf8(content: bytes) -> bool:
+    try:
+        content.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _split_addresses(value: Any) -> Any:
     """Accept `a@x; b@y` as the print room's own screens write address lists, or a TOML list."""
     if isinstance(value, str):
@@ -185,8 +193,12 @@ class SmtpSettings(_Section):
             problems.append(f"ca_file {self.ca_file} does not exist")
         elif (ca_file := self.ca_file) is not None:
             _said(problems, lambda: _certificates(ca_file))
-        if (password_file := self.password_file) is not None and _said(problems, lambda: _secret_file(password_file, "password_file")) == b"":
-            problems.append(f"password_file {password_file} is empty; write the password in it")
+        if (password_file := self.password_file) is not None:
+            content = _said(problems, lambda: _secret_file(password_file, "password_file"))
+            if content == b"":
+                problems.append(f"password_file {password_file} is empty; write the password in it")
+            elif isinstance(content, bytes) and not _utf8(content):  # the worker reads it as UTF-8 text
+                problems.append(f"password_file {password_file} is not UTF-8 text; write the password in it as UTF-8")
         has_password = self.password is not None or self.password_file is not None
         if self.username and not has_password:
             problems.append("username is set but no password: set PRINTROOM_SMTP__PASSWORD or smtp.password_file")

@@ -261,6 +261,7 @@ BAD_AT_START = {
     "a web secret under 32 bytes": ("[web]\nsecret_file = '{d}/short'\n", "web: Value error, secret_file {d}/short holds 9 bytes; it must hold at least 32"),
     "a CA file that is not PEM": ("[smtp]\nsecurity = 'tls'\nca_file = '{d}/short'\n", "smtp: Value error, ca_file {d}/short holds no certificate TLS can use"),
     "an empty password file": ("[smtp]\nsecurity = 'tls'\nusername = 'u'\npassword_file = '{d}/empty'\n", "smtp: Value error, password_file {d}/empty is empty"),
+    "a password file that is not UTF-8": ("[smtp]\nsecurity = 'tls'\nusername = 'u'\npassword_file = '{d}/latin1'\n", "password_file {d}/latin1 is not UTF-8 text"),
     "a password file that is missing": ("[smtp]\nsecurity = 'tls'\nusername = 'u'\npassword_file = '{d}/nope'\n", "password_file {d}/nope does not exist"),
     "a template override folder that is a file": ("[templates]\noverride_dir = '{d}/short'\n", "templates: Value error, override_dir {d}/short is not a directory"),
     "a document store that is not a folder": ("[documents]\nroot = '{d}/nope'\n", "documents: Value error, root {d}/nope is not a directory"),
@@ -286,6 +287,8 @@ def test_what_the_services_read_at_start_is_checked_by_the_settings_check_and_sa
     private(tmp_path / "short", "too-short")
     private(tmp_path / "empty", "\n")
     private(tmp_path / "long", "x" * 40)
+    (tmp_path / "latin1").write_bytes("mot-de-passe-été".encode("latin-1"))  # as an old editor saves it
+    (tmp_path / "latin1").chmod(0o600)
     text, says = (part.format(d=tmp_path) for part in BAD_AT_START[case])
     path = write(tmp_path, text)
     with ThreadPoolExecutor(3) as pool:
