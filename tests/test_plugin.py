@@ -271,13 +271,11 @@ def from_the_wheel(installed_wheel: Path, *args: str, cwd: Path) -> subprocess.C
 def test_the_installed_command_helps_and_says_each_bad_settings_file_in_one_line(installed_wheel, tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 
-    from tests.test_settings import BAD_AT_START, private
+    from tests.test_settings import BAD_AT_START, files_of_bad_settings
 
     shown = from_the_wheel(installed_wheel, "--help", cwd=tmp_path)
     assert shown.returncode == 0 and "usage: printroom" in shown.stdout and "settings" in shown.stdout
-    private(tmp_path / "short", "too-short")
-    private(tmp_path / "empty", "\n")
-    private(tmp_path / "long", "x" * 40)
+    files_of_bad_settings(tmp_path)
     files = []
     for number, (text, says) in enumerate(BAD_AT_START.values()):
         (path := tmp_path / f"bad-{number}.toml").write_text(text.format(d=tmp_path), encoding="utf-8")

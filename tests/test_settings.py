@@ -276,6 +276,15 @@ BAD_AT_START = {
 }  # fmt: skip
 
 
+def files_of_bad_settings(folder: Path) -> None:
+    """The files BAD_AT_START's settings name, in `folder` (as `{d}`)."""
+    private(folder / "short", "too-short")
+    private(folder / "empty", "\n")
+    private(folder / "long", "x" * 40)
+    (folder / "latin1").write_bytes("mot-de-passe-été".encode("latin-1"))  # as an old editor saves it
+    (folder / "latin1").chmod(0o600)
+
+
 @pytest.mark.parametrize("case", list(BAD_AT_START))
 def test_what_the_services_read_at_start_is_checked_by_the_settings_check_and_said_alike_in_one_line(tmp_path, case):
     """`printroom settings check` said OK to settings that then crashed the worker with a traceback; the plugin
@@ -284,11 +293,7 @@ def test_what_the_services_read_at_start_is_checked_by_the_settings_check_and_sa
 
     from printroom.worker.plugin import PrintroomPlugin
 
-    private(tmp_path / "short", "too-short")
-    private(tmp_path / "empty", "\n")
-    private(tmp_path / "long", "x" * 40)
-    (tmp_path / "latin1").write_bytes("mot-de-passe-été".encode("latin-1"))  # as an old editor saves it
-    (tmp_path / "latin1").chmod(0o600)
+    files_of_bad_settings(tmp_path)
     text, says = (part.format(d=tmp_path) for part in BAD_AT_START[case])
     path = write(tmp_path, text)
     with ThreadPoolExecutor(3) as pool:
