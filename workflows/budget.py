@@ -93,8 +93,7 @@ class BudgetApprovalWorkflow:
         except (asyncio.CancelledError, ActivityError) as error:  # cancelled as it started: nobody asked, nobody told
             if isinstance(error, ActivityError) and not is_cancellation(error):
                 raise
-            await workflow.wait_condition(lambda: not self._confirming_cancel)  # the order's word first, as below
-            self._withdraw("before anyone was asked")
+            await self._withdraw("before anyone was asked")
             return await self._finish(None)
         if plan is None:  # the order was cancelled while the settings were read: nobody to tell
             return await self._finish(None)
@@ -113,17 +112,17 @@ class BudgetApprovalWorkflow:
         except (asyncio.CancelledError, ActivityError) as error:  # ActivityError: cancelled while re-planning
             if isinstance(error, ActivityError) and not is_cancellation(error):
                 raise
-            # An order cancelled from Temporal tells this approval, then closes, which cancels it: the order's word
-            # is checked first, and wins.
-            await workflow.wait_condition(lambda: not self._confirming_cancel)
-            self._withdraw("while the approvers were asked")
+            await self._withdraw("while the approvers were asked")
         if self._asked_again is not None:  # came with the decision: answered, not lost
             self._refusals.refuse("ask_again", self._asked_again.model_dump(), self._ended())
         return await self._finish(sending)
 
-    def _withdraw(self, when: str) -> None:
+    async def _withdraw(self, when: str) -> None:
         """Cancelled by someone other than its order (the order's own cancel comes as ORDER_CANCELLED and ends the
-        approval before this): nobody is told "order cancelled", since it was not. A decision already taken stays."""
+        approval before this): nobody is told "order cancelled", since it was not. A decision already taken stays.
+        An order cancelled from Temporal tells this approval, then closes, which cancels it: the order's word, being
+        checked with it, is waited for first, and wins."""
+        await workflow.wait_condition(lambda: not self._confirming_cancel)
         if not self._lifecycle.closed:
             self._lifecycle.follow(
                 "withdraw", "system", by="",
