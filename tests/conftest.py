@@ -9,6 +9,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -182,6 +183,8 @@ def refusing_smtp(settings: Settings) -> Iterator[tuple[Refusing, Settings]]:
 
 
 UI_PORT = free_port()
+# The SDK waits 5 s by default; a busy 2-core CI machine has been seen to need more.
+SERVER_STARTUP = timedelta(seconds=30)
 
 
 @pytest.fixture(scope="session")
@@ -194,6 +197,7 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
         ui=True,
         ui_port=UI_PORT,
         dev_server_extra_args=["--ui-disable-news-fetch"],
+        dev_server_startup_timeout=SERVER_STARTUP,
     )
     yield env
     await env.shutdown()
@@ -204,6 +208,7 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=temporal_binary("temporal-test-server"),
         data_converter=pydantic_data_converter,
+        test_server_startup_timeout=SERVER_STARTUP,
     )
     await ensure_search_attributes(env.client)  # as `printroom worker` does at start
     yield env

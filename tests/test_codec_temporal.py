@@ -35,7 +35,7 @@ from printroom.worker.plugin import WORKFLOW_TYPES
 from printroom.worker.startup import StartupError
 from printroom.workflows.order import SEARCH_ATTRIBUTES, order_summary
 from printroom.models import Order
-from tests.conftest import eventually, free_port, messages_to, order_state
+from tests.conftest import SERVER_STARTUP, eventually, free_port, messages_to, order_state
 from tests.conftest import printroom_beside_a_worker as printroom
 from tests.test_web_ui import browser, send_signal  # noqa: F401  # browser: the Web UI tests' fixture, Debian's Chromium
 from tests.web_helpers import web_running, with_web
@@ -58,6 +58,7 @@ async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tupl
         ui=True,
         ui_port=UI_PORT,
         dev_server_extra_args=["--ui-disable-news-fetch", "--ui-codec-endpoint", f"http://127.0.0.1:{WEB_PORT}/codec"],
+        dev_server_startup_timeout=SERVER_STARTUP,
     )
     yield env, database
     await env.shutdown()
