@@ -40,6 +40,11 @@ _UNSAFE_IN_MESSAGE_ID = re.compile(r"[^A-Za-z0-9._-]")
 _UNSAFE_IN_SHOP = re.compile(r"[^A-Za-z0-9_-]")  # its dots too: the shop is the last part
 
 
+def _escaped(match: re.Match[str]) -> str:
+    """One character as its UTF-8 bytes, `=XX` each: read back by `parse_message_id`."""
+    return "".join(f"={byte:02X}" for byte in match.group().encode("utf-8"))
+
+
 def _message_id(
     shop: str,
     order_id: str,
@@ -52,7 +57,7 @@ def _message_id(
 ) -> str:
     # Another shop's order of the same number, under the same sender domain, is another email: the shop is part
     # of it, after the audience (a fixed word), its dots escaped; left out for the default shop.
-    escape = lambda text, unsafe=_UNSAFE_IN_MESSAGE_ID: unsafe.sub(lambda m: f"={ord(m.group()):02X}", text)  # noqa: E731
+    escape = lambda text, unsafe=_UNSAFE_IN_MESSAGE_ID: unsafe.sub(_escaped, text)  # noqa: E731
     local = ".".join(escape(p) for p in (order_id, email_trigger, str(occurrence), audience))
     if recipient is not None:  # one message per approver (their own answer links): named without their address
         local += "-" + hashlib.sha256(address_key(recipient).encode("utf-8")).hexdigest()[:12]
@@ -66,6 +71,50 @@ def _message_id(
 def run_tag(run: str) -> str:
     """A short, stable name for one run of an order (its first execution's run id): 10 hex digits."""
     return hashlib.sha256(run.encode("utf-8")).hexdigest()[:10]
+
+
+@dataclass(frozen=True)
+class MessageIdParts:
+    """What one of printroom's Message-IDs names, read back from it (a bounce quotes it): whose email it was."""
+
+    order_id: str
+    email_trigger: str
+    occurrence: int
+    audience: Audience
+    run_tag: str  # "" in an email sent before Message-IDs named the run
+    shop: str
+    recipient_key: str  # 12 hex digits for an email written to one approver, else ""
+
+
+_AUDIENCES: tuple[Audience, ...] = ("customer", "operators", "approvers")
+_RUN_PART = re.compile(r"r[0-9a-f]{10}")
+_RECIPIENT_KEY = re.compile(r"[0-9a-f]{12}")
+_ESCAPED_RUN = re.compile(r"(?:=[0-9A-F]{2})+")
+
+
+def parse_message_id(value: str) -> MessageIdParts | None:
+    """The parts of a Message-ID that `message_id` made, or None for any other (someone else's, or damaged)."""
+    value = value.strip()
+    if not (value.startswith("<") and value.endswith(">")) or "@" not in value:
+        return None
+    parts = value[1:-1].rpartition("@")[0].split(".")
+    # The order id may hold dots (they are not escaped); everything after it is dot-free: read from the right.
+    for at in range(len(parts) - 1, 2, -1):
+        audience, _, recipient_key = parts[at].partition("-")
+        if audience in _AUDIENCES and parts[at - 1].isdigit() and (not recipient_key or _RECIPIENT_KEY.fullmatch(recipient_key)):
+            break
+    else:
+        return None
+    rest = parts[at + 1 :]
+    run = rest.pop(0)[1:] if rest and _RUN_PART.fullmatch(rest[0]) else ""
+    if len(rest) > 1:
+        return None
+    unescape = lambda text: _ESCAPED_RUN.sub(lambda m: bytes.fromhex(m.group().replace("=", "")).decode("utf-8", "replace"), text)  # noqa: E731
+    order_id, email_trigger = unescape(".".join(parts[: at - 2])), unescape(parts[at - 2])
+    if not order_id or not email_trigger:
+        return None
+    shop = unescape(rest[0]) if rest else "default"
+    return MessageIdParts(order_id, email_trigger, int(parts[at - 1]), audience, run, shop, recipient_key)  # type: ignore[arg-type]
 
 
 def message_id(request: StatusEmailRequest, audience: Audience, domain: str, recipient: str | None = None) -> str:

@@ -172,6 +172,18 @@ class SendDraft(_Public):
     by: Annotated[str, StringConstraints(max_length=200)] = ""
 
 
+class EmailBounced(_Public):
+    """Signal `email_bounced`: the print room's mailbox got a delivery status notification (RFC 3464) for one of
+    the order's emails. Only ever holds a draft for an operator: a bounce names no address printroom would write to."""
+
+    message_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=998)]
+    # As the DSN names it (Final-Recipient); not checked as an address: a bounce may quote a broken one.
+    recipient: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=254)]
+    status: Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[245]\.\d{1,3}\.\d{1,3}$")]
+    permanent: bool
+    diagnostic: Text = ""
+
+
 class DiscardDraft(_Public):
     """Signal `discard_draft`: the held email is not sent; the reason is kept in the order's changes."""
 

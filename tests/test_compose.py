@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from printroom.activities.assemble import AssembledEmail, EmailAssembler
-from printroom.activities.compose import message_id, thread_references
+from printroom.activities.compose import _message_id, message_id, parse_message_id, run_tag, thread_references
 from printroom.activities.documents import DocumentStore
 from printroom.activities.rendering import TemplateError, TemplateRenderer
 from printroom.models import Audience, Order, StatusEmailRequest
@@ -354,3 +354,27 @@ def test_a_long_international_sender_name_is_folded_into_short_encoded_words(set
     # RFC 2047 6.2: the space between two encoded-words is not part of the name (Python's newer parser keeps it).
     raw = message_from_bytes(email.data)["From"]
     assert str(make_header(decode_header(raw))) == f"{sender.name} <printroom@example.com>"
+
+
+@pytest.mark.parametrize(
+    ("shop", "order_id", "audience", "recipient", "run"),
+    [
+        ("default", "PO-1001", "customer", None, "run-1"),
+        ("default", "PO.2026.7", "customer", None, ""),  # dots in an order id are not escaped: read from the right
+        ("Atelier.Nord", "Bestellung-Müller-注文", "approvers", "müller@bücher.example", "run-2"),
+        ("default", "A<B>@C.1.customer", "operators", None, "run-3"),
+    ],
+)
+def test_a_message_id_is_read_back_into_the_order_and_email_it_names(shop, order_id, audience, recipient, run):
+    """A bounce quotes the Message-ID: it must lead back to the order, its run and its email, whatever the id holds."""
+    built = _message_id(shop, order_id, "order_shipped", 2, audience, "bücher.example", recipient, run)
+    parts = parse_message_id(built)
+    assert parts is not None
+    assert (parts.order_id, parts.shop, parts.email_trigger, parts.occurrence, parts.audience) == (order_id, shop, "order_shipped", 2, audience)
+    assert parts.run_tag == (run_tag(run) if run else "")
+    assert bool(parts.recipient_key) == (recipient is not None)
+
+
+@pytest.mark.parametrize("foreign", ["<CAF=3Dx7@mail.gmail.com>", "<a.b.c.d@x>", "PO-1.order_shipped.1.customer@x", "<@x>", ""])
+def test_a_message_id_printroom_never_made_names_no_order(foreign):
+    assert parse_message_id(foreign) is None
