@@ -33,6 +33,7 @@ from bench.stack import DevServer, at_most, free_port, percentile, runless  # no
 from printroom.codec import encrypting  # noqa: E402
 from printroom.settings import Settings, TemporalSettings  # noqa: E402
 from printroom.worker.main import build_worker  # noqa: E402
+from printroom.worker.order_start import OrderStartMemo  # noqa: E402
 from printroom.worker.plugin import with_pydantic  # noqa: E402
 from printroom.workflows.order import DRAFTS_PENDING, OrderWorkflow  # noqa: E402
 
@@ -122,6 +123,13 @@ def bench_settings(smtp_port: int, drafted: bool = False, draft_reminders: int =
     )
 
 
+def app_client(client: Client, settings: Settings) -> Client:
+    """What an application's client with PrintroomPlugin adds to `client` for starting orders: the memo telling
+    each order which start emails are off (the worker here gets the plugin of its own, from build_worker)."""
+    return Client(client.service_client, namespace=client.namespace, data_converter=client.data_converter,
+                  interceptors=[OrderStartMemo(lambda: settings)])  # fmt: skip
+
+
 def bench_order(order_id: str) -> dict[str, object]:
     return {"id": order_id, "customer": {"name": "Marie Curie", "email": "marie@example.org"},
             "jobs": [{"id": "J1", "name": "Flyers A5", "product": "Flyer", "quantity": 500}]}  # fmt: skip
@@ -141,9 +149,11 @@ async def bench_printroom(
         converter = encrypting(with_pydantic(None), settings.temporal.codec())
         client = Client(client.service_client, namespace=client.namespace, data_converter=converter)
 
+    starter = app_client(client, settings)
+
     async def one_order(n: int, latencies: list[float]) -> str:
         order_id = f"B{run}-{n}"
-        handle = await client.start_workflow(OrderWorkflow.run, bench_order(order_id), id=f"order-{order_id}", task_queue=queue)
+        handle = await starter.start_workflow(OrderWorkflow.run, bench_order(order_id), id=f"order-{order_id}", task_queue=queue)
         for trigger, email_trigger in TRIGGERS:
             arrived = sink.expect(f"<{order_id}.{email_trigger}.1.customer@example.com>")
             sent = time.monotonic()
@@ -165,9 +175,11 @@ async def bench_drafted(
     settings = bench_settings(smtp_port, drafted=True, draft_reminders=draft_reminders)
     queue = f"bench-drafted-{run}"
 
+    starter = app_client(client, settings)
+
     async def one_order(n: int, latencies: list[float]) -> str:
         order_id = f"D{run}-{n}"
-        handle = await client.start_workflow(OrderWorkflow.run, bench_order(order_id), id=f"order-{order_id}", task_queue=queue)
+        handle = await starter.start_workflow(OrderWorkflow.run, bench_order(order_id), id=f"order-{order_id}", task_queue=queue)
         for k, (trigger, email_trigger) in enumerate(TRIGGERS, start=1):
             await handle.signal("change_status", {"trigger": trigger})
             # As an operator finds it: DraftsPending, read from the server (a query would wake the workflow).

@@ -25,10 +25,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from temporalio.api.enums.v1 import EventType  # noqa: E402
 from temporalio.client import Client  # noqa: E402
 
-from bench.order_emails import Arrivals, bench_order, compile_project  # noqa: E402
+from bench.order_emails import Arrivals, app_client, bench_order, compile_project  # noqa: E402
 from bench.sink import SinkProcess  # noqa: E402
 from bench.stack import DevServer, WorkerProcess, at_most, cpu_seconds, free_port, percentile, worker_settings  # noqa: E402
 from bench.stack import printroom_worker as printroom_process  # noqa: E402
+from printroom.settings import Settings  # noqa: E402
+
+# What the workers' settings (bench.stack.worker_settings) say of the start emails, for the client starting orders.
+STARTER_SETTINGS = Settings(emails={"order_received": {"send": "never"}, "order_received_operator": {"send": "never"}})
 
 
 def printroom_worker(workdir: Path, address: str, smtp_port: int, queue: str, cached: int) -> WorkerProcess:
@@ -75,9 +79,11 @@ async def cost_per_cached(client: Client, kind: str, worker: WorkerProcess, queu
         async def start(workflow_id: str) -> None:
             await client.start_workflow("BareEmailWorkflow", 1, id=workflow_id, task_queue=queue)
     else:
+        starter = app_client(client, STARTER_SETTINGS)
+
         async def start(workflow_id: str) -> None:
-            await client.start_workflow("OrderWorkflow", bench_order(workflow_id.removeprefix("order-")),
-                                        id=workflow_id, task_queue=queue)  # fmt: skip
+            await starter.start_workflow("OrderWorkflow", bench_order(workflow_id.removeprefix("order-")),
+                                         id=workflow_id, task_queue=queue)  # fmt: skip
     await start_and_settle(client, worker, [f"order-W{kind}{n}" for n in range(20)], start)  # warm: imports, caches
     await worker.idle()
     before = worker.rss_mb
@@ -171,8 +177,10 @@ async def main(orders: int, cached: int, changes: int, in_flight: int, rate: flo
             started = time.monotonic()
             ids = [f"O{n}" for n in range(orders)]
 
+            starter = app_client(client, STARTER_SETTINGS)
+
             async def start(order_id: str) -> None:
-                await client.start_workflow("OrderWorkflow", bench_order(order_id), id=f"order-{order_id}", task_queue=queue)
+                await starter.start_workflow("OrderWorkflow", bench_order(order_id), id=f"order-{order_id}", task_queue=queue)
 
             await start_and_settle(client, worker, [f"order-{i}" for i in ids], lambda w: start(w.removeprefix("order-")))
             open_seconds = time.monotonic() - started

@@ -562,6 +562,19 @@ class HeldDrafts(BaseModel):
     drafts: list[DraftContent]
 
 
+# Memo a printroom client (one with PrintroomPlugin) writes on each order it starts: what its settings decide at
+# the start, so that the order's first task runs no activity to ask the worker. Visible in the Web UI's Memo.
+ORDER_START_MEMO = "printroom.start"
+
+
+class OrderStart(BaseModel):
+    """Memo `printroom.start`: the order's start emails that the starting client's settings turn off
+    (`send = "never"`). An order started without it (the `temporal` CLI, a client without the plugin) asks the
+    worker's settings, as every later email does."""
+
+    emails_off: list[str] = Field(default=[], max_length=10)
+
+
 class OrderRun(BaseModel):
     """Activity input: one run of an order's workflow (an approval asking its own order)."""
 

@@ -21,6 +21,7 @@ from printroom.codec import encrypting, encrypts
 from printroom.settings import Settings, SettingsSource, resolve_settings
 from printroom.statemachines.table import MACHINE_NAME_PREFIX
 from printroom.worker.key_check import check_keys
+from printroom.worker.order_start import OrderStartMemo
 from printroom.worker.startup import check_templates_or_refuse, prepare_namespace, wait_for_the_record
 from printroom.workflows.budget import BudgetApprovalWorkflow
 from printroom.workflows.cost_centre import CostCentreWorkflow
@@ -112,6 +113,7 @@ class PrintroomPlugin(SimplePlugin):
             data_converter=self._converter,
             workflows=list(WORKFLOWS),
             activities=self._add_activities,
+            interceptors=[OrderStartMemo(lambda: self.settings)],  # on the client: orders it starts
         )
 
     @property

@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
 
     from printroom.models import (
         HOLD_DRAFTS,
+        ORDER_START_MEMO,
         SEND_DRAFT,
         FETCH_HANDED_DRAFTS,
         ApprovalOutcome,
@@ -43,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         DraftContent,
         DraftSent,
         Order,
+        OrderStart,
         OrderState,
         SendDraft,
         SendDraftRequest,
@@ -85,10 +87,23 @@ class OrderWorkflow:
         self._fetching_drafts = 0  # drafts an approval rang about, being fetched: the order stays open meanwhile
         self._cost_centre = SpendingLink(self._spending_answered)
         if self._order is not None:
+            emails_off = self._start_emails_off()
             for email_trigger in ORDER.emails_on_start:
-                self._outbox.queue(self._order, email_trigger, status=self._lifecycle.state, previous=None)
+                if email_trigger in emails_off:
+                    self._outbox.notes.append(f"{email_trigger}: not sent, off in the settings of the client that started the order")
+                else:
+                    self._outbox.queue(self._order, email_trigger, status=self._lifecycle.state, previous=None)
             if self._order.needs_approval:
                 self._apply("request_approval", "system", kind="start", by="printroom", comment="")
+
+    def _start_emails_off(self) -> set[str]:
+        """The start emails the starting client's settings turn off (its memo), so that none of them costs an
+        activity; a memo that does not read is ignored, and the worker's settings decide, as without one."""
+        try:
+            told = OrderStart.model_validate(workflow.memo_value(ORDER_START_MEMO, default={}))
+        except Exception:  # noqa: BLE001  # written by whoever started the order: never a task failure
+            return set()
+        return set(told.emails_off) & set(ORDER.emails_on_start)
 
     @workflow.run
     async def run(self, raw_order: Any = None) -> OrderState:

@@ -1,0 +1,76 @@
+"""An order started through a printroom client costs no activity when its start emails are off (memo
+`printroom.start`); started any other way, the worker's settings decide, as before."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHandle
+from temporalio.worker import Worker
+
+from printroom import PrintroomPlugin
+from printroom.cli.capture import SmtpCapture
+from printroom.models import ORDER_START_MEMO
+from printroom.settings import Settings
+from tests.conftest import eventually, messages_to, order_state, sample_order
+
+RECEIVED_OFF = {"order_received": {"send": "never"}, "order_received_operator": {"send": "never"}}
+
+
+def app_client(client: Client, settings: Settings) -> Client:
+    """The client of an application that runs printroom: the plugin on the client, its workers built on it."""
+    return Client(client.service_client, namespace=client.namespace, plugins=[PrintroomPlugin(settings)])
+
+
+async def events(handle: WorkflowHandle[Any, Any]) -> list[str]:
+    return [EventType.Name(e.event_type).removeprefix("EVENT_TYPE_") async for e in handle.fetch_history_events()]
+
+
+async def test_an_order_whose_start_emails_are_off_runs_no_activity_in_its_first_task(client, settings, smtp: SmtpCapture, task_queue):
+    app = app_client(client, settings.model_copy(update={"emails": type(settings.emails)(**RECEIVED_OFF)}))
+    data = sample_order(customer={"name": "Jürgen Müller", "email": "müller@bücher.example", "wants_status_emails": True})
+    async with Worker(app, task_queue=task_queue):
+        handle = await app.start_workflow("OrderWorkflow", data, id=f"order-{data['id']}", task_queue=task_queue)
+        await eventually(lambda: _first_task_done(handle), what="the order's first workflow task")
+        assert await events(handle) == [
+            "WORKFLOW_EXECUTION_STARTED", "WORKFLOW_TASK_SCHEDULED", "WORKFLOW_TASK_STARTED", "WORKFLOW_TASK_COMPLETED",
+            "UPSERT_WORKFLOW_SEARCH_ATTRIBUTES",
+        ]  # fmt: skip
+        memo = await (await handle.describe()).memo_value(ORDER_START_MEMO)
+        assert memo == {"emails_off": ["order_received", "order_received_operator"]}
+        state = await order_state(handle)
+        assert state.emails_sent == [] and state.emails_pending == []
+        assert "order_received: not sent, off in the settings of the client that started the order" in state.email_notes
+        # The order goes on as any other: its next email is asked of the worker and sent.
+        await handle.signal("change_status", {"trigger": "cancel", "by": "Léa"})
+        await handle.result()
+    assert [m.parsed()["Subject"] for m in messages_to(smtp, "müller@xn--bcher-kva.example")]  # the domain as SMTP carries it == [f"Commande {data['id']} annulée"]
+
+
+async def test_a_client_whose_settings_send_the_start_emails_tells_the_order_nothing_is_off(client, settings, smtp, task_queue):
+    app = app_client(client, settings)
+    data = sample_order()
+    async with Worker(app, task_queue=task_queue):
+        handle = await app.start_workflow("OrderWorkflow", data, id=f"order-{data['id']}", task_queue=task_queue)
+        await eventually(lambda: len(messages_to(smtp, "marie@example.org")) == 1, what="order_received")
+        assert await (await handle.describe()).memo_value(ORDER_START_MEMO) == {"emails_off": []}
+        await handle.signal("change_status", {"trigger": "cancel"})
+        await handle.result()
+
+
+async def test_an_order_started_without_the_memo_or_with_a_broken_one_asks_the_worker(client, settings, smtp, task_queue):
+    """The `temporal` CLI writes no memo, and a memo is whatever its writer wrote: the worker's settings decide
+    (here: send), and a memo that does not read never fails the order's task."""
+    async with Worker(app_client(client, settings), task_queue=task_queue):
+        for memo in (None, {ORDER_START_MEMO: "off, please"}, {ORDER_START_MEMO: {"emails_off": "order_received"}}):
+            data = sample_order(customer={"email": f"c{len(smtp.messages)}@example.org"})
+            handle = await client.start_workflow("OrderWorkflow", data, id=f"order-{data['id']}", task_queue=task_queue, memo=memo)
+            await eventually(lambda: len(messages_to(smtp, data["customer"]["email"])) == 1, what=f"order_received with memo {memo}")
+            assert "MARKER_RECORDED" in await events(handle)
+            await handle.signal("change_status", {"trigger": "cancel"})
+            await handle.result()
+
+
+async def _first_task_done(handle: WorkflowHandle[Any, Any]) -> bool:
+    return "WORKFLOW_TASK_COMPLETED" in await events(handle) and not (await handle.describe()).raw_description.HasField("pending_workflow_task")
