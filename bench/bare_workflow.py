@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import timedelta
 
 from temporalio import activity, workflow
@@ -42,6 +43,24 @@ class BareSender:
     @activity.defn(name="bare_send")
     async def bare_send(self, message_id: str) -> None:
         data = self.template.replace(b"<MESSAGE-ID>", message_id.encode())
+        await aiosmtplib.send(
+            data, sender="printroom@example.com", recipients=["marie@example.org"],
+            hostname=self.host, port=self.port, start_tls=False,
+        )  # fmt: skip
+
+
+class RenderingBareSender(BareSender):
+    """The same design doing printroom's work: each activity renders its email with printroom's own code
+    (template, CSS inlining, text part, MIME: `render(message_id)`) before sending it on a connection of its own.
+    No delivery record, no policy, no drafts: the naive way."""
+
+    def __init__(self, host: str, port: int, render: Callable[[str], bytes]) -> None:
+        super().__init__(host, port, b"")
+        self.render = render
+
+    @activity.defn(name="bare_send")
+    async def bare_send(self, message_id: str) -> None:
+        data = await asyncio.to_thread(self.render, message_id)  # off the event loop, as printroom renders
         await aiosmtplib.send(
             data, sender="printroom@example.com", recipients=["marie@example.org"],
             hostname=self.host, port=self.port, start_tls=False,
