@@ -469,11 +469,18 @@ class OrderState(BaseModel):
     approval: str = ""
 
 
+def _path_part(part: object) -> str:
+    """A key as written, unless it could not be read in one line of a path (a space, a dot, a newline): quoted."""
+    text = str(part)
+    plain = bool(text) and text.isprintable() and not any(c.isspace() or c == "." for c in text)
+    return text if plain or not isinstance(part, str) else repr(text)
+
+
 def validation_problems(error: ValidationError) -> list[str]:
     """One line per bad field, named by its JSON path, e.g. `customer.email: value is not a valid email address`."""
     problems = []
     for item in error.errors(include_url=False):
-        path = ".".join(str(part) for part in item["loc"]) or "(the whole payload)"
+        path = ".".join(_path_part(part) for part in item["loc"]) or "(the whole payload)"
         problems.append(f"{path}: {item['msg']}")
     return problems
 

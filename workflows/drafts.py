@@ -184,7 +184,10 @@ def _plain_url(url: str) -> bool:
     return url.startswith(("http://", "https://")) and not any(c in url for c in " ()[]<>\"'`\\")
 
 
+# Each character Markdown could read, escaped: one table for str.translate (the details are written at each change).
+_MARKDOWN_ESCAPES = str.maketrans({c: "\\" + c for c in "\\`*_[]<>#|!()"})
+
+
 def markdown_text(text: str, limit: int = 300) -> str:
     """Order data shown as Markdown text, not read as Markdown (a customer's name cannot make a link), on one line."""
-    flat = " ".join(text.split())
-    return "".join("\\" + c if c in "\\`*_[]<>#|!()" else c for c in flat)[:limit]
+    return " ".join(text.split()).translate(_MARKDOWN_ESCAPES)[:limit]
