@@ -3,14 +3,18 @@ the customer's email held again for an operator who corrects the address, and no
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
 
 from printroom.activities.compose import run_tag
 from printroom.cli.capture import SmtpCapture
 from printroom.models import Draft, DraftSent, OrderState, SentEmail
+from printroom.settings import Settings
+from printroom.worker.main import build_worker
 from printroom.workflows.order import EMAIL_BOUNCED
 from tests.conftest import eventually, messages_to, order_state, sample_order
 
@@ -144,3 +148,30 @@ async def test_a_crafted_bounce_can_only_hold_a_draft_for_the_customers_own_addr
     assert [m.rcpt_tos for m in smtp.messages[2:]] == [["ops@example.com"]]
     assert not [m for m in smtp.messages if any("evil" in r for r in m.rcpt_tos)]
     assert state.address_corrections == [] and state.bounces[0].recipient == "attacker@evil.example"
+
+
+async def test_a_cancelled_order_stays_open_while_a_bounced_copy_waits_and_the_operators_are_reminded(
+    time_skipping_env: WorkflowEnvironment, settings: Settings, smtp: SmtpCapture, task_queue: str
+):
+    """The copy is a draft like any other: told at once, reminded after drafts.remind_after, and the order, cancelled
+    meanwhile, closes only once an operator has dealt with it."""
+    client = time_skipping_env.client
+    reminding = settings.model_copy(update={"drafts": settings.drafts.model_copy(update={"remind_after": timedelta(hours=4), "max_reminders": 1})})
+    async with build_worker(client, reminding, task_queue=task_queue):
+        handle, receipt = await started(client, task_queue)
+        await handle.signal("email_bounced", bounce(receipt.message_id))
+        await eventually(lambda: _with(handle, lambda s: s.drafts_pending), what="the copy held")
+        await handle.signal("change_status", {"trigger": "cancel", "by": "Léa"})
+        await eventually(lambda: len(waiting_d1(smtp)) == 1, what="draft_waiting at once")
+        await time_skipping_env.sleep(timedelta(hours=4, minutes=10))
+        await eventually(lambda: len(waiting_d1(smtp)) == 2, what="the reminder")
+        assert (await order_state(handle)).status == "cancelled"  # and still open: d1 waits
+        await handle.signal("discard_draft", {"draft_id": "d1", "reason": "phoned the customer", "by": "Léa"})
+        state: OrderState = await handle.result()
+    assert state.drafts_pending == [] and [b.status for b in state.bounces] == ["5.1.1"]
+    assert state.changes[-1].trigger == "discard_draft"
+
+
+def waiting_d1(smtp: SmtpCapture) -> list[Any]:
+    """draft_waiting about d1: "Non envoyé, retenu comme brouillon d1 : ...", then "Le brouillon d1 ... vous attend"."""
+    return [m for m in messages_to(smtp, "ops@example.com") if "brouillon d1 " in m.parsed()["Subject"]]

@@ -433,7 +433,8 @@ class OrderWorkflow:
         self._outbox.record(held.request, result)
         (sent,) = result.sent
         by = edits.by
-        self._order = self._bounces.sent_again(self._order, draft, edits.to, by) if self._order else None
+        if self._order is not None:  # a bounced email sent to a corrected address: the order keeps it
+            self._order = self._bounces.sent_again(self._order, draft, edits.to, by)
         self._drafts.settle(held, f"sent at {workflow.now():%Y-%m-%d %H:%M} UTC" + (f" by {by}" if by else "") + f" ({sent.message_id})")
         self._record_draft_action("send_draft", draft, by, f"note: {edits.note}" if edits.note else "")
         return DraftSent(
