@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import SearchAttributeKey
+from temporalio.common import SearchAttributeKey, SearchAttributeUpdate
 from temporalio.exceptions import ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
@@ -485,7 +485,7 @@ class OrderWorkflow:
         # One upsert for a status change and the drafts its email made: the first attempt runs in the same task.
         if published != self._published and not self._outbox.first_attempt_due:
             before = self._published or ("", -1, False)
-            updates = [ORDER_STATUS.value_set(published[0])] if published[0] != before[0] else []
+            updates: list[SearchAttributeUpdate[Any]] = [ORDER_STATUS.value_set(published[0])] if published[0] != before[0] else []
             updates += [DRAFTS_PENDING.value_set(published[1])] if published[1] != before[1] else []
             updates += [EMAIL_BOUNCED.value_set(True)] if published[2] and not before[2] else []
             workflow.upsert_search_attributes(updates)
