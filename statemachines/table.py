@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any, Literal
 
 from transitions import EventData, Machine
@@ -104,6 +104,22 @@ class _Decision:
         self.lifecycle = lifecycle
 
 
+@lru_cache(maxsize=None)
+def _check_trigger_names(table: StateTable) -> None:
+    """The Machine binds each trigger as a method of its model; a trigger named like one of the model's would not be."""
+    if clash := sorted(set(table.triggers) & {*dir(_Decision), "trigger", "state", "lifecycle"}):
+        raise ValueError(f"{table.name}: trigger(s) {clash} are names of the Machine's model; rename them")
+
+
+@lru_cache(maxsize=None)
+def _allowed(table: StateTable, state: str, actor: Actor) -> tuple[str, ...]:
+    """The Machine's answer to "what may `actor` send at `state`", kept: an evicted order asks it on its way out, and
+    every `state` query asks it, where building a Machine each time cost more than the rest of the order's work."""
+    lifecycle = Lifecycle(table, lambda *_: None, state)
+    decision = lifecycle.machine()
+    return tuple(t for t in table.triggers_by(actor) if _may(decision, t, actor=actor))
+
+
 def _may(decision: _Decision, trigger: str, **event: Any) -> bool:
     """The Machine's `may_<trigger>`; a trigger it was not given (no row takes it from this state) may not be sent."""
     may = getattr(decision, f"may_{trigger}", None)
@@ -118,9 +134,7 @@ class Lifecycle:
     the caller queues the row's emails."""
 
     def __init__(self, table: StateTable, listener: MoveListener, state: str | None = None) -> None:
-        # The Machine binds each trigger as a method of its model; a trigger named like one of the model's would not be.
-        if clash := sorted(set(table.triggers) & {*dir(_Decision), "trigger", "state", "lifecycle"}):
-            raise ValueError(f"{table.name}: trigger(s) {clash} are names of the Machine's model; rename them")
+        _check_trigger_names(table)
         if state is not None and state not in table.states:
             raise ValueError(f"{table.name}: {state!r} is not one of its states {list(table.states)}")
         self.table, self._listener = table, listener
@@ -165,12 +179,14 @@ class Lifecycle:
 
     def may(self, trigger: str, actor: Actor) -> bool:
         """Would the Machine let `actor` send `trigger` now?"""
-        return trigger in self.table.triggers_by(actor) and _may(self.machine(), trigger, actor=actor)
+        return trigger in self.allowed_triggers(actor)
 
     def allowed_triggers(self, actor: Actor, decision: _Decision | None = None) -> list[str]:
-        """What `actor` may send now, in table order, as the Machine (this one's, or a new one) answers it."""
-        decision = decision or self.machine()
-        return [t for t in self.table.triggers_by(actor) if _may(decision, t, actor=actor)]
+        """What `actor` may send now, in table order, as the Machine (this one's, or one built for the question)
+        answers it. The answer depends on the table, the state and the actor only: asked once per worker."""
+        if decision is not None:
+            return [t for t in self.table.triggers_by(actor) if _may(decision, t, actor=actor)]
+        return list(_allowed(self.table, self.state, actor))
 
     def follow(self, trigger: str, actor: Actor, **detail: Any) -> str | None:
         """Move by `trigger` if the Machine lets `actor` send it now and return None; otherwise change nothing
