@@ -435,6 +435,9 @@ class StatusEmailResult(BaseModel):
     retry_recipients: dict[Audience, list[str]] = {}
     # Emails held for an operator instead of sent: edit_before_send, or a failure a person has to fix.
     drafts: list[DraftContent] = []
+    # bounces.keep_orders_open, in seconds, when a mailbox is watched for bounces and an email went to the customer:
+    # how long the order stays open once done, so that a bounce of its last email still finds it. 0: it closes.
+    keep_open_for_bounces: int = 0
 
 
 class StatusEmailBatch(BaseModel):

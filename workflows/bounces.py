@@ -5,7 +5,7 @@ address. A bounce never makes the order send anything: its recipient is never wr
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -46,10 +46,23 @@ class OrderBounces:
         self._seen: dict[tuple[str, str, str], None] = {}
         self._copied: dict[str, str] = {}  # Message-ID of a bounced email -> the draft its copy became
         self.drafting = 0  # copies being made: the order stays open meanwhile
+        self.late_ones_over = False  # the time kept open for bounces of the last emails has passed
+        self.waiting_until: datetime | None = None
 
     @property
     def any(self) -> bool:
         return bool(self.items)
+
+    async def wait_for_late_ones(self, done: Callable[[], bool]) -> None:
+        """Once the order has nothing left to do, it stays open as long as the email activity said the settings
+        keep orders open for bounces (a mailbox is watched): a bounce of its last email, `order_shipped`, still finds
+        it. Without a watched mailbox it closes at once, writing nothing (no timer)."""
+        await workflow.wait_condition(done)
+        if (window := self._outbox.keep_open_for_bounces) > timedelta(0):
+            self.waiting_until = workflow.now() + window
+            self._changed()
+            await workflow.sleep(window)
+        self.late_ones_over = True
 
     async def take(self, order: Order, bounce: EmailBounced, payload: Any) -> None:
         """Record the bounce; a customer's email that failed for good is held again, addressed as it was sent."""
@@ -167,6 +180,8 @@ class OrderBounces:
             f"{markdown_text(b.outcome)}"
             for b in self.items[-BOUNCES_SHOWN:]
         ]
+        if self.waiting_until is not None and not self.late_ones_over:
+            lines.append(f"- done; kept open for bounces until {self.waiting_until:%Y-%m-%d %H:%M} UTC")
         return lines + [
             f"- customer address corrected: {markdown_text(c.original)} → {markdown_text(c.corrected)} ({c.draft_id})"
             for c in self.corrections[-BOUNCES_SHOWN:]

@@ -115,6 +115,7 @@ class OrderWorkflow:
             raise self._input.fail()
         self._publish()
         reminders = asyncio.create_task(self._remind_operators())
+        late_bounces = asyncio.create_task(self._bounces.wait_for_late_ones(self._done))
         if self._lifecycle.state == AWAITING_APPROVAL:
             self._start_approval()
         try:
@@ -125,6 +126,7 @@ class OrderWorkflow:
             raise
         finally:
             reminders.cancel()
+            late_bounces.cancel()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.state()
 
@@ -486,10 +488,15 @@ class OrderWorkflow:
 
     # The order at a glance.
 
-    def _finished(self) -> bool:
+    def _done(self) -> bool:
+        """Nothing left to do: closed, every email through, no draft waiting, its approval and cost centre settled."""
         approval_over = (not self._approval.started or self._approval.done) and not self._fetching_drafts
         drafts_done = not self._drafts.pending and not self._bounces.drafting  # a bounced email's copy being made
         return self._lifecycle.closed and self._outbox.idle and drafts_done and approval_over and self._cost_centre.done
+
+    def _finished(self) -> bool:
+        """Done, and the time kept open for bounces of its last emails passed (none unless a mailbox is watched)."""
+        return self._done() and self._bounces.late_ones_over
 
     def _publish(self) -> None:
         """Status and drafts waiting as search attributes (operators filter by them), and a summary in the Web

@@ -98,6 +98,8 @@ class Outbox:
         self.notes: list[str] = []
         # The status change each email to the customer came from, by Message-ID: a bounce's copy is rendered from it.
         self.requests: dict[str, StatusEmailRequest] = {}
+        # How long the order stays open for bounces once done, as the last email's activity said the settings say.
+        self.keep_open_for_bounces = timedelta(0)
 
     @property
     def idle(self) -> bool:
@@ -202,6 +204,8 @@ class Outbox:
     def record(self, request: StatusEmailRequest, result: StatusEmailResult) -> None:
         self.sent.extend(result.sent)
         self.requests.update((e.message_id, request) for e in result.sent if e.audience == "customer")
+        if result.keep_open_for_bounces:
+            self.keep_open_for_bounces = timedelta(seconds=result.keep_open_for_bounces)
         self.notes.extend(result.notes)
         del self.notes[:-MAX_NOTES_KEPT]
         for failed in result.failed:
