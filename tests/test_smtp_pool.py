@@ -1,0 +1,166 @@
+"""SMTP sessions reused (issue 23) against a real STARTTLS+AUTH relay (aiosmtpd, trustme certificate): what arrived,
+by Message-ID, and what the server saw of the connections (opened, logged in, RSET, QUIT)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from printroom.activities.email import EmailActivities
+from printroom.activities.smtp import DeliveryError, SmtpTransport
+from printroom.cli.smtp_check import check_connection
+from printroom.models import Draft, Order, SendDraft, SendDraftRequest, StatusEmailRequest
+from printroom.settings import Settings
+from tests.conftest import eventually, sample_order
+from tests.smtp_tls import PASSWORD, ca, ca_file, relay, relay_settings, server_cert, server_context  # noqa: F401  # fixtures
+
+
+def message(n: int) -> tuple[bytes, str]:
+    message_id = f"<pool-{n}@example.com>"
+    return f"Message-ID: {message_id}\r\nSubject: pooled {n}\r\n\r\nHello\r\n".encode(), message_id
+
+
+async def send(transport: SmtpTransport, n: int) -> str:
+    data, message_id = message(n)
+    await transport.send(data, envelope_from="printroom@example.com", recipients=["marie@example.org"])
+    return message_id
+
+
+async def test_two_emails_share_one_authenticated_connection_with_rset_between(relay, ca_file):
+    server, port = relay
+    async with SmtpTransport(relay_settings(port, ca_file)) as transport:
+        sent = [await send(transport, 1), await send(transport, 2)]
+        assert (server.opened, server.logins, server.rsets, len(server.open)) == (1, 1, 1, 1)
+    assert server.message_ids == sent
+    await eventually(lambda: not server.open, what="the session closed at the end")
+    assert server.quits == 1  # closed with QUIT, not dropped
+
+
+@pytest.mark.parametrize("when", ["while idle", "as the next email begins"])
+async def test_a_connection_the_server_dropped_between_two_emails_is_replaced_and_the_second_sent_once(relay, ca_file, when):
+    server, port = relay
+    async with SmtpTransport(relay_settings(port, ca_file)) as transport:
+        first = await send(transport, 1)
+        if when == "while idle":
+            server.drop_every_connection()
+            await eventually(lambda: not server.open, what="the drop")
+        else:  # the client learns it only from the RSET that goes unanswered
+            server.close_at_next_rset = True
+        second = await send(transport, 2)
+    assert server.message_ids == [first, second]
+    assert (server.opened, server.logins) == (2, 2)  # the new connection ran the whole handshake
+
+
+async def test_a_421_mid_session_closes_that_connection_and_the_email_goes_once_on_a_new_one(relay, ca_file):
+    server, port = relay
+    async with SmtpTransport(relay_settings(port, ca_file)) as transport:
+        first = await send(transport, 1)
+        server.limit_per_connection = 1  # the next MAIL on that connection: 421, and the server closes it
+        second = await send(transport, 2)  # within the same attempt, on a new connection
+        server.limit_per_connection = None
+        server.answer_421_to_next_data = True  # after the final dot: refused, said so; never re-sent by the transport
+        with pytest.raises(DeliveryError) as refused:
+            await send(transport, 3)
+        third = await send(transport, 3)  # the retry, as Temporal makes it
+    assert not refused.value.permanent and not refused.value.uncertain
+    assert "answered 421 4.3.2 shutting down, try again later; it will be retried" in str(refused.value)
+    assert server.message_ids == [first, second, third]
+    assert (server.opened, server.refused_421) == (3, 2)
+
+
+async def test_a_server_that_limits_messages_per_connection(relay, ca_file):
+    """Beyond its limit a relay says 421 at MAIL: the email goes on a new connection. Set to the relay's limit,
+    max_messages_per_connection closes each connection with QUIT before the relay has to refuse."""
+    server, port = relay
+    server.limit_per_connection = 3
+    async with SmtpTransport(relay_settings(port, ca_file)) as unaware:
+        sent = [await send(unaware, n) for n in range(7)]
+    assert (server.opened, server.refused_421) == (3, 2) and server.message_ids == sent
+    server.message_ids.clear()
+    async with SmtpTransport(relay_settings(port, ca_file, max_messages_per_connection=3)) as told:
+        sent = [await send(told, n) for n in range(7, 14)]
+    assert (server.opened, server.refused_421) == (6, 2) and server.message_ids == sent
+
+
+async def test_reuse_turned_off_opens_a_connection_per_email(relay, ca_file):
+    server, port = relay
+    async with SmtpTransport(relay_settings(port, ca_file, max_messages_per_connection=1)) as transport:
+        for n in range(3):
+            await send(transport, n)
+    assert (server.opened, server.logins, server.quits, server.rsets) == (3, 3, 3, 0) and len(server.message_ids) == 3
+
+
+async def test_idle_connections_are_closed_after_the_idle_time(relay, ca_file):
+    server, port = relay
+    transport = SmtpTransport(relay_settings(port, ca_file, idle_seconds=0.3))
+    await send(transport, 1)
+    assert len(server.open) == 1
+    await eventually(lambda: not server.open, timeout=5, what="the idle connection closed")
+    assert server.quits == 1
+    await send(transport, 2)  # the whole handshake again
+    assert (server.opened, server.logins) == (2, 2)
+    await transport.close()
+
+
+async def test_smtp_test_never_takes_a_pooled_connection(relay, ca_file):
+    server, port = relay
+    async with SmtpTransport(relay_settings(port, ca_file)) as transport:
+        await send(transport, 1)
+        steps = await check_connection(transport.settings)
+    assert [s.name for s in steps if s.ok] == ["resolve", "connect", "greeting", "tls", "authentication"]
+    # Its own connections (the TCP probe, then a session with the whole handshake); the pooled one untouched.
+    assert (server.opened, server.logins, server.rsets) == (3, 2, 0)
+
+
+def order_request(trigger: str) -> StatusEmailRequest:
+    return StatusEmailRequest(order=Order.model_validate(sample_order("PO-9")), email_trigger=trigger, status="accepted")
+
+
+async def test_the_password_changed_while_connections_are_open_holds_the_email_with_what_to_do(relay, ca_file, settings: Settings, tmp_path: Path):
+    """The relay's password changes, its sessions are dropped: the reconnect's AUTH is refused. A permanent failure
+    (never retried), the email held for an operator with the reason, as every permanent failure is; sent once the
+    password file is right (read again for every new connection)."""
+    server, port = relay
+    secret = tmp_path / "smtp-password"
+    secret.write_text(PASSWORD)
+    smtp = relay_settings(port, ca_file).model_copy(update={"password": None, "password_file": secret})
+    emails = EmailActivities.from_settings(settings.model_copy(update={"smtp": smtp}))
+    run = ActivityEnvironment().run
+    first = await run(emails.send_status_email, order_request("order_accepted"))
+    server.password = "n3w-" + PASSWORD
+    server.drop_every_connection()
+    await eventually(lambda: not server.open, what="the drop")
+    held = await run(emails.send_status_email, order_request("order_shipped"))
+    (draft,) = held.drafts
+    assert "rejected the credentials of 'relay-user-7q' (535 5.7.8 Authentication credentials invalid); check smtp.username and the password" in draft.reason
+    assert held.sent == [] and held.retry == []  # not retried: a person must change the password
+    assert server.message_ids == [first.sent[0].message_id]
+    held_draft = Draft(**draft.model_dump(), id="d1", created_at=datetime.now(timezone.utc))
+    sending = SendDraftRequest(request=order_request("order_shipped"), draft=held_draft, edits=SendDraft(draft_id="d1"))
+    with pytest.raises(ApplicationError) as refused:  # the operator sends it before the password is fixed
+        await run(emails.send_draft, sending)
+    assert refused.value.non_retryable and "check smtp.username and the password" in refused.value.message
+    secret.write_text(server.password)
+    sent = await run(emails.send_draft, sending)
+    assert server.message_ids == [first.sent[0].message_id, sent.sent[0].message_id] == [
+        "<PO-9.order_accepted.1.customer@example.com>", "<PO-9.order_shipped.1.customer@example.com>"]
+    await emails.transport.close()
+
+
+async def test_a_worker_quits_its_pooled_connections_when_it_stops(dev_env, relay, ca_file, settings: Settings, task_queue):
+    from printroom.worker.main import build_worker
+
+    server, port = relay
+    relayed = settings.model_copy(update={"smtp": relay_settings(port, ca_file)})
+    async with build_worker(dev_env.client, relayed, task_queue=task_queue):
+        order = sample_order()
+        await dev_env.client.start_workflow("OrderWorkflow", order, id=f"order-{order['id']}", task_queue=task_queue)
+        await eventually(lambda: len(server.message_ids) == 2, what="the customer's and the operators' emails")
+        assert len(server.open) >= 1
+    assert server.opened <= 2 and server.quits == server.opened  # each said goodbye
+    await eventually(lambda: not server.open, what="every connection closed")
+
