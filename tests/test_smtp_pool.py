@@ -3,6 +3,9 @@ by Message-ID, and what the server saw of the connections (opened, logged in, RS
 
 from __future__ import annotations
 
+import asyncio
+import signal
+from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -16,7 +19,7 @@ from printroom.cli.smtp_check import check_connection
 from printroom.models import Draft, Order, SendDraft, SendDraftRequest, StatusEmailRequest
 from printroom.settings import Settings
 from tests.conftest import eventually, sample_order
-from tests.smtp_tls import PASSWORD, ca, ca_file, relay, relay_settings, server_cert, server_context  # noqa: F401  # fixtures
+from tests.smtp_tls import PASSWORD, USER, ca, ca_file, relay, relay_settings, server_cert, server_context  # noqa: F401  # fixtures
 
 
 def message(n: int) -> tuple[bytes, str]:
@@ -164,3 +167,59 @@ async def test_a_worker_quits_its_pooled_connections_when_it_stops(dev_env, rela
     assert server.opened <= 2 and server.quits == server.opened  # each said goodbye
     await eventually(lambda: not server.open, what="every connection closed")
 
+
+
+async def test_a_worker_sigkilled_with_pooled_connections_open_sends_nothing_twice_unsaid(dev_env, relay, ca_file, task_queue, tmp_path):
+    """`printroom worker` processes: the first holds pooled sessions to the relay when it is SIGKILLed with status
+    emails in flight; the next one sends what is left on sessions of its own. Every email arrives; one that arrives
+    twice (a kill between the relay's 250 and the record) is said in its order's state."""
+    from bench.stack import runless
+    from printroom.models import OrderState
+    from tests.test_end_to_end import PRINTROOM, clean_env
+
+    server, port = relay
+    env = clean_env(
+        TEMPORAL_ADDRESS=dev_env.client.service_client.config.target_host, PRINTROOM_TEMPORAL__TASK_QUEUE=task_queue,
+        PRINTROOM_SMTP__HOST="127.0.0.1", PRINTROOM_SMTP__PORT=str(port), PRINTROOM_SMTP__SECURITY="starttls",
+        PRINTROOM_SMTP__CA_FILE=str(ca_file), PRINTROOM_SMTP__USERNAME=USER, PRINTROOM_SMTP__PASSWORD=PASSWORD,
+        PRINTROOM_DELIVERIES_DIR=str(tmp_path / "deliveries"), PRINTROOM_OPERATORS="ops@example.com",
+        PRINTROOM_EMAILS='{"order_received_operator": {"send": "never"}, "order_accepted": {"send": "always"}}',
+    )  # fmt: skip
+
+    async def worker() -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(*PRINTROOM, "worker", stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, env=env)
+
+    def arrived(trigger: str) -> set[str]:
+        return {runless(m) for m in server.message_ids if f".{trigger}." in m}
+
+    orders = [sample_order(f"PO-K{n}") for n in range(5)]
+    first = await worker()
+    try:
+        handles = [await dev_env.client.start_workflow("OrderWorkflow", o, id=f"order-{o['id']}-{task_queue}", task_queue=task_queue)
+                   for o in orders]  # fmt: skip
+        await eventually(lambda: len(arrived("order_received")) == len(orders), timeout=60, what="every order_received")
+        assert server.open, "no pooled session open"
+        await asyncio.gather(*(h.signal("change_status", {"trigger": "accept"}) for h in handles))
+        first.kill()
+        await first.wait()
+    finally:
+        if first.returncode is None:
+            first.kill()
+    await eventually(lambda: not server.open, what="the killed worker's sessions gone")
+    quits_before = server.quits
+    second = await worker()
+    try:
+        await eventually(lambda: len(arrived("order_accepted")) == len(orders), timeout=90, what="every order_accepted")
+        await asyncio.sleep(1)  # a second copy, if one were coming
+        states = [await h.query("state", result_type=OrderState) for h in handles]
+    finally:
+        second.send_signal(signal.SIGTERM)
+        await second.wait()
+    expected = {f"<{o['id']}.{t}.1.customer@example.com>" for o in orders for t in ("order_received", "order_accepted")}
+    counts = Counter(runless(m) for m in server.message_ids)
+    said_twice = {runless(word.strip(".,;:()")) for s in states for note in s.email_notes if "twice" in note
+                  for word in note.split() if word.startswith("<")}  # fmt: skip
+    assert set(counts) == expected
+    assert {m for m, c in counts.items() if c > 1} <= said_twice
+    await eventually(lambda: not server.open, what="the second worker's sessions closed at its stop")
+    assert server.quits > quits_before  # the second worker said QUIT at its stop; the killed one could not
