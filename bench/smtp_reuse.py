@@ -2,9 +2,9 @@
 smtp.max_messages_per_connection = 1), through printroom's transport to a relay as print rooms have: aiosmtpd in a
 process of its own, STARTTLS with a trustme certificate (verified against its CA) and AUTH required.
 
-Legs alternate ABBA in one run; each sends `--emails` / 2 customer emails as printroom builds them, `--in-flight` at
-once (the worker's smtp.max_connections). Prints emails/s, CPU ms per email in this process (the worker's side)
-and in the relay's, and the sessions opened.
+Legs alternate ABBA in one run: `--emails` customer emails with each setting (two legs of half), as printroom builds
+them, `--in-flight` at once (the worker's smtp.max_connections). Prints emails/s, CPU ms per email in this process
+(the worker's side) and in the relay's, and the sessions opened.
 
     .venv/bin/python bench/smtp_reuse.py [--emails 2000] [--in-flight 10]
 """
