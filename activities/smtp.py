@@ -191,8 +191,8 @@ class SmtpTransport:
                 session = Session(await self._open())
                 refused = await self._envelope(session.client, sender, wanted)
         except BaseException as error:
-            if session is not None:  # a definite reply leaves the session usable; anything else, in doubt: dropped
-                await self.pool.give_back(session, clean=isinstance(error, (aiosmtplib.SMTPResponseException, DeliveryError)))
+            if session is not None:
+                await self.pool.give_back(session, clean=_in_step(error))
             if isinstance(error, (aiosmtplib.SMTPException, OSError)):
                 raise self._failure(error, data_sent=False) from None
             raise
@@ -262,7 +262,7 @@ class SmtpTransport:
             try:
                 await session.client.data(message)
             except aiosmtplib.SMTPResponseException as error:
-                clean = True  # refused, and said so: the session is still in step
+                clean = _in_step(error)  # refused, and said so
                 raise self._failure(error, data_sent=True) from None
             except (aiosmtplib.SMTPException, OSError) as error:
                 raise self._failure(error, data_sent=True) from None
@@ -313,6 +313,14 @@ async def _greet(client: aiosmtplib.SMTP) -> None:
             await client.ehlo()
         except aiosmtplib.SMTPHeloError:
             await client.helo()
+
+
+def _in_step(error: BaseException) -> bool:
+    """A definite reply (but a 421: the server is closing) or a refusal of ours leaves the session usable after RSET;
+    anything else (a drop, a timeout, a cancel) leaves it in doubt."""
+    if isinstance(error, aiosmtplib.SMTPResponseException):
+        return error.code != 421
+    return isinstance(error, DeliveryError)
 
 
 def _gone(error: BaseException) -> bool:
