@@ -89,6 +89,14 @@ async def test_a_server_that_limits_messages_per_connection(relay, ca_file):
     assert (server.opened, server.refused_421) == (6, 2) and server.message_ids == sent
 
 
+async def test_at_most_max_connections_are_open_in_use_or_idle(relay, ca_file):
+    server, port = relay
+    async with SmtpTransport(relay_settings(port, ca_file, max_connections=3)) as transport:
+        for burst in range(2):
+            await asyncio.gather(*(send(transport, 12 * burst + n) for n in range(12)))
+    assert (server.opened, len(server.message_ids), len(set(server.message_ids))) == (3, 24, 24)
+
+
 async def test_reuse_turned_off_opens_a_connection_per_email(relay, ca_file):
     server, port = relay
     async with SmtpTransport(relay_settings(port, ca_file, max_messages_per_connection=1)) as transport:
