@@ -142,15 +142,18 @@ class RelayController(Controller):
         return session
 
 
-@pytest.fixture
-def relay(server_context: ssl.SSLContext) -> Iterator[tuple[Relay, int]]:
+def serve(relay: Relay, context: ssl.SSLContext, port: int) -> RelayController:
     """STARTTLS required, AUTH required, as a submission port (587) is run."""
-    relay = Relay()
-    controller = RelayController(
-        relay, hostname="127.0.0.1", port=free_port(), tls_context=server_context, require_starttls=True, auth_required=True
-    )
+    controller = RelayController(relay, hostname="127.0.0.1", port=port, tls_context=context, require_starttls=True, auth_required=True)
     controller.start()
     relay.opened = 0  # aiosmtpd's own connection, made to see that the server answers
+    return controller
+
+
+@pytest.fixture
+def relay(server_context: ssl.SSLContext) -> Iterator[tuple[Relay, int]]:
+    relay = Relay()
+    controller = serve(relay, server_context, free_port())
     yield relay, controller.port
     controller.stop()
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import ssl
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+import trustme
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
@@ -18,8 +20,8 @@ from printroom.activities.smtp import DeliveryError, SmtpTransport
 from printroom.cli.smtp_check import check_connection
 from printroom.models import Draft, Order, SendDraft, SendDraftRequest, StatusEmailRequest
 from printroom.settings import Settings
-from tests.conftest import eventually, sample_order
-from tests.smtp_tls import PASSWORD, USER, ca, ca_file, relay, relay_settings, server_cert, server_context  # noqa: F401  # fixtures
+from tests.conftest import eventually, free_port, sample_order
+from tests.smtp_tls import PASSWORD, USER, Relay, ca, ca_file, relay, relay_settings, serve, server_cert, server_context  # noqa: F401  # fixtures
 
 
 def message(n: int) -> tuple[bytes, str]:
@@ -115,6 +117,30 @@ async def test_idle_connections_are_closed_after_the_idle_time(relay, ca_file):
     await send(transport, 2)  # the whole handshake again
     assert (server.opened, server.logins) == (2, 2)
     await transport.close()
+
+
+async def test_every_new_connection_checks_the_certificate_as_the_first_did(server_context, ca_file):
+    """The relay's address answered by another server (its certificate from a CA nobody named) once the kept
+    connection is gone: refused before AUTH, for good, as on a first connection."""
+    genuine, intruder = Relay(), Relay()
+    port = free_port()
+    controller = serve(genuine, server_context, port)
+    transport = SmtpTransport(relay_settings(port, ca_file))
+    try:
+        await send(transport, 1)
+    finally:
+        controller.stop()
+    elsewhere = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    trustme.CA().issue_cert("127.0.0.1").configure_cert(elsewhere)
+    controller = serve(intruder, elsewhere, port)
+    try:
+        with pytest.raises(DeliveryError) as refused:
+            await send(transport, 2)
+    finally:
+        controller.stop()
+    assert refused.value.permanent and "the certificate of 127.0.0.1 is not trusted; set smtp.ca_file" in str(refused.value)
+    assert (intruder.opened, intruder.logins, intruder.message_ids) == (1, 0, [])
+    assert genuine.message_ids == ["<pool-1@example.com>"]
 
 
 async def test_smtp_test_never_takes_a_pooled_connection(relay, ca_file):
