@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench bench-compose bench-desk faults screenshots clean
+.PHONY: run test bench bench-compose bench-desk bench-smtp faults screenshots clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { echo "make: $(PYTHON) cannot create virtual environments; on Debian: apt-get install python3-venv"; exit 1; }
@@ -24,6 +24,10 @@ bench: $(STAMP)
 
 bench-compose: $(STAMP)
 	$(VENV)/bin/python bench/compose.py
+
+# SMTP sessions reused against one per email, to a STARTTLS+AUTH relay (aiosmtpd, trustme certificate).
+bench-smtp: $(STAMP)
+	$(VENV)/bin/python bench/smtp_reuse.py
 
 faults: $(STAMP)
 	$(VENV)/bin/python bench/faults.py

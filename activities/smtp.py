@@ -11,7 +11,8 @@ from functools import cached_property
 
 import aiosmtplib
 
-from printroom.activities.addresses import AddressError, mail_address
+from printroom.activities.addresses import AddressError, MailAddress, mail_address
+from printroom.activities.smtp_pool import Session, SessionPool, quit_quietly
 from printroom.activities.tls import certificate_refused, tls_context
 from printroom.settings import SmtpSettings
 
@@ -66,12 +67,26 @@ def certificate_error(error: BaseException) -> ssl.SSLCertVerificationError | No
 
 
 class SmtpTransport:
-    """One connection per message, secured and authenticated as the settings say; the password is read per use."""
+    """Messages over sessions secured and authenticated as the settings say, kept open between messages (the
+    pool) unless reuse is off; every new session runs the whole handshake and its checks, the password read then.
+    Whoever runs it closes it (`close`, or `async with`): the worker does at shutdown."""
 
     def __init__(self, settings: SmtpSettings) -> None:
         self.settings = settings
         self._tls = tls_context(settings)
         self._connections = asyncio.Semaphore(settings.max_connections)
+        self.pool = SessionPool(settings)
+        self.opened = 0  # sessions opened so far (the benchmark's count)
+
+    async def close(self) -> None:
+        """QUIT the idle sessions (worker shutdown); a later send opens new ones."""
+        await self.pool.close()
+
+    async def __aenter__(self) -> SmtpTransport:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
     @property
     def server(self) -> str:
@@ -138,11 +153,12 @@ class SmtpTransport:
             try:
                 await client.connect()
                 await self.secure(client, opportunistic=opportunistic)
+                self.opened += 1
                 return client
             except OpportunisticTlsFailed:
                 client.close()
             except BaseException:
-                await _quit_quietly(client)
+                await quit_quietly(client)
                 raise
         raise AssertionError("unreachable: the session in clear does not try TLS")
 
@@ -158,64 +174,107 @@ class SmtpTransport:
             sender, wanted = mail_address(envelope_from), {r: mail_address(r) for r in recipients}
         except AddressError as error:
             raise DeliveryError(f"{error}; no SMTP server can take it", permanent=True) from None
-        client: aiosmtplib.SMTP | None = None
+        session: Session | None = None
         try:
-            client = await self._open()
-            utf8 = client.supports_extension("smtputf8")
-            if sender.utf8 and not utf8:
-                raise DeliveryError(
-                    f"the sender address {sender.given} is not ASCII and {self.server} does not offer SMTPUTF8; "
-                    "use an ASCII sender address (sender.address, sender.envelope_from)",
-                    permanent=True,
-                )
-            options, encoding = (["SMTPUTF8"], "utf-8") if utf8 and (sender.utf8 or any(a.utf8 for a in wanted.values())) else ([], "ascii")
-            await client.mail(sender.wire, options=options, encoding=encoding)
-            refused: dict[str, tuple[int, str]] = {}
-            for recipient, address in wanted.items():
-                if address.utf8 and not utf8:
-                    refused[recipient] = (553, f"{self.server} does not offer SMTPUTF8, which this address needs")
-                    continue
+            session = await self._reused()
+            if session is not None:
                 try:
-                    await client.rcpt(address.wire, encoding=encoding)
-                except aiosmtplib.SMTPRecipientRefused as error:
-                    refused[recipient] = (error.code, error.message)
-            if len(refused) == len(recipients):
-                replies = {r: _reply(*reply) for r, reply in refused.items()}
-                permanent = all(code >= 500 for code, _ in refused.values())
-                raise DeliveryError(f"{self.server} refused every recipient: {replies}", permanent=permanent, recipients_only=True)
+                    refused = await self._envelope(session.client, sender, wanted)
+                except (aiosmtplib.SMTPException, OSError) as error:
+                    if not _gone(error):
+                        raise
+                    # Closed by the server while idle (or a 421): nothing of this message reached it before DATA,
+                    # so it goes once more on a new session, within this attempt.
+                    session.client.close()
+                    session = None
+            if session is None:
+                session = Session(await self._open())
+                refused = await self._envelope(session.client, sender, wanted)
         except BaseException as error:
-            if client is not None:
-                await _quit_quietly(client)
+            if session is not None:
+                await self.pool.give_back(session, clean=_in_step(error))
             if isinstance(error, (aiosmtplib.SMTPException, OSError)):
                 raise self._failure(error, data_sent=False) from None
             raise
         accepted = [r for r in recipients if r not in refused]
         transaction.finishing = asyncio.ensure_future(
-            self._finish(client, message, accepted, refused, on_accepted)
+            self._finish(session, message, accepted, refused, on_accepted)
         )
         return await asyncio.shield(transaction.finishing)
 
+    async def _reused(self) -> Session | None:
+        """An idle session that answers RSET (a clean envelope, and a sign of life), or None. One the server closed
+        meanwhile is dropped without a word: the caller opens a new one."""
+        session = self.pool.take()
+        if session is None:
+            return None
+        try:
+            await session.client.rset()
+        except (aiosmtplib.SMTPException, OSError):
+            session.client.close()
+            return None
+        except BaseException:  # cancelled mid-command: the session's state is unknown
+            session.client.close()
+            raise
+        return session
+
+    async def _envelope(self, client: aiosmtplib.SMTP, sender: MailAddress, wanted: dict[str, MailAddress]) -> dict[str, tuple[int, str]]:
+        """MAIL and RCPT: the recipients the server refused (address -> reply); all of them refused raises."""
+        utf8 = client.supports_extension("smtputf8")
+        if sender.utf8 and not utf8:
+            raise DeliveryError(
+                f"the sender address {sender.given} is not ASCII and {self.server} does not offer SMTPUTF8; "
+                "use an ASCII sender address (sender.address, sender.envelope_from)",
+                permanent=True,
+            )
+        options, encoding = (["SMTPUTF8"], "utf-8") if utf8 and (sender.utf8 or any(a.utf8 for a in wanted.values())) else ([], "ascii")
+        await client.mail(sender.wire, options=options, encoding=encoding)
+        refused: dict[str, tuple[int, str]] = {}
+        for recipient, address in wanted.items():
+            if address.utf8 and not utf8:
+                refused[recipient] = (553, f"{self.server} does not offer SMTPUTF8, which this address needs")
+                continue
+            try:
+                await client.rcpt(address.wire, encoding=encoding)
+            except aiosmtplib.SMTPRecipientRefused as error:
+                if error.code == 421:  # the server is closing the session: not a word about this recipient
+                    raise
+                refused[recipient] = (error.code, error.message)
+        if len(refused) == len(wanted):
+            replies = {r: _reply(*reply) for r, reply in refused.items()}
+            permanent = all(code >= 500 for code, _ in refused.values())
+            raise DeliveryError(f"{self.server} refused every recipient: {replies}", permanent=permanent, recipients_only=True)
+        return refused
+
     async def _finish(
         self,
-        client: aiosmtplib.SMTP,
+        session: Session,
         message: bytes,
         accepted: list[str],
         refused: dict[str, tuple[int, str]],
         on_accepted: Callable[[Delivery], Awaitable[None]] | None,
     ) -> Delivery:
-        """DATA, the server's answer, the record of it, QUIT: run to the end whatever happens to the caller."""
+        """DATA, the server's answer, the record of it, then the session back to the pool (or QUIT): run to the
+        end whatever happens to the caller. Never sent again on another session: after the final dot, silence
+        may mean the server kept it (the delivery record decides on the next attempt)."""
+        clean = False
         try:
             try:
-                await client.data(message)
+                await session.client.data(message)
+            except aiosmtplib.SMTPResponseException as error:
+                clean = _in_step(error)  # refused, and said so
+                raise self._failure(error, data_sent=True) from None
             except (aiosmtplib.SMTPException, OSError) as error:
                 raise self._failure(error, data_sent=True) from None
-            # Accepted: recorded before QUIT; an error in the callback is ours, not the server's.
+            session.messages += 1
+            clean = True
+            # Accepted: recorded before the session goes back; an error in the callback is ours, not the server's.
             delivery = Delivery(accepted=accepted, refused={a: _reply(code, text) for a, (code, text) in refused.items()})
             if on_accepted is not None:
                 await on_accepted(delivery)
             return delivery
         finally:
-            await _quit_quietly(client)
+            await self.pool.give_back(session, clean=clean)
 
     def _failure(self, error: BaseException, *, data_sent: bool) -> DeliveryError:
         """What an SMTP or network error means for this email: permanent, passing, or unknown after DATA."""
@@ -256,10 +315,17 @@ async def _greet(client: aiosmtplib.SMTP) -> None:
             await client.helo()
 
 
-async def _quit_quietly(client: aiosmtplib.SMTP) -> None:
-    """The message is accepted or refused by now; a failing QUIT changes neither."""
-    if client.is_connected:
-        try:
-            await client.quit()
-        except (aiosmtplib.SMTPException, OSError):
-            client.close()
+def _in_step(error: BaseException) -> bool:
+    """A definite reply (but a 421: the server is closing) or a refusal of ours leaves the session usable after RSET;
+    anything else (a drop, a timeout, a cancel) leaves it in doubt."""
+    if isinstance(error, aiosmtplib.SMTPResponseException):
+        return error.code != 421
+    return isinstance(error, DeliveryError)
+
+
+def _gone(error: BaseException) -> bool:
+    """The session ended under us: a drop, a timeout, or a 421 (the server closing it). Before DATA, nothing of the
+    message can have been kept."""
+    if isinstance(error, aiosmtplib.SMTPResponseException):
+        return error.code == 421
+    return isinstance(error, OSError)

@@ -1,8 +1,13 @@
-"""The benchmark's SMTP server, in a process of its own as a real mail server is: prints `<Message-ID> <monotonic>`."""
+"""The benchmark's SMTP server, in a process of its own as a real mail server is: prints `<Message-ID> <monotonic>`.
+With a certificate (`--starttls PEM`, key and chain) and `--auth USER:PASSWORD` it is a relay as print rooms have:
+STARTTLS and AUTH required."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import logging
+import ssl
 import sys
 import time
 from collections.abc import Callable
@@ -10,6 +15,7 @@ from email.parser import BytesHeaderParser
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 
 
 class Sink:
@@ -22,8 +28,22 @@ class Sink:
         return "250 OK"
 
 
-async def main(port: int) -> None:
-    controller = Controller(Sink(), hostname="127.0.0.1", port=port)
+def relay_options(certificate: str | None, credentials: str | None) -> dict[str, object]:
+    """Controller options for STARTTLS with this certificate and AUTH with these credentials, both required."""
+    if certificate is None:
+        return {}
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certificate)
+    user, password = (credentials or ":").encode().split(b":", 1)
+
+    def authenticate(server: object, session: object, envelope: object, mechanism: str, auth_data: object) -> AuthResult:
+        return AuthResult(success=(auth_data.login, auth_data.password) == (user, password), handled=False)  # type: ignore[attr-defined]
+
+    return {"tls_context": context, "require_starttls": True, "auth_required": True, "authenticator": authenticate}
+
+
+async def main(port: int, certificate: str | None = None, credentials: str | None = None) -> None:
+    controller = Controller(Sink(), hostname="127.0.0.1", port=port, **relay_options(certificate, credentials))  # type: ignore[arg-type]
     controller.start()
     sys.stdout.write("ready\n")
     sys.stdout.flush()
@@ -34,14 +54,14 @@ async def main(port: int) -> None:
 class SinkProcess:
     """Runs this file as a process of its own, and calls `on_arrival(message_id, arrived)` for every message."""
 
-    def __init__(self, port: int, on_arrival: Callable[[str, float], None]) -> None:
-        self.port, self.on_arrival = port, on_arrival
+    def __init__(self, port: int, on_arrival: Callable[[str, float], None], options: tuple[str, ...] = ()) -> None:
+        self.port, self.on_arrival, self.options = port, on_arrival, options  # options: as the command line takes them
         self.process: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, str(Path(__file__)), str(self.port),
+            sys.executable, str(Path(__file__)), str(self.port), *self.options,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         )  # fmt: skip
         assert self.process.stdout is not None
@@ -63,4 +83,10 @@ class SinkProcess:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1])))
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("port", type=int)
+    parser.add_argument("--starttls", metavar="PEM", help="the server's key and certificate chain")
+    parser.add_argument("--auth", metavar="USER:PASSWORD")
+    args = parser.parse_args()
+    logging.getLogger("mail.log").setLevel(logging.ERROR)  # aiosmtpd warns about its own AUTH API on every login
+    asyncio.run(main(args.port, args.starttls, args.auth))

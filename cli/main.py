@@ -126,8 +126,13 @@ def cmd_smtp_send_test(args: argparse.Namespace) -> int:
 
     settings = _load(args)
     emails = EmailActivities.from_settings(settings)
+
+    async def send_and_quit() -> tuple[str, str]:
+        async with emails.transport:  # the session QUITs before the command ends, as a worker's do at shutdown
+            return await emails.send_test_email(args.to)
+
     try:
-        subject, message_id = asyncio.run(emails.send_test_email(args.to))
+        subject, message_id = asyncio.run(send_and_quit())
     except (DeliveryError, TemplateError) as error:
         print(f"printroom smtp send-test: not sent: {error}", file=sys.stderr)
         return 1

@@ -182,6 +182,11 @@ class SmtpSettings(_Section):
     timeout_seconds: float = Field(default=30, gt=0, le=600)
     # Simultaneous connections per worker: kind to the relay, and what a crashed worker can leave half-sent.
     max_connections: int = Field(default=10, ge=1, le=200)
+    # Connections kept open between emails (at most max_connections, RSET between emails): one TCP, TLS and AUTH
+    # handshake for many emails. Closed after idle_seconds unused, and after max_messages_per_connection emails
+    # (relays limit it; a 421 closes one sooner). max_messages_per_connection = 1 turns reuse off.
+    idle_seconds: float = Field(default=30, ge=0, le=3600)
+    max_messages_per_connection: int = Field(default=100, ge=1, le=100_000)
     # How long an email is retried through passing failures (server down, 4xx, a file not there yet) before it
     # is held for an operator with the reason.
     give_up_after: Duration = Field(default=timedelta(hours=24), ge=timedelta(minutes=1), le=timedelta(days=7))
@@ -228,6 +233,11 @@ class SmtpSettings(_Section):
     @property
     def effective_port(self) -> int:
         return self.port or DEFAULT_PORTS[self.security]
+
+    @property
+    def reuses_connections(self) -> bool:
+        """False: one connection per email, as a relay that wants no session kept open is served."""
+        return self.idle_seconds > 0 and self.max_messages_per_connection > 1
 
     def secret(self) -> str | None:
         """The password, read when a connection needs it, never stored in settings dumps or history."""

@@ -20,10 +20,10 @@ from printroom.cli.smtp_check import check_connection
 from printroom.cli.capture import CapturedMessage
 from printroom.settings import SettingsError, SmtpSettings, load_settings
 from tests.conftest import free_port, run_printroom
+from tests.smtp_tls import PASSWORD, USER, authenticator, ca, ca_file, server_cert, server_context  # noqa: F401  # fixtures
 
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
 
-USER, PASSWORD = "relay-user-7q", "s3cret-Pa55word"
 MESSAGE = b"From: printroom@example.com\r\nTo: marie@example.org\r\nSubject: TLS check\r\n\r\nHello\r\n"
 
 
@@ -36,36 +36,6 @@ class Inbox:
         self.messages.append(CapturedMessage(envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
         self.tls.append(session.ssl is not None)
         return "250 OK"
-
-
-def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
-    # handled=False: aiosmtpd answers 235 or 535 itself (True would mean we already replied).
-    ok = auth_data.login == USER.encode() and auth_data.password == PASSWORD.encode()
-    return AuthResult(success=ok, handled=False)
-
-
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture(scope="module")
-def ca_file(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("ca") / "ca.pem"
-    ca.cert_pem.write_to_path(str(path))
-    return path
-
-
-@pytest.fixture(scope="module")
-def server_cert(ca: trustme.CA) -> trustme.LeafCert:
-    return ca.issue_cert("127.0.0.1", "localhost")
-
-
-@pytest.fixture(scope="module")
-def server_context(server_cert: trustme.LeafCert) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_cert.configure_cert(context)
-    return context
 
 
 def sha256_of(cert: trustme.LeafCert) -> str:

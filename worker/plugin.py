@@ -205,4 +205,7 @@ class PrintroomPlugin(SimplePlugin):
         except BaseException:
             _never_started(worker)
             raise
-        await super().run_worker(worker, next)
+        try:
+            await super().run_worker(worker, next)
+        finally:  # the worker owns the SMTP sessions' life: QUIT said to the server, not a dropped connection
+            await self.emails.transport.close()
