@@ -25,11 +25,13 @@ from printroom.activities.variables import SMTP_TEST
 from printroom.activities.approval_steps import ApprovalSteps
 from printroom.activities.bounce_steps import BounceSteps
 from printroom.models import (
+    DRAFT_BOUNCED,
     DRAFTABLE_AUDIENCES,
     SEND_DRAFT,
     SEND_STATUS_EMAIL,
     SEND_STATUS_EMAILS,
     Audience,
+    BouncedDraftRequest,
     DraftContent,
     FailedDelivery,
     SendDraftRequest,
@@ -67,7 +69,8 @@ class EmailActivities(ApprovalSteps, BounceSteps):
     def activities(self) -> list[Callable[..., Any]]:
         """The activity functions a worker registers."""
         return [self.send_status_email, self.send_status_emails, self.send_draft, self.plan_approval, self.record_spending,
-                self.take_back_spending, self.fetch_handed_drafts, self.confirm_order_cancelled, self.poll_bounces]
+                self.take_back_spending, self.fetch_handed_drafts, self.confirm_order_cancelled, self.draft_bounced,
+                self.poll_bounces]
 
     def recipients(self, request: StatusEmailRequest) -> tuple[dict[Audience, list[str]], list[str]]:
         """Who gets this email trigger under the settings (E1), and why anyone who could have did not."""
@@ -245,6 +248,14 @@ class EmailActivities(ApprovalSteps, BounceSteps):
         except (DeliveryError, AttachmentError, TemplateError, RecordUnavailable) as error:
             raise ApplicationError(str(error), type=type(error).__name__, non_retryable=True) from None
         return StatusEmailResult(sent=[sent], notes=notes)
+
+    @activity.defn(name=DRAFT_BOUNCED)
+    async def draft_bounced(self, bounced: BouncedDraftRequest) -> DraftContent:
+        """A customer's email that bounced, rendered again and held (never sent from here): addressed as the order
+        sent it, its To open to an operator's correction whatever drafts.operator_may_edit_to says."""
+        draft = await self._draft(bounced.request, "customer", bounced.to, bounced.cc, reason=bounced.reason)
+        (bounded,) = within_budget([draft.model_copy(update={"from_bounce": True})])
+        return bounded
 
     async def _draft(
         self, request: StatusEmailRequest, audience: Audience, to: list[str], cc: list[str], reason: str = ""

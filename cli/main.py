@@ -286,10 +286,9 @@ def cmd_drafts_send(args: argparse.Namespace) -> int:
     for field in ("subject", "note"):
         if getattr(args, field) is not None:
             edits[field] = getattr(args, field)
-    if args.cc is not None:
-        edits["cc"] = args.cc
-    if args.attach is not None:
-        edits["attachments"] = args.attach
+    for option, field in (("cc", "cc"), ("to", "to"), ("attach", "attachments")):
+        if getattr(args, option) is not None:
+            edits[field] = getattr(args, option)
 
     async def main() -> Any:
         return await send(await connecting, args.order, edits)
@@ -454,6 +453,8 @@ def parser() -> argparse.ArgumentParser:
     send.add_argument("--subject")
     send.add_argument("--note", help="placed where the template shows %%OperatorNote%%")
     send.add_argument("--cc", action="append", type=_address, help="a Cc address (repeat for several); replaces the draft's Cc")
+    send.add_argument("--to", action="append", type=_address,
+                      help="a corrected To address (repeat for several): with drafts.operator_may_edit_to, or on a bounced email's copy")
     send.add_argument("--attach", action="append", help="a file in the document store (repeat); replaces its attachments")
     send.add_argument("--by", default=os.environ.get("USER", ""), help="who sends it (default: $USER)")
     send.set_defaults(run=cmd_drafts_send)

@@ -183,6 +183,38 @@ class EmailBounced(_Public):
     permanent: bool
     diagnostic: Text = ""
 
+    @property
+    def acted_on(self) -> bool:
+        """A failure for good (5.x.x, said permanent): a copy is held for an operator. 4.x.x (delayed) and 2.x.x
+        (a delivery report) are recorded only."""
+        return self.permanent and self.status.startswith("5")
+
+
+class Bounce(BaseModel):
+    """A bounce the order took for one of its own emails (query `state`): what came back, and what was done."""
+
+    message_id: str
+    email_trigger: str
+    audience: Audience
+    recipient: str
+    status: str
+    permanent: bool
+    diagnostic: str = ""
+    at: datetime
+    # What the order did: "draft d2 held for an operator", "recorded only: temporary (4.x.x)", ...
+    outcome: str = ""
+
+
+class AddressCorrection(BaseModel):
+    """The customer's address corrected by an operator sending a bounced email again: later emails go to `corrected`."""
+
+    original: str
+    corrected: str
+    draft_id: str
+    by: str = ""
+    at: datetime
+
+
 
 class DiscardDraft(_Public):
     """Signal `discard_draft`: the held email is not sent; the reason is kept in the order's changes."""
@@ -230,6 +262,13 @@ class DraftContent(BaseModel):
     preview_url: str | None = None
     # Who the order is for, as the operators' desk lists it (drafts held before it was kept: empty).
     customer: str = ""
+    # A copy of an email that bounced (the reason says how): its To may be corrected whatever
+    # drafts.operator_may_edit_to says, and the order keeps the corrected address.
+    from_bounce: bool = False
+
+    @property
+    def may_edit_to(self) -> bool:
+        return self.rules.may_edit_to or self.from_bounce
 
     @property
     def body_bytes(self) -> int:
@@ -285,6 +324,7 @@ class DraftSent(BaseModel):
 SEND_STATUS_EMAIL = "printroom.send_status_email"
 SEND_STATUS_EMAILS = "printroom.send_status_emails"
 SEND_DRAFT = "printroom.send_draft"
+DRAFT_BOUNCED = "printroom.draft_bounced"
 
 
 class ApprovalProgress(BaseModel):
@@ -416,6 +456,16 @@ class SendDraftRequest(BaseModel):
     edits: SendDraft
 
 
+class BouncedDraftRequest(BaseModel):
+    """Activity input: hold a copy of a customer's email that bounced. `to` is what the email was sent to (the
+    order's address then), never an address the bounce names."""
+
+    request: StatusEmailRequest
+    to: list[str]
+    cc: list[str] = []
+    reason: str
+
+
 class StatusChange(BaseModel):
     trigger: str
     source: str
@@ -467,6 +517,10 @@ class OrderState(BaseModel):
     # The budget approval's standing: waiting (its workflow named), how it ended, or why the order waits for an
     # approval that ended without a decision (cancelled from outside: ask_again starts a new one). Empty: none.
     approval: str = ""
+    # Bounces of the order's own emails (the last 100), and the customer's address as operators corrected it
+    # after one (original and corrected; later emails go to the last corrected).
+    bounces: list[Bounce] = []
+    address_corrections: list[AddressCorrection] = []
 
 
 def validation_problems(error: ValidationError) -> list[str]:

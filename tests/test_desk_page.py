@@ -13,6 +13,7 @@ from printroom.worker.main import build_worker
 from tests.conftest import eventually, messages_to, order_state
 from tests.desk_helpers import SIGNER, desk_settings, desk_url, editor_url, order_with_draft
 from tests.test_approval_page import security_headers_are_set
+from tests.test_bounces import CUSTOMER, bounce, started
 from tests.web_helpers import fetch, web_running
 
 MARIE = "marie@example.org"
@@ -293,4 +294,25 @@ async def test_files_are_picked_from_the_orders_own_documents_where_attaching_is
         email = (await eventually(lambda: the_draft(smtp, draft), what="the email with its ticket"))[0].parsed()
         files = {part.get_filename(): part.get_content() for part in email.iter_attachments()}
         assert files == {"ticket.pdf": b"%PDF-1.4 ticket"}
+        await handle.signal("change_status", {"trigger": "cancel"})
+
+
+async def test_a_bounced_email_is_listed_with_why_and_its_address_corrected_on_the_desk(client: Client, settings, smtp, task_queue):
+    """drafts.operator_may_edit_to is off: a copy of a bounced email still offers To, and the order keeps the fix."""
+    web = desk_settings(settings, task_queue)
+    async with build_worker(client, web, task_queue=task_queue), web_running(web, client) as base:
+        handle, receipt = await started(client, task_queue)
+        await handle.signal("email_bounced", bounce(receipt.message_id))
+        (draft,) = await eventually(lambda: handle.query("drafts", result_type=list[Draft]), what="the copy held")
+        desk = await fetch(desk_url(base))
+        assert desk.status == 200 and "bounced: 5.1.1 550 5.1.1 &lt;müller@bücher.example&gt;: Benutzer unbekannt" in desk.body
+        editor = editor_url(base, handle.id.removeprefix("order-"), draft)
+        page = await fetch(editor)
+        assert 'name="to"' in page.body and 'name="cc"' not in page.body and "bounced: 5.1.1" in page.text
+        form = {"draft": draft.id, "subject": draft.subject, "text": draft.text, "by": "Léa", "to": MARIE, "action": "send"}
+        sent = await fetch(editor, form)
+        assert sent.status == 200 and f"to {MARIE}" in sent.text, sent.text
+        await eventually(lambda: the_draft(smtp, draft), what="the copy at the corrected address")
+        (correction,) = (await order_state(handle)).address_corrections
+        assert (correction.original, correction.corrected, correction.by) == (CUSTOMER, MARIE, "Léa")
         await handle.signal("change_status", {"trigger": "cancel"})

@@ -52,6 +52,8 @@ async def test_an_operator_lists_reads_sends_and_discards_drafts_from_the_comman
 
         not_allowed = await printroom("drafts", "send", order["id"], "d1", "--cc", "boss@example.org", **env)
         assert not_allowed.returncode == 1 and "operators may not change Cc" in not_allowed.stderr
+        not_allowed = await printroom("drafts", "send", order["id"], "d1", "--to", "müller@bücher.example", **env)
+        assert not_allowed.returncode == 1 and "operators may not change its recipients" in not_allowed.stderr
 
         dropped = await printroom("drafts", "discard", order["id"], "d1", "--reason", "phoned instead", "--by", "Léa", **env)
         assert dropped.returncode == 0, dropped.stderr

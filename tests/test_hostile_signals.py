@@ -17,7 +17,7 @@ from printroom.models import HOLD_DRAFTS, OrderState
 from tests.conftest import eventually, order_state, sample_order
 from tests.test_hostile_input import JSON
 
-SIGNALS = ("change_status", "send_draft", "discard_draft", "approve", "reject", "ask_again", HOLD_DRAFTS)
+SIGNALS = ("change_status", "send_draft", "discard_draft", "approve", "reject", "ask_again", "email_bounced", HOLD_DRAFTS)
 REQUESTS = st.lists(st.tuples(st.sampled_from((*SIGNALS, "edit_and_send")), JSON), min_size=10, max_size=10)
 
 

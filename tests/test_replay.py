@@ -26,6 +26,8 @@ def test_there_are_recorded_histories_of_each_kind_of_run_to_replay():
         # started again, a cost centre continuing as new with its warning carried.
         *(f"0.1.0-order-H-{case}" for case in ("RESTARTED", "PDF", "WITHDRAWN")), "0.1.0-budget-H-WITHDRAWN",
         "0.1.0-cost-centre-carried",
+        # Issue 24: a bounced receipt held again and sent to a corrected address, which the order keeps.
+        "0.1.0-order-H-BOUNCED",
     }
 
 

@@ -106,7 +106,7 @@ class DraftBook:
                 "send it without cc, or ask the administrator",
                 "no_cc", draft=draft.id,
             )
-        if edits.to is not None and edits.to != [*map(str, draft.to)] and not rules.may_edit_to:
+        if edits.to is not None and edits.to != [*map(str, draft.to)] and not draft.may_edit_to:
             raise DraftRefused(
                 f"draft {draft.id}: operators may not change its recipients (drafts.operator_may_edit_to = false); "
                 "send it without to, or ask the administrator",

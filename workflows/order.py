@@ -9,12 +9,13 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import SearchAttributeKey
+from temporalio.common import SearchAttributeKey, SearchAttributeUpdate
 from temporalio.exceptions import ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     # Deterministic helpers with no module state: imported once, not again for every order the sandbox starts.
     from printroom.workflows.approval_child import ApprovalChild
+    from printroom.workflows.bounces import OrderBounces
     from printroom.workflows.requests import Input, Refusals, WorkflowInput, check_update
     from printroom.workflows.drafts import DraftBook, DraftRefused, HeldDraft, markdown_text
     from printroom.workflows.sending import ONE_ATTEMPT, Outbox, is_cancellation, root_cause
@@ -42,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
         Draft,
         DraftContent,
         DraftSent,
+        EmailBounced,
         Order,
         OrderState,
         SendDraft,
@@ -56,7 +58,8 @@ with workflow.unsafe.imports_passed_through():
 
 ORDER_STATUS = SearchAttributeKey.for_keyword("OrderStatus")
 DRAFTS_PENDING = SearchAttributeKey.for_int("DraftsPending")
-SEARCH_ATTRIBUTES = (ORDER_STATUS, DRAFTS_PENDING)
+EMAIL_BOUNCED = SearchAttributeKey.for_bool("EmailBounced")  # set on the first bounce of one of the order's emails
+SEARCH_ATTRIBUTES = (ORDER_STATUS, DRAFTS_PENDING, EMAIL_BOUNCED)
 
 # An operator waits for the answer; a large attachment to a slow server may still take minutes.
 SEND_DRAFT_TIMEOUT = timedelta(minutes=10)
@@ -79,7 +82,8 @@ class OrderWorkflow:
         self._refusals = Refusals(lambda: f"order {self._order.id if self._order else '?'}", self._publish)
         self._drafts = DraftBook()
         self._outbox = Outbox(self._order.id if self._order else "", self._held, self._publish)
-        self._published: tuple[str, int] | None = None
+        self._bounces = OrderBounces(self._outbox, self._drafts, self._held, self._refuse, self._publish)
+        self._published: tuple[str, int, bool] | None = None
         self._approval = ApprovalChild()
         self._approval_standing = ""  # why the order waits for an approval that has ended without a decision
         self._fetching_drafts = 0  # drafts an approval rang about, being fetched: the order stays open meanwhile
@@ -239,6 +243,12 @@ class OrderWorkflow:
         except DraftRefused as refusal:
             self._refuse("send_draft", payload, str(refusal))
 
+    @workflow.signal(name="email_bounced")
+    async def email_bounced(self, payload: Any = None) -> None:
+        """The bounce watcher read a bounce of one of this order's emails: see `bounces`."""
+        if (bounce := self._validate("email_bounced", EmailBounced, payload)) is not None and self._order is not None:
+            await self._bounces.take(self._order, bounce, payload)
+
     @workflow.signal(name="discard_draft")
     def discard_draft(self, payload: Any = None) -> None:
         request = self._validate("discard_draft", DiscardDraft, payload)
@@ -285,6 +295,8 @@ class OrderWorkflow:
             drafts_pending=[held.summary() for held in self._drafts.pending],
             refused=self._refusals.items,
             approval=self._approval_summary(),
+            bounces=self._bounces.items,
+            address_corrections=self._bounces.corrections,
         )
 
     def _approval_summary(self) -> str:
@@ -421,6 +433,8 @@ class OrderWorkflow:
         self._outbox.record(held.request, result)
         (sent,) = result.sent
         by = edits.by
+        if self._order is not None:  # a bounced email sent to a corrected address: the order keeps it
+            self._order = self._bounces.sent_again(self._order, draft, edits.to, by)
         self._drafts.settle(held, f"sent at {workflow.now():%Y-%m-%d %H:%M} UTC" + (f" by {by}" if by else "") + f" ({sent.message_id})")
         self._record_draft_action("send_draft", draft, by, f"note: {edits.note}" if edits.note else "")
         return DraftSent(
@@ -459,19 +473,21 @@ class OrderWorkflow:
 
     def _finished(self) -> bool:
         approval_over = (not self._approval.started or self._approval.done) and not self._fetching_drafts
-        return self._lifecycle.closed and self._outbox.idle and not self._drafts.pending and approval_over and self._cost_centre.done
+        drafts_done = not self._drafts.pending and not self._bounces.drafting  # a bounced email's copy being made
+        return self._lifecycle.closed and self._outbox.idle and drafts_done and approval_over and self._cost_centre.done
 
     def _publish(self) -> None:
         """Status and drafts waiting as search attributes (operators filter by them), and a summary in the Web
         UI's current details."""
         if self._order is None:  # the workflow fails at once, saying why
             return
-        published = (self._lifecycle.state, len(self._drafts.pending))
+        published = (self._lifecycle.state, len(self._drafts.pending), self._bounces.any)
         # One upsert for a status change and the drafts its email made: the first attempt runs in the same task.
         if published != self._published and not self._outbox.first_attempt_due:
-            before = self._published or ("", -1)
-            updates = [ORDER_STATUS.value_set(published[0])] if published[0] != before[0] else []
+            before = self._published or ("", -1, False)
+            updates: list[SearchAttributeUpdate[Any]] = [ORDER_STATUS.value_set(published[0])] if published[0] != before[0] else []
             updates += [DRAFTS_PENDING.value_set(published[1])] if published[1] != before[1] else []
+            updates += [EMAIL_BOUNCED.value_set(True)] if published[2] and not before[2] else []
             workflow.upsert_search_attributes(updates)
             self._published = published
         outbox = self._outbox
@@ -485,5 +501,6 @@ class OrderWorkflow:
         elif self._approval.may_start_again and self._lifecycle.state == AWAITING_APPROVAL:
             lines.append(f"- NO BUDGET APPROVAL RUNNING: {markdown_text(self._approval_standing)}")
         lines += [f"- refused {r.kind}: {markdown_text(r.reason)}" for r in self._refusals.items[-3:]]
+        lines += self._bounces.details()
         lines += self._drafts.details()
         workflow.set_current_details("\n".join(lines))

@@ -96,6 +96,8 @@ class Outbox:
         self.sent: list[SentEmail] = []
         self.failed: list[FailedEmail] = []
         self.notes: list[str] = []
+        # The status change each email to the customer came from, by Message-ID: a bounce's copy is rendered from it.
+        self.requests: dict[str, StatusEmailRequest] = {}
 
     @property
     def idle(self) -> bool:
@@ -134,15 +136,19 @@ class Outbox:
         run: str | None = None,
     ) -> None:
         """`run` names the run the email belongs to in its Message-ID: the workflow's first run id unless given."""
-        self._occurrences[email_trigger] += 1
         self._queue.append(
             StatusEmailRequest(
-                order=order, email_trigger=email_trigger, occurrence=self._occurrences[email_trigger],
+                order=order, email_trigger=email_trigger, occurrence=self.next_occurrence(email_trigger),
                 run=workflow.info().first_execution_run_id if run is None else run, status=status,
                 previous_status=previous, by=by, comment=comment, changed_at=workflow.now(), waiting_draft=waiting_draft,
                 approvers=approvers, approval=approval, spending=spending,
             )  # fmt: skip
         )
+
+    def next_occurrence(self, email_trigger: str) -> int:
+        """A new occurrence of an email outside the queue (a bounced email held again): a Message-ID of its own."""
+        self._occurrences[email_trigger] += 1
+        return self._occurrences[email_trigger]
 
     def requeue(self, requests: list[StatusEmailRequest]) -> None:
         """Emails an earlier run handed over (continue-as-new), as they were: same Message-IDs, sent once."""
@@ -195,6 +201,7 @@ class Outbox:
 
     def record(self, request: StatusEmailRequest, result: StatusEmailResult) -> None:
         self.sent.extend(result.sent)
+        self.requests.update((e.message_id, request) for e in result.sent if e.audience == "customer")
         self.notes.extend(result.notes)
         del self.notes[:-MAX_NOTES_KEPT]
         for failed in result.failed:
