@@ -85,7 +85,11 @@ class BounceSteps:
                 done.aside.append(message.uid)
                 done.counts.malformed += 1
                 continue
-            if reading.verdict != "bounce":
+            if reading.verdict == "malformed":
+                log.warning("bounce mailbox: message %s: %s; moved aside", message.uid, "; ".join(reading.notes))
+                done.aside.append(message.uid)
+                done.counts.malformed += 1
+            elif reading.verdict != "bounce":
                 done.left.append(message.uid)
                 done.counts.ignored += 1
             elif await self._signalled(reading, client, done.counts):

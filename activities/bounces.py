@@ -26,7 +26,7 @@ from printroom.activities.compose import parse_message_id
 # attachment) says nothing more.
 MAX_BYTES = 256 * 1024
 
-Verdict = Literal["bounce", "auto_reply", "not_a_bounce"]
+Verdict = Literal["bounce", "auto_reply", "not_a_bounce", "malformed"]
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 _MESSAGE_ID = re.compile(r"<[^<>\s@]{1,900}@[^<>\s@]{1,250}>")
 _QUOTED_MESSAGE_ID = re.compile(r"^\s*>?\s*Message-ID:\s*(<[^<>\s]+>)", re.IGNORECASE | re.MULTILINE)
@@ -64,11 +64,16 @@ def read_message(raw: bytes) -> Reading:
     """The verdict on one message, read from at most MAX_BYTES of it. Raises only on what no parser could read
     (the caller moves such a message aside as malformed)."""
     message = BytesParser(policy=policy.compat32).parsebytes(raw[:MAX_BYTES])
-    failed = _from_delivery_status(message) or _from_detectors(message)
+    # A DSN is the authority on its recipients: Mailman's heuristics read the others (and never a DSN saying
+    # "delivered", where they would take the returned message's To for a failure).
+    blocks = _recipient_blocks(message)
+    failed = _from_delivery_status(blocks) if blocks else _from_detectors(message)
     if failed:
         return Reading("bounce", _bounced_message_id(message), tuple(failed))
-    if _is_delivery_report(message):  # a DSN saying "delivered" or "relayed": nothing failed
-        return Reading("not_a_bounce", notes=["a delivery report without a failed recipient"])
+    if _is_delivery_report(message):
+        if not blocks:  # says it reports a delivery, and reports none: moved aside
+            return Reading("malformed", notes=["a delivery report whose delivery-status names no recipient"])
+        return Reading("not_a_bounce", notes=["a delivery report without a failed recipient"])  # delivered, relayed
     if _is_auto_reply(message):
         return Reading("auto_reply")
     return Reading("not_a_bounce")
@@ -96,27 +101,37 @@ def _header(message: email.message.Message, name: str) -> str:
     return " ".join(str(value).split()) if value is not None else ""
 
 
-def _from_delivery_status(message: email.message.Message) -> list[FailedRecipient]:
-    """RFC 3464: each per-recipient block whose Action is failed (permanent) or delayed (temporary)."""
-    failed: list[FailedRecipient] = []
+def _recipient_blocks(message: email.message.Message) -> list[email.message.Message]:
+    """RFC 3464's per-recipient blocks (after the per-message one) that say what happened (Action)."""
+    found: list[email.message.Message] = []
     for part in message.walk():
         if part.get_content_type() != "message/delivery-status":
             continue
         blocks = part.get_payload()
         if isinstance(blocks, str):  # not split into blocks (a part in a broken encoding): read it ourselves
             blocks = [HeaderParser(policy=policy.compat32).parsestr(b) for b in re.split(r"\r?\n\s*\r?\n", blocks.strip())]
-        for block in blocks[1:] if isinstance(blocks, list) else ():
-            action = _header(block, "Action").lower()
-            if action not in ("failed", "delayed"):
-                continue
-            address = _address(_header(block, "Final-Recipient") or _header(block, "Original-Recipient"))
-            if not address:
-                continue
-            code = _STATUS.search(_header(block, "Status"))
-            permanent = action == "failed" and (code is None or code.group(1) == "5")
-            status = code.group(0) if code else ("5.0.0" if permanent else "4.0.0")
-            failed.append(FailedRecipient(address, status, permanent, _diagnostic(_header(block, "Diagnostic-Code"))))
+        found += [b for b in (blocks[1:] if isinstance(blocks, list) else ()) if isinstance(b, email.message.Message) and b.get("Action")]
+    return found
+
+
+def _from_delivery_status(blocks: list[email.message.Message]) -> list[FailedRecipient]:
+    """RFC 3464: each per-recipient block whose Action is failed (permanent) or delayed (temporary)."""
+    failed: list[FailedRecipient] = []
+    for block in blocks:
+        action = _header(block, "Action").lower()
+        if action in ("failed", "delayed"):
+            failed += _failed_recipient(block, action)
     return failed
+
+
+def _failed_recipient(block: email.message.Message, action: str) -> list[FailedRecipient]:
+    address = _address(_header(block, "Final-Recipient") or _header(block, "Original-Recipient"))
+    if not address:
+        return []
+    code = _STATUS.search(_header(block, "Status"))
+    permanent = action == "failed" and (code is None or code.group(1) == "5")
+    status = code.group(0) if code else ("5.0.0" if permanent else "4.0.0")
+    return [FailedRecipient(address, status, permanent, _diagnostic(_header(block, "Diagnostic-Code")))]
 
 
 def _address(typed: str) -> str:

@@ -144,3 +144,12 @@ def huge_bounce(size: int = 20 * 1024 * 1024) -> bytes:
     head = postfix_user_unknown().replace(f"--{BOUNDARY}--\n".encode(), b"")
     filler = b"QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo=\n" * (size // 37 + 1)
     return head + f"--{BOUNDARY}\nContent-Type: application/pdf\nContent-Transfer-Encoding: base64\n\n".encode() + filler + f"--{BOUNDARY}--\n".encode()
+
+
+def broken_report() -> bytes:
+    """Says it is a delivery report (multipart/report, delivery-status) and names no recipient: bytes cut off."""
+    return (
+        f'From: MAILER-DAEMON@mx.example.net\nTo: printroom@example.com\nSubject: Delivery report\nMIME-Version: 1.0\n'
+        f'Content-Type: multipart/report; report-type=delivery-status; boundary="{BOUNDARY}"\n\n'
+        f"--{BOUNDARY}\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example.net\n\n\xff\xfe\x00"
+    ).encode("latin-1")

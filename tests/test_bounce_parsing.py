@@ -77,9 +77,15 @@ def test_a_20_mb_bounce_is_read_from_its_first_bytes_only():
     assert read_message(raw[:MAX_BYTES]) == reading
 
 
-@pytest.mark.parametrize("garbage", [b"", b"\x00\xff" * 1000, b"Content-Type: multipart/report; report-type=delivery-status; boundary=x\n\n--x\nContent-Type: message/delivery-status\n\n\xff\xfe"])
+@pytest.mark.parametrize("garbage", [b"", b"\x00\xff" * 1000, b"Content-Type: multipart/report; boundary=x\n\n--x\nContent-Type: message/rfc822\n\n\xff"])
 def test_garbage_is_not_a_bounce_and_does_not_raise(garbage):
     assert read_message(garbage).verdict == "not_a_bounce"
+
+
+def test_a_delivery_report_that_reports_no_recipient_is_malformed():
+    assert read_message(samples.broken_report()).verdict == "malformed"
+    delivered = samples.several_recipients_one_failed().replace(b"Action: failed", b"Action: delivered")
+    assert read_message(delivered).verdict == "not_a_bounce"  # a report of success: nothing failed
 
 
 def test_bounces_settings_name_each_problem_and_the_password_never_in_the_file(tmp_path, monkeypatch):

@@ -24,13 +24,14 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
-from printroom.models import BOUNCE_WATCH_ID, BounceWatchState
+from printroom.models import BOUNCE_WATCH_ID, BounceWatchState, OrderState, SentEmail
 from printroom.settings import Settings
+from printroom.worker.bounce_watch import start_bounce_watch
 from printroom.worker.main import build_worker
 from printroom.workflows.bounce_watch import POLL_NOW
 from printroom.workflows.order import OrderWorkflow
 from tests import bounce_samples as samples
-from tests.conftest import eventually, free_port, sample_order
+from tests.conftest import eventually, free_port, order_state, sample_order
 from tests.dovecot_server import PASSWORD, USER, DovecotServer, ensure_dovecot_installed
 from tests.postfix_server import MAILBOXES, PostfixServer, ensure_postfix_installed
 
@@ -153,11 +154,14 @@ async def test_an_address_postfix_could_not_deliver_to_reaches_its_order_as_emai
         order = await start_order(client, worker, customer={"name": "Marie Curie", "email": f"nobody@{REFUSING}"})
         await eventually(lambda: mailbox.count("INBOX") >= 1, timeout=30, what=f"Postfix's DSN in the mailbox:\n{servers.postfix.log()}")
         signals = await eventually(lambda: bounced_signals(order), timeout=30, what="email_bounced in the order's history")
+        state = await eventually(lambda: _bounces(order), what="the bounce in the order's state")
     (bounce,) = signals
     assert bounce["recipient"] == f"nobody@{REFUSING}" and bounce["status"] == "5.1.1" and bounce["permanent"] is True
     assert f"550 5.1.1 <nobody@{REFUSING}>: Recipient address rejected" in bounce["diagnostic"]
     assert bounce["message_id"].startswith(f"<{order.id.removeprefix('order-')}.order_received.1.customer.")
     assert mailbox.count("INBOX") == 0 and mailbox.count("Printroom/Processed") == 1
+    (recorded,) = state.bounces  # what the operator reads in the order's `state`
+    assert (recorded.recipient, recorded.status, recorded.email_trigger, recorded.audience) == (f"nobody@{REFUSING}", "5.1.1", "order_received", "customer")
 
 
 async def test_a_refused_login_is_said_in_the_watchers_details_and_polls_back_off(client, servers, mailbox, tmp_path):
@@ -172,9 +176,24 @@ async def test_a_refused_login_is_said_in_the_watchers_details_and_polls_back_of
     assert "not-the-password" not in details and "not-the-password" not in state.model_dump_json()
 
 
+async def _receipt(order: WorkflowHandle[Any, Any]) -> SentEmail | None:
+    return next((e for e in (await order_state(order)).emails_sent if e.email_trigger == "order_received"), None)
+
+
+async def _bounces(order: WorkflowHandle[Any, Any]) -> OrderState | None:
+    state = await order_state(order)
+    return state if state.bounces else None
+
+
 async def _signals(order: WorkflowHandle[Any, Any], count: int) -> list[dict[str, Any]] | None:
     signals = await bounced_signals(order)
     return signals if len(signals) >= count else None
+
+
+async def _read(watcher: WorkflowHandle[Any, Any], messages: int) -> BounceWatchState | None:
+    state = await watcher_state(watcher)
+    c = state.counts
+    return state if c.matched + c.unmatched + c.ignored + c.malformed >= messages else None
 
 
 async def _matched(watcher: WorkflowHandle[Any, Any], matched: int) -> BounceWatchState | None:
@@ -188,17 +207,23 @@ async def _failed(watcher: WorkflowHandle[Any, Any], times: int) -> BounceWatchS
 
 
 async def test_what_is_not_ours_is_moved_aside_and_an_auto_reply_left_in_place(client, servers, mailbox, tmp_path):
-    async with watching(client, watcher_settings(servers, tmp_path)) as (_, watcher):
-        before = await watcher_state(watcher)
+    settings = watcher_settings(servers, tmp_path)
+    async with watching(client, settings) as (worker, watcher):
+        run = (await watcher.describe()).run_id
+        await start_bounce_watch(client, settings, worker.task_queue)  # a second worker starting: the same watcher
+        assert (await watcher.describe()).run_id == run
         mailbox.deliver(samples.foreign_bounce())
         mailbox.deliver(samples.postfix_user_unknown())  # printroom's Message-ID, for an order that does not exist
+        mailbox.deliver(samples.broken_report())
         mailbox.deliver(samples.out_of_office())
         mailbox.deliver(samples.customer_reply())
-        first = await polled(watcher, before.polls)
+        await watcher.signal(POLL_NOW)
+        first = await eventually(lambda: _read(watcher, 5), what="five messages read")
         again = await polled(watcher, first.polls)
-    assert (first.counts.unmatched, first.counts.ignored, first.counts.matched, first.counts.signals) == (2, 2, 0, 0)
+    counts = first.counts
+    assert (counts.unmatched, counts.malformed, counts.ignored, counts.matched, counts.signals) == (2, 1, 2, 0, 0)
     assert again.counts == first.counts  # nothing read twice
-    assert mailbox.count("Printroom/Unmatched") == 2 and mailbox.count("INBOX") == 2  # never deleted
+    assert mailbox.count("Printroom/Unmatched") == 3 and mailbox.count("INBOX") == 2  # never deleted
     assert mailbox.count("Printroom/Processed") == 0
 
 
@@ -206,7 +231,8 @@ async def test_the_same_bounce_twice_is_signalled_twice_and_a_20_mb_bounce_is_re
     """At least once: the order gets every copy (it keeps one); a 20 MB bounce is read from its first bytes."""
     async with watching(client, watcher_settings(servers, tmp_path, processed="delete")) as (worker, watcher):
         order = await start_order(client, worker)
-        message_id = samples.OURS.replace("PO-42", order.id.removeprefix("order-"))
+        sent = await eventually(lambda: _receipt(order), what="the order's receipt sent")
+        message_id = sent.message_id
         before = await watcher_state(watcher)
         for raw in (samples.postfix_user_unknown(), samples.postfix_user_unknown(), samples.huge_bounce()):
             mailbox.deliver(raw.replace(samples.OURS.encode(), message_id.encode()))
@@ -214,6 +240,9 @@ async def test_the_same_bounce_twice_is_signalled_twice_and_a_20_mb_bounce_is_re
         state = await eventually(lambda: _matched(watcher, before.counts.matched + 3), what="three bounces matched")
         # Signals that come while the order's task runs (its first emails) reach its history when the task ends.
         signals = await eventually(lambda: _signals(order, 3), what="three email_bounced in the order's history")
+        order_now = await order_state(order)
     assert (state.counts.matched, state.counts.signals) == (before.counts.matched + 3, before.counts.signals + 3)
     assert [s["recipient"] for s in signals] == ["nobody@example.org"] * 3 and {s["message_id"] for s in signals} == {message_id}
+    (recorded,) = order_now.bounces  # the order keeps it once
+    assert (recorded.message_id, recorded.recipient) == (message_id, "nobody@example.org")
     assert mailbox.count("INBOX") == 0 and mailbox.count("Printroom/Processed") == 0  # processed = "delete"
