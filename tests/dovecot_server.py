@@ -65,6 +65,9 @@ ssl = required
 ssl_cert = <{self.root}/server.pem
 ssl_key = <{self.root}/server.pem
 auth_mechanisms = plain login
+# A refused login is answered at once: Dovecot waits 2 s, and doubles the wait for each failure from the same IP
+# (its anvil's auth penalty); the tests refuse some on purpose.
+auth_failure_delay = 0
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {self.root}/passwd
@@ -87,6 +90,11 @@ service imap-login {{
     address = 127.0.0.1
     port = {self.port}
     ssl = yes
+  }}
+}}
+service anvil {{
+  unix_listener anvil-auth-penalty {{
+    mode = 0
   }}
 }}
 service stats {{

@@ -11,6 +11,7 @@ from printroom.activities.bounces import MAX_BYTES, FailedRecipient, read_messag
 from printroom.activities.compose import parse_message_id
 from printroom.settings import Settings, load_settings, SettingsError
 from tests import bounce_samples as samples
+from tests.conftest import run_printroom
 
 
 @pytest.mark.parametrize(
@@ -105,3 +106,18 @@ def test_bounces_settings_name_each_problem_and_the_password_never_in_the_file(t
     assert (bounces.effective_port, bounces.security, bounces.processed_folder, bounces.secret()) == (993, "tls", None, "s3cret")
     assert "s3cret" not in repr(bounces) and "s3cret" not in bounces.model_dump_json()
     assert Settings(bounces={"host": "127.0.0.1", "username": "b", "password": "x", "security": "none"}).bounces.effective_port == 143
+
+
+def test_settings_check_names_the_bounce_mailbox_and_refuses_a_bad_one(tmp_path):
+    good = tmp_path / "good.toml"
+    good.write_text('[bounces]\nhost = "imap.example.net"\nusername = "bounces@example.net"\nprocessed = "delete"\n', encoding="utf-8")
+    run = run_printroom("--settings", str(good), "settings", "check", PRINTROOM_BOUNCES__PASSWORD="s3cret")
+    assert run.returncode == 0, run.stderr
+    assert "bounces: bounces@example.net at IMAP imap.example.net:993 (tls), folder 'INBOX' every 0:01:00; processed: delete" in run.stdout
+    assert "s3cret" not in run.stdout + run.stderr
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[bounces]\nhost = "imap.example.net"\nusername = "b"\nsecurity = "none"\nunmatched_folder = "INBOX"\n', encoding="utf-8")
+    run = run_printroom("--settings", str(bad), "settings", "check")
+    assert run.returncode == 2
+    assert "bounces: Value error, no password: set PRINTROOM_BOUNCES__PASSWORD" in run.stderr
+    assert "unmatched_folder must be another folder than folder" in run.stderr and "in clear" in run.stderr

@@ -167,12 +167,19 @@ async def test_an_address_postfix_could_not_deliver_to_reaches_its_order_as_emai
 async def test_a_refused_login_is_said_in_the_watchers_details_and_polls_back_off(client, servers, mailbox, tmp_path):
     settings = watcher_settings(servers, tmp_path)
     settings.bounces.password = SecretStr("not-the-password")  # type: ignore[union-attr]
-    async with watching(client, settings) as (_, watcher):
-        state = await eventually(lambda: _failed(watcher, 3), timeout=30, what="three refused polls")
+    async with watching(client, settings) as (worker, watcher):
+        run = (await watcher.describe()).run_id
+        await start_bounce_watch(client, settings, worker.task_queue)  # a second worker starting: the same watcher
+        assert (await watcher.describe()).run_id == run
+        for failures in (1, 2):  # the doubling waits (2 s, 4 s) skipped by asking for a poll
+            await eventually(lambda: _failed(watcher, failures), what=f"{failures} refused poll(s)")
+            await watcher.signal(POLL_NOW)
+        state = await eventually(lambda: _failed(watcher, 3), what="three refused polls")
         details = (await watcher.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)).current_details
     assert "refused the login of 'bounces'" in state.last_error and "PRINTROOM_BOUNCES__PASSWORD" in state.last_error
     assert "**Cannot read the mailbox** (3 time(s) in a row)" in details and "refused the login" in details
     assert state.next_poll - state.last_poll == timedelta(seconds=8)  # 1 s doubled for each failure in a row
+    assert state.polls == 3  # one login a poll: no attempts retried at once
     assert "not-the-password" not in details and "not-the-password" not in state.model_dump_json()
 
 
@@ -188,6 +195,11 @@ async def _bounces(order: WorkflowHandle[Any, Any]) -> OrderState | None:
 async def _signals(order: WorkflowHandle[Any, Any], count: int) -> list[dict[str, Any]] | None:
     signals = await bounced_signals(order)
     return signals if len(signals) >= count else None
+
+
+async def _run_after(watcher: WorkflowHandle[Any, Any], run: str | None) -> BounceWatchState | None:
+    """The state of a run after `run` (the handle follows the workflow id to its current run)."""
+    return await watcher_state(watcher) if (await watcher.describe()).run_id != run else None
 
 
 async def _read(watcher: WorkflowHandle[Any, Any], messages: int) -> BounceWatchState | None:
@@ -207,11 +219,9 @@ async def _failed(watcher: WorkflowHandle[Any, Any], times: int) -> BounceWatchS
 
 
 async def test_what_is_not_ours_is_moved_aside_and_an_auto_reply_left_in_place(client, servers, mailbox, tmp_path):
-    settings = watcher_settings(servers, tmp_path)
-    async with watching(client, settings) as (worker, watcher):
+    """Also: the watcher continues as new every `polls_per_run` polls, its counts carried."""
+    async with watching(client, watcher_settings(servers, tmp_path, polls_per_run=2)) as (_, watcher):
         run = (await watcher.describe()).run_id
-        await start_bounce_watch(client, settings, worker.task_queue)  # a second worker starting: the same watcher
-        assert (await watcher.describe()).run_id == run
         mailbox.deliver(samples.foreign_bounce())
         mailbox.deliver(samples.postfix_user_unknown())  # printroom's Message-ID, for an order that does not exist
         mailbox.deliver(samples.broken_report())
@@ -220,6 +230,8 @@ async def test_what_is_not_ours_is_moved_aside_and_an_auto_reply_left_in_place(c
         await watcher.signal(POLL_NOW)
         first = await eventually(lambda: _read(watcher, 5), what="five messages read")
         again = await polled(watcher, first.polls)
+        later = await eventually(lambda: _run_after(watcher, run), what="the watcher continued as new")
+    assert later.polls >= 2 and later.counts == first.counts  # continued as new, its polls and counts carried
     counts = first.counts
     assert (counts.unmatched, counts.malformed, counts.ignored, counts.matched, counts.signals) == (2, 1, 2, 0, 0)
     assert again.counts == first.counts  # nothing read twice
