@@ -146,16 +146,22 @@ class BounceMailbox:
         until they expunge it."""
         if not uids:
             return
-        self.box.client.uid("STORE", ",".join(uids), "+FLAGS", r"(\Deleted)")
+        _ok(self.box.client.uid("STORE", ",".join(uids), "+FLAGS", r"(\Deleted)"), "mark processed bounces deleted")
         if "UIDPLUS" in self.box.client.capabilities:
-            self.box.client.uid("EXPUNGE", ",".join(uids))
+            _ok(self.box.client.uid("EXPUNGE", ",".join(uids)), "expunge processed bounces")
         else:
             self.box.expunge()
 
     def mark_looked_at(self, uids: list[str]) -> None:
         """Left in place, unread as they were, and skipped by the next polls."""
         if uids:
-            self.box.client.uid("STORE", ",".join(uids), "+FLAGS", f"({LOOKED_AT})")
+            answer = self.box.client.uid("STORE", ",".join(uids), "+FLAGS", f"({LOOKED_AT})")
+            _ok(answer, f"keep the keyword {LOOKED_AT} on messages left in place (they would be read at every poll)")
+
+
+def _ok(answer: tuple[str, list[object]], what: str) -> None:
+    if answer[0] != "OK":
+        raise MailboxRefused(f"the IMAP server refused to {what}: {_said(answer[1])}")
 
 
 def _said(error: object) -> str:

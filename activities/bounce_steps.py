@@ -15,13 +15,14 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from printroom.activities.bounce_mailbox import BounceMailbox, Fetched, MailboxRefused, MailboxUnreachable
-from printroom.activities.bounces import MAX_BYTES, Reading, read_message
-from printroom.activities.compose import parse_message_id
+from printroom.activities.bounces import Reading, read_message
+from printroom.message_ids import parse_message_id
 from printroom.activities.temporal_errors import retried_unless_refused
 from printroom.models import EMAIL_BOUNCED, POLL_BOUNCES, BounceCounts, BouncePoll, BouncePollResult, EmailBounced
 from printroom.settings import BounceSettings, Settings
 
 log = logging.getLogger("printroom.bounces")
+SIGNALS_AT_ONCE = 16
 
 
 def order_workflow_id(order_id: str) -> str:
@@ -60,7 +61,7 @@ class BounceSteps:
             try:
                 uids, more = await asyncio.to_thread(mailbox.waiting, settings.batch_size)
                 fetched = await asyncio.to_thread(mailbox.fetch, uids, settings.read_bytes)
-                done = await self._sort(fetched, activity.client())
+                done = await self._sort(fetched, activity.client(), settings.read_bytes)
                 await asyncio.to_thread(_file_away, mailbox, settings, done)
             finally:
                 await asyncio.to_thread(mailbox.close)
@@ -74,17 +75,13 @@ class BounceSteps:
             log.info("bounces: %s", done.counts)
         return result.model_copy(update={"counts": done.counts, "more": more})
 
-    async def _sort(self, fetched: list[Fetched], client: Client) -> _Sorted:
-        done = _Sorted()
+    async def _sort(self, fetched: list[Fetched], client: Client, read_bytes: int) -> _Sorted:
+        done, bounces = _Sorted(), []
         for message in fetched:
-            activity.heartbeat(message.uid)
             try:
-                reading = read_message(message.raw[:MAX_BYTES])
+                reading = read_message(message.raw, read_bytes)
             except Exception as error:  # noqa: BLE001  # one unreadable message never stops the watcher
-                log.warning("bounce mailbox: message %s cannot be read (%s): moved aside", message.uid, error)
-                done.aside.append(message.uid)
-                done.counts.malformed += 1
-                continue
+                reading = Reading("malformed", notes=[f"cannot be read ({error})"])
             if reading.verdict == "malformed":
                 log.warning("bounce mailbox: message %s: %s; moved aside", message.uid, "; ".join(reading.notes))
                 done.aside.append(message.uid)
@@ -92,12 +89,20 @@ class BounceSteps:
             elif reading.verdict != "bounce":
                 done.left.append(message.uid)
                 done.counts.ignored += 1
-            elif await self._signalled(reading, client, done.counts):
-                done.processed.append(message.uid)
-                done.counts.matched += 1
             else:
-                done.aside.append(message.uid)
-                done.counts.unmatched += 1
+                bounces.append((message.uid, reading))
+        # Orders signalled SIGNALS_AT_ONCE at a time (each a round trip to Temporal), all before anything is moved.
+        gate = asyncio.Semaphore(SIGNALS_AT_ONCE)
+
+        async def signalled(uid: str, reading: Reading) -> tuple[str, bool]:
+            async with gate:
+                activity.heartbeat(uid)
+                return uid, await self._signalled(reading, client, done.counts)
+
+        for uid, matched in await asyncio.gather(*(signalled(uid, reading) for uid, reading in bounces)):
+            (done.processed if matched else done.aside).append(uid)
+            done.counts.matched += matched
+            done.counts.unmatched += not matched
         return done
 
     async def _signalled(self, reading: Reading, client: Client, counts: BounceCounts) -> bool:

@@ -20,7 +20,7 @@ from typing import Literal
 
 from flufl.bounce import all_failures
 
-from printroom.activities.compose import parse_message_id
+from printroom.message_ids import parse_message_id
 
 # What is read of a message: a bounce's report and the returned headers come first; the rest (a returned 20 MB
 # attachment) says nothing more.
@@ -60,10 +60,10 @@ class Reading:
         return self.message_id is not None and parse_message_id(self.message_id) is not None
 
 
-def read_message(raw: bytes) -> Reading:
-    """The verdict on one message, read from at most MAX_BYTES of it. Raises only on what no parser could read
+def read_message(raw: bytes, limit: int = MAX_BYTES) -> Reading:
+    """The verdict on one message, read from at most `limit` bytes of it. Raises only on what no parser could read
     (the caller moves such a message aside as malformed)."""
-    message = BytesParser(policy=policy.compat32).parsebytes(raw[:MAX_BYTES])
+    message = BytesParser(policy=policy.compat32).parsebytes(raw[:limit])
     # A DSN is the authority on its recipients: Mailman's heuristics read the others (and never a DSN saying
     # "delivered", where they would take the returned message's To for a failure).
     blocks = _recipient_blocks(message)
