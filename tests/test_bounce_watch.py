@@ -22,13 +22,14 @@ from temporalio.api.sdk.v1 import WorkflowMetadata
 from pydantic import SecretStr
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError
-from temporalio.worker import Worker
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer, Worker
 
 from printroom.models import BOUNCE_WATCH_ID, BounceWatchState, OrderState, SentEmail
 from printroom.settings import Settings
 from printroom.worker.bounce_watch import start_bounce_watch
 from printroom.worker.main import build_worker
-from printroom.workflows.bounce_watch import POLL_NOW
+from printroom.workflows.bounce_watch import POLL_NOW, BounceWatchWorkflow
 from printroom.workflows.order import OrderWorkflow
 from tests import bounce_samples as samples
 from tests.conftest import eventually, free_port, order_state, sample_order
@@ -176,6 +177,8 @@ async def test_a_refused_login_is_said_in_the_watchers_details_and_polls_back_of
             await watcher.signal(POLL_NOW)
         state = await eventually(lambda: _failed(watcher, 3), what="three refused polls")
         details = (await watcher.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)).current_details
+        # Deterministic: its history replays in the full sandbox.
+        await Replayer(workflows=[BounceWatchWorkflow], data_converter=pydantic_data_converter).replay_workflow(await watcher.fetch_history())
     assert "refused the login of 'bounces'" in state.last_error and "PRINTROOM_BOUNCES__PASSWORD" in state.last_error
     assert "**Cannot read the mailbox** (3 time(s) in a row)" in details and "refused the login" in details
     assert state.next_poll - state.last_poll == timedelta(seconds=8)  # 1 s doubled for each failure in a row
