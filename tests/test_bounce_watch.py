@@ -32,7 +32,7 @@ from printroom.worker.main import build_worker
 from printroom.workflows.bounce_watch import POLL_NOW, BounceWatchWorkflow
 from printroom.workflows.order import OrderWorkflow
 from tests import bounce_samples as samples
-from tests.conftest import eventually, free_port, order_state, sample_order
+from tests.conftest import eventually, free_port, history_bytes, order_state, sample_order
 from tests.dovecot_server import PASSWORD, USER, DovecotServer, ensure_dovecot_installed
 from tests.postfix_server import MAILBOXES, PostfixServer, ensure_postfix_installed
 
@@ -177,6 +177,7 @@ async def test_a_refused_login_is_said_in_the_watchers_details_and_polls_back_of
             await watcher.signal(POLL_NOW)
         state = await eventually(lambda: _failed(watcher, 3), what="three refused polls")
         details = (await watcher.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)).current_details
+        assert b"not-the-password" not in await history_bytes(watcher)
         # Deterministic: its history replays in the full sandbox.
         await Replayer(workflows=[BounceWatchWorkflow], data_converter=pydantic_data_converter).replay_workflow(await watcher.fetch_history())
     assert "refused the login of 'bounces'" in state.last_error and "PRINTROOM_BOUNCES__PASSWORD" in state.last_error
