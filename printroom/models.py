@@ -201,7 +201,7 @@ class Bounce(BaseModel):
     permanent: bool
     diagnostic: str = ""
     at: datetime
-    # What the order did: "draft d2 held for an operator", "recorded only: temporary (4.x.x)", ...
+    # What the order did: "a copy held for an operator as draft d2", "recorded only: not a failure for good (4.2.2, temporary)", ...
     outcome: str = ""
 
 

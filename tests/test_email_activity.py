@@ -14,7 +14,7 @@ from printroom.activities.deliveries import DeliveryLog
 from printroom.activities.email import EmailActivities
 from printroom.activities.smtp import SmtpTransport
 from printroom.cli.capture import SmtpCapture
-from printroom.models import Order, StatusEmailBatch, StatusEmailRequest
+from printroom.models import BouncedDraftRequest, Order, StatusEmailBatch, StatusEmailRequest
 from printroom.settings import EmailPolicies, Settings, ShopSettings
 from aiosmtpd.controller import Controller
 
@@ -410,3 +410,17 @@ async def test_a_server_that_twice_takes_the_message_without_answering_gets_no_t
     (held,) = second.drafts
     assert "second attempt the server took without answering" in held.reason
     assert "check with them before sending it again" in held.reason
+
+
+async def test_a_bounced_emails_copy_is_rendered_and_held_never_sent(settings, smtp: SmtpCapture):
+    """The copy is the email as the template renders it for that status change, addressed as given (the order's
+    address, not the bounce's), its To open to a correction; nothing reaches the server."""
+    copy = request("order_accepted", customer={"email": "müller@bücher.example"}).model_copy(update={"occurrence": 2})
+    bounced = BouncedDraftRequest(request=copy, to=["müller@bücher.example"], reason="bounced: 5.1.1 unknown user")
+    draft = await ActivityEnvironment().run(activities_for(settings).draft_bounced, bounced)
+    assert (draft.to, draft.audience, draft.reason, draft.subject) == (
+        ["müller@bücher.example"], "customer", "bounced: 5.1.1 unknown user", "Votre commande PO-7 a été acceptée"
+    )
+    assert draft.from_bounce and draft.may_edit_to and not draft.rules.may_edit_to
+    assert draft.message_id == "<PO-7.order_accepted.2.customer@example.com>" and draft.html
+    assert smtp.messages == []
