@@ -25,6 +25,7 @@ from temporalio.service import RPCError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, Worker
 
+from printroom.activities.bounce_mailbox import BounceMailbox, MailboxUnreachable
 from printroom.models import BOUNCE_WATCH_ID, BounceWatchState, OrderState, SentEmail
 from printroom.settings import Settings
 from printroom.worker.bounce_watch import start_bounce_watch
@@ -262,3 +263,12 @@ async def test_the_same_bounce_twice_is_signalled_twice_and_a_20_mb_bounce_is_re
     (recorded,) = order_now.bounces  # the order keeps it once
     assert (recorded.message_id, recorded.recipient) == (message_id, "nobody@example.org")
     assert mailbox.count("INBOX") == 0 and mailbox.count("Printroom/Processed") == 0  # processed = "delete"
+
+
+def test_an_unreachable_mailbox_and_an_untrusted_certificate_are_said_with_what_to_check(servers, tmp_path):
+    closed = watcher_settings(servers, tmp_path, port=free_port()).bounces
+    with pytest.raises(MailboxUnreachable, match=r"IMAP 127\.0\.0\.1:\d+ \(tls\) cannot be reached \(connection refused\); is the server up"):
+        BounceMailbox(closed).open()
+    untrusted = watcher_settings(servers, tmp_path, ca_file=None).bounces  # the system's CAs: not the test CA's
+    with pytest.raises(MailboxUnreachable, match=r"TLS failed \(CERTIFICATE_VERIFY_FAILED\); check bounces.ca_file"):
+        BounceMailbox(untrusted).open()
