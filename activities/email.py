@@ -23,6 +23,7 @@ from printroom.activities.rendering import TemplateError, TemplateRenderer
 from printroom.activities.smtp import Delivery, DeliveryError, SmtpTransport, Transaction
 from printroom.activities.variables import SMTP_TEST
 from printroom.activities.approval_steps import ApprovalSteps
+from printroom.activities.bounce_steps import BounceSteps
 from printroom.models import (
     DRAFT_BOUNCED,
     DRAFTABLE_AUDIENCES,
@@ -43,8 +44,9 @@ from printroom.models import (
 from printroom.settings import Settings
 
 
-class EmailActivities(ApprovalSteps):
-    """The worker's one activity class (the approval's and cost centres' steps mixed in from `approval_steps`).
+class EmailActivities(ApprovalSteps, BounceSteps):
+    """The worker's one activity class (the approval's and cost centres' steps mixed in from `approval_steps`, the
+    bounce watcher's poll from `bounce_steps`).
     Dependencies are injected by the worker, so tests run the same class against their own servers."""
 
     def __init__(
@@ -67,7 +69,8 @@ class EmailActivities(ApprovalSteps):
     def activities(self) -> list[Callable[..., Any]]:
         """The activity functions a worker registers."""
         return [self.send_status_email, self.send_status_emails, self.send_draft, self.plan_approval, self.record_spending,
-                self.take_back_spending, self.fetch_handed_drafts, self.confirm_order_cancelled, self.draft_bounced]
+                self.take_back_spending, self.fetch_handed_drafts, self.confirm_order_cancelled, self.draft_bounced,
+                self.poll_bounces]
 
     def recipients(self, request: StatusEmailRequest) -> tuple[dict[Audience, list[str]], list[str]]:
         """Who gets this email trigger under the settings (E1), and why anyone who could have did not."""

@@ -82,6 +82,11 @@ def cmd_settings_check(args: argparse.Namespace) -> int:
     source = settings_path(args.settings) or "defaults (no settings file)"
     print(f"settings OK: {source}")
     print(f"  sender: {settings.sender.name} <{settings.sender.address}>; SMTP {settings.smtp.host}:{settings.smtp.effective_port} ({settings.smtp.security})")
+    if (bounces := settings.bounces) is not None:
+        print(f"  bounces: {bounces.username} at IMAP {bounces.host}:{bounces.effective_port} ({bounces.security}), folder "
+              f"{bounces.folder!r} every {bounces.poll_every}; processed: {bounces.processed}; unmatched: {bounces.unmatched_folder!r}")
+    else:
+        print("  bounces: not read (no [bounces] section)")
     keys = settings.temporal.key_ring()
     print(f"  encryption: keys {', '.join(keys.ids)} ({keys.encrypting} encrypts)" if keys else "  encryption: off (payloads in clear in Temporal)")
     return 0

@@ -741,3 +741,62 @@ class SpendingAnswer(BaseModel):
 
     ok: bool
     note: str = ""
+
+
+# The bounce watcher (issue 24): one workflow reading the print room's mailbox through one activity a poll.
+BOUNCE_WATCH_WORKFLOW = "BounceWatchWorkflow"
+BOUNCE_WATCH_ID = "printroom-bounces"
+EMAIL_BOUNCED = "email_bounced"
+POLL_BOUNCES = "printroom.poll_bounces"
+
+
+class BounceCounts(BaseModel):
+    """What the watcher has done since it first started (carried over continue-as-new), by message."""
+
+    matched: int = 0  # bounces whose order got `email_bounced`, then moved to processed (or deleted)
+    unmatched: int = 0  # bounces naming no order of ours (or one that does not exist): moved aside
+    ignored: int = 0  # auto-replies and other mail: left where they are, marked so as not to be read again
+    malformed: int = 0  # messages no parser could read: moved aside
+    signals: int = 0  # `email_bounced` signals sent (a bounce names one or several recipients)
+
+    def plus(self, other: BounceCounts) -> BounceCounts:
+        return BounceCounts(**{name: getattr(self, name) + getattr(other, name) for name in BounceCounts.model_fields})
+
+
+class BouncePoll(BaseModel):
+    """One poll of the mailbox (the activity reads the settings: the workflow holds none)."""
+
+    poll: int
+
+
+class BouncePollResult(BaseModel):
+    """What one poll did; small whatever the mailbox holds (counts, never messages)."""
+
+    counts: BounceCounts = BounceCounts()
+    # More messages waiting than one batch: the next poll follows at once.
+    more: bool = False
+    # The mailbox could not be read (unreachable, login refused, a folder missing): what to do about it.
+    error: str | None = None
+    # bounces.poll_every as the worker's settings say it now; None: no [bounces] any more (the watcher ends).
+    poll_every: timedelta | None = None
+    mailbox: str = ""
+
+
+class BounceWatch(BaseModel):
+    """The watcher's input, and what a run carries to the next (continue-as-new)."""
+
+    counts: BounceCounts = BounceCounts()
+    polls: int = 0
+    poll_every: timedelta = timedelta(minutes=1)
+    polls_per_run: int = Field(default=500, ge=1)
+    failures_in_a_row: int = 0
+    last_error: str | None = None
+    last_poll: datetime | None = None
+    mailbox: str = ""
+
+
+class BounceWatchState(BounceWatch):
+    """Query `state` of `printroom-bounces`: the counts, the last poll and the last error, the next poll."""
+
+    next_poll: datetime | None = None
+    stopped: str | None = None

@@ -198,12 +198,7 @@ class SmtpSettings(_Section):
             problems.append(f"ca_file {self.ca_file} does not exist")
         elif (ca_file := self.ca_file) is not None:
             _said(problems, lambda: _certificates(ca_file))
-        if (password_file := self.password_file) is not None:
-            content = _said(problems, lambda: _secret_file(password_file, "password_file"))
-            if content == b"":
-                problems.append(f"password_file {password_file} is empty; write the password in it")
-            elif isinstance(content, bytes) and not _utf8(content):  # the worker reads it as UTF-8 text
-                problems.append(f"password_file {password_file} is not UTF-8 text; write the password in it as UTF-8")
+        _password_file_problems(problems, self.password_file)
         has_password = self.password is not None or self.password_file is not None
         if self.username and not has_password:
             problems.append("username is set but no password: set PRINTROOM_SMTP__PASSWORD or smtp.password_file")
@@ -241,11 +236,99 @@ class SmtpSettings(_Section):
 
     def secret(self) -> str | None:
         """The password, read when a connection needs it, never stored in settings dumps or history."""
-        if self.password is not None:
-            return self.password.get_secret_value()
-        if self.password_file is not None:
-            return self.password_file.read_text(encoding="utf-8").strip()
-        return None
+        return _password(self.password, self.password_file)
+
+
+def _password_file_problems(problems: list[str], password_file: Path | None) -> None:
+    """A password file as a connection will read it (UTF-8, not empty), said now with the other problems."""
+    if password_file is None:
+        return
+    content = _said(problems, lambda: _secret_file(password_file, "password_file"))
+    if content == b"":
+        problems.append(f"password_file {password_file} is empty; write the password in it")
+    elif isinstance(content, bytes) and not _utf8(content):  # the worker reads it as UTF-8 text
+        problems.append(f"password_file {password_file} is not UTF-8 text; write the password in it as UTF-8")
+
+
+def _password(password: SecretStr | None, password_file: Path | None) -> str | None:
+    if password is not None:
+        return password.get_secret_value()
+    if password_file is not None:
+        return password_file.read_text(encoding="utf-8").strip()
+    return None
+
+
+IMAP_PORTS: dict[str, int] = {"none": 143, "starttls": 143, "tls": 993}
+
+
+class BounceSettings(_Section):
+    """Issue 24: the mailbox where bounces of the print room's emails arrive (the envelope sender's), read over
+    IMAP by the bounce watcher. Absent: no watcher runs."""
+
+    host: str
+    # Unset: 993 with implicit TLS, else 143.
+    port: int | None = Field(default=None, ge=1, le=65535)
+    security: Security = "tls"
+    # The CA (or the server's own certificate) that the IMAP server's certificate is checked against; unset: the
+    # system's CAs.
+    ca_file: Path | None = None
+    username: str = Field(min_length=1)
+    # Never in the TOML in clear: PRINTROOM_BOUNCES__PASSWORD, or a file (mode 600) named here.
+    password: SecretStr | None = None
+    password_file: Path | None = None
+    # LOGIN without TLS sends the password in clear: only to a loopback server unless this is set.
+    allow_plaintext_auth: bool = False
+    folder: str = Field(default="INBOX", min_length=1)
+    # Where a bounce goes once its order has it: "folder:<name>" (made if missing) or "delete".
+    processed: Annotated[str, StringConstraints(pattern=r"^(delete|folder:.+)$")] = "folder:Printroom/Processed"
+    # Bounces no order of ours matches, and messages no parser could read: moved here, never deleted.
+    unmatched_folder: str = Field(default="Printroom/Unmatched", min_length=1)
+    poll_every: Duration = Field(default=timedelta(minutes=1), ge=timedelta(seconds=1), le=timedelta(days=1))
+    # Messages read per poll: a poll's work stays short and bounded; a full mailbox is emptied over several polls.
+    batch_size: int = Field(default=200, ge=1, le=5000)
+    # What is fetched of each message: the report and the returned headers come first.
+    read_bytes: int = Field(default=256 * 1024, ge=4096, le=10 * 1024 * 1024)
+    # The watcher starts afresh (continue-as-new) after this many polls: its history stays small.
+    polls_per_run: int = Field(default=500, ge=1, le=10_000)
+    timeout_seconds: float = Field(default=30, gt=0, le=600)
+
+    @model_validator(mode="after")
+    def _coherent(self) -> BounceSettings:
+        problems: list[str] = []
+        if self.ca_file is not None and not self.ca_file.is_file():
+            problems.append(f"ca_file {self.ca_file} does not exist")
+        elif (ca_file := self.ca_file) is not None:
+            _said(problems, lambda: _certificates(ca_file))
+        _password_file_problems(problems, self.password_file)
+        if self.password is None and self.password_file is None:
+            problems.append("no password: set PRINTROOM_BOUNCES__PASSWORD or bounces.password_file")
+        if self.security == "none" and self.ca_file:
+            problems.append("ca_file needs security = 'starttls' or 'tls'")
+        if self.security == "none" and not _loopback(self.host) and not self.allow_plaintext_auth:
+            problems.append(
+                f"security = 'none' would send the mailbox's password to {self.host} in clear; use security = 'tls' "
+                "(or 'starttls'), or set allow_plaintext_auth = true"
+            )
+        if self.processed.removeprefix("folder:") in (self.folder, self.unmatched_folder):
+            problems.append("processed must be another folder than folder and unmatched_folder (or 'delete')")
+        if self.unmatched_folder == self.folder:
+            problems.append("unmatched_folder must be another folder than folder (what is unmatched would be read again)")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or IMAP_PORTS[self.security]
+
+    @property
+    def processed_folder(self) -> str | None:
+        """The folder processed bounces go to; None: they are deleted."""
+        return self.processed.removeprefix("folder:") if self.processed != "delete" else None
+
+    def secret(self) -> str:
+        """The mailbox's password, read when the watcher logs in; never in settings dumps or history."""
+        return _password(self.password, self.password_file) or ""
 
 
 class TemporalSettings(_Section):
@@ -744,6 +827,8 @@ class Settings(BaseSettings):
     # IANA time zone in which emails write dates (%StatusDate%, %OrderDate%), e.g. "Europe/Paris".
     timezone: TimeZone = "UTC"
     smtp: SmtpSettings = SmtpSettings()
+    # `[bounces]`: the mailbox bounces come back to, read by the bounce watcher; absent: none is read.
+    bounces: BounceSettings | None = None
     temporal: TemporalSettings = TemporalSettings()
     shops: dict[str, ShopSettings] = {"default": ShopSettings()}
     emails: EmailPolicies = EmailPolicies()
@@ -861,7 +946,7 @@ def load_settings(explicit: str | os.PathLike[str] | None = None, **overrides: A
         for section, field, variable in (
             ("smtp", "password", "PRINTROOM_SMTP__PASSWORD"), ("web", "secret", "PRINTROOM_WEB__SECRET"),
             ("temporal", "encryption_key", "PRINTROOM_TEMPORAL__ENCRYPTION_KEY"), ("web", "codec_token", "PRINTROOM_WEB__CODEC_TOKEN"),
-            ("temporal", "api_key", "PRINTROOM_TEMPORAL__API_KEY"),
+            ("temporal", "api_key", "PRINTROOM_TEMPORAL__API_KEY"), ("bounces", "password", "PRINTROOM_BOUNCES__PASSWORD"),
         ):  # fmt: skip
             if isinstance(data.get(section), dict) and field in data[section]:
                 in_a_file = f" or name a file in {section}.{field}_file" if f"{field}_file" in _FIELDS[section] else ""
@@ -873,7 +958,7 @@ def load_settings(explicit: str | os.PathLike[str] | None = None, **overrides: A
 
 SettingsSource = Settings | Mapping[str, Any] | str | os.PathLike[str] | None
 # The fields of the sections that hold secrets: whether a secret may be named by a file (`<field>_file`).
-_FIELDS = {"smtp": SmtpSettings.model_fields, "web": WebSettings.model_fields, "temporal": TemporalSettings.model_fields}
+_FIELDS = {"smtp": SmtpSettings.model_fields, "bounces": BounceSettings.model_fields, "web": WebSettings.model_fields, "temporal": TemporalSettings.model_fields}
 
 
 def resolve_settings(given: SettingsSource) -> Settings:

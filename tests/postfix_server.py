@@ -23,18 +23,25 @@ def ensure_postfix_installed() -> str | None:
     """Installs Debian's postfix if it is missing; returns why it cannot be had, or None."""
     if shutil.which("postfix"):
         return None
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        return "postfix is not installed, and installing it needs root and apt-get"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     answers = "postfix postfix/main_mailer_type select Local only\npostfix postfix/mailname string localhost\n"
-    subprocess.run(["debconf-set-selections"], input=answers, text=True, check=True)
+    return apt_install("postfix", answers)
+
+
+def apt_install(package: str, answers: str = "") -> str | None:
+    """Installs a Debian package for a test that needs its server; returns why it cannot be had, or None."""
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        return f"{package} is not installed, and installing it needs root and apt-get"
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    if answers:
+        subprocess.run(["debconf-set-selections"], input=answers, text=True, check=True)
     subprocess.run(["apt-get", "update", "-qq"], env=env, check=True, capture_output=True)
-    install = subprocess.run(["apt-get", "install", "-y", "-qq", "postfix"], env=env, capture_output=True, text=True)
-    return None if install.returncode == 0 else f"apt-get install postfix failed:\n{install.stdout[-2000:]}{install.stderr[-2000:]}"
+    install = subprocess.run(["apt-get", "install", "-y", "-qq", package], env=env, capture_output=True, text=True)
+    return None if install.returncode == 0 else f"apt-get install {package} failed:\n{install.stdout[-2000:]}{install.stderr[-2000:]}"
 
 
 class PostfixServer:
-    def __init__(self, ca: trustme.CA) -> None:
+    def __init__(self, ca: trustme.CA, mailboxes: tuple[str, ...] = MAILBOXES, transports: dict[str, str] | None = None) -> None:
+        """`transports`: domain -> Postfix transport (`smtp:[127.0.0.1]:2525`), for mail relayed onwards."""
         # Not under pytest's tmp root: that is private to root, and Postfix's own user must reach its data.
         root = Path(tempfile.mkdtemp(prefix="printroom-postfix-"))
         root.chmod(0o755)
@@ -42,7 +49,7 @@ class PostfixServer:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = int(probe.getsockname()[1])
-        self.ca = ca
+        self.ca, self.mailboxes, self.transports = ca, mailboxes, transports or {}
 
     def _postfix(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["postfix", "-c", str(self.conf), *args], capture_output=True, text=True)
@@ -56,11 +63,13 @@ class PostfixServer:
         os.chown(data, postfix_user.pw_uid, postfix_user.pw_gid)
         os.chown(self.mail, nobody.pw_uid, nobody.pw_gid)
         self.ca.issue_cert("127.0.0.1", "localhost").private_key_and_cert_chain_pem.write_to_path(str(self.root / "server.pem"))
-        (self.root / "vmailbox").write_text(encoding="utf-8", data="".join(f"{a} {a.split('@')[1]}/{a.split('@')[0]}/\n" for a in MAILBOXES))
+        (self.root / "vmailbox").write_text(encoding="utf-8", data="".join(f"{a} {a.split('@')[1]}/{a.split('@')[0]}/\n" for a in self.mailboxes))
+        (self.root / "transport").write_text("".join(f"{domain} {to}\n" for domain, to in self.transports.items()), encoding="utf-8")
         settings = {
             "queue_directory": queue, "data_directory": data, "inet_interfaces": "127.0.0.1", "inet_protocols": "ipv4",
             "mydestination": "", "mynetworks": "127.0.0.0/8", "myhostname": "postfix.printroom.test",
-            "virtual_mailbox_domains": "example.org, xn--bcher-kva.example", "smtputf8_enable": "yes", "virtual_mailbox_base": self.mail,
+            "virtual_mailbox_domains": ", ".join(sorted({a.split("@")[1] for a in self.mailboxes})),
+            "transport_maps": f"texthash:{self.root / 'transport'}", "smtputf8_enable": "yes", "virtual_mailbox_base": self.mail,
             "virtual_mailbox_maps": f"texthash:{self.root / 'vmailbox'}",
             "virtual_uid_maps": f"static:{nobody.pw_uid}", "virtual_gid_maps": f"static:{nobody.pw_gid}",
             "smtpd_tls_chain_files": self.root / "server.pem", "smtpd_tls_security_level": "may",

@@ -23,14 +23,16 @@ from printroom.statemachines.table import MACHINE_NAME_PREFIX
 from printroom.worker.key_check import check_keys
 from printroom.worker.order_start import OrderStartMemo
 from printroom.worker.startup import check_templates_or_refuse, prepare_namespace, wait_for_the_record
+from printroom.worker.bounce_watch import start_bounce_watch
+from printroom.workflows.bounce_watch import BounceWatchWorkflow
 from printroom.workflows.budget import BudgetApprovalWorkflow
 from printroom.workflows.cost_centre import CostCentreWorkflow
 from printroom.workflows.order import OrderWorkflow
 
 log = logging.getLogger("printroom.worker")
 
-WORKFLOWS: tuple[type, ...] = (OrderWorkflow, BudgetApprovalWorkflow, CostCentreWorkflow)
-WORKFLOW_TYPES = ("OrderWorkflow", "BudgetApprovalWorkflow", "CostCentreWorkflow")  # their names (public interface)
+WORKFLOWS: tuple[type, ...] = (OrderWorkflow, BudgetApprovalWorkflow, CostCentreWorkflow, BounceWatchWorkflow)
+WORKFLOW_TYPES = ("OrderWorkflow", "BudgetApprovalWorkflow", "CostCentreWorkflow", "BounceWatchWorkflow")  # their names (public interface)
 
 
 def with_pydantic(existing: DataConverter | None) -> DataConverter:
@@ -202,6 +204,7 @@ class PrintroomPlugin(SimplePlugin):
                 return
             await prepare_namespace(worker.client, self.emails)
             await check_keys(worker.client, self.settings.temporal.key_ring(), worker.task_queue, WORKFLOW_TYPES)
+            await start_bounce_watch(worker.client, self.settings, worker.task_queue)
         except BaseException:
             _never_started(worker)
             raise
