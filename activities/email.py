@@ -173,7 +173,15 @@ class EmailActivities(ApprovalSteps, BounceSteps):
                     # Expected while a mail server is down: one line in the log, not a traceback per attempt.
                     activity.logger.warning("%s (attempt %d, retried with backoff)", error, activity.info().attempt)
                     raise ApplicationError(str(error), type=_transient_type(error), category=ApplicationErrorCategory.BENIGN) from None
+        self._keep_open_for_bounces(result)
         return self._hand_back(result, later, {}, result.retry_reason) if later else result
+
+    def _keep_open_for_bounces(self, result: StatusEmailResult) -> StatusEmailResult:
+        """With a mailbox watched for bounces, an email that went to the customer keeps its order open for
+        `bounces.keep_orders_open` once done: the order learns it here, from the settings, never from disk."""
+        if self.settings.bounces is not None and any(sent.audience == "customer" for sent in result.sent):
+            result.keep_open_for_bounces = int(self.settings.bounces.keep_orders_open.total_seconds())
+        return result
 
     def _messages(
         self, request: StatusEmailRequest, audiences: dict[Audience, list[str]]
@@ -247,7 +255,7 @@ class EmailActivities(ApprovalSteps, BounceSteps):
                                    "minute", type="ClaimHeld", non_retryable=True) from None  # fmt: skip
         except (DeliveryError, AttachmentError, TemplateError, RecordUnavailable) as error:
             raise ApplicationError(str(error), type=type(error).__name__, non_retryable=True) from None
-        return StatusEmailResult(sent=[sent], notes=notes)
+        return self._keep_open_for_bounces(StatusEmailResult(sent=[sent], notes=notes))
 
     @activity.defn(name=DRAFT_BOUNCED)
     async def draft_bounced(self, bounced: BouncedDraftRequest) -> DraftContent:

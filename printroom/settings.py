@@ -284,6 +284,9 @@ class BounceSettings(_Section):
     # Bounces no order of ours matches, and messages no parser could read: moved here, never deleted.
     unmatched_folder: str = Field(default="Printroom/Unmatched", min_length=1)
     poll_every: Duration = Field(default=timedelta(minutes=1), ge=timedelta(seconds=1), le=timedelta(days=1))
+    # An order done (shipped, rejected, cancelled) stays open this long after its last email to the customer, so
+    # that a bounce of that email still finds it; 0 closes it at once (such a bounce is then moved aside, unmatched).
+    keep_orders_open: Duration = Field(default=timedelta(days=3), ge=timedelta(0), le=timedelta(days=60))
     # Messages read per poll: a poll's work stays short and bounded; a full mailbox is emptied over several polls.
     batch_size: int = Field(default=200, ge=1, le=5000)
     # What is fetched of each message: the report and the returned headers come first.

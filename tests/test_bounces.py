@@ -6,14 +6,15 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from temporalio.api.enums.v1 import EventType
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from printroom.activities.compose import run_tag
 from printroom.cli.capture import SmtpCapture
-from printroom.models import Draft, DraftSent, OrderState, SentEmail
-from printroom.settings import Settings
+from printroom.models import BOUNCE_WATCH_ID, Draft, DraftSent, OrderState, SentEmail
+from printroom.settings import BounceSettings, Settings
 from printroom.worker.main import build_worker
 from printroom.workflows.order import EMAIL_BOUNCED
 from tests.conftest import eventually, messages_to, order_state, sample_order
@@ -175,3 +176,41 @@ async def test_a_cancelled_order_stays_open_while_a_bounced_copy_waits_and_the_o
 def waiting_d1(smtp: SmtpCapture) -> list[Any]:
     """draft_waiting about d1: "Non envoyé, retenu comme brouillon d1 : ...", then "Le brouillon d1 ... vous attend"."""
     return [m for m in messages_to(smtp, "ops@example.com") if "brouillon d1 " in m.parsed()["Subject"]]
+
+
+async def test_with_a_watched_mailbox_a_done_order_stays_open_for_a_bounce_of_its_last_email(client, settings, smtp: SmtpCapture, task_queue):
+    """`order_cancelled` is the order's last email: with bounces read, the order waits bounces.keep_orders_open once
+    done, so that its bounce still finds it (held again for an operator); then it closes. Without, it closes at once."""
+    mailbox = BounceSettings(host="127.0.0.1", port=1, security="none", username="bounces", password="unused", keep_orders_open="3s")
+    watched = settings.model_copy(update={"bounces": mailbox})
+    try:
+        async with build_worker(client, watched, task_queue=task_queue):
+            handle, _ = await started(client, task_queue)
+            await handle.signal("change_status", {"trigger": "cancel", "by": "Léa"})
+            state = await eventually(lambda: _with(handle, lambda s: [e for e in s.emails_sent if e.email_trigger == "order_cancelled" and e.audience == "customer"]), what="order_cancelled sent")
+            (last,) = [e for e in state.emails_sent if e.email_trigger == "order_cancelled" and e.audience == "customer"]
+            details = await eventually(lambda: _details_with(handle, "kept open for bounces until"), what="the order kept open")
+            assert "- done; kept open for bounces until" in details
+            assert (await handle.describe()).status.name == "RUNNING"
+            await handle.signal("email_bounced", bounce(last.message_id))
+            (draft,) = await eventually(lambda: _drafts_held(handle), what="the cancellation's copy held")
+            assert draft.email_trigger == "order_cancelled" and draft.reason.startswith("bounced: 5.1.1")
+            await handle.signal("discard_draft", {"draft_id": draft.id, "reason": "customer called", "by": "Léa"})
+            final = await handle.result()  # the window passes; nothing waits: it closes
+            assert final.status == "cancelled" and [b.email_trigger for b in final.bounces] == ["order_cancelled"]
+    finally:
+        try:
+            await client.get_workflow_handle(BOUNCE_WATCH_ID).terminate("test over")  # its worker is gone
+        except Exception:  # noqa: BLE001  # another test's, or none
+            pass
+    events = [e.event_type async for e in handle.fetch_history_events()]
+    assert EventType.EVENT_TYPE_TIMER_FIRED in events  # the window was a timer of its own
+
+
+async def _details_with(handle: WorkflowHandle[Any, Any], text: str) -> str | None:
+    details = (await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)).current_details
+    return details if text in details else None
+
+
+async def _drafts_held(handle: WorkflowHandle[Any, Any]) -> list[Draft] | None:
+    return await handle.query("drafts", result_type=list[Draft]) or None
