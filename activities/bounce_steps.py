@@ -7,22 +7,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 from dataclasses import dataclass, field
 
 from imap_tools.errors import ImapToolsError
 from temporalio import activity
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
 from printroom.activities.bounce_mailbox import BounceMailbox, Fetched, MailboxRefused, MailboxUnreachable
 from printroom.activities.bounces import Reading, read_message
-from printroom.message_ids import parse_message_id
+from printroom.message_ids import parse_message_id, run_tag
 from printroom.activities.temporal_errors import retried_unless_refused
 from printroom.models import EMAIL_BOUNCED, POLL_BOUNCES, BounceCounts, BouncePoll, BouncePollResult, EmailBounced
 from printroom.settings import BounceSettings, Settings
 
 log = logging.getLogger("printroom.bounces")
 SIGNALS_AT_ONCE = 16
+# Failed recipients signalled for one report at most (an email has at most 20 To and 20 Cc): a crafted report
+# naming thousands cannot fill an order's history.
+MAX_RECIPIENTS_SIGNALLED = 40
 
 
 def order_workflow_id(order_id: str) -> str:
@@ -112,7 +116,9 @@ class BounceSteps:
         if parts is None or reading.message_id is None:
             return False
         handle = client.get_workflow_handle(order_workflow_id(parts.order_id))
-        for failed in reading.failed:
+        if parts.run_tag and not await _same_run(handle, parts.run_tag, reading.message_id):
+            return False
+        for failed in reading.failed[:MAX_RECIPIENTS_SIGNALLED]:
             bounce = EmailBounced(message_id=reading.message_id, recipient=failed.recipient[:254], status=failed.status,
                                   permanent=failed.permanent, diagnostic=failed.diagnostic)  # fmt: skip
             try:
@@ -124,6 +130,23 @@ class BounceSteps:
                 raise retried_unless_refused(error, f"signalling {EMAIL_BOUNCED} to {handle.id}") from None
             counts.signals += 1
         return True
+
+
+async def _same_run(handle: WorkflowHandle[Any, Any], tag: str, message_id: str) -> bool:
+    """Whether the order open under that id is the run that sent the email (its Message-ID names the run). A
+    signal gets no answer: an email of an earlier run of the same order id, or a cost centre's warning (named after
+    the order, tagged with the cost centre's run), would be refused by the order yet filed as processed here."""
+    try:
+        described = await handle.describe()
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            log.info("bounce of %s: no order %s; moved aside", message_id, handle.id)
+            return False
+        raise retried_unless_refused(error, f"describing {handle.id}") from None
+    if run_tag(described.raw_description.workflow_execution_info.first_run_id or described.run_id) != tag:
+        log.info("bounce of %s: not an email of the run open under %s; moved aside", message_id, handle.id)
+        return False
+    return True
 
 
 def _file_away(mailbox: BounceMailbox, settings: BounceSettings, done: _Sorted) -> None:

@@ -4,6 +4,8 @@ mailbox over IMAP (TLS), and the watcher signals the order. Both servers start o
 
 from __future__ import annotations
 
+import re
+
 import json
 import os
 import uuid
@@ -225,22 +227,31 @@ async def _failed(watcher: WorkflowHandle[Any, Any], times: int) -> BounceWatchS
 
 async def test_what_is_not_ours_is_moved_aside_and_an_auto_reply_left_in_place(client, servers, mailbox, tmp_path):
     """Also: the watcher continues as new every `polls_per_run` polls, its counts carried."""
-    async with watching(client, watcher_settings(servers, tmp_path, polls_per_run=2)) as (_, watcher):
+    async with watching(client, watcher_settings(servers, tmp_path, polls_per_run=2)) as (worker, watcher):
         run = (await watcher.describe()).run_id
+        order = await start_order(client, worker)
+        receipt = await eventually(lambda: _receipt(order), what="the order's receipt sent")
+        # The same order id, another run (an earlier order under that id, or a cost centre's warning naming it):
+        # the open order would refuse it; it is never filed as processed.
+        other_run = re.sub(r"\.r[0-9a-f]{10}", ".r0123456789", receipt.message_id)
+        assert other_run != receipt.message_id
+        mailbox.deliver(samples.postfix_user_unknown().replace(samples.OURS.encode(), other_run.encode()))
         mailbox.deliver(samples.foreign_bounce())
         mailbox.deliver(samples.postfix_user_unknown())  # printroom's Message-ID, for an order that does not exist
         mailbox.deliver(samples.broken_report())
         mailbox.deliver(samples.out_of_office())
         mailbox.deliver(samples.customer_reply())
         await watcher.signal(POLL_NOW)
-        first = await eventually(lambda: _read(watcher, 5), what="five messages read")
+        first = await eventually(lambda: _read(watcher, 6), what="six messages read")
         again = await polled(watcher, first.polls)
         later = await eventually(lambda: _run_after(watcher, run), what="the watcher continued as new")
+        told = await order_state(order)
+    assert told.bounces == [] and told.refused == []  # the order was never told of another run's email
     assert later.polls >= 2 and later.counts == first.counts  # continued as new, its polls and counts carried
     counts = first.counts
-    assert (counts.unmatched, counts.malformed, counts.ignored, counts.matched, counts.signals) == (2, 1, 2, 0, 0)
+    assert (counts.unmatched, counts.malformed, counts.ignored, counts.matched, counts.signals) == (3, 1, 2, 0, 0)
     assert again.counts == first.counts  # nothing read twice
-    assert mailbox.count("Printroom/Unmatched") == 3 and mailbox.count("INBOX") == 2  # never deleted
+    assert mailbox.count("Printroom/Unmatched") == 4 and mailbox.count("INBOX") == 2  # never deleted
     assert mailbox.count("Printroom/Processed") == 0
 
 
