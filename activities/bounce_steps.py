@@ -24,6 +24,7 @@ from printroom.settings import BounceSettings, Settings
 
 log = logging.getLogger("printroom.bounces")
 SIGNALS_AT_ONCE = 16
+HEARTBEAT_EVERY = 20.0  # seconds; the poll's heartbeat timeout is minutes
 # Failed recipients signalled for one report at most (an email has at most 20 To and 20 Cc): a crafted report
 # naming thousands cannot fill an order's history.
 MAX_RECIPIENTS_SIGNALLED = 40
@@ -60,6 +61,9 @@ class BounceSteps:
             return BouncePollResult(error="no [bounces] section in the settings any more: the watcher stops")
         mailbox = BounceMailbox(settings)
         result = BouncePollResult(poll_every=settings.poll_every, mailbox=mailbox.name)
+        # The IMAP calls run in threads and a backlog of large bounces can take minutes: the lease is kept all along,
+        # or Temporal would start a second attempt on the same batch while the first still reads it.
+        beating = asyncio.create_task(_heartbeat_every(HEARTBEAT_EVERY))
         try:
             await asyncio.to_thread(mailbox.open)
             try:
@@ -75,9 +79,13 @@ class BounceSteps:
         except (ImapToolsError, OSError) as error:  # mid-session: what was signalled is signalled again next poll
             log.warning("bounce mailbox: %s failed: %s", mailbox.name, error)
             return result.model_copy(update={"error": f"{mailbox.name}: the server failed mid-poll ({str(error)[:300]}); the next poll starts again"})
+        finally:
+            beating.cancel()
         if done.counts != BounceCounts():
             log.info("bounces: %s", done.counts)
-        return result.model_copy(update={"counts": done.counts, "more": more})
+        # At once again only when this poll took messages out of the folder: what is only marked looked at (a
+        # server that does not keep the keyword) would be read again and again.
+        return result.model_copy(update={"counts": done.counts, "more": more and bool(done.processed or done.aside)})
 
     async def _sort(self, fetched: list[Fetched], client: Client, read_bytes: int) -> _Sorted:
         done, bounces = _Sorted(), []
@@ -130,6 +138,12 @@ class BounceSteps:
                 raise retried_unless_refused(error, f"signalling {EMAIL_BOUNCED} to {handle.id}") from None
             counts.signals += 1
         return True
+
+
+async def _heartbeat_every(seconds: float) -> None:
+    while True:
+        activity.heartbeat()
+        await asyncio.sleep(seconds)
 
 
 async def _same_run(handle: WorkflowHandle[Any, Any], tag: str, message_id: str) -> bool:

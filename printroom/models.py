@@ -790,6 +790,9 @@ class BounceWatch(BaseModel):
     poll_every: timedelta = timedelta(minutes=1)
     polls_per_run: int = Field(default=500, ge=1)
     failures_in_a_row: int = 0
+    # Polls in a row answered by a worker whose settings have no [bounces]: the watcher ends at the third (one
+    # worker of a rolling deploy, or a second worker with other settings, does not stop it).
+    unset_in_a_row: int = 0
     last_error: str | None = None
     last_poll: datetime | None = None
     mailbox: str = ""

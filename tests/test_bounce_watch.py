@@ -28,11 +28,11 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, Worker
 
 from printroom.activities.bounce_mailbox import BounceMailbox, MailboxUnreachable
-from printroom.models import BOUNCE_WATCH_ID, BounceWatchState, OrderState, SentEmail
+from printroom.models import BOUNCE_WATCH_ID, BOUNCE_WATCH_WORKFLOW, BounceWatch, BounceWatchState, OrderState, SentEmail
 from printroom.settings import Settings
 from printroom.worker.bounce_watch import start_bounce_watch
 from printroom.worker.main import build_worker
-from printroom.workflows.bounce_watch import POLL_NOW, BounceWatchWorkflow
+from printroom.workflows.bounce_watch import POLL_NOW, STOP_AFTER_UNSET, BounceWatchWorkflow
 from printroom.workflows.order import OrderWorkflow
 from tests import bounce_samples as samples
 from tests.conftest import eventually, free_port, history_bytes, order_state, sample_order
@@ -283,3 +283,16 @@ def test_an_unreachable_mailbox_and_an_untrusted_certificate_are_said_with_what_
     untrusted = watcher_settings(servers, tmp_path, ca_file=None).bounces  # the system's CAs: not the test CA's
     with pytest.raises(MailboxUnreachable, match=r"TLS failed \(CERTIFICATE_VERIFY_FAILED\); check bounces.ca_file"):
         BounceMailbox(untrusted).open()
+
+
+async def test_the_watcher_ends_only_when_three_polls_in_a_row_meet_no_bounces_settings(time_skipping_env, settings, task_queue):
+    """One worker without [bounces] (a rolling deploy, a second worker with other settings) does not stop it; a
+    print room that removed [bounces] everywhere sees it end after three polls."""
+    client = time_skipping_env.client
+    async with build_worker(client, settings, task_queue=task_queue):  # no [bounces]: it starts no watcher itself
+        handle = await client.start_workflow(
+            BOUNCE_WATCH_WORKFLOW, BounceWatch(poll_every=timedelta(minutes=1)), id=f"bounces-{task_queue}",
+            task_queue=task_queue, result_type=BounceWatchState,
+        )  # fmt: skip
+        state = await handle.result()
+    assert state.polls == STOP_AFTER_UNSET == 3 and state.stopped and "no [bounces] section" in state.stopped

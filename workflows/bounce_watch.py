@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
 POLL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=5), backoff_coefficient=2.0, maximum_attempts=3)
 POLL_TIMEOUT = timedelta(minutes=10)
 POLL_HEARTBEAT = timedelta(minutes=2)
+STOP_AFTER_UNSET = 3
 # After failures in a row the wait doubles (poll_every x 2, x 4, ...) up to this.
 MAX_BACKOFF = timedelta(hours=1)
 POLL_NOW = "poll_now"
@@ -42,8 +43,10 @@ class BounceWatchWorkflow:
         self._publish()
         for _ in range(self._watch.polls_per_run):
             result = await self._poll()
-            if result is not None and result.poll_every is None:  # [bounces] gone from the settings
-                self._state.stopped = result.error
+            unset = result is not None and result.poll_every is None  # [bounces] gone from that worker's settings
+            self._watch.unset_in_a_row = self._watch.unset_in_a_row + 1 if unset else 0
+            if self._watch.unset_in_a_row >= STOP_AFTER_UNSET:
+                self._state.stopped = result.error if result is not None else None
                 self._publish()
                 return self._state
             await self._wait(self._pause(result))
