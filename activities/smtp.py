@@ -17,6 +17,9 @@ from printroom.activities.tls import certificate_refused, tls_context
 from printroom.settings import SmtpSettings
 
 
+# Seconds a reused session has to answer RSET before a new one is opened instead.
+RSET_TIMEOUT = 5.0
+
 class DeliveryError(Exception):
     """The server did not take the message. `permanent` failures need a person; the others pass with time.
     `uncertain`: the message data was sent but no reply came, so the server may have kept it."""
@@ -208,8 +211,8 @@ class SmtpTransport:
         session = self.pool.take()
         if session is None:
             return None
-        try:
-            await session.client.rset()
+        try:  # a connection a NAT forgot answers nothing: not worth the whole smtp.timeout_seconds
+            await session.client.rset(timeout=min(RSET_TIMEOUT, self.settings.timeout_seconds))
         except (aiosmtplib.SMTPException, OSError):
             session.client.close()
             return None
@@ -316,10 +319,11 @@ async def _greet(client: aiosmtplib.SMTP) -> None:
 
 
 def _in_step(error: BaseException) -> bool:
-    """A definite reply (but a 421: the server is closing) or a refusal of ours leaves the session usable after RSET;
-    anything else (a drop, a timeout, a cancel) leaves it in doubt."""
+    """A definite refusal for good (5xx) or a refusal of ours leaves the session usable after RSET; a 4xx may be
+    about the whole connection (421 closing, 452 or a rate limit), and anything else (a drop, a timeout, a
+    cancel) leaves it in doubt: such a session is closed, not given back."""
     if isinstance(error, aiosmtplib.SMTPResponseException):
-        return error.code != 421
+        return not 400 <= error.code < 500
     return isinstance(error, DeliveryError)
 
 
