@@ -20,6 +20,7 @@ from printroom.settings import SmtpSettings
 # Seconds a reused session has to answer RSET before a new one is opened instead.
 RSET_TIMEOUT = 5.0
 
+
 class DeliveryError(Exception):
     """The server did not take the message. `permanent` failures need a person; the others pass with time.
     `uncertain`: the message data was sent but no reply came, so the server may have kept it."""
