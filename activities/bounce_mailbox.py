@@ -142,15 +142,14 @@ class BounceMailbox:
         self.box.move(uids, target)
 
     def delete(self, uids: list[str]) -> None:
-        """These messages only: UID EXPUNGE (RFC 4315) where offered, so a message someone else marked deleted stays
-        until they expunge it."""
+        """These messages only: UID EXPUNGE (RFC 4315) where offered. Without it, an EXPUNGE would remove every
+        message marked deleted in the folder, someone else's too: ours stay marked (never read again: `waiting`
+        skips them) until the mailbox's own clean-up expunges them."""
         if not uids:
             return
         _ok(self.box.client.uid("STORE", ",".join(uids), "+FLAGS", r"(\Deleted)"), "mark processed bounces deleted")
         if "UIDPLUS" in self.box.client.capabilities:
             _ok(self.box.client.uid("EXPUNGE", ",".join(uids)), "expunge processed bounces")
-        else:
-            self.box.expunge()
 
     def mark_looked_at(self, uids: list[str]) -> None:
         """Left in place, unread as they were, and skipped by the next polls."""
