@@ -4,6 +4,7 @@ log in, list the messages not yet looked at, fetch the first bytes of each, and 
 from __future__ import annotations
 
 import imaplib
+import logging
 import re
 import socket
 import ssl
@@ -13,6 +14,8 @@ from imap_tools import BaseMailBox, MailBox, MailBoxStartTls, MailBoxUnencrypted
 from imap_tools.errors import ImapToolsError, MailboxLoginError
 
 from printroom.settings import BounceSettings
+
+log = logging.getLogger("printroom.bounces")
 
 # An IMAP keyword on what the watcher read and left in place (auto-replies, people's mail): not read again.
 LOOKED_AT = "$PrintroomIgnored"
@@ -148,8 +151,10 @@ class BounceMailbox:
         if not uids:
             return
         _ok(self.box.client.uid("STORE", ",".join(uids), "+FLAGS", r"(\Deleted)"), "mark processed bounces deleted")
-        if "UIDPLUS" in self.box.client.capabilities:
-            _ok(self.box.client.uid("EXPUNGE", ",".join(uids)), "expunge processed bounces")
+        try:  # asked, not looked up: imaplib keeps the capabilities said before login, where UIDPLUS may be missing
+            self.box.client.uid("EXPUNGE", ",".join(uids))
+        except imaplib.IMAP4.error as error:
+            log.info("bounce mailbox: UID EXPUNGE refused (%s); processed bounces stay marked deleted", error)
 
     def mark_looked_at(self, uids: list[str]) -> None:
         """Left in place, unread as they were, and skipped by the next polls."""
