@@ -17,6 +17,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from printroom.activities.bounce_mailbox import BounceMailbox, Fetched, MailboxRefused, MailboxUnreachable
 from printroom.activities.bounces import Reading, read_message
+from printroom.activities.heartbeats import heartbeating
 from printroom.message_ids import parse_message_id, run_tag
 from printroom.activities.temporal_errors import retried_unless_refused
 from printroom.models import EMAIL_BOUNCED, POLL_BOUNCES, BounceCounts, BouncePoll, BouncePollResult, EmailBounced
@@ -24,7 +25,6 @@ from printroom.settings import BounceSettings, Settings
 
 log = logging.getLogger("printroom.bounces")
 SIGNALS_AT_ONCE = 16
-HEARTBEAT_EVERY = 20.0  # seconds; the poll's heartbeat timeout is minutes
 # Failed recipients signalled for one report at most (an email has at most 20 To and 20 Cc): a crafted report
 # naming thousands cannot fill an order's history.
 MAX_RECIPIENTS_SIGNALLED = 40
@@ -63,7 +63,10 @@ class BounceSteps:
         result = BouncePollResult(poll_every=settings.poll_every, mailbox=mailbox.name)
         # The IMAP calls run in threads and a backlog of large bounces can take minutes: the lease is kept all along,
         # or Temporal would start a second attempt on the same batch while the first still reads it.
-        beating = asyncio.create_task(_heartbeat_every(HEARTBEAT_EVERY))
+        async with heartbeating():
+            return await self._poll(mailbox, settings, result)
+
+    async def _poll(self, mailbox: BounceMailbox, settings: BounceSettings, result: BouncePollResult) -> BouncePollResult:
         try:
             await asyncio.to_thread(mailbox.open)
             try:
@@ -79,8 +82,6 @@ class BounceSteps:
         except (ImapToolsError, OSError) as error:  # mid-session: what was signalled is signalled again next poll
             log.warning("bounce mailbox: %s failed: %s", mailbox.name, error)
             return result.model_copy(update={"error": f"{mailbox.name}: the server failed mid-poll ({str(error)[:300]}); the next poll starts again"})
-        finally:
-            beating.cancel()
         if done.counts != BounceCounts():
             log.info("bounces: %s", done.counts)
         # At once again only when this poll took messages out of the folder: what is only marked looked at (a
@@ -138,12 +139,6 @@ class BounceSteps:
                 raise retried_unless_refused(error, f"signalling {EMAIL_BOUNCED} to {handle.id}") from None
             counts.signals += 1
         return True
-
-
-async def _heartbeat_every(seconds: float) -> None:
-    while True:
-        activity.heartbeat()
-        await asyncio.sleep(seconds)
 
 
 async def _same_run(handle: WorkflowHandle[Any, Any], tag: str, message_id: str) -> bool:

@@ -4,8 +4,8 @@ hold it as a draft for an operator; and send a held draft with the operator's ed
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
@@ -14,6 +14,7 @@ from urllib.parse import quote
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
+from printroom.activities.heartbeats import every, heartbeating
 from printroom.activities.assemble import AssembledEmail, EmailAssembler
 from printroom.activities.compose import message_id
 from printroom.activities.deliveries import KEEP_ALIVE, Accepted, ClaimHeld, DeliveryLog, DeliveryRecord, RecordUnavailable
@@ -106,7 +107,7 @@ class EmailActivities(ApprovalSteps, BounceSteps):
         """A failure we know is classified (passing: retried; for good: held or failed); any other is a bug,
         said as such and never retried for ever."""
         try:
-            async with _heartbeating():
+            async with heartbeating():
                 result = await self._send_status_email(request)
             # Bounded as a batch is (1 MB of drafts per status change), on the retried path too.
             return result.model_copy(update={"drafts": within_budget(result.drafts)}) if result.drafts else result
@@ -439,7 +440,7 @@ class EmailActivities(ApprovalSteps, BounceSteps):
 
     def _alive(self, msg_id: str) -> AbstractAsyncContextManager[None]:
         """While a send waits for a connection and runs: its claim kept fresh, so no other attempt takes it."""
-        return _every(KEEP_ALIVE, lambda: asyncio.to_thread(self.deliveries.keep_alive, msg_id))
+        return every(KEEP_ALIVE, lambda: asyncio.to_thread(self.deliveries.keep_alive, msg_id))
 
     async def _deliver(
         self,
@@ -467,36 +468,6 @@ class EmailActivities(ApprovalSteps, BounceSteps):
         )
         await self._deliver(email)
         return rendered.subject, msg_id
-
-
-def _heartbeating() -> AbstractAsyncContextManager[None]:
-    """A retried attempt heartbeats for as long as it works (rendering, waiting for a connection, sending): the
-    server learns within a minute that its worker died, and never takes a slow one for dead."""
-    if not activity.in_activity() or activity.info().is_local:
-        return nullcontext()
-
-    async def beat() -> None:
-        activity.heartbeat()
-
-    return _every(10, beat, at_once=True)
-
-
-@asynccontextmanager
-async def _every(seconds: float, do: Callable[[], Awaitable[None]], *, at_once: bool = False) -> AsyncIterator[None]:
-    """`do` every `seconds` (and once at the start, `at_once`) for as long as the block runs."""
-
-    async def loop() -> None:
-        if at_once:
-            await do()
-        while True:
-            await asyncio.sleep(seconds)
-            await do()
-
-    task = asyncio.create_task(loop())
-    try:
-        yield
-    finally:
-        task.cancel()
 
 
 _TRANSIENT_TYPES: dict[type[Exception], str] = {
