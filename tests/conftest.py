@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -80,6 +81,11 @@ async def eventually(check: Callable[[], Any], *, timeout: float = 20.0, what: s
             return last
         await asyncio.sleep(0.05)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")
+
+
+async def event_names(handle: WorkflowHandle[Any, Any]) -> list[str]:
+    """The workflow's history as its event types, e.g. "WORKFLOW_TASK_COMPLETED", "MARKER_RECORDED"."""
+    return [EventType.Name(e.event_type).removeprefix("EVENT_TYPE_") async for e in handle.fetch_history_events()]
 
 
 async def order_state(handle: WorkflowHandle[Any, Any]) -> OrderState:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
@@ -13,7 +12,7 @@ from printroom import PrintroomPlugin
 from printroom.cli.capture import SmtpCapture
 from printroom.models import ORDER_START_MEMO
 from printroom.settings import Settings
-from tests.conftest import eventually, messages_to, order_state, sample_order
+from tests.conftest import event_names, eventually, messages_to, order_state, sample_order
 
 RECEIVED_OFF = {"order_received": {"send": "never"}, "order_received_operator": {"send": "never"}}
 
@@ -23,17 +22,13 @@ def app_client(client: Client, settings: Settings) -> Client:
     return Client(client.service_client, namespace=client.namespace, plugins=[PrintroomPlugin(settings)])
 
 
-async def events(handle: WorkflowHandle[Any, Any]) -> list[str]:
-    return [EventType.Name(e.event_type).removeprefix("EVENT_TYPE_") async for e in handle.fetch_history_events()]
-
-
 async def test_an_order_whose_start_emails_are_off_runs_no_activity_in_its_first_task(client, settings, smtp: SmtpCapture, task_queue):
     app = app_client(client, settings.model_copy(update={"emails": type(settings.emails)(**RECEIVED_OFF)}))
     data = sample_order(customer={"name": "Jürgen Müller", "email": "müller@bücher.example", "wants_status_emails": True})
     async with Worker(app, task_queue=task_queue):
         handle = await app.start_workflow("OrderWorkflow", data, id=f"order-{data['id']}", task_queue=task_queue)
         await eventually(lambda: _first_task_done(handle), what="the order's first workflow task")
-        assert await events(handle) == [
+        assert await event_names(handle) == [
             "WORKFLOW_EXECUTION_STARTED", "WORKFLOW_TASK_SCHEDULED", "WORKFLOW_TASK_STARTED", "WORKFLOW_TASK_COMPLETED",
             "UPSERT_WORKFLOW_SEARCH_ATTRIBUTES",
         ]  # fmt: skip
@@ -73,8 +68,8 @@ async def test_an_order_started_without_the_memo_or_with_a_broken_one_asks_the_w
 
 
 async def _has(event: str, handle: WorkflowHandle[Any, Any]) -> bool:
-    return event in await events(handle)
+    return event in await event_names(handle)
 
 
 async def _first_task_done(handle: WorkflowHandle[Any, Any]) -> bool:
-    return "WORKFLOW_TASK_COMPLETED" in await events(handle) and not (await handle.describe()).raw_description.HasField("pending_workflow_task")
+    return "WORKFLOW_TASK_COMPLETED" in await event_names(handle) and not (await handle.describe()).raw_description.HasField("pending_workflow_task")
