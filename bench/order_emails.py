@@ -110,9 +110,12 @@ async def drive(
     return seconds, latencies, events, cpu
 
 
-def bench_settings(smtp_port: int, drafted: bool = False, draft_reminders: int = 3) -> Settings:
+def bench_settings(
+    smtp_port: int, drafted: bool = False, draft_reminders: int = 3, task_queue: str = "printroom"
+) -> Settings:
     """Only the three status emails under test: no "received" emails, each status email always sent (or held)."""
     return Settings(
+        temporal=TemporalSettings(task_queue=task_queue),
         operators=["ops@example.com"],
         deliveries_dir=Path(tempfile.mkdtemp(prefix="printroom-bench-deliveries-")),
         smtp={"host": "127.0.0.1", "port": smtp_port},
@@ -144,10 +147,10 @@ BENCH_KEY = f"bench:{base64.b64encode(os.urandom(32)).decode()}"
 async def bench_printroom(
     client: Client, sink: Arrivals, smtp_port: int, orders: int, in_flight: int, run: str, *, encrypted: bool = False
 ) -> Figures:
-    settings = bench_settings(smtp_port)
     queue = f"bench-printroom-{run}"
+    settings = bench_settings(smtp_port, task_queue=queue)
     if encrypted:  # the client that starts and signals encrypts too, as every printroom client does then
-        settings = settings.model_copy(update={"temporal": TemporalSettings(encryption_key=BENCH_KEY)})
+        settings = settings.model_copy(update={"temporal": TemporalSettings(task_queue=queue, encryption_key=BENCH_KEY)})
         converter = encrypting(with_pydantic(None), settings.temporal.codec())
         client = Client(client.service_client, namespace=client.namespace, data_converter=converter)
 
@@ -174,8 +177,8 @@ async def bench_drafted(
 ) -> Figures:
     """The same three status emails, each held as a draft and sent by an operator's `edit_and_send` with a note:
     the latency runs from the update to the email's arrival."""
-    settings = bench_settings(smtp_port, drafted=True, draft_reminders=draft_reminders)
     queue = f"bench-drafted-{run}"
+    settings = bench_settings(smtp_port, drafted=True, draft_reminders=draft_reminders, task_queue=queue)
 
     starter = app_client(client, settings)
 

@@ -57,7 +57,7 @@ async def record(smtp_port: int) -> tuple[WorkflowHistory, WorkflowHistory]:
     server = DevServer(Path(tempfile.mkdtemp(prefix="printroom-replay-")))
     client = await server.start()
     try:
-        settings = bench_settings(smtp_port)
+        settings = bench_settings(smtp_port, task_queue="replay-printroom")
         async with build_worker(client, settings, task_queue="replay-printroom"):
             handle = await app_client(client, settings).start_workflow(
                 "OrderWorkflow", bench_order("R1"), id="order-R1", task_queue="replay-printroom"
