@@ -177,6 +177,24 @@ async def test_a_key_missing_for_open_orders_stops_a_worker_at_start_naming_the_
         assert "Add those keys to temporal.encryption_key_file" in str(refused.value)
 
 
+async def test_a_key_used_after_an_orders_start_stops_a_worker_that_lacks_it(server, settings, smtp, task_queue):
+    """Started in clear, signalled under k1: the key is in a later event, never in the first one."""
+    env, _ = server
+    handle, address = await received(await client_for(env, keyed(settings, None)), task_queue, smtp, "later")
+    on = await client_for(env, keyed(settings, K1))
+    async with Worker(on, task_queue=task_queue):
+        await on.get_workflow_handle(handle.id).signal("change_status", {"trigger": "accept", "by": "Lea"})
+        await eventually(lambda: len(messages_to(smtp, address)) == 2, what="order_accepted, signalled under k1")
+    try:
+        for keys, given in ((K2, "the keys given are k2"), (None, "no encryption key is given")):
+            worker = Worker(await client_for(env, keyed(settings, keys)), task_queue=task_queue)
+            with pytest.raises(StartupError) as refused:
+                await asyncio.wait_for(worker.run(), 30)
+            assert f"were encrypted with keys this worker lacks (key 'k1': {handle.id}); {given}" in str(refused.value)
+    finally:
+        await handle.terminate("test over")
+
+
 async def started_without_a_worker(client: Client, task_queue: str, tag: str) -> WorkflowHandle[Any, Any]:
     """An order started (its input encrypted with the client's key) on a queue no worker polls: open, untouched."""
     order = customer(f"{tag}{uuid.uuid4().hex[:6]}")
@@ -222,10 +240,10 @@ async def test_a_history_that_cannot_be_read_is_skipped_and_said_and_the_check_h
     try:
         await eventually(lambda: listed_open(client, task_queue, 1), what="the order listed")
         # A workflow deleted since the listing (NOT_FOUND from the real server) beside one that is read.
-        found: dict[str, str | None] = {}
+        found: dict[str, frozenset[str]] = {}
         unread: dict[str, str] = {}
         await _read_keys(client, [(datetime.now(timezone.utc), "order-deleted-since", None), (datetime.now(timezone.utc), handle.id, None)], found, unread)
-        assert found == {handle.id: "k1"} and list(unread) == ["order-deleted-since"]
+        assert found == {handle.id: {"k1"}} and list(unread) == ["order-deleted-since"]
         assert unread["order-deleted-since"].startswith("NOT_FOUND: ")
         # Past its time limit the check lets the worker start, saying so; even with the key missing, as not read.
         caplog.clear()
