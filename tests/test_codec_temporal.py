@@ -38,7 +38,8 @@ from printroom.models import Order
 from tests.conftest import SERVER_STARTUP, eventually, free_port, messages_to, order_state
 from tests.conftest import printroom_beside_a_worker as printroom
 from tests.test_web_ui import browser, send_signal  # noqa: F401  # browser: the Web UI tests' fixture, Debian's Chromium
-from tests.web_helpers import web_running, with_web
+from tests.desk_helpers import desk_settings, desk_url, editor_url
+from tests.web_helpers import fetch, web_running, with_web
 
 UI_PORT, WEB_PORT = free_port(), free_port()
 UI = f"http://127.0.0.1:{UI_PORT}"
@@ -314,6 +315,35 @@ async def test_printroom_commands_read_encrypted_orders_with_the_key_and_name_th
         other = await printroom("drafts", "show", order_id, PRINTROOM_TEMPORAL__ENCRYPTION_KEY=K2, **where)
     assert other.returncode == 1 and "Traceback" not in other.stderr
     assert "a payload is encrypted with key 'k1', which is not among the keys given (k2)" in other.stderr
+
+
+async def test_printroom_webs_own_client_shows_an_encrypted_orders_desk_entry_and_draft_decoded(server, settings, smtp, task_queue):
+    """`printroom web` as deployed: no client handed to it, it connects by itself with the settings' keys."""
+    env, _ = server
+    encrypted = keyed(settings, K1)
+    where = {"address": env.client.service_client.config.target_host, "namespace": "default"}
+    web = desk_settings(encrypted.model_copy(update={"temporal": encrypted.temporal.model_copy(update=where)}), task_queue)
+    web = web.model_copy(update={"web": web.web.model_copy(update={"codec_auth": "proxy"})})
+    client = await client_for(env, web)
+    order = customer(f"desk{uuid.uuid4().hex[:6]}")
+    name = order["customer"]["name"]
+    async with Worker(client, task_queue=task_queue), web_running(web, None) as base:
+        handle = await client.start_workflow("OrderWorkflow", order, id=f"order-{order['id']}", task_queue=task_queue)
+        await handle.signal("change_status", {"trigger": "accept", "by": "Lea"})
+        [draft] = await eventually(lambda: _drafts(handle), what="the acceptance held as a draft")
+        desk = await eventually(lambda: _listing(desk_url(base), order["id"]), what="the order on the desk")
+        assert desk.status == 200 and name in desk.text and draft.subject in desk.text
+        editor = await fetch(editor_url(base, order["id"], draft))
+        assert editor.status == 200 and f"Draft {draft.id} of order {order['id']}" in editor.text
+        assert name in editor.text and order["customer"]["email"] in editor.text  # the draft's text, decoded
+    stored_events = b"".join(event.SerializeToString() for event in (await handle.fetch_history()).events)
+    assert name.encode() not in stored_events and draft.subject.encode() not in stored_events  # as stored: encrypted, so the page did decode it
+    await handle.terminate("test over")
+
+
+async def _listing(url: str, order_id: str) -> Any:
+    page = await fetch(url)
+    return page if order_id in page.text else None
 
 
 async def _task_failure(client: Client, workflow_id: str) -> str | None:
