@@ -37,7 +37,7 @@ from printroom.workflows.order import SEARCH_ATTRIBUTES, order_summary
 from printroom.models import Order
 from tests.conftest import SERVER_STARTUP, eventually, free_port, messages_to, order_state
 from tests.conftest import printroom_beside_a_worker as printroom
-from tests.test_web_ui import browser, send_signal  # noqa: F401  # browser: the Web UI tests' fixture, Debian's Chromium
+from tests.test_web_ui import browser, run_query, send_signal  # noqa: F401  # browser: the Web UI tests' fixture, Debian's Chromium
 from tests.desk_helpers import desk_settings, desk_url, editor_url
 from tests.web_helpers import fetch, web_running, with_web
 
@@ -382,6 +382,15 @@ async def test_the_web_ui_shows_the_decoded_order_through_the_codec_endpoint_and
                 await page.goto(url, wait_until="load")
                 await send_signal(page, "change_status", {"trigger": "accept", "by": "Lea"})
                 await eventually(lambda: len(messages_to(smtp, order["customer"]["email"])) == 2, what="order_accepted")
+                # The `state` query's answer, encrypted by the worker (a client without the codec cannot read it), is
+                # decoded in the Queries tab.
+                await eventually(lambda: _accepted(handle), what="the order accepted")
+                with pytest.raises(KeyError, match="Unknown payload encoding binary/encrypted"):
+                    await env.client.get_workflow_handle(handle.id).query("state")
+                await page.goto(url.removesuffix("/history") + "/query", wait_until="load")
+                await run_query(page, "state")
+                await expect(page.locator("body")).to_contain_text('"status": "accepted"')
+                await expect(page.locator("body")).to_contain_text(f'"{order["customer"]["email"]}"')  # emails_sent's recipient
             # Served with a token instead, which this Web UI does not send: it is refused, and shows the ciphertext.
             history = await handle.fetch_history()  # as stored: encrypted
             sealed = history.events[0].workflow_execution_started_event_attributes.input.payloads[0].data
