@@ -75,6 +75,30 @@ def dev_web(settings: Settings) -> WebSettings:
     return web.model_copy(update={"host": HOST, "public_url": public_url, "secret_file": secret_file, "codec_auth": "proxy"})
 
 
+def dev_settings(settings: Settings) -> Settings:
+    """The settings the worker and `printroom web` run with under `printroom dev`: this machine's dev server, SMTP
+    capture and web server; the encryption settings as given (keys, turned off, the key that encrypts), so that
+    `make run` writes what the print room's own workers would."""
+    dev, temporal = settings.dev, settings.temporal
+    return settings.model_copy(
+        update={
+            "web": dev_web(settings),
+            "smtp": SmtpSettings(host=HOST, port=dev.smtp_port),
+            "deliveries_dir": dev.data_dir / "deliveries",
+            "temporal": TemporalSettings(
+                address=f"{HOST}:{dev.temporal_port}",
+                namespace="default",
+                task_queue=temporal.task_queue,
+                ui_url=f"http://{HOST}:{dev.ui_port}",  # emails to operators link to the order's page there
+                encryption_key=temporal.encryption_key,
+                encryption_key_file=temporal.encryption_key_file,
+                encrypt=temporal.encrypt,
+                encrypt_with=temporal.encrypt_with,
+            ),
+        }
+    )
+
+
 def codec_endpoint(settings: Settings) -> str | None:
     """Where the dev Web UI and the banner's `temporal` commands encrypt and decrypt; None while encryption is off."""
     return f"http://{HOST}:{settings.web.port}/codec" if settings.temporal.key_ring() is not None else None
@@ -167,21 +191,7 @@ async def run_dev(settings: Settings) -> int:
     dev.data_dir.mkdir(parents=True, exist_ok=True)
     address = f"{HOST}:{dev.temporal_port}"
     outbox = (dev.data_dir / "outbox").resolve()
-    worker_settings = settings.model_copy(
-        update={
-            "web": dev_web(settings),
-            "smtp": SmtpSettings(host=HOST, port=dev.smtp_port),
-            "deliveries_dir": dev.data_dir / "deliveries",
-            "temporal": TemporalSettings(
-                address=address,
-                namespace="default",
-                task_queue=settings.temporal.task_queue,
-                ui_url=f"http://{HOST}:{dev.ui_port}",  # emails to operators link to the order's page there
-                encryption_key=settings.temporal.encryption_key,
-                encryption_key_file=settings.temporal.encryption_key_file,
-            ),
-        }
-    )
+    worker_settings = dev_settings(settings)
     stop = stop_on_signals()
     log_file = dev.data_dir / "temporal.log"
     with log_file.open("ab") as server_log:

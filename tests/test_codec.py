@@ -16,7 +16,7 @@ from temporalio.converter import DataConverter, DefaultFailureConverterWithEncod
 from temporalio.worker import Worker
 
 from printroom import PrintroomPlugin
-from printroom.cli.dev import banner, dev_web, temporal_command
+from printroom.cli.dev import banner, dev_settings, dev_web, temporal_command
 from printroom.codec import ENCODING, KEY_ID, EncryptionCodec, KeyFileError, KeyRing, PayloadNotDecrypted, encrypting, encrypts
 from printroom.settings import Settings, SettingsError, TemporalSettings, load_settings, resolve_settings
 from printroom.worker.plugin import with_pydantic
@@ -202,6 +202,18 @@ def test_make_run_gives_the_web_ui_its_codec_endpoint_and_prints_commands_that_e
     assert "--codec-endpoint http://127.0.0.1:8377/codec" in start
     assert "--static-summary 'Order PO-1001'" in start and "Marie Curie" not in printed
     assert "Marie Curie" in banner(plain, "127.0.0.1:7233", tmp_path / "outbox")  # the name, while in clear
+
+
+def test_make_run_keeps_encryption_turned_off_and_the_key_that_encrypts(tmp_path):
+    """`printroom dev` points the worker at its own dev server; the encryption settings go with it unchanged."""
+    keys = f"k1:{key(b'1')}\nk2:{key(b'2')}"
+    staged = Settings(dev={"data_dir": tmp_path}, temporal=TemporalSettings(encryption_key=keys, encrypt_with="k1", address="far:7233"))
+    dev = dev_settings(staged).temporal
+    assert (dev.address, dev.namespace) == ("127.0.0.1:7233", "default")
+    assert dev.encrypt_with == "k1" and dev.key_ring().encrypting == "k1"  # type: ignore[union-attr]  # k2 decrypt-only
+    off = Settings(dev={"data_dir": tmp_path}, temporal=TemporalSettings(encryption_key=keys, encrypt=False))
+    codec = dev_settings(off).temporal.codec()
+    assert codec is not None and codec.encrypting is False  # turned off: new payloads in clear, the keys still read
 
 
 class Compress(PayloadCodec):

@@ -251,24 +251,37 @@ def test_any_body_is_answered_with_payloads_or_a_reason_never_a_crash(settings, 
     assert set(parsed) == ({"payloads"} if status == 200 else {"error"}) and "Traceback" not in answer.decode()
 
 
-async def asgi_post(app: Starlette, path: str, body: bytes) -> tuple[int, bytes]:
-    """One POST straight to the ASGI app, with the token and the Web UI's origin."""
+async def test_a_streamed_body_over_the_size_limit_is_refused_without_reading_it_all(settings):
+    """Chunked, no Content-Length: nothing declares the size, the server counts what it reads and stops there."""
+    app = Starlette(routes=CodecServer(codec_settings(settings, codec_max_mb=1)).routes())
+    chunks = [b"x" * 65536] * 20  # 1.25 MiB in 64 KiB chunks
+    status, answer = await asgi_post(app, "/codec/decode", chunks)
+    assert status == 413 and json.loads(answer) == {"error": "the request is over web.codec_max_mb (1048576 bytes)"}
+    assert chunks == [b"x" * 65536] * 3  # the 17th chunk was the one over the limit; the rest were never read
+
+
+async def asgi_post(app: Starlette, path: str, body: bytes | list[bytes]) -> tuple[int, bytes]:
+    """One POST straight to the ASGI app, with the token and the Web UI's origin; a list of chunks is streamed
+    (no Content-Length), and what the app did not read stays in it."""
     headers = [(b"authorization", f"Bearer {TOKEN}".encode()), (b"origin", UI_ORIGIN.encode()), (b"content-type", b"application/json")]
     scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
              "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "", "headers": headers,
              "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8377)}  # fmt: skip
-    incoming = [{"type": "http.request", "body": body, "more_body": False}]
-    status, chunks = 0, []
+    chunks = body if isinstance(body, list) else [body]
 
     async def receive() -> dict[str, Any]:
-        return incoming.pop(0) if incoming else {"type": "http.disconnect"}
+        if not chunks:
+            return {"type": "http.disconnect"}
+        return {"type": "http.request", "body": chunks.pop(0), "more_body": bool(chunks)}
+
+    status, answer = 0, []
 
     async def send(message: dict[str, Any]) -> None:
         nonlocal status
         if message["type"] == "http.response.start":
             status = message["status"]
         elif message["type"] == "http.response.body":
-            chunks.append(message.get("body", b""))
+            answer.append(message.get("body", b""))
 
     await app(scope, receive, send)
-    return status, b"".join(chunks)
+    return status, b"".join(answer)

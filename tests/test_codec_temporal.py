@@ -37,8 +37,9 @@ from printroom.workflows.order import SEARCH_ATTRIBUTES, order_summary
 from printroom.models import Order
 from tests.conftest import SERVER_STARTUP, eventually, free_port, messages_to, order_state
 from tests.conftest import printroom_beside_a_worker as printroom
-from tests.test_web_ui import browser, send_signal  # noqa: F401  # browser: the Web UI tests' fixture, Debian's Chromium
-from tests.web_helpers import web_running, with_web
+from tests.test_web_ui import browser, run_query, send_signal  # noqa: F401  # browser: the Web UI tests' fixture, Debian's Chromium
+from tests.desk_helpers import desk_settings, desk_url, editor_url
+from tests.web_helpers import fetch, web_running, with_web
 
 UI_PORT, WEB_PORT = free_port(), free_port()
 UI = f"http://127.0.0.1:{UI_PORT}"
@@ -177,6 +178,24 @@ async def test_a_key_missing_for_open_orders_stops_a_worker_at_start_naming_the_
         assert "Add those keys to temporal.encryption_key_file" in str(refused.value)
 
 
+async def test_a_key_used_after_an_orders_start_stops_a_worker_that_lacks_it(server, settings, smtp, task_queue):
+    """Started in clear, signalled under k1: the key is in a later event, never in the first one."""
+    env, _ = server
+    handle, address = await received(await client_for(env, keyed(settings, None)), task_queue, smtp, "later")
+    on = await client_for(env, keyed(settings, K1))
+    async with Worker(on, task_queue=task_queue):
+        await on.get_workflow_handle(handle.id).signal("change_status", {"trigger": "accept", "by": "Lea"})
+        await eventually(lambda: len(messages_to(smtp, address)) == 2, what="order_accepted, signalled under k1")
+    try:
+        for keys, given in ((K2, "the keys given are k2"), (None, "no encryption key is given")):
+            worker = Worker(await client_for(env, keyed(settings, keys)), task_queue=task_queue)
+            with pytest.raises(StartupError) as refused:
+                await asyncio.wait_for(worker.run(), 30)
+            assert f"were encrypted with keys this worker lacks (key 'k1': {handle.id}); {given}" in str(refused.value)
+    finally:
+        await handle.terminate("test over")
+
+
 async def started_without_a_worker(client: Client, task_queue: str, tag: str) -> WorkflowHandle[Any, Any]:
     """An order started (its input encrypted with the client's key) on a queue no worker polls: open, untouched."""
     order = customer(f"{tag}{uuid.uuid4().hex[:6]}")
@@ -222,10 +241,10 @@ async def test_a_history_that_cannot_be_read_is_skipped_and_said_and_the_check_h
     try:
         await eventually(lambda: listed_open(client, task_queue, 1), what="the order listed")
         # A workflow deleted since the listing (NOT_FOUND from the real server) beside one that is read.
-        found: dict[str, str | None] = {}
+        found: dict[str, frozenset[str]] = {}
         unread: dict[str, str] = {}
         await _read_keys(client, [(datetime.now(timezone.utc), "order-deleted-since", None), (datetime.now(timezone.utc), handle.id, None)], found, unread)
-        assert found == {handle.id: "k1"} and list(unread) == ["order-deleted-since"]
+        assert found == {handle.id: {"k1"}} and list(unread) == ["order-deleted-since"]
         assert unread["order-deleted-since"].startswith("NOT_FOUND: ")
         # Past its time limit the check lets the worker start, saying so; even with the key missing, as not read.
         caplog.clear()
@@ -245,6 +264,8 @@ async def test_a_key_a_worker_lacks_fails_the_workflow_task_naming_it_until_a_wo
     handle, address = await received(old, task_queue, smtp, "key")
     rotated = await client_for(env, keyed(settings, f"{K1}\n{K2}"))
     async with Worker(old, task_queue=task_queue):
+        # Answering queries: past its start-up key check, which would refuse a k2 payload already in the history.
+        assert (await order_state(old.get_workflow_handle(handle.id))).status == "submitted"
         await rotated.get_workflow_handle(handle.id).signal("change_status", {"trigger": "accept", "by": "Lea"})
         failed = await eventually(lambda: _task_failure(rotated, handle.id), what="the workflow task failure")
     expected = "a payload is encrypted with key 'k2', which is not among the keys given (k1); add key 'k2' back"
@@ -298,6 +319,35 @@ async def test_printroom_commands_read_encrypted_orders_with_the_key_and_name_th
     assert "a payload is encrypted with key 'k1', which is not among the keys given (k2)" in other.stderr
 
 
+async def test_printroom_webs_own_client_shows_an_encrypted_orders_desk_entry_and_draft_decoded(server, settings, smtp, task_queue):
+    """`printroom web` as deployed: no client handed to it, it connects by itself with the settings' keys."""
+    env, _ = server
+    encrypted = keyed(settings, K1)
+    where = {"address": env.client.service_client.config.target_host, "namespace": "default"}
+    web = desk_settings(encrypted.model_copy(update={"temporal": encrypted.temporal.model_copy(update=where)}), task_queue)
+    web = web.model_copy(update={"web": web.web.model_copy(update={"codec_auth": "proxy"})})
+    client = await client_for(env, web)
+    order = customer(f"desk{uuid.uuid4().hex[:6]}")
+    name = order["customer"]["name"]
+    async with Worker(client, task_queue=task_queue), web_running(web, None) as base:
+        handle = await client.start_workflow("OrderWorkflow", order, id=f"order-{order['id']}", task_queue=task_queue)
+        await handle.signal("change_status", {"trigger": "accept", "by": "Lea"})
+        [draft] = await eventually(lambda: _drafts(handle), what="the acceptance held as a draft")
+        desk = await eventually(lambda: _listing(desk_url(base), order["id"]), what="the order on the desk")
+        assert desk.status == 200 and name in desk.text and draft.subject in desk.text
+        editor = await fetch(editor_url(base, order["id"], draft))
+        assert editor.status == 200 and f"Draft {draft.id} of order {order['id']}" in editor.text
+        assert name in editor.text and order["customer"]["email"] in editor.text  # the draft's text, decoded
+    stored_events = b"".join(event.SerializeToString() for event in (await handle.fetch_history()).events)
+    assert name.encode() not in stored_events and draft.subject.encode() not in stored_events  # as stored: encrypted, so the page did decode it
+    await handle.terminate("test over")
+
+
+async def _listing(url: str, order_id: str) -> Any:
+    page = await fetch(url)
+    return page if order_id in page.text else None
+
+
 async def _task_failure(client: Client, workflow_id: str) -> str | None:
     """The message of the order's failed workflow task, as the Web UI shows it (decoded by the codec)."""
     async for event in client.get_workflow_handle(workflow_id).fetch_history_events():
@@ -334,6 +384,15 @@ async def test_the_web_ui_shows_the_decoded_order_through_the_codec_endpoint_and
                 await page.goto(url, wait_until="load")
                 await send_signal(page, "change_status", {"trigger": "accept", "by": "Lea"})
                 await eventually(lambda: len(messages_to(smtp, order["customer"]["email"])) == 2, what="order_accepted")
+                # The `state` query's answer, encrypted by the worker (a client without the codec cannot read it), is
+                # decoded in the Queries tab.
+                await eventually(lambda: _accepted(handle), what="the order accepted")
+                with pytest.raises(KeyError, match="Unknown payload encoding binary/encrypted"):
+                    await env.client.get_workflow_handle(handle.id).query("state")
+                await page.goto(url.removesuffix("/history") + "/query", wait_until="load")
+                await run_query(page, "state")
+                await expect(page.locator("body")).to_contain_text('"status": "accepted"')
+                await expect(page.locator("body")).to_contain_text(f'"{order["customer"]["email"]}"')  # emails_sent's recipient
             # Served with a token instead, which this Web UI does not send: it is refused, and shows the ciphertext.
             history = await handle.fetch_history()  # as stored: encrypted
             sealed = history.events[0].workflow_execution_started_event_attributes.input.payloads[0].data

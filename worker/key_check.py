@@ -2,6 +2,13 @@
 dropped too early (or encryption turned off with the keys removed) is said at start, naming the key id and the
 orders, instead of failing every workflow task of those orders.
 
+Every event of a history is read, not only the first: an order started in clear (or under an older key) gets
+signals, updates and activity results encrypted later under another key, and a worker replaying it decodes them
+all; no event type can be skipped safely, so none is guessed at. The cost stays bounded: an order's history is a
+few events per status change and email, the long-lived workflows (cost centre, bounce watch) continue as new past
+a limit, histories are read 256 events a page and 16 at once, only the `most` oldest, and the whole check stops at
+its time limit.
+
 The oldest open orders are the ones checked (they are the likeliest to hold a key since dropped); the check is a
 safety net, never a reason of its own not to start: a history that cannot be read is skipped, and past its time
 limit the worker starts, each said at WARNING. Only a key really missing stops the worker."""
@@ -12,6 +19,8 @@ import asyncio
 import logging
 from datetime import datetime, timedelta, timezone
 
+from google.protobuf.message import Message
+from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -20,14 +29,15 @@ from printroom.worker.startup import StartupError
 
 log = logging.getLogger("printroom.worker")
 
-# The open workflows whose first event is read (one small request each), oldest first.
+# The open workflows whose histories are read, oldest first.
 MOST_CHECKED = 2000
 AT_ONCE = 16
 NAMED = 3
 # The whole check, listing included: past it, the worker starts with what was checked so far.
 TIME_LIMIT = 30.0
-# One request (a page of the listing, one history's first event).
+# One request (a page of the listing, a page of a history).
 RPC_TIMEOUT = timedelta(seconds=10)
+HISTORY_PAGE = 256  # events a page; Temporal's frontend warns past its default maximum, 256
 _EPOCH = datetime.min.replace(tzinfo=timezone.utc)
 
 Listed = tuple[datetime, str, str | None]  # start time, workflow id, run id
@@ -42,9 +52,9 @@ async def check_keys(
     most: int = MOST_CHECKED,
     time_limit: float = TIME_LIMIT,
 ) -> None:
-    """Raise StartupError naming each key id the input of one of the `most` oldest open workflows was encrypted
-    with and `keys` lack. Everything else (a listing refused, a history not read, the time limit) is a warning."""
-    found: dict[str, str | None] = {}  # workflow id -> key id (None: in clear), filled as histories are read
+    """Raise StartupError naming each key id a payload in the history of one of the `most` oldest open workflows
+    was encrypted with and `keys` lack. Everything else (a listing refused, a history not read, the time limit) is a warning."""
+    found: dict[str, frozenset[str]] = {}  # workflow id -> the key ids in its history (none: in clear), as read
     unread: dict[str, str] = {}  # workflow id -> why its history was not read
     listed: list[Listed] | None = None
     timed_out = False
@@ -78,9 +88,9 @@ async def check_keys(
         )  # fmt: skip
     missing: dict[str, list[str]] = {}
     for _, workflow_id, _ in listed or []:  # oldest first, as named in the message
-        key_id = found.get(workflow_id)
-        if key_id is not None and (keys is None or key_id not in keys.keys):
-            missing.setdefault(key_id, []).append(workflow_id)
+        for key_id in sorted(found.get(workflow_id, frozenset())):
+            if keys is None or key_id not in keys.keys:
+                missing.setdefault(key_id, []).append(workflow_id)
     if not missing:
         return
     lacking = "; ".join(f"key {key_id!r}: {_some(ids)}" for key_id, ids in sorted(missing.items()))
@@ -106,8 +116,8 @@ async def _open_workflows(client: Client, task_queue: str, workflow_types: tuple
     return sorted(listed, key=lambda entry: entry[0])
 
 
-async def _read_keys(client: Client, listed: list[Listed], found: dict[str, str | None], unread: dict[str, str]) -> None:
-    """The key id of each workflow's input into `found` as it is read (kept if the time limit cuts this short); a
+async def _read_keys(client: Client, listed: list[Listed], found: dict[str, frozenset[str]], unread: dict[str, str]) -> None:
+    """The key ids of each workflow's history into `found` as it is read (kept if the time limit cuts this short); a
     history that cannot be read (deleted since the listing, refused, too slow) into `unread` with the reason."""
     gate = asyncio.Semaphore(AT_ONCE)
 
@@ -123,15 +133,34 @@ async def _read_keys(client: Client, listed: list[Listed], found: dict[str, str 
     await asyncio.gather(*(read(workflow_id, run_id) for _, workflow_id, run_id in listed))
 
 
-async def _key_of(client: Client, workflow_id: str, run_id: str | None) -> str | None:
-    """The key id the workflow's input was encrypted with; None when it was written in clear."""
-    events = client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history_events(page_size=1, rpc_timeout=RPC_TIMEOUT)
+async def _key_of(client: Client, workflow_id: str, run_id: str | None) -> frozenset[str]:
+    """The ids of the keys any payload of the workflow's history was encrypted with; empty when all is in clear."""
+    events = client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history_events(page_size=HISTORY_PAGE, rpc_timeout=RPC_TIMEOUT)
+    found: set[str] = set()
     async for event in events:
-        for payload in event.workflow_execution_started_event_attributes.input.payloads:
-            if payload.metadata.get("encoding") == ENCODING:
-                return payload.metadata.get(KEY_ID, b"").decode("ascii", "replace")
-        return None
-    return None
+        _collect_key_ids(event, found)
+    return frozenset(found)
+
+
+def _collect_key_ids(message: Message, found: set[str]) -> None:
+    """Every payload in the message, however deep (inputs, results, memos, headers, failures' details), not a list
+    of event types that a new Temporal event or field would outgrow."""
+    if isinstance(message, Payload):
+        if message.metadata.get("encoding") == ENCODING:
+            found.add(message.metadata.get(KEY_ID, b"").decode("ascii", "replace"))
+        return
+    for field, value in message.ListFields():
+        if field.message_type is None:
+            continue
+        if isinstance(value, Message):
+            _collect_key_ids(value, found)
+        elif field.message_type.GetOptions().map_entry:  # a memo's or a header's fields: payloads by name
+            if field.message_type.fields_by_name["value"].message_type is not None:
+                for item in value.values():
+                    _collect_key_ids(item, found)
+        else:  # repeated
+            for item in value:
+                _collect_key_ids(item, found)
 
 
 def _some(workflow_ids: list[str]) -> str:
