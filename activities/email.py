@@ -4,6 +4,7 @@ hold it as a draft for an operator; and send a held draft with the operator's ed
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
@@ -341,23 +342,28 @@ class EmailActivities(ApprovalSteps, BounceSteps):
             wanted = [r for r in [*to, *cc] if only is None or r in only]
             return [r for r in wanted if earlier is None or r not in earlier.accepted]
 
-        def prepare() -> tuple[Accepted | None, AssembledEmail | None]:
+        def prepare() -> tuple[Accepted | None, AssembledEmail | None, bool]:
             # Before anything is read or rendered: an email the server took is done, even if its files have gone.
             earlier = self.deliveries.accepted(msg_id)
-            return earlier, build(now) if still_to_send(earlier) else None
-
-        def take() -> tuple[bool, Accepted | None]:
+            if not still_to_send(earlier):
+                return earlier, None, False
+            email = build(now)
+            if given_up.is_set():  # cancelled while rendering: nobody would keep or release a claim taken now
+                return earlier, None, False
             inherited = self.deliveries.claim(msg_id)
             # Looked at again now that the claim is ours: another attempt may have recorded it meanwhile.
             earlier = self.deliveries.accepted(msg_id)
             if not still_to_send(earlier):
                 self.deliveries.release(msg_id)
-            return inherited, earlier
+            return earlier, email, inherited
 
-        # Off the event loop, in two steps: templates, images, files and MIME; then the claim and the records.
-        earlier, email = await asyncio.to_thread(prepare)
-        if email is not None:
-            inherited, earlier = await asyncio.to_thread(take)
+        # Off the event loop, in one step: the record looked at, templates, images, files and MIME, then the claim.
+        given_up = threading.Event()
+        try:
+            earlier, email, inherited = await asyncio.to_thread(prepare)
+        except asyncio.CancelledError:
+            given_up.set()
+            raise
         if email is None or not (envelope := still_to_send(earlier)):
             notes.append(f"{trigger}: {msg_id} was accepted by the server on an earlier attempt; not sent again")
             return sent(earlier.accepted if earlier else [], earlier.subject if earlier else "", []), {}

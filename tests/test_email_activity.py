@@ -424,3 +424,33 @@ async def test_a_bounced_emails_copy_is_rendered_and_held_never_sent(settings, s
     assert draft.from_bounce and draft.may_edit_to and not draft.rules.may_edit_to
     assert draft.message_id == "<PO-7.order_accepted.2.customer@example.com>" and draft.html
     assert smtp.messages == []
+
+
+async def test_an_attempt_cancelled_while_its_email_renders_leaves_no_claim_and_sends_nothing(settings, smtp):
+    """A timeout or a cancelled order while the email is being rendered (a slow document store, a big PDF): the
+    render finishes in its thread, but no claim is taken for it, so the next attempt is a clean one, not a
+    "may have been sent twice" warning after waiting out a claim nobody keeps."""
+    import asyncio
+    import threading
+
+    emails = activities_for(settings)
+    rendering, finish = threading.Event(), threading.Event()
+    assemble = emails.assembler.assemble
+
+    def slow_assemble(*args: Any, **kwargs: Any):
+        rendering.set()
+        finish.wait(10)
+        return assemble(*args, **kwargs)
+
+    emails.assembler.assemble = slow_assemble  # type: ignore[method-assign]
+    env = ActivityEnvironment()
+    attempt = asyncio.ensure_future(env.run(emails.send_status_email, request("order_accepted")))
+    await asyncio.to_thread(rendering.wait, 10)
+    env.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await attempt
+    finish.set()
+    await asyncio.sleep(0.3)  # the render's thread ends after the cancel
+    msg_id = "<PO-7.order_accepted.1.customer@example.com>"
+    assert smtp.messages == []
+    assert emails.deliveries.claim(msg_id) is False  # free, not another attempt's (ClaimHeld) nor a dead one's (True)
