@@ -316,3 +316,38 @@ async def test_a_bounced_email_is_listed_with_why_and_its_address_corrected_on_t
         (correction,) = (await order_state(handle)).address_corrections
         assert (correction.original, correction.corrected, correction.by) == (CUSTOMER, MARIE, "Léa")
         await handle.signal("change_status", {"trigger": "cancel"})
+
+
+async def test_an_older_order_holding_a_newer_draft_is_listed_after_a_newer_order_holding_an_older_draft(client: Client, settings, smtp, task_queue):
+    """Oldest draft first, by OldestDraftHeld (when the order's oldest waiting draft was held), not by order start."""
+    from tests.conftest import sample_order
+    from tests.desk_helpers import _drafts
+    from printroom.workflows.order import OLDEST_DRAFT_HELD, OrderWorkflow
+
+    web = desk_settings(settings, task_queue)
+    async with build_worker(client, web, task_queue=task_queue), web_running(web, client) as base:
+        old = sample_order(f"OLD-{task_queue[-8:]}", language="en")
+        old_handle = await client.start_workflow(OrderWorkflow.run, old, id=f"order-{old['id']}", task_queue=task_queue)
+        await old_handle.query("state", result_type=OrderState)  # started, its first task done: no draft yet
+        new_handle, new, new_draft = await order_with_draft(client, task_queue, id=f"NEW-{task_queue[-8:]}", language="en")
+        await old_handle.signal("change_status", {"trigger": "accept", "by": "Léa"})
+        (old_draft,) = await eventually(lambda: _drafts(old_handle), what="the older order's draft")
+        assert (await old_handle.describe()).start_time < (await new_handle.describe()).start_time
+        assert new_draft.created_at < old_draft.created_at
+
+        query = f'WorkflowId IN ("{old_handle.id}", "{new_handle.id}") AND OldestDraftHeld IS NOT NULL'
+        await eventually(lambda: _counted(client, query, 2), what="both orders' OldestDraftHeld in visibility")
+        assert (await new_handle.describe()).typed_search_attributes.get(OLDEST_DRAFT_HELD) == new_draft.created_at
+        desk = (await fetch(desk_url(base))).text
+        assert desk.index(new["id"]) < desk.index(old["id"]), "the order whose draft waits longest comes first"
+
+        await new_handle.execute_update("edit_and_send", {"draft_id": new_draft.id, "by": "Léa"}, result_type=dict)
+        await eventually(lambda: _cleared(new_handle), what="OldestDraftHeld cleared once no draft waits")
+        for handle in (old_handle, new_handle):
+            await handle.signal("change_status", {"trigger": "cancel"})
+
+
+async def _cleared(handle) -> bool:
+    from printroom.workflows.order import OLDEST_DRAFT_HELD
+
+    return (await handle.describe()).typed_search_attributes.get(OLDEST_DRAFT_HELD) is None

@@ -16,6 +16,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from printroom.draft_requests import discard_and_confirm
 from printroom.models import ApprovalOutcome, ApprovalState, Decide, Draft, DraftSent, OrderState, StatusEmailRequest, budget_workflow_id
+from printroom.workflows.order import DRAFTS_PENDING, OLDEST_DRAFT_HELD
 
 T = TypeVar("T")
 
@@ -63,6 +64,13 @@ class WaitingOrder:
     workflow_id: str
     started: datetime
     drafts: int
+    # When its oldest waiting draft was held (OldestDraftHeld); an order started before that attribute: None.
+    oldest_draft: datetime | None = None
+
+    @property
+    def waiting_since(self) -> datetime:
+        """What the desk sorts by: its oldest draft's age, or, without one known, the order's own."""
+        return self.oldest_draft or self.started
 
 
 @dataclass(frozen=True)
@@ -196,16 +204,18 @@ class TemporalPages:
             raise self._problem(error) from None
 
     async def waiting_orders(self, task_queue: str) -> list[WaitingOrder]:
-        """Every open order of the print room's task queue with drafts waiting, oldest first (one visibility listing,
-        1,000 a page)."""
+        """Every open order of the print room's task queue with drafts waiting, the one whose oldest draft waits
+        longest first (one visibility listing, 1,000 a page, sorted here: the SQL visibility stores take no
+        ORDER BY)."""
         client = await self.client()
 
         async def listing() -> list[WaitingOrder]:
             found = []
             async for execution in client.list_workflows(waiting_orders(task_queue), page_size=1000, rpc_timeout=CALL_TIMEOUT):
-                pending = execution.search_attributes.get("DraftsPending") or [0]
-                found.append(WaitingOrder(execution.id, execution.start_time, int(pending[0])))  # type: ignore[arg-type]
-            return sorted(found, key=lambda w: w.started)
+                attributes = execution.typed_search_attributes
+                pending, oldest = attributes.get(DRAFTS_PENDING) or 0, attributes.get(OLDEST_DRAFT_HELD)
+                found.append(WaitingOrder(execution.id, execution.start_time, pending, oldest))
+            return sorted(found, key=lambda w: (w.waiting_since, w.workflow_id))
 
         try:
             return await self._answered(client, asyncio.wait_for(listing(), 2 * CALL_TIMEOUT.total_seconds()), sent=False)

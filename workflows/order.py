@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -61,7 +61,9 @@ with workflow.unsafe.imports_passed_through():
 ORDER_STATUS = SearchAttributeKey.for_keyword("OrderStatus")
 DRAFTS_PENDING = SearchAttributeKey.for_int("DraftsPending")
 EMAIL_BOUNCED = SearchAttributeKey.for_bool("EmailBounced")  # set on the first bounce of one of the order's emails
-SEARCH_ATTRIBUTES = (ORDER_STATUS, DRAFTS_PENDING, EMAIL_BOUNCED)
+# When the oldest draft still held was held (unset when none is): the desk lists the orders by it, oldest first.
+OLDEST_DRAFT_HELD = SearchAttributeKey.for_datetime("OldestDraftHeld")
+SEARCH_ATTRIBUTES = (ORDER_STATUS, DRAFTS_PENDING, EMAIL_BOUNCED, OLDEST_DRAFT_HELD)
 
 # An operator waits for the answer; a large attachment to a slow server may still take minutes.
 SEND_DRAFT_TIMEOUT = timedelta(minutes=10)
@@ -85,7 +87,7 @@ class OrderWorkflow:
         self._drafts = DraftBook()
         self._outbox = Outbox(self._order.id if self._order else "", self._held, self._publish)
         self._bounces = OrderBounces(self._outbox, self._drafts, self._held, self._refuse, self._publish)
-        self._published: tuple[str, int, bool] | None = None
+        self._published: tuple[str, int, bool, datetime | None] | None = None
         self._approval = ApprovalChild()
         self._approval_standing = ""  # why the order waits for an approval that has ended without a decision
         self._fetching_drafts = 0  # drafts an approval rang about, being fetched: the order stays open meanwhile
@@ -503,13 +505,17 @@ class OrderWorkflow:
         UI's current details."""
         if self._order is None:  # the workflow fails at once, saying why
             return
-        published = (self._lifecycle.state, len(self._drafts.pending), self._bounces.any)
+        pending = self._drafts.pending
+        oldest = min((h.draft.created_at for h in pending), default=None)
+        published = (self._lifecycle.state, len(pending), self._bounces.any, oldest)
         # One upsert for a status change and the drafts its email made: the first attempt runs in the same task.
         if published != self._published and not self._outbox.first_attempt_due:
-            before = self._published or ("", -1, False)
+            before = self._published or ("", -1, False, None)
             updates: list[SearchAttributeUpdate[Any]] = [ORDER_STATUS.value_set(published[0])] if published[0] != before[0] else []
             updates += [DRAFTS_PENDING.value_set(published[1])] if published[1] != before[1] else []
             updates += [EMAIL_BOUNCED.value_set(True)] if published[2] and not before[2] else []
+            if oldest != before[3]:
+                updates.append(OLDEST_DRAFT_HELD.value_set(oldest) if oldest is not None else OLDEST_DRAFT_HELD.value_unset())
             workflow.upsert_search_attributes(updates)
             self._published = published
         outbox = self._outbox
