@@ -55,6 +55,15 @@ async def test_the_desk_lists_a_held_draft_and_the_editor_previews_then_sends_it
         assert "Great news" in body and "Delivery on <b>Thursday</b>" in body
         assert "Great news" in email.get_body(("html",)).get_content()
         assert email["Message-ID"].strip() == draft.message_id
+        kept = [c for c in sent.headers.get_all("Set-Cookie") if c.startswith("printroom_by=")]
+        assert len(kept) == 3 and all("Path=/en/drafts/" in c or "Path=/fr/drafts/" in c or "Path=/de/drafts/" in c for c in kept)
+        assert all("L%C3%A9a" in c and "HttpOnly" in c and "SameSite=strict" in c and "Max-Age=31536000" in c for c in kept), kept
+        assert all("Secure" not in c for c in kept)  # web.public_url is http here: a Secure cookie would never come back
+        _, later, next_draft = await order_with_draft(client, task_queue, language="en")
+        filled = await fetch(editor_url(base, later["id"], next_draft), cookie=kept[0].split(";")[0])
+        assert 'id="by" name="by" value="Léa"' in filled.body  # the name is remembered for the next draft
+        assert 'name="by" value=""' in (await fetch(editor_url(base, later["id"], next_draft))).body  # not without it
+        await client.get_workflow_handle(f"order-{later['id']}").terminate("test done")
 
         again = await fetch(editor, {**form, "action": "send"})
         assert again.status == 409 and f"{draft.id} was sent at" in again.text and "by Léa" in again.text
@@ -351,3 +360,19 @@ async def _cleared(handle) -> bool:
     from printroom.workflows.order import OLDEST_DRAFT_HELD
 
     return (await handle.describe()).typed_search_attributes.get(OLDEST_DRAFT_HELD) is None
+
+
+def test_the_name_is_kept_in_a_secure_cookie_where_the_public_url_is_https(settings):
+    """Behind https the cookie is Secure; with no name given nothing is set (a page's refusal keeps the last one)."""
+    from types import SimpleNamespace
+
+    from starlette.responses import Response
+
+    from printroom.web.desk import Desk
+
+    web = desk_settings(settings, "q")
+    https = web.model_copy(update={"web": web.web.model_copy(update={"public_url": "https://print.example.org"})})
+    desk = Desk(SimpleNamespace(settings=https, max_form=64 * 1024))  # type: ignore[arg-type]
+    kept = desk._remember(Response(), "Müller, Jonas").headers.getlist("set-cookie")
+    assert len(kept) == 3 and all(c.startswith("printroom_by=M%C3%BCller%2C%20Jonas;") and "Secure" in c for c in kept), kept
+    assert not desk._remember(Response(), "").headers.getlist("set-cookie")

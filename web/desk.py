@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from urllib.parse import quote, unquote
 from dataclasses import dataclass
 from datetime import datetime
 from collections.abc import Callable
@@ -40,6 +41,8 @@ PAGE_SIZE = 50
 # The form's own bounds; the workflow's (SendDraft, drafts.max_html_kb) stay the final word.
 MAX_BY, MAX_SUBJECT, MAX_NOTE, MAX_REASON, MAX_ADDRESSES = 200, 200, 2000, 2000, 20
 ACTIONS = ("preview", "send", "discard")
+# The operator's name, kept by the browser for the editor's next visit (a year); set by a send or a discard.
+NAME_COOKIE, NAME_KEPT_FOR = "printroom_by", 365 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -148,7 +151,7 @@ class Desk:
             return await self._settled(lang, link, request.query_params.get("draft", ""))
         if draft.rules.may_attach and (source := await self.site.temporal.draft_source(f"order-{link.order_id}", draft.id)):
             request.state.documents = self.editor.documents(draft, source)
-        return self._editor(request, lang, link, draft, _defaults(draft))
+        return self._editor(request, lang, link, draft, {})
 
     async def _act(self, request: Request, lang: str, link: DraftLink, form: dict[str, str]) -> Response:
         d = DESK_TEXT[lang]
@@ -212,7 +215,8 @@ class Desk:
         if isinstance(answer, DraftSent):
             title = d["sent_title"].format(draft=answer.draft_id, order=link.order_id)
             text = d["sent"].format(message_id=answer.message_id, to=", ".join(answer.to))
-            return self.site.pages.message(lang, 200, title, text + (" " + d["sent_cc"].format(cc=", ".join(answer.cc)) if answer.cc else ""))
+            said = self.site.pages.message(lang, 200, title, text + (" " + d["sent_cc"].format(cc=", ".join(answer.cc)) if answer.cc else ""))
+            return self._remember(said, form.get("by", "").strip())
         if await self._draft(link) is None:  # sent or discarded by someone else meanwhile: say who
             return await self._settled(lang, link, draft.id)
         return self._editor(request, lang, link, draft, form, status=409, notice=d["not_sent"].format(reason=answer.reason))
@@ -228,7 +232,20 @@ class Desk:
             return self.site.pages.message(lang, 504, d["send_no_answer_title"], d["send_no_answer"])
         if isinstance(answer, Refused):
             return self._editor(request, lang, link, draft, form, status=409, notice=f"{d['not_discarded_title']}: {answer.reason}")
-        return self.site.pages.message(lang, 200, d["discarded_title"].format(draft=draft.id, order=link.order_id), d["discarded"].format(reason=reason))
+        said = self.site.pages.message(lang, 200, d["discarded_title"].format(draft=draft.id, order=link.order_id), d["discarded"].format(reason=reason))
+        return self._remember(said, by)
+
+    def _remember(self, response: Response, by: str) -> Response:
+        """The name that sent or discarded, kept by the browser for the editor (every language's): filled in next
+        time without JavaScript. Only the draft pages receive it, never another site (SameSite), never a script."""
+        if by:
+            secure = (self.site.settings.web.public_url or "").startswith("https://")
+            for language in TEXT:
+                response.set_cookie(
+                    NAME_COOKIE, quote(by), max_age=NAME_KEPT_FOR, path=f"/{language}/drafts/", secure=secure,
+                    httponly=True, samesite="strict",
+                )  # fmt: skip
+        return response
 
     async def _draft(self, link: DraftLink) -> Draft | None:
         for draft in await self.site.temporal.drafts(f"order-{link.order_id}"):
@@ -269,7 +286,7 @@ class Desk:
         posted = [value for name, value in form.items() if name.startswith("attach:")]
         return self.site.pages.page(
             "editor.html.j2", lang, status, title=TEXT[lang]["draft_title"].format(draft=draft.id, order=link.order_id),
-            d=d, draft=draft, form={**_defaults(draft), **form}, notice=notice, preview=preview, action=request.url.path,
+            d=d, draft=draft, form={**_defaults(draft, _remembered(request)), **form}, notice=notice, preview=preview, action=request.url.path,
             body_url=f"/drafts/{request.path_params['token']}/body", max_note=MAX_NOTE, max_subject=MAX_SUBJECT,
             max_by=MAX_BY, max_reason=MAX_REASON, policy=PREVIEW_POLICY if preview else None,
             documents=getattr(request.state, "documents", None) or draft.attachments,
@@ -277,9 +294,14 @@ class Desk:
         )  # fmt: skip
 
 
-def _defaults(draft: Draft) -> dict[str, str]:
-    """The form as the draft fills it."""
-    return {"subject": draft.subject, "text": draft.text, "cc": ", ".join(draft.cc), "to": ", ".join(draft.to), "note": "", "by": "", "reason": ""}
+def _defaults(draft: Draft, by: str = "") -> dict[str, str]:
+    """The form as the draft fills it, with the name the browser remembers."""
+    return {"subject": draft.subject, "text": draft.text, "cc": ", ".join(draft.cc), "to": ", ".join(draft.to), "note": "", "by": by, "reason": ""}
+
+
+def _remembered(request: Request) -> str:
+    """The operator's name from the cookie a send or discard set; bounded as the field is."""
+    return unquote(request.cookies.get(NAME_COOKIE, ""))[:MAX_BY]
 
 
 def _addresses(value: str) -> list[str]:
