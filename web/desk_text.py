@@ -202,6 +202,8 @@ REFUSALS: Mapping[str, Mapping[str, str]] = {
         "note_and_own": "the note goes where the template places it: with a text of your own, write the note into it.",
         "too_big": "the text of {draft} comes to {size} KB, over the {limit} KB allowed: shorten it.",
         "being_sent": "{draft} is being sent by another operator right now: wait a moment and open the list again.",
+        "send_failed": "{draft} was not sent: {error}. It is still held: fix that (or wait for the mail server) and send "
+        "it again.",
     },
     "fr": {
         "no_cc": "les opérateurs ne peuvent pas modifier le Cc de {draft} (drafts.operator_may_edit_cc est désactivé) : "
@@ -213,6 +215,8 @@ REFUSALS: Mapping[str, Mapping[str, str]] = {
         "note_and_own": "la note se place là où le modèle la prévoit : avec votre propre texte, écrivez la note dedans.",
         "too_big": "le texte de {draft} fait {size} Ko, au-delà des {limit} Ko permis : raccourcissez-le.",
         "being_sent": "{draft} est en cours d'envoi par un autre opérateur : attendez un instant et rouvrez la liste.",
+        "send_failed": "{draft} n'a pas été envoyé : {error}. Il reste retenu : corrigez cela (ou attendez le serveur de "
+        "messagerie) et envoyez-le à nouveau.",
     },
     "de": {
         "no_cc": "Operatoren dürfen das Cc von {draft} nicht ändern (drafts.operator_may_edit_cc ist aus): lassen Sie Cc, "
@@ -226,6 +230,8 @@ REFUSALS: Mapping[str, Mapping[str, str]] = {
         "too_big": "der Text von {draft} hat {size} KB, mehr als die erlaubten {limit} KB: kürzen Sie ihn.",
         "being_sent": "{draft} wird gerade von einem anderen Operator gesendet: warten Sie kurz und öffnen Sie die Liste "
         "erneut.",
+        "send_failed": "{draft} wurde nicht gesendet: {error}. Er bleibt zurückgehalten: beheben Sie das (oder warten Sie "
+        "auf den Mailserver) und senden Sie ihn erneut.",
     },
 }
 assert all(set(words) == set(REFUSALS["en"]) for words in REFUSALS.values()), "every language says every refusal"

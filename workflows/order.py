@@ -17,7 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from printroom.workflows.approval_child import ApprovalChild
     from printroom.workflows.bounces import OrderBounces
     from printroom.workflows.requests import Input, Refusals, WorkflowInput, check_update
-    from printroom.workflows.drafts import DraftBook, DraftRefused, HeldDraft, markdown_text
+    from printroom.workflows.drafts import DraftBook, DraftRefused, HeldDraft, markdown_text, refusal_error
     from printroom.workflows.sending import ONE_ATTEMPT, Outbox, is_cancellation, root_cause
     from printroom.workflows.spending_link import SpendingLink
 
@@ -260,7 +260,7 @@ class OrderWorkflow:
             self._drafts.check(held, edits)
             await self._send_held(held, edits)
         except DraftRefused as refusal:
-            self._refuse("send_draft", payload, str(refusal))
+            self._refuse("send_draft", payload, str(refusal), refusal)
 
     @workflow.signal(name="email_bounced")
     async def email_bounced(self, payload: Any = None) -> None:
@@ -276,7 +276,7 @@ class OrderWorkflow:
         try:
             held = self._drafts.find(request.draft_id)
         except DraftRefused as refusal:
-            self._refuse("discard_draft", payload, str(refusal))
+            self._refuse("discard_draft", payload, str(refusal), refusal)
             return
         draft, by = held.draft, request.by
         self._drafts.settle(held, f"discarded at {workflow.now():%Y-%m-%d %H:%M} UTC" + (f" by {by}" if by else ""))
@@ -289,7 +289,7 @@ class OrderWorkflow:
         try:
             return await self._send_held(self._drafts.find(edits.draft_id), edits)
         except DraftRefused as refusal:
-            raise ApplicationError(str(refusal), type="DraftNotSent", non_retryable=True) from None
+            raise refusal_error(refusal, "DraftNotSent") from None
 
     @edit_and_send.validator
     def _may_edit_and_send(self, payload: Any = None) -> None:
@@ -298,7 +298,7 @@ class OrderWorkflow:
         try:
             self._drafts.check(self._drafts.find(edits.draft_id), edits)
         except DraftRefused as refusal:
-            raise ValueError(str(refusal)) from None
+            raise refusal_error(refusal, "DraftRefused") from None
 
     @workflow.query(name="state")
     def state(self) -> OrderState:
@@ -403,8 +403,11 @@ class OrderWorkflow:
         self._outbox.notes.append(answer.note)
         self._publish()
 
-    def _refuse(self, kind: str, payload: Any, reason: str) -> None:
-        self._refusals.refuse(kind, payload, reason)
+    def _refuse(self, kind: str, payload: Any, reason: str, refusal: DraftRefused | None = None) -> None:
+        if refusal is None:
+            self._refusals.refuse(kind, payload, reason)
+        else:  # named, for a page that says it in its own language
+            self._refusals.refuse(kind, payload, reason, refusal.words, refusal.values)
 
     # Drafts.
 
@@ -448,7 +451,10 @@ class OrderWorkflow:
             self._drafts.touch()  # its reminders count again, were it still held
         self._publish()
         if result is None:
-            raise DraftRefused(f"draft {draft.id} was not sent: {draft.last_error}; it is still held: fix that and send it again")
+            raise DraftRefused(
+                f"draft {draft.id} was not sent: {draft.last_error}; it is still held: fix that and send it again",
+                "send_failed", draft=draft.id, error=draft.last_error,
+            )  # fmt: skip
         self._outbox.record(held.request, result)
         (sent,) = result.sent
         by = edits.by
