@@ -12,7 +12,7 @@ from printroom.models import Draft, OrderState
 from printroom.worker.main import build_worker
 from tests.conftest import eventually, messages_to, order_state
 from tests.desk_helpers import SIGNER, _drafts, desk_settings, desk_url, editor_url, order_with_draft
-from tests.test_approval_page import security_headers_are_set
+from tests.test_approval_page import security_headers_are_set, stoppable_temporal  # noqa: F401  # a server to stop
 from tests.test_bounces import CUSTOMER, bounce, started
 from tests.web_helpers import fetch, web_running
 
@@ -416,3 +416,33 @@ def test_a_thousand_orders_of_one_to_three_drafts_are_paged_each_draft_once_50_a
     assert straddling > 0
     assert page_slice(counts, 10**6)[0] == pages and page_slice(counts, 0)[0] == 1  # past the end, before the start
     assert page_slice([], 1) == (1, 1, [])
+
+
+async def test_when_temporal_stops_answering_the_desk_says_503_without_the_order_and_lists_it_again_once_back(settings, stoppable_temporal, task_queue):  # noqa: F811
+    """It keeps no stale state: a Temporal of the test's own lists the order, is stopped (SIGSTOP: it accepts and
+    never answers), and the desk says "try again" without naming the order; continued, the order is listed again."""
+    import signal
+
+    from temporalio.contrib.pydantic import pydantic_data_converter
+
+    address, server = stoppable_temporal
+    own = await Client.connect(address, data_converter=pydantic_data_converter)
+    web = desk_settings(settings, task_queue)
+    web = web.model_copy(update={"temporal": web.temporal.model_copy(update={"address": address, "namespace": "default"})})
+    async with build_worker(own, web, task_queue=task_queue), web_running(web, None) as base:
+        handle, order, _ = await order_with_draft(own, task_queue, language="en")
+        listed = lambda: _listing(base, order["id"])  # noqa: E731
+        assert (await eventually(listed, what="the order on the desk")).status == 200
+        server.send_signal(signal.SIGSTOP)
+        try:
+            gone = await fetch(desk_url(base))
+        finally:
+            server.send_signal(signal.SIGCONT)
+        assert gone.status == 503 and "Nothing was recorded and nothing is lost" in gone.text and order["id"] not in gone.body
+        assert (await eventually(listed, what="the order listed again once Temporal answers")).status == 200
+        await handle.terminate("test done")
+
+
+async def _listing(base: str, order_id: str):
+    answer = await fetch(desk_url(base))
+    return answer if answer.status == 200 and order_id in answer.text else None
