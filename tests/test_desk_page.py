@@ -4,13 +4,16 @@ discard, and every bad link, field and state refused with the reason and nothing
 
 from __future__ import annotations
 
-from datetime import timedelta
+import re
+from datetime import datetime, timedelta, timezone
+from html import unescape
 
 from temporalio.client import Client
 
+from printroom.links import ApprovalLink, DraftLink
 from printroom.models import Draft, OrderState
 from printroom.worker.main import build_worker
-from tests.conftest import eventually, messages_to, order_state
+from tests.conftest import event_names, eventually, messages_to, order_state
 from tests.desk_helpers import SIGNER, _drafts, desk_settings, desk_url, editor_url, order_with_draft
 from tests.test_approval_page import security_headers_are_set, stoppable_temporal  # noqa: F401  # a server to stop
 from tests.test_bounces import CUSTOMER, bounce, started
@@ -40,8 +43,10 @@ async def test_the_desk_lists_a_held_draft_and_the_editor_previews_then_sends_it
 
         text = draft.text.replace("Good news", "Great news")
         form = {"draft": draft.id, "subject": draft.subject, "note": "Delivery on <b>Thursday</b>", "text": text, "by": "Léa"}
+        before = await event_names(handle)
         preview = await fetch(editor, {**form, "action": "preview"})
         assert preview.status == 200, preview.text
+        assert await event_names(handle) == before  # a preview writes nothing to the order's history
         assert "Preview: the email exactly as it will be sent" in preview.text
         assert "Great news" in preview.text and "Delivery on <b>Thursday</b>" in preview.text  # shown as text
         assert "<b>Thursday" not in preview.body  # escaped, even inside the frame's srcdoc
@@ -53,7 +58,10 @@ async def test_the_desk_lists_a_held_draft_and_the_editor_previews_then_sends_it
         email = (await eventually(lambda: the_draft(smtp, draft), what="the edited email"))[0].parsed()
         body = email.get_body(("plain",)).get_content()
         assert "Great news" in body and "Delivery on <b>Thursday</b>" in body
-        assert "Great news" in email.get_body(("html",)).get_content()
+        html = email.get_body(("html",)).get_content()
+        assert "Great news" in html and "Delivery on &lt;b&gt;Thursday&lt;/b&gt;" in html  # the note, escaped, in both parts
+        shown = re.search(r'<pre class="text-part">(.*?)</pre>', preview.body, re.S)
+        assert shown is not None and unescape(shown.group(1)).replace("\r\n", "\n") == body.replace("\r\n", "\n")  # previewed as sent (line ends aside)
         assert email["Message-ID"].strip() == draft.message_id
         kept = [c for c in sent.headers.get_all("Set-Cookie") if c.startswith("printroom_by=")]
         assert len(kept) == 3 and all("Path=/en/drafts/" in c or "Path=/fr/drafts/" in c or "Path=/de/drafts/" in c for c in kept)
@@ -71,6 +79,10 @@ async def test_the_desk_lists_a_held_draft_and_the_editor_previews_then_sends_it
         assert not state.drafts_pending and len(the_draft(smtp, draft)) == 1
         assert order["id"] not in (await fetch(desk_url(base))).text
         await handle.signal("change_status", {"trigger": "cancel"})
+
+
+def _editor_expired(base: str, order_id: str, draft: Draft) -> str:
+    return f"{base}/en/drafts/{SIGNER.draft(DraftLink(order_id, draft.message_id, datetime.now(timezone.utc) - timedelta(seconds=1)))}"
 
 
 def the_draft(smtp, draft: Draft) -> list:
@@ -102,16 +114,23 @@ async def test_bad_links_fields_and_states_are_refused_with_the_reason_and_nothi
         editor = editor_url(base, order["id"], draft)
         desk_token = desk_url(base).rsplit("/", 1)[1]
         draft_token = editor.rsplit("/", 1)[1]
+        now = datetime.now(timezone.utc)
+        approval_token = SIGNER.approval(ApprovalLink(order["id"], "head@example.org", "approve", now + timedelta(days=1), now))
         refused = {
             "expired desk link": (await fetch(desk_url(base, valid_for=timedelta(seconds=-1))), "The link has expired"),
             "tampered desk link": (await fetch(f"{base}/en/desk/{desk_token[:-4]}AAAA"), "The link was changed"),
             "a draft's link as the desk's": (await fetch(f"{base}/en/desk/{draft_token}"), "The link was changed"),
             "the desk's link as a draft's": (await fetch(f"{base}/en/drafts/{desk_token}"), "The link was changed"),
             "the desk's link posted to": (await fetch(f"{base}/en/drafts/{desk_token}", {"action": "send"}), "The link was changed"),
+            "expired editor link": (await fetch(_editor_expired(base, order["id"], draft)), "The link has expired"),
+            "tampered editor link": (await fetch(f"{base}/en/drafts/{draft_token[:-4]}AAAA"), "The link was changed"),
+            "tampered editor link posted to": (await fetch(f"{base}/en/drafts/{draft_token[:-4]}AAAA", {"action": "send"}), "The link was changed"),
+            "an approval's link as the desk's": (await fetch(f"{base}/en/desk/{approval_token}"), "The link was changed"),
+            "an approval's link as a draft's": (await fetch(f"{base}/en/drafts/{approval_token}"), "The link was changed"),
         }
         for what, (answer, words) in refused.items():
             assert answer.status == 403 and words in answer.text, (what, answer.status, answer.text)
-        assert desk_token not in caplog.text and draft_token not in caplog.text  # refusals are logged, tokens never
+        assert desk_token not in caplog.text and draft_token not in caplog.text and approval_token not in caplog.text  # logged, tokens never
 
         form = {"draft": draft.id, "subject": draft.subject, "text": draft.text, "by": "Léa"}
         too_long = {
