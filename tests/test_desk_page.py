@@ -29,6 +29,7 @@ async def test_the_desk_lists_a_held_draft_and_the_editor_previews_then_sends_it
         desk = await fetch(desk_url(base))
         assert desk.status == 200 and order["id"] in desk.text and draft.subject in desk.text
         assert "Marie Curie" in desk.text and "order_accepted (en)" in desk.text and "operator review" in desk.text
+        assert "Page 1 of 1 · 1 email" in desk.text and "1 emails" not in desk.text
         security_headers_are_set(desk)
 
         editor = editor_url(base, order["id"], draft)
