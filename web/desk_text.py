@@ -10,7 +10,7 @@ DESK_TEXT: Mapping[str, Mapping[str, str]] = {
         "not_answering": "These orders did not answer within a few seconds (is a worker running?): {orders}. Their "
         "emails are not listed here; open the list again in a minute.",
         "desk_title": "Emails waiting for you",
-        "desk_intro": "Every email held for an operator, oldest order first. This link works until {until}: bookmark it.",
+        "desk_intro": "Every email held for an operator, the longest waiting first (an order's emails together). This link works until {until}: bookmark it.",
         "desk_empty": "No email is waiting. Well done.",
         "col_age": "Waiting",
         "col_order": "Order",
@@ -71,7 +71,7 @@ DESK_TEXT: Mapping[str, Mapping[str, str]] = {
         "not_answering": "Ces commandes n'ont pas répondu en quelques secondes (un worker tourne-t-il ?) : {orders}. "
         "Leurs e-mails ne sont pas listés ici ; rouvrez la liste dans une minute.",
         "desk_title": "E-mails en attente",
-        "desk_intro": "Chaque e-mail retenu pour un opérateur, la commande la plus ancienne d'abord. Ce lien fonctionne "
+        "desk_intro": "Chaque e-mail retenu pour un opérateur, celui qui attend depuis le plus longtemps d'abord (ceux d'une commande ensemble). Ce lien fonctionne "
         "jusqu'au {until} : ajoutez-le à vos favoris.",
         "desk_empty": "Aucun e-mail n'attend. Bravo.",
         "col_age": "En attente depuis",
@@ -133,7 +133,7 @@ DESK_TEXT: Mapping[str, Mapping[str, str]] = {
         "not_answering": "Diese Aufträge haben nicht innerhalb weniger Sekunden geantwortet (läuft ein Worker?): "
         "{orders}. Ihre E-Mails sind hier nicht aufgeführt; öffnen Sie die Liste in einer Minute erneut.",
         "desk_title": "Wartende E-Mails",
-        "desk_intro": "Jede für einen Operator zurückgehaltene E-Mail, der älteste Auftrag zuerst. Dieser Link gilt bis "
+        "desk_intro": "Jede für einen Operator zurückgehaltene E-Mail, die am längsten wartende zuerst (die eines Auftrags beisammen). Dieser Link gilt bis "
         "{until}: setzen Sie ein Lesezeichen.",
         "desk_empty": "Keine E-Mail wartet. Gut gemacht.",
         "col_age": "Wartet seit",
