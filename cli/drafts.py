@@ -18,7 +18,7 @@ from printroom.cli.errors import CommandRefused
 from printroom.cli.template_admin import html_for_browser
 from printroom.draft_requests import discard_and_confirm
 from printroom.links import LinkSigner
-from printroom.models import Draft, DraftSent, OrderState
+from printroom.models import Draft, DraftSent, OrderState, RefusedRequest
 from printroom.settings import Settings
 
 
@@ -162,8 +162,8 @@ async def discard(client: Client, order: str, draft_id: str, reason: str, by: st
         answer = await discard_and_confirm(client.get_workflow_handle(workflow_id(order)), draft_id, reason, by)
     except RPCError as error:
         raise DraftsError(f"{workflow_id(order)}: {error.message}") from None
-    if isinstance(answer, str):
-        raise DraftsError(answer)
+    if isinstance(answer, RefusedRequest):
+        raise DraftsError(answer.reason)
     if answer is not None:
         return answer
     raise DraftsError(f"{workflow_id(order)}: the discard was sent but no worker applied it within 10 s; is a worker running?")

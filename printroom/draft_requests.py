@@ -10,7 +10,7 @@ from typing import Any
 
 from temporalio.client import WorkflowHandle
 
-from printroom.models import OrderState
+from printroom.models import OrderState, RefusedRequest
 
 # The signal is applied by the worker's next workflow task: read back this often, this many times.
 CHECK_EVERY = 0.1
@@ -18,8 +18,9 @@ CHECK_EVERY = 0.1
 
 async def discard_and_confirm(
     handle: WorkflowHandle[Any, Any], draft_id: str, reason: str, by: str, *, checks: int = 100, rpc_timeout: timedelta | None = None
-) -> OrderState | str | None:
-    """The order's state once the draft is gone; the refusal's reason; or None when no worker applied it in time.
+) -> OrderState | RefusedRequest | None:
+    """The order's state once the draft is gone; the refusal (its reason, and its words for a page in another
+    language); or None when no worker applied it in time.
     Raises temporalio's RPCError (Temporal out of reach, no such order)."""
     state = await handle.query("state", result_type=OrderState, rpc_timeout=rpc_timeout)
     before = {(r.kind, r.payload, r.at) for r in state.refused}
@@ -28,7 +29,7 @@ async def discard_and_confirm(
         state = await handle.query("state", result_type=OrderState, rpc_timeout=rpc_timeout)
         new = [r for r in state.refused if (r.kind, r.payload, r.at) not in before and r.kind == "discard_draft"]
         if new:
-            return new[-1].reason
+            return new[-1]
         if all(d.id != draft_id for d in state.drafts_pending):
             return state
         await asyncio.sleep(CHECK_EVERY)

@@ -485,6 +485,9 @@ class RefusedRequest(BaseModel):
     reason: str
     payload: str
     at: datetime
+    # The refusal's name and values, for a page that says it in its own language (`reason` stays English).
+    words: str = ""
+    values: dict[str, str] = {}
 
 
 class PendingEmail(BaseModel):

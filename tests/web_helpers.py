@@ -62,8 +62,10 @@ class Answer:
         return " ".join(unescape(re.sub(r"<[^>]+>", " ", self.body)).split())
 
 
-async def fetch(url: str, form: dict[str, str] | bytes | None = None, content_type: str = "application/x-www-form-urlencoded") -> Answer:
-    """GET, or POST a form (a dict, URL-encoded as a browser does; or raw bytes)."""
+async def fetch(
+    url: str, form: dict[str, str] | bytes | None = None, content_type: str = "application/x-www-form-urlencoded", cookie: str = ""
+) -> Answer:
+    """GET, or POST a form (a dict, URL-encoded as a browser does; or raw bytes); with `cookie` as a browser sends it."""
 
     def call() -> Answer:
         data = None
@@ -74,6 +76,8 @@ async def fetch(url: str, form: dict[str, str] | bytes | None = None, content_ty
         request = urllib.request.Request(url, data=data, method="POST" if form is not None else "GET")
         if form is not None:
             request.add_header("Content-Type", content_type)
+        if cookie:
+            request.add_header("Cookie", cookie)
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 return Answer(response.status, response.headers, response.read().decode("utf-8"))

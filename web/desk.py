@@ -8,9 +8,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from urllib.parse import quote, unquote
 from dataclasses import dataclass
 from datetime import datetime
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from babel.dates import format_timedelta
@@ -28,7 +29,7 @@ from printroom.web.desk_mail import DraftEditor, EditRefused, Edits, Preview
 from printroom.web.desk_text import DESK_TEXT, refusal_said
 from printroom.web.forms import FormRefused, read_form
 from printroom.web.pages import PREVIEW_POLICY
-from printroom.web.temporal import DESK_QUERY_TIMEOUT, NoAnswer, NotWaiting, Refused, Unreachable, WaitingOrder
+from printroom.web.temporal import DESK_QUERY_TIMEOUT, NoAnswer, NotWaiting, Refused, Unreachable
 from printroom.web.text import TEXT, language_of
 from printroom.workflows.drafts import DraftRefused
 
@@ -40,6 +41,8 @@ PAGE_SIZE = 50
 # The form's own bounds; the workflow's (SendDraft, drafts.max_html_kb) stay the final word.
 MAX_BY, MAX_SUBJECT, MAX_NOTE, MAX_REASON, MAX_ADDRESSES = 200, 200, 2000, 2000, 20
 ACTIONS = ("preview", "send", "discard")
+# The operator's name, kept by the browser for the editor's next visit (a year); set by a send or a discard.
+NAME_COOKIE, NAME_KEPT_FOR = "printroom_by", 365 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -87,24 +90,15 @@ class Desk:
     async def _list(self, request: Request, lang: str, until: datetime, page: int) -> Response:
         orders = await self.site.temporal.waiting_orders(self.site.settings.temporal.task_queue)
         total = sum(o.drafts for o in orders)
-        pages = max(1, -(-total // PAGE_SIZE))
-        page = min(page, pages)
-        start, end = (page - 1) * PAGE_SIZE, page * PAGE_SIZE
-        picked: list[tuple[WaitingOrder, int]] = []  # the orders whose drafts fall on this page, with how many come before
-        seen = 0
-        for order in orders:
-            if seen + order.drafts > start and seen < end:
-                picked.append((order, seen))
-            seen += order.drafts
-        held = await asyncio.gather(*(self._waiting(o.workflow_id) for o, _ in picked))
+        page, pages, picked = page_slice([o.drafts for o in orders], page)
+        held = await asyncio.gather(*(self._waiting(orders[i].workflow_id) for i, _ in picked))
         rows: list[Row] = []
         now = self.site.clock()
-        silent = [order.workflow_id.removeprefix("order-") for (order, _), drafts in zip(picked, held) if drafts is None]
-        for (order, before), drafts in zip(picked, held):
-            order_id = order.workflow_id.removeprefix("order-")
-            for index, draft in enumerate(sorted(drafts or [], key=lambda d: d.created_at)):
-                if start <= before + index < end:
-                    rows.append(Row(order_id, draft, self._editor_url(lang, order_id, draft, now)))
+        silent = [orders[i].workflow_id.removeprefix("order-") for (i, _), drafts in zip(picked, held) if drafts is None]
+        for (i, shown), drafts in zip(picked, held):
+            order_id = orders[i].workflow_id.removeprefix("order-")
+            for draft in sorted(drafts or [], key=lambda d: d.created_at)[shown.start : shown.stop]:
+                rows.append(Row(order_id, draft, self._editor_url(lang, order_id, draft, now)))
         d = DESK_TEXT[lang]
         return self.site.pages.page(
             "desk.html.j2", lang, title=d["desk_title"], d=d, rows=rows, page=page, pages=pages, total=total, silent=silent,
@@ -148,7 +142,7 @@ class Desk:
             return await self._settled(lang, link, request.query_params.get("draft", ""))
         if draft.rules.may_attach and (source := await self.site.temporal.draft_source(f"order-{link.order_id}", draft.id)):
             request.state.documents = self.editor.documents(draft, source)
-        return self._editor(request, lang, link, draft, _defaults(draft))
+        return self._editor(request, lang, link, draft, {})
 
     async def _act(self, request: Request, lang: str, link: DraftLink, form: dict[str, str]) -> Response:
         d = DESK_TEXT[lang]
@@ -212,10 +206,11 @@ class Desk:
         if isinstance(answer, DraftSent):
             title = d["sent_title"].format(draft=answer.draft_id, order=link.order_id)
             text = d["sent"].format(message_id=answer.message_id, to=", ".join(answer.to))
-            return self.site.pages.message(lang, 200, title, text + (" " + d["sent_cc"].format(cc=", ".join(answer.cc)) if answer.cc else ""))
+            said = self.site.pages.message(lang, 200, title, text + (" " + d["sent_cc"].format(cc=", ".join(answer.cc)) if answer.cc else ""))
+            return self._remember(said, form.get("by", "").strip())
         if await self._draft(link) is None:  # sent or discarded by someone else meanwhile: say who
             return await self._settled(lang, link, draft.id)
-        return self._editor(request, lang, link, draft, form, status=409, notice=d["not_sent"].format(reason=answer.reason))
+        return self._editor(request, lang, link, draft, form, status=409, notice=d["not_sent"].format(reason=refusal_said(lang, answer)))
 
     async def _discard(self, request: Request, lang: str, link: DraftLink, draft: Draft, form: dict[str, str], by: str) -> Response:
         d = DESK_TEXT[lang]
@@ -227,8 +222,23 @@ class Desk:
         except NoAnswer:
             return self.site.pages.message(lang, 504, d["send_no_answer_title"], d["send_no_answer"])
         if isinstance(answer, Refused):
-            return self._editor(request, lang, link, draft, form, status=409, notice=f"{d['not_discarded_title']}: {answer.reason}")
-        return self.site.pages.message(lang, 200, d["discarded_title"].format(draft=draft.id, order=link.order_id), d["discarded"].format(reason=reason))
+            if await self._draft(link) is None:  # sent or discarded by someone else meanwhile: say who
+                return await self._settled(lang, link, draft.id)
+            return self._editor(request, lang, link, draft, form, status=409, notice=f"{d['not_discarded_title']}: {refusal_said(lang, answer)}")
+        said = self.site.pages.message(lang, 200, d["discarded_title"].format(draft=draft.id, order=link.order_id), d["discarded"].format(reason=reason))
+        return self._remember(said, by)
+
+    def _remember(self, response: Response, by: str) -> Response:
+        """The name that sent or discarded, kept by the browser for the editor (every language's): filled in next
+        time without JavaScript. Only the draft pages receive it, never another site (SameSite), never a script."""
+        if by:
+            secure = (self.site.settings.web.public_url or "").startswith("https://")
+            for language in TEXT:
+                response.set_cookie(
+                    NAME_COOKIE, quote(by), max_age=NAME_KEPT_FOR, path=f"/{language}/drafts/", secure=secure,
+                    httponly=True, samesite="strict",
+                )  # fmt: skip
+        return response
 
     async def _draft(self, link: DraftLink) -> Draft | None:
         for draft in await self.site.temporal.drafts(f"order-{link.order_id}"):
@@ -269,7 +279,7 @@ class Desk:
         posted = [value for name, value in form.items() if name.startswith("attach:")]
         return self.site.pages.page(
             "editor.html.j2", lang, status, title=TEXT[lang]["draft_title"].format(draft=draft.id, order=link.order_id),
-            d=d, draft=draft, form={**_defaults(draft), **form}, notice=notice, preview=preview, action=request.url.path,
+            d=d, draft=draft, form={**_defaults(draft, _remembered(request)), **form}, notice=notice, preview=preview, action=request.url.path,
             body_url=f"/drafts/{request.path_params['token']}/body", max_note=MAX_NOTE, max_subject=MAX_SUBJECT,
             max_by=MAX_BY, max_reason=MAX_REASON, policy=PREVIEW_POLICY if preview else None,
             documents=getattr(request.state, "documents", None) or draft.attachments,
@@ -277,9 +287,31 @@ class Desk:
         )  # fmt: skip
 
 
-def _defaults(draft: Draft) -> dict[str, str]:
-    """The form as the draft fills it."""
-    return {"subject": draft.subject, "text": draft.text, "cc": ", ".join(draft.cc), "to": ", ".join(draft.to), "note": "", "by": "", "reason": ""}
+def page_slice(drafts: Sequence[int], page: int, size: int = PAGE_SIZE) -> tuple[int, int, list[tuple[int, range]]]:
+    """Page `page` (1 on, past the end: the last) of orders listed in order, each with `drafts[i]` drafts kept
+    together: (the page, how many pages, and for each order on it, its index and which of its drafts, oldest first,
+    are on it). Every draft is on exactly one page; an order whose drafts straddle the end of a page continues on
+    the next, its later drafts first there."""
+    pages = max(1, -(-sum(drafts) // size))
+    page = min(max(page, 1), pages)
+    start, end = (page - 1) * size, page * size
+    picked: list[tuple[int, range]] = []
+    before = 0  # drafts of the orders before this one
+    for index, count in enumerate(drafts):
+        if before + count > start and before < end:
+            picked.append((index, range(max(start - before, 0), min(end - before, count))))
+        before += count
+    return page, pages, picked
+
+
+def _defaults(draft: Draft, by: str = "") -> dict[str, str]:
+    """The form as the draft fills it, with the name the browser remembers."""
+    return {"subject": draft.subject, "text": draft.text, "cc": ", ".join(draft.cc), "to": ", ".join(draft.to), "note": "", "by": by, "reason": ""}
+
+
+def _remembered(request: Request) -> str:
+    """The operator's name from the cookie a send or discard set; bounded as the field is."""
+    return unquote(request.cookies.get(NAME_COOKIE, ""))[:MAX_BY]
 
 
 def _addresses(value: str) -> list[str]:

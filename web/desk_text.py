@@ -10,7 +10,7 @@ DESK_TEXT: Mapping[str, Mapping[str, str]] = {
         "not_answering": "These orders did not answer within a few seconds (is a worker running?): {orders}. Their "
         "emails are not listed here; open the list again in a minute.",
         "desk_title": "Emails waiting for you",
-        "desk_intro": "Every email held for an operator, oldest order first. This link works until {until}: bookmark it.",
+        "desk_intro": "Every email held for an operator, the longest waiting first (an order's emails together). This link works until {until}: bookmark it.",
         "desk_empty": "No email is waiting. Well done.",
         "col_age": "Waiting",
         "col_order": "Order",
@@ -25,6 +25,7 @@ DESK_TEXT: Mapping[str, Mapping[str, str]] = {
         "touched_reminded": "reminder {count} sent at {when}",
         "someone": "someone",
         "page_of": "Page {page} of {pages} · {count} emails",
+        "page_of_one": "Page {page} of {pages} · 1 email",
         "previous": "Previous",
         "next": "Next",
         "open": "Open draft {draft} of order {order}",
@@ -70,7 +71,7 @@ DESK_TEXT: Mapping[str, Mapping[str, str]] = {
         "not_answering": "Ces commandes n'ont pas répondu en quelques secondes (un worker tourne-t-il ?) : {orders}. "
         "Leurs e-mails ne sont pas listés ici ; rouvrez la liste dans une minute.",
         "desk_title": "E-mails en attente",
-        "desk_intro": "Chaque e-mail retenu pour un opérateur, la commande la plus ancienne d'abord. Ce lien fonctionne "
+        "desk_intro": "Chaque e-mail retenu pour un opérateur, celui qui attend depuis le plus longtemps d'abord (ceux d'une commande ensemble). Ce lien fonctionne "
         "jusqu'au {until} : ajoutez-le à vos favoris.",
         "desk_empty": "Aucun e-mail n'attend. Bravo.",
         "col_age": "En attente depuis",
@@ -86,6 +87,7 @@ DESK_TEXT: Mapping[str, Mapping[str, str]] = {
         "touched_reminded": "rappel {count} envoyé le {when}",
         "someone": "quelqu'un",
         "page_of": "Page {page} sur {pages} · {count} e-mails",
+        "page_of_one": "Page {page} sur {pages} · 1 e-mail",
         "previous": "Précédente",
         "next": "Suivante",
         "open": "Ouvrir le brouillon {draft} de la commande {order}",
@@ -131,7 +133,7 @@ DESK_TEXT: Mapping[str, Mapping[str, str]] = {
         "not_answering": "Diese Aufträge haben nicht innerhalb weniger Sekunden geantwortet (läuft ein Worker?): "
         "{orders}. Ihre E-Mails sind hier nicht aufgeführt; öffnen Sie die Liste in einer Minute erneut.",
         "desk_title": "Wartende E-Mails",
-        "desk_intro": "Jede für einen Operator zurückgehaltene E-Mail, der älteste Auftrag zuerst. Dieser Link gilt bis "
+        "desk_intro": "Jede für einen Operator zurückgehaltene E-Mail, die am längsten wartende zuerst (die eines Auftrags beisammen). Dieser Link gilt bis "
         "{until}: setzen Sie ein Lesezeichen.",
         "desk_empty": "Keine E-Mail wartet. Gut gemacht.",
         "col_age": "Wartet seit",
@@ -147,6 +149,7 @@ DESK_TEXT: Mapping[str, Mapping[str, str]] = {
         "touched_reminded": "Erinnerung {count} gesendet am {when}",
         "someone": "jemand",
         "page_of": "Seite {page} von {pages} · {count} E-Mails",
+        "page_of_one": "Seite {page} von {pages} · 1 E-Mail",
         "previous": "Zurück",
         "next": "Weiter",
         "open": "Entwurf {draft} von Auftrag {order} öffnen",
@@ -202,6 +205,8 @@ REFUSALS: Mapping[str, Mapping[str, str]] = {
         "note_and_own": "the note goes where the template places it: with a text of your own, write the note into it.",
         "too_big": "the text of {draft} comes to {size} KB, over the {limit} KB allowed: shorten it.",
         "being_sent": "{draft} is being sent by another operator right now: wait a moment and open the list again.",
+        "send_failed": "{draft} was not sent: {error}. It is still held: fix that (or wait for the mail server) and send "
+        "it again.",
     },
     "fr": {
         "no_cc": "les opérateurs ne peuvent pas modifier le Cc de {draft} (drafts.operator_may_edit_cc est désactivé) : "
@@ -213,6 +218,8 @@ REFUSALS: Mapping[str, Mapping[str, str]] = {
         "note_and_own": "la note se place là où le modèle la prévoit : avec votre propre texte, écrivez la note dedans.",
         "too_big": "le texte de {draft} fait {size} Ko, au-delà des {limit} Ko permis : raccourcissez-le.",
         "being_sent": "{draft} est en cours d'envoi par un autre opérateur : attendez un instant et rouvrez la liste.",
+        "send_failed": "{draft} n'a pas été envoyé : {error}. Il reste retenu : corrigez cela (ou attendez le serveur de "
+        "messagerie) et envoyez-le à nouveau.",
     },
     "de": {
         "no_cc": "Operatoren dürfen das Cc von {draft} nicht ändern (drafts.operator_may_edit_cc ist aus): lassen Sie Cc, "
@@ -226,6 +233,8 @@ REFUSALS: Mapping[str, Mapping[str, str]] = {
         "too_big": "der Text von {draft} hat {size} KB, mehr als die erlaubten {limit} KB: kürzen Sie ihn.",
         "being_sent": "{draft} wird gerade von einem anderen Operator gesendet: warten Sie kurz und öffnen Sie die Liste "
         "erneut.",
+        "send_failed": "{draft} wurde nicht gesendet: {error}. Er bleibt zurückgehalten: beheben Sie das (oder warten Sie "
+        "auf den Mailserver) und senden Sie ihn erneut.",
     },
 }
 assert all(set(words) == set(REFUSALS["en"]) for words in REFUSALS.values()), "every language says every refusal"

@@ -5,8 +5,8 @@ is one of ours; Temporal out of reach is `Unreachable`, said to the visitor as "
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -15,7 +15,8 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from printroom.draft_requests import discard_and_confirm
-from printroom.models import ApprovalOutcome, ApprovalState, Decide, Draft, DraftSent, OrderState, StatusEmailRequest, budget_workflow_id
+from printroom.models import ApprovalOutcome, ApprovalState, Decide, Draft, DraftSent, OrderState, RefusedRequest, StatusEmailRequest, budget_workflow_id
+from printroom.workflows.order import DRAFTS_PENDING, OLDEST_DRAFT_HELD
 
 T = TypeVar("T")
 
@@ -63,13 +64,26 @@ class WaitingOrder:
     workflow_id: str
     started: datetime
     drafts: int
+    # When its oldest waiting draft was held (OldestDraftHeld); an order started before that attribute: None.
+    oldest_draft: datetime | None = None
+
+    @property
+    def waiting_since(self) -> datetime:
+        """What the desk sorts by: its oldest draft's age, or, without one known, the order's own."""
+        return self.oldest_draft or self.started
 
 
 @dataclass(frozen=True)
 class Refused:
-    """The approval did not take the decision; its reason, as the workflow gave it."""
+    """The workflow did not take the decision, the send or the discard; its reason, as the workflow gave it (English),
+    and, when the workflow named it, its words and values for a page in another language."""
 
     reason: str
+    words: str = ""
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return self.reason
 
 
 class TemporalPages:
@@ -171,7 +185,10 @@ class TemporalPages:
             ), sent=True)
         except WorkflowUpdateFailedError as error:
             cause = error.cause
-            return Refused(cause.message if isinstance(cause, ApplicationError) else str(cause))
+            if not isinstance(cause, ApplicationError):
+                return Refused(str(cause))
+            named = cause.details[0] if cause.details and isinstance(cause.details[0], dict) else {}
+            return Refused(cause.message, str(named.get("words", "")), dict(named.get("values") or {}))
         except (RPCTimeoutOrCancelledError, asyncio.TimeoutError):
             raise NoAnswer() from None
         except RPCError as error:
@@ -196,16 +213,18 @@ class TemporalPages:
             raise self._problem(error) from None
 
     async def waiting_orders(self, task_queue: str) -> list[WaitingOrder]:
-        """Every open order of the print room's task queue with drafts waiting, oldest first (one visibility listing,
-        1,000 a page)."""
+        """Every open order of the print room's task queue with drafts waiting, the one whose oldest draft waits
+        longest first (one visibility listing, 1,000 a page, sorted here: the SQL visibility stores take no
+        ORDER BY)."""
         client = await self.client()
 
         async def listing() -> list[WaitingOrder]:
             found = []
             async for execution in client.list_workflows(waiting_orders(task_queue), page_size=1000, rpc_timeout=CALL_TIMEOUT):
-                pending = execution.search_attributes.get("DraftsPending") or [0]
-                found.append(WaitingOrder(execution.id, execution.start_time, int(pending[0])))  # type: ignore[arg-type]
-            return sorted(found, key=lambda w: w.started)
+                attributes = execution.typed_search_attributes
+                pending, oldest = attributes.get(DRAFTS_PENDING) or 0, attributes.get(OLDEST_DRAFT_HELD)
+                found.append(WaitingOrder(execution.id, execution.start_time, pending, oldest))
+            return sorted(found, key=lambda w: (w.waiting_since, w.workflow_id))
 
         try:
             return await self._answered(client, asyncio.wait_for(listing(), 2 * CALL_TIMEOUT.total_seconds()), sent=False)
@@ -225,7 +244,7 @@ class TemporalPages:
             raise self._problem(error) from None
         if answer is None:
             raise NoAnswer()
-        return Refused(answer) if isinstance(answer, str) else answer
+        return Refused(answer.reason, answer.words, answer.values) if isinstance(answer, RefusedRequest) else answer
 
     def _problem(self, error: RPCError | WorkflowQueryFailedError) -> Exception:
         if isinstance(error, RPCError) and error.status == RPCStatusCode.NOT_FOUND:

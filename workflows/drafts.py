@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from temporalio import workflow
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from printroom.models import Draft, DraftContent, DraftSummary, SendDraft, StatusEmailRequest
@@ -25,6 +26,12 @@ class DraftRefused(Exception):
     def __init__(self, message: str, words: str = "", **values: object) -> None:
         super().__init__(message)
         self.words, self.values = words, values
+
+
+def refusal_error(refusal: DraftRefused, kind: str) -> ApplicationError:
+    """An update's refusal: the English message, and its words and values as details (a page in another language
+    says it in its own)."""
+    return ApplicationError(str(refusal), {"words": refusal.words, "values": refusal.values}, type=kind, non_retryable=True)
 
 
 @dataclass

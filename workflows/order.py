@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -17,7 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from printroom.workflows.approval_child import ApprovalChild
     from printroom.workflows.bounces import OrderBounces
     from printroom.workflows.requests import Input, Refusals, WorkflowInput, check_update
-    from printroom.workflows.drafts import DraftBook, DraftRefused, HeldDraft, markdown_text
+    from printroom.workflows.drafts import DraftBook, DraftRefused, HeldDraft, markdown_text, refusal_error
     from printroom.workflows.sending import ONE_ATTEMPT, Outbox, is_cancellation, root_cause
     from printroom.workflows.spending_link import SpendingLink
 
@@ -61,7 +61,9 @@ with workflow.unsafe.imports_passed_through():
 ORDER_STATUS = SearchAttributeKey.for_keyword("OrderStatus")
 DRAFTS_PENDING = SearchAttributeKey.for_int("DraftsPending")
 EMAIL_BOUNCED = SearchAttributeKey.for_bool("EmailBounced")  # set on the first bounce of one of the order's emails
-SEARCH_ATTRIBUTES = (ORDER_STATUS, DRAFTS_PENDING, EMAIL_BOUNCED)
+# When the oldest draft still held was held (unset when none is): the desk lists the orders by it, oldest first.
+OLDEST_DRAFT_HELD = SearchAttributeKey.for_datetime("OldestDraftHeld")
+SEARCH_ATTRIBUTES = (ORDER_STATUS, DRAFTS_PENDING, EMAIL_BOUNCED, OLDEST_DRAFT_HELD)
 
 # An operator waits for the answer; a large attachment to a slow server may still take minutes.
 SEND_DRAFT_TIMEOUT = timedelta(minutes=10)
@@ -85,7 +87,7 @@ class OrderWorkflow:
         self._drafts = DraftBook()
         self._outbox = Outbox(self._order.id if self._order else "", self._held, self._publish)
         self._bounces = OrderBounces(self._outbox, self._drafts, self._held, self._refuse, self._publish)
-        self._published: tuple[str, int, bool] | None = None
+        self._published: tuple[str, int, bool, datetime | None] | None = None
         self._approval = ApprovalChild()
         self._approval_standing = ""  # why the order waits for an approval that has ended without a decision
         self._fetching_drafts = 0  # drafts an approval rang about, being fetched: the order stays open meanwhile
@@ -258,7 +260,7 @@ class OrderWorkflow:
             self._drafts.check(held, edits)
             await self._send_held(held, edits)
         except DraftRefused as refusal:
-            self._refuse("send_draft", payload, str(refusal))
+            self._refuse("send_draft", payload, str(refusal), refusal)
 
     @workflow.signal(name="email_bounced")
     async def email_bounced(self, payload: Any = None) -> None:
@@ -274,7 +276,7 @@ class OrderWorkflow:
         try:
             held = self._drafts.find(request.draft_id)
         except DraftRefused as refusal:
-            self._refuse("discard_draft", payload, str(refusal))
+            self._refuse("discard_draft", payload, str(refusal), refusal)
             return
         draft, by = held.draft, request.by
         self._drafts.settle(held, f"discarded at {workflow.now():%Y-%m-%d %H:%M} UTC" + (f" by {by}" if by else ""))
@@ -287,7 +289,7 @@ class OrderWorkflow:
         try:
             return await self._send_held(self._drafts.find(edits.draft_id), edits)
         except DraftRefused as refusal:
-            raise ApplicationError(str(refusal), type="DraftNotSent", non_retryable=True) from None
+            raise refusal_error(refusal, "DraftNotSent") from None
 
     @edit_and_send.validator
     def _may_edit_and_send(self, payload: Any = None) -> None:
@@ -296,7 +298,7 @@ class OrderWorkflow:
         try:
             self._drafts.check(self._drafts.find(edits.draft_id), edits)
         except DraftRefused as refusal:
-            raise ValueError(str(refusal)) from None
+            raise refusal_error(refusal, "DraftRefused") from None
 
     @workflow.query(name="state")
     def state(self) -> OrderState:
@@ -401,8 +403,11 @@ class OrderWorkflow:
         self._outbox.notes.append(answer.note)
         self._publish()
 
-    def _refuse(self, kind: str, payload: Any, reason: str) -> None:
-        self._refusals.refuse(kind, payload, reason)
+    def _refuse(self, kind: str, payload: Any, reason: str, refusal: DraftRefused | None = None) -> None:
+        if refusal is None:
+            self._refusals.refuse(kind, payload, reason)
+        else:  # named, for a page that says it in its own language
+            self._refusals.refuse(kind, payload, reason, refusal.words, refusal.values)
 
     # Drafts.
 
@@ -446,7 +451,10 @@ class OrderWorkflow:
             self._drafts.touch()  # its reminders count again, were it still held
         self._publish()
         if result is None:
-            raise DraftRefused(f"draft {draft.id} was not sent: {draft.last_error}; it is still held: fix that and send it again")
+            raise DraftRefused(
+                f"draft {draft.id} was not sent: {draft.last_error}; it is still held: fix that and send it again",
+                "send_failed", draft=draft.id, error=draft.last_error,
+            )  # fmt: skip
         self._outbox.record(held.request, result)
         (sent,) = result.sent
         by = edits.by
@@ -503,13 +511,17 @@ class OrderWorkflow:
         UI's current details."""
         if self._order is None:  # the workflow fails at once, saying why
             return
-        published = (self._lifecycle.state, len(self._drafts.pending), self._bounces.any)
+        pending = self._drafts.pending
+        oldest = min((h.draft.created_at for h in pending), default=None)
+        published = (self._lifecycle.state, len(pending), self._bounces.any, oldest)
         # One upsert for a status change and the drafts its email made: the first attempt runs in the same task.
         if published != self._published and not self._outbox.first_attempt_due:
-            before = self._published or ("", -1, False)
+            before = self._published or ("", -1, False, None)
             updates: list[SearchAttributeUpdate[Any]] = [ORDER_STATUS.value_set(published[0])] if published[0] != before[0] else []
             updates += [DRAFTS_PENDING.value_set(published[1])] if published[1] != before[1] else []
             updates += [EMAIL_BOUNCED.value_set(True)] if published[2] and not before[2] else []
+            if oldest != before[3]:
+                updates.append(OLDEST_DRAFT_HELD.value_set(oldest) if oldest is not None else OLDEST_DRAFT_HELD.value_unset())
             workflow.upsert_search_attributes(updates)
             self._published = published
         outbox = self._outbox

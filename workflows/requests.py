@@ -3,7 +3,7 @@ inside the workflow, and a bad one refused visibly (recorded with the reason, lo
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -47,10 +47,11 @@ class Refusals:
         self._where, self._changed = where, changed
         self.items: list[RefusedRequest] = []
 
-    def refuse(self, kind: str, payload: Any, reason: str) -> None:
+    def refuse(self, kind: str, payload: Any, reason: str, words: str = "", values: Mapping[str, object] | None = None) -> None:
         shown = repr(payload)[:MAX_PAYLOAD_SHOWN]
         workflow.logger.warning("%s refused %s: %s (payload %s)", self._where(), kind, reason, shown)
-        self.items.append(RefusedRequest(kind=kind, reason=reason, payload=shown, at=workflow.now()))
+        named = {name: str(value) for name, value in (values or {}).items()}
+        self.items.append(RefusedRequest(kind=kind, reason=reason, payload=shown, at=workflow.now(), words=words, values=named))
         del self.items[:-MAX_REFUSED_KEPT]
         self._changed()
 
