@@ -425,6 +425,22 @@ def test_smtp_test_against_another_certificate_than_the_pinned_one_says_failed_a
     assert offered == []
 
 
+async def test_the_servers_own_certificate_as_ca_file_pins_it_and_an_impostor_gets_no_password(starttls_server, server_cert, intruder, tmp_path):
+    """The settings advise `smtp.ca_file = that certificate` to pin a server; a certificate issued by a private CA,
+    given alone, was refused ("unable to get local issuer certificate"). It is now trusted as itself, and only it."""
+    inbox, port = starttls_server
+    pinned = tmp_path / "relay-certificate.pem"
+    server_cert.cert_chain_pems[0].write_to_path(str(pinned))  # the leaf alone, not its CA
+    await send(smtp_settings(port, security="starttls", ca_file=pinned, username=USER, password=PASSWORD))
+    assert len(inbox.messages) == 1 and inbox.tls == [True]  # the relay requires AUTH: it took the password
+    impostor, impostor_port, offered, _ = intruder  # a certificate for 127.0.0.1 all the same
+    with pytest.raises(DeliveryError) as error:
+        await send(smtp_settings(impostor_port, security="tls", ca_file=pinned, username=USER, password=PASSWORD))
+    assert error.value.permanent and "the certificate of 127.0.0.1 is not trusted" in str(error.value)
+    assert "smtp.tls_fingerprint = its SHA-256" in str(error.value) and "allow_self_signed" not in str(error.value)
+    assert offered == [] and impostor.messages == []
+
+
 @pytest.mark.parametrize("security", ["tls", "starttls"])
 async def test_an_untrusted_certificate_is_named_with_its_fingerprint_to_pin(security, implicit_tls_server, starttls_server, server_cert):
     """On a certificate whose chain does not verify, `smtp test` named no fingerprint: the administrator who would pin
