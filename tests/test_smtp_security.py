@@ -317,6 +317,27 @@ def test_smtp_send_test_sends_an_email_that_lists_the_settings_used(starttls_ser
     assert PASSWORD not in inbox.messages[0].data.decode()
 
 
+class Busy:
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        return "451 4.3.0 try again later"
+
+
+def test_smtp_send_test_that_fails_in_passing_says_what_to_do_not_that_it_will_be_retried(tmp_path):
+    """It said "it will be retried", as a worker's email is; this command retries nothing."""
+    busy = start(Controller(Busy(), hostname="127.0.0.1", port=free_port()))
+    try:
+        runs = {port: printroom("smtp", "send-test", "--to", "admin@example.org", PRINTROOM_SMTP__PORT=str(port),
+                                PRINTROOM_DELIVERIES_DIR=str(tmp_path)) for port in (free_port(), busy.port)}  # fmt: skip
+    finally:
+        busy.stop()
+    for port, run in runs.items():
+        assert run.returncode == 1 and run.stderr.count("\n") == 1, run.stderr
+        assert run.stderr.startswith("printroom smtp send-test: not sent: ") and "retried" not in run.stderr, run.stderr
+        assert "nothing was sent: `printroom smtp test` shows which step fails; send again once it passes" in run.stderr
+    (closed,) = set(runs) - {busy.port}
+    assert "cannot reach the SMTP server" in runs[closed].stderr and "answered 451 4.3.0 try again later" in runs[busy.port].stderr
+
+
 async def test_the_password_never_reaches_history_queries_or_logs(dev_env, starttls_server, ca_file, settings, task_queue, caplog):
     import logging
 
