@@ -57,8 +57,9 @@ def _reply(code: int, message: str) -> str:
 
 def certificate_advice(settings: SmtpSettings, error: ssl.SSLCertVerificationError) -> str:
     return (
-        f"the certificate of {settings.host} is not trusted; set smtp.ca_file to the CA that signed it, "
-        f"or smtp.allow_self_signed = true for a self-signed one ({error.verify_message})"
+        f"the certificate of {settings.host} is not trusted; set smtp.ca_file to the CA that signed it, or pin the "
+        "server's own certificate: smtp.ca_file = that certificate, or smtp.tls_fingerprint = its SHA-256, which "
+        f"`printroom smtp test` prints ({error.verify_message})"
     )
 
 

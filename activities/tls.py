@@ -20,6 +20,8 @@ def tls_context(settings: SmtpSettings) -> ssl.SSLContext | None:
     if settings.security == "none":
         return opportunistic_context() if settings.opportunistic_tls else None
     context = ssl.create_default_context(cafile=str(settings.ca_file) if settings.ca_file else None)
+    if settings.ca_file:  # the server's own certificate, issued by a CA not given, is trusted as itself: it pins it
+        context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
     if settings.allow_self_signed or (settings.tls_fingerprint and not settings.ca_file):
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE

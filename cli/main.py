@@ -139,10 +139,23 @@ def cmd_smtp_send_test(args: argparse.Namespace) -> int:
     try:
         subject, message_id = asyncio.run(send_and_quit())
     except (DeliveryError, TemplateError) as error:
-        print(f"printroom smtp send-test: not sent: {error}", file=sys.stderr)
+        print(f"printroom smtp send-test: not sent: {_what_to_do_now(error, args.to)}", file=sys.stderr)
         return 1
     print(f"sent {subject!r} to {args.to} (Message-ID {message_id}) through {settings.smtp.host}:{settings.smtp.effective_port}")
     return 0
+
+
+def _what_to_do_now(error: Exception, to: str) -> str:
+    """A passing failure says what a worker does ("it will be retried"); this command retries nothing: it says
+    what to do instead."""
+    from printroom.activities.smtp import DeliveryError
+
+    if not isinstance(error, DeliveryError) or error.permanent:
+        return str(error)
+    said = str(error).removesuffix(", and may arrive twice").removesuffix("; it will be retried")
+    if error.uncertain:
+        return f"{said}; it may have arrived: look in {to}'s mailbox before sending another"
+    return f"{said}; nothing was sent: `printroom smtp test` shows which step fails; send again once it passes"
 
 
 def cmd_templates_check(args: argparse.Namespace) -> int:

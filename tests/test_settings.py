@@ -160,10 +160,10 @@ default_language = "it"
         "emails.order_completed.attachments.1: Input should be 'document', 'ticket' or 'preflight_report'",
     ):
         assert expected in message
-    # Checked once the sections are valid: which languages are active.
-    path = write(tmp_path, 'languages = ["en", "fr"]\ndefault_language = "de"\n')
-    with pytest.raises(SettingsError, match=r"default_language 'de' is not one of the active languages \['en', 'fr'\]"):
-        load_settings(path)
+    # Which languages are active: checked with the rest, named by the field that names an inactive one.
+    for expected in ("default_language: Value error, 'de' is not one of the active languages ['en', 'fr']",
+                     "shops: Value error, campus.default_language 'it' is not one of the active languages ['en', 'fr']"):
+        assert expected in message, message
     path = write(tmp_path, 'timezone = "Europe/Pariss"\n')
     with pytest.raises(SettingsError, match=r"timezone: Value error, 'Europe/Pariss' is not a time zone name such as 'Europe/Paris'"):
         load_settings(path)
@@ -271,7 +271,7 @@ BAD_AT_START = {
         "smtp: Value error, username with allow_self_signed would give the password to anyone",
     ),
     "a Temporal API key in the file": ("[temporal]\napi_key = 'k-123'\n", "temporal.api_key must not be written in the file in clear; set PRINTROOM_TEMPORAL__API_KEY"),
-    "a delivery record folder behind a file": ("deliveries_dir = '{d}/short/deliveries'\n", "deliveries_dir {d}/short/deliveries: {d}/short is a file, not a folder"),
+    "a delivery record folder behind a file": ("deliveries_dir = '{d}/short/deliveries'\n", "deliveries_dir: Value error, {d}/short/deliveries: {d}/short is a file, not a folder"),
     "a public address in clear": ("[web]\nsecret_file = '{d}/long'\npublic_url = 'http://printroom.example.com'\n", "public_url http://printroom.example.com: approvers' links and answers would travel in clear"),
 }  # fmt: skip
 
@@ -331,6 +331,50 @@ def test_every_problem_of_a_section_is_named_at_once(tmp_path):
     for said in ("holds 9 bytes", "would travel in clear", "ca_file " + str(short) + " holds no certificate", "nope does not exist",
                  "keep ca_file", "would give the password to anyone"):
         assert said in str(refused.value), str(refused.value)
+
+
+# Problems in several places at once: (settings file, each line said: what it says, problem after problem).
+ACROSS_SECTIONS = {
+    "a short link secret and a short codec token": (
+        "[web]\nsecret_file = '{d}/short'\ncodec_token_file = '{d}/short'\n",
+        [("web: Value error, secret_file {d}/short holds 9 bytes", "; the codec token (PRINTROOM_WEB__CODEC_TOKEN or codec_token_file) holds 9 bytes")],
+    ),
+    "a codec open beyond the proxy and a short link secret": (
+        "[web]\nsecret_file = '{d}/short'\ncodec_auth = 'proxy'\nhost = '0.0.0.0'\n",
+        [("web: Value error, secret_file {d}/short holds 9 bytes", "; codec_auth = 'proxy' while printroom web listens on 0.0.0.0")],
+    ),
+    "a delivery record folder behind a file and a short link secret": (
+        "deliveries_dir = '{d}/short/deliveries'\n[web]\nsecret_file = '{d}/short'\n",
+        [("deliveries_dir: Value error, {d}/short/deliveries: {d}/short is a file, not a folder",), ("web: Value error, secret_file {d}/short holds 9 bytes",)],
+    ),
+    "inactive languages and attachments without a store beside a bad port": (
+        "languages = ['en', 'fr']\ndefault_language = 'de'\n[smtp]\nport = 'twenty-five'\n[shops.campus]\ndefault_language = 'it'\n"
+        "[shops.lab]\ndefault_language = 'es'\n[emails.order_shipped]\nattachments = ['ticket']\n",
+        [("default_language: Value error, 'de' is not one of the active languages ['en', 'fr']",), ("smtp.port: Input should be a valid integer",),
+         ("shops: Value error, campus.default_language 'it', lab.default_language 'es' are not one of the active languages",),
+         ("documents: Value error, emails.order_shipped.attachments needs a document store: set documents.root",)],
+    ),
+    "a delivery record in PostgreSQL, whose folder is not used, and a short link secret": (
+        "deliveries_dir = '{d}/short/deliveries'\n[deliveries]\nurl = 'postgresql://printroom@db.example.org/printroom'\n"
+        "[web]\nsecret_file = '{d}/short'\n",
+        [("web: Value error, secret_file {d}/short holds 9 bytes",)],
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(ACROSS_SECTIONS))
+def test_every_problem_is_named_at_once_whatever_else_is_wrong(tmp_path, case):
+    """A 9-byte web.secret_file beside a 9-byte codec token was reported as the token alone, and a delivery record
+    folder behind a file beside a short secret as the secret alone: each was found only once the other was fixed."""
+    files_of_bad_settings(tmp_path)
+    text, lines = ACROSS_SECTIONS[case]
+    with pytest.raises(SettingsError) as refused:
+        load_settings(write(tmp_path, text.format(d=tmp_path)))
+    message = str(refused.value)
+    said = message.split("\n  ")[1:] if "\n" in message else [message.split("): ", 1)[1]]
+    assert len(said) == len(lines), message
+    for parts in lines:
+        assert any(all(part.format(d=tmp_path) in line for part in parts) for line in said), (parts, message)
 
 
 def test_a_public_address_in_clear_is_for_localhost_only(monkeypatch):

@@ -317,6 +317,27 @@ def test_smtp_send_test_sends_an_email_that_lists_the_settings_used(starttls_ser
     assert PASSWORD not in inbox.messages[0].data.decode()
 
 
+class Busy:
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        return "451 4.3.0 try again later"
+
+
+def test_smtp_send_test_that_fails_in_passing_says_what_to_do_not_that_it_will_be_retried(tmp_path):
+    """It said "it will be retried", as a worker's email is; this command retries nothing."""
+    busy = start(Controller(Busy(), hostname="127.0.0.1", port=free_port()))
+    try:
+        runs = {port: printroom("smtp", "send-test", "--to", "admin@example.org", PRINTROOM_SMTP__PORT=str(port),
+                                PRINTROOM_DELIVERIES_DIR=str(tmp_path)) for port in (free_port(), busy.port)}  # fmt: skip
+    finally:
+        busy.stop()
+    for port, run in runs.items():
+        assert run.returncode == 1 and run.stderr.count("\n") == 1, run.stderr
+        assert run.stderr.startswith("printroom smtp send-test: not sent: ") and "retried" not in run.stderr, run.stderr
+        assert "nothing was sent: `printroom smtp test` shows which step fails; send again once it passes" in run.stderr
+    (closed,) = set(runs) - {busy.port}
+    assert "cannot reach the SMTP server" in runs[closed].stderr and "answered 451 4.3.0 try again later" in runs[busy.port].stderr
+
+
 async def test_the_password_never_reaches_history_queries_or_logs(dev_env, starttls_server, ca_file, settings, task_queue, caplog):
     import logging
 
@@ -423,6 +444,22 @@ def test_smtp_test_against_another_certificate_than_the_pinned_one_says_failed_a
     assert [line[0] for line in tls_lines] == ["FAILED"], shown.stdout
     assert f"fingerprint {sha256_of(intruder_cert)}, not {sha256_of(server_cert)}" in shown.stdout
     assert offered == []
+
+
+async def test_the_servers_own_certificate_as_ca_file_pins_it_and_an_impostor_gets_no_password(starttls_server, server_cert, intruder, tmp_path):
+    """The settings advise `smtp.ca_file = that certificate` to pin a server; a certificate issued by a private CA,
+    given alone, was refused ("unable to get local issuer certificate"). It is now trusted as itself, and only it."""
+    inbox, port = starttls_server
+    pinned = tmp_path / "relay-certificate.pem"
+    server_cert.cert_chain_pems[0].write_to_path(str(pinned))  # the leaf alone, not its CA
+    await send(smtp_settings(port, security="starttls", ca_file=pinned, username=USER, password=PASSWORD))
+    assert len(inbox.messages) == 1 and inbox.tls == [True]  # the relay requires AUTH: it took the password
+    impostor, impostor_port, offered, _ = intruder  # a certificate for 127.0.0.1 all the same
+    with pytest.raises(DeliveryError) as error:
+        await send(smtp_settings(impostor_port, security="tls", ca_file=pinned, username=USER, password=PASSWORD))
+    assert error.value.permanent and "the certificate of 127.0.0.1 is not trusted" in str(error.value)
+    assert "smtp.tls_fingerprint = its SHA-256" in str(error.value) and "allow_self_signed" not in str(error.value)
+    assert offered == [] and impostor.messages == []
 
 
 @pytest.mark.parametrize("security", ["tls", "starttls"])
