@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from imap_tools import BaseMailBox, MailBox, MailBoxStartTls, MailBoxUnencrypted
 from imap_tools.errors import ImapToolsError, MailboxLoginError
 
+from printroom.activities.tls import verifying_context
 from printroom.settings import BounceSettings
 
 log = logging.getLogger("printroom.bounces")
@@ -94,7 +95,7 @@ class BounceMailbox:
         s = self.settings
         if s.security == "none":
             return MailBoxUnencrypted(s.host, s.effective_port, timeout=s.timeout_seconds)
-        context = ssl.create_default_context(cafile=str(s.ca_file) if s.ca_file else None)
+        context = verifying_context(s.ca_file)
         if s.security == "starttls":
             return MailBoxStartTls(s.host, s.effective_port, timeout=s.timeout_seconds, ssl_context=context)
         return MailBox(s.host, s.effective_port, timeout=s.timeout_seconds, ssl_context=context)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import ssl
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
@@ -19,12 +20,19 @@ def tls_context(settings: SmtpSettings) -> ssl.SSLContext | None:
     certificate itself (checked by `fingerprint_mismatch`)."""
     if settings.security == "none":
         return opportunistic_context() if settings.opportunistic_tls else None
-    context = ssl.create_default_context(cafile=str(settings.ca_file) if settings.ca_file else None)
-    if settings.ca_file:  # the server's own certificate, issued by a CA not given, is trusted as itself: it pins it
-        context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    context = verifying_context(settings.ca_file)
     if settings.allow_self_signed or (settings.tls_fingerprint and not settings.ca_file):
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def verifying_context(ca_file: Path | None) -> ssl.SSLContext:
+    """Chain and host name checked against the system's CAs, or against `ca_file`; a `ca_file` holding the server's
+    own certificate (issued by a CA not given) trusts it as itself: it pins it."""
+    context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+    if ca_file:
+        context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
     return context
 
 

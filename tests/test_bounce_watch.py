@@ -296,3 +296,14 @@ async def test_the_watcher_ends_only_when_three_polls_in_a_row_meet_no_bounces_s
         )  # fmt: skip
         state = await handle.result()
     assert state.polls == STOP_AFTER_UNSET == 3 and state.stopped and "no [bounces] section" in state.stopped
+
+
+def test_the_mailboxs_own_certificate_as_ca_file_pins_it(servers, tmp_path):
+    """bounces.ca_file holding the IMAP server's own certificate (its CA not given) is trusted as itself, as
+    smtp.ca_file is: Python checks chains to a root unless told a partial one is enough."""
+    chain = (servers.dovecot.root / "server.pem").read_text()
+    own = tmp_path / "dovecot.pem"
+    own.write_text(re.search(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----\n", chain, re.S).group(0))
+    box = BounceMailbox(watcher_settings(servers, tmp_path, ca_file=own).bounces)
+    box.open()
+    box.close()
