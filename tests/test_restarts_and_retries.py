@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
 
 from printroom.cli.capture import SmtpCapture
-from printroom.models import CostCentreBook, CostCentreTerms, OrderState, Spending, SpendingRecord
+from printroom.models import HOLD_DRAFTS, ApprovalOutcome, CostCentreBook, CostCentreTerms, OrderState, Spending, SpendingRecord
 from printroom.settings import CostCentreSettings, Settings
 from printroom.worker.main import build_worker
 from printroom.workflows.order import OrderWorkflow
@@ -151,6 +153,9 @@ async def test_a_cost_centre_keeps_counting_and_carries_its_warning_while_the_ma
         spending = await centre.query("spending", result_type=Spending)
         assert spending.orders == 20 and spending.warned_at is not None
         assert (await centre.describe()).run_id != first_run  # continued as new without waiting for the warning
+        # The first run stopped near its limit (issue 20 saw 163 events at a limit of 50): a few tasks past it at most.
+        ended = await client.get_workflow_handle(centre.id, run_id=first_run).describe()
+        assert ended.history_length <= 50 + 15, ended.history_length
         assert any("this cost centre counts in EUR" in r for r in spending.refused)  # the refusal rode along
         with SmtpCapture(port=port) as back:
             await eventually(lambda: messages_to(back, "chefin@xn--bcher-kva.example"), timeout=60, what="the warning")
@@ -188,26 +193,35 @@ async def test_a_restarted_order_counts_again_and_one_cancelled_from_temporal_is
         await centre.terminate("test over")
 
 
+def worker_env(dev_env: WorkflowEnvironment, task_queue: str, smtp_port: int, tmp_path: Path, **more: str) -> dict[str, str]:
+    """The environment of a `printroom worker` process polling the test's task queue and mailing to smtp_port."""
+    from tests.test_end_to_end import clean_env
+
+    return clean_env(
+        TEMPORAL_ADDRESS=dev_env.client.service_client.config.target_host, PRINTROOM_TEMPORAL__TASK_QUEUE=task_queue,
+        PRINTROOM_SMTP__PORT=str(smtp_port), PRINTROOM_OPERATORS="ops@example.com",
+        PRINTROOM_DELIVERIES_DIR=str(tmp_path / "deliveries"), **more,
+    )  # fmt: skip
+
+
+async def printroom_worker(env: dict[str, str]) -> asyncio.subprocess.Process:
+    """`printroom worker` in a process of its own, which a test can SIGKILL."""
+    from tests.test_end_to_end import PRINTROOM
+
+    return await asyncio.create_subprocess_exec(*PRINTROOM, "worker", stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, env=env)
+
+
 async def test_a_worker_killed_while_emails_wait_on_their_own_loses_none_and_sends_none_twice(dev_env, smtp, task_queue, tmp_path):
     """`printroom worker` SIGKILLed while an email waits for its PDF, the email after it has gone, and an order has
     just been started again under the same id: the next worker takes over; each email arrives once."""
-    from collections import Counter
-
-    from tests.test_end_to_end import PRINTROOM, clean_env
-
     store = tmp_path / "documents"
     (store / "PO" / "J1").mkdir(parents=True)
-    env = clean_env(
-        TEMPORAL_ADDRESS=dev_env.client.service_client.config.target_host, PRINTROOM_TEMPORAL__TASK_QUEUE=task_queue,
-        PRINTROOM_SMTP__PORT=str(smtp.port), PRINTROOM_OPERATORS="ops@example.com",
-        PRINTROOM_DELIVERIES_DIR=str(tmp_path / "deliveries"), PRINTROOM_DOCUMENTS__ROOT=str(store),
+    env = worker_env(
+        dev_env, task_queue, smtp.port, tmp_path, PRINTROOM_DOCUMENTS__ROOT=str(store),
         PRINTROOM_EMAILS='{"order_completed": {"attachments": ["document"]}, "order_received_operator": {"send": "never"}}',
     )  # fmt: skip
 
-    async def worker() -> asyncio.subprocess.Process:
-        return await asyncio.create_subprocess_exec(*PRINTROOM, "worker", stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, env=env)
-
-    first = await worker()
+    first = await printroom_worker(env)
     client = dev_env.client
     waiting = sample_order(language="en", jobs=JOB_WITH_A_PDF)
     restarted = sample_order(language="en")
@@ -226,7 +240,7 @@ async def test_a_worker_killed_while_emails_wait_on_their_own_loses_none_and_sen
         first.kill()  # while the PDF is awaited and the second run's first email is on its way
         await first.wait()
         (store / "PO" / "J1" / "final.pdf").write_bytes(b"%PDF-1.4 final")
-        second = await worker()
+        second = await printroom_worker(env)
         try:
             await asyncio.wait_for(handle.result(), 90)
             await eventually(lambda: _pending_none(again), timeout=60, what="the second run's order_received")
@@ -244,6 +258,87 @@ async def test_a_worker_killed_while_emails_wait_on_their_own_loses_none_and_sen
     assert subjects[f"Your order {waiting['id']} is ready"] == subjects[f"Your order {waiting['id']} is on its way"] == 1
     assert subjects[f"We have received your order {restarted['id']}"] == 2  # once for each run
     assert subjects[f"Order {restarted['id']} has been cancelled"] == 2
+
+
+async def test_a_worker_killed_in_each_fault_case_tells_no_lie_and_sends_each_email_once(dev_env, task_queue, tmp_path):
+    """One SIGKILL while, at once: Request Cancellation has just reached `budget-<id>` and a forged hold_drafts its
+    order; a restarted order's first run's email is retried (the mail server is down); a cost centre reaches its
+    continue-as-new point with its warning waiting for the mail server. The next worker takes over: the approvers
+    are not told the order was cancelled and ask_again asks them anew, the forged hand-over is refused, the
+    restarted order's second run sends its email once and the first run's never goes, and the warning arrives
+    once."""
+    port = free_port()
+    client = dev_env.client
+    approver = "head@example.org"
+    withdrawn = sample_order(language="en", budget={"limit": "100.00", "approvers": [approver]})
+    restarted = sample_order(language="en")
+    terms = CostCentreTerms(name=f"cc-{task_queue}", budget=Decimal("100"), currency="EUR", warn_at_percent=Decimal(50),
+                            period="month", approvers=["chefin@bücher.example"])  # fmt: skip
+    env = worker_env(dev_env, task_queue, port, tmp_path, PRINTROOM_EMAILS='{"order_received_operator": {"send": "never"}}')
+    first = await printroom_worker(env)
+    try:
+        with SmtpCapture(port=port) as before:  # up for the approval's request, then down until the end
+            waiting = await start(client, task_queue, withdrawn)
+            await eventually(lambda: messages_to(before, approver), timeout=30, what="the approval's request")
+        earlier = await start(client, task_queue, restarted)
+        await eventually(lambda: _pending(earlier, "order_received"), timeout=30, what="the first run's email retried")
+        centre = await client.start_workflow(
+            "CostCentreWorkflow", CostCentreBook(terms=terms, history_limit=50), id=f"cost-centre-{terms.name}", task_queue=task_queue
+        )
+        first_run = centre.first_execution_run_id
+        spending = SpendingRecord(order=sample_order(price={"amount": "5", "currency": "EUR"}), period="2026-12")
+        for count in range(1, 16):  # a task each: the warning (at 10) retried, the history near its limit
+            await centre.signal("add_spending", spending.model_copy(update={"order": sample_order(price={"amount": "5", "currency": "EUR"})}))
+            await eventually(lambda: _spent(centre, Decimal(5 * count)), what=f"order {count} counted")
+        for _ in range(5):  # past the limit: the cost centre continues as new as the worker dies
+            await centre.signal("add_spending", spending.model_copy(update={"order": sample_order(price={"amount": "5", "currency": "EUR"})}))
+        budget = client.get_workflow_handle(f"budget-{withdrawn['id']}", result_type=ApprovalOutcome)
+        await budget.cancel()  # Request Cancellation, not the order's doing
+        await waiting.signal(HOLD_DRAFTS, {"message_ids": ["<forged@example.net>"]})
+        first.kill()
+        await first.wait()
+        second = await printroom_worker(env)
+        try:
+            await earlier.cancel()  # the first run ends while its email is still retried, and started again
+            await asyncio.wait_for(_ended(earlier), 30)
+            again = await start(client, task_queue, restarted)
+            await eventually(lambda: _pending(again, "order_received"), timeout=30, what="the second run's email retried")
+            await eventually(lambda: _spent(centre, Decimal(100)), timeout=30, what="all 20 counted")
+            assert (await centre.describe()).run_id != first_run
+            outcome = await asyncio.wait_for(budget.result(), 60)
+            assert (outcome.status, outcome.from_outside) == ("cancelled", True)
+            await eventually(lambda: _approval_says(waiting, "cancelled from outside"), timeout=30, what="the order told")
+            with SmtpCapture(port=port) as back:
+                await waiting.signal("ask_again", {"by": "Léa"})
+                await eventually(lambda: messages_to(back, approver), timeout=30, what="the new approval's request")
+                await eventually(lambda: _subjects(back, "We have received"), timeout=30, what="the second run's email")
+                await eventually(lambda: messages_to(back, "chefin@xn--bcher-kva.example"), timeout=40, what="the warning")
+                await asyncio.sleep(2)  # what was sent twice, or a first run's leftover, would arrive now
+                assert [m.parsed()["Subject"] for m in messages_to(back, approver)] == [f"Approval needed: order {withdrawn['id']} is over its budget"]
+                assert len(messages_to(back, "chefin@xn--bcher-kva.example")) == 1
+                (received,) = [m.parsed()["Message-ID"] for m in messages_to(back, "marie@example.org") if "We have received" in m.parsed()["Subject"]]
+                assert received in [e.message_id for e in (await order_state(again)).emails_sent]
+                ids = Counter(m.parsed()["Message-ID"] for m in [*before.messages, *back.messages])
+                assert {i: n for i, n in ids.items() if n > 1} == {}, "sent twice"
+            # Fetched from the approval that the dead worker last ran (its query may wait for that worker's queue).
+            refused = await eventually(lambda: _refused_hand_over(waiting), timeout=60, what="the forged hand-over refused")
+            assert refused == ["the approval holds no drafts <forged@example.net> for its order"]
+            for handle in (waiting, again, centre):
+                await handle.terminate("test over")
+        finally:
+            second.send_signal(signal.SIGTERM)
+            await second.wait()
+    finally:
+        if first.returncode is None:
+            first.kill()
+
+
+async def _refused_hand_over(handle: WorkflowHandle[Any, Any]) -> list[str]:
+    return [r.reason for r in (await order_state(handle)).refused if r.kind == HOLD_DRAFTS]
+
+
+async def _approval_says(handle: WorkflowHandle[Any, Any], words: str) -> bool:
+    return words in (await order_state(handle)).approval
 
 
 async def _pending_none(handle: WorkflowHandle[Any, Any]) -> bool:
