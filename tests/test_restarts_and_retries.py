@@ -5,6 +5,7 @@ down as it continues as new. Each email arrives once, and nothing is reported se
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 from collections import Counter
 from decimal import Decimal
@@ -339,6 +340,41 @@ async def _refused_hand_over(handle: WorkflowHandle[Any, Any]) -> list[str]:
 
 async def _approval_says(handle: WorkflowHandle[Any, Any], words: str) -> bool:
     return words in (await order_state(handle)).approval
+
+
+async def test_orders_evicted_while_an_email_retries_and_an_approval_waits_end_without_noise(client, settings, smtp, task_queue, tmp_path, monkeypatch, caplog, capfd):
+    """A worker that keeps one workflow in its cache evicts an order whose email retries on its own (its PDF is
+    missing) each time it runs the other, which waits for its approval: evicted coroutines run no workflow call on
+    their way out ("Exception ignored in <coroutine Outbox.run>"), and both orders still end as they should."""
+    import gc
+    import sys
+
+    ignored: list[str] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda raised: ignored.append(f"{raised.object!r}: {raised.exc_value!r}"))
+    caplog.set_level(logging.DEBUG, logger="temporalio.worker._workflow")
+    attaching, store = attaching_a_pdf(settings, tmp_path)
+    one_cached = attaching.model_copy(update={"worker": attaching.worker.model_copy(update={"max_cached_workflows": 1})})
+    async with build_worker(client, one_cached, task_queue=task_queue):
+        retrying = await start(client, task_queue, sample_order(language="en", jobs=JOB_WITH_A_PDF))
+        for trigger in ("accept", "start_production", "complete"):
+            await retrying.signal("change_status", {"trigger": trigger})
+        await eventually(lambda: _pending(retrying, "order_completed"), what="order_completed waiting for its PDF")
+        approving = await start(client, task_queue, sample_order(language="en", budget={"limit": "1", "approvers": ["head@example.org"]}))
+        await eventually(lambda: messages_to(smtp, "head@example.org"), what="the approval's request")
+        for _ in range(4):  # each runs after the other: evicted, then rebuilt from its history
+            for handle in (retrying, approving):
+                await handle.signal("change_status", {"trigger": "no_such_trigger"})
+            await asyncio.sleep(0.3)
+        await retrying.signal("change_status", {"trigger": "ship"})
+        (store / "PO" / "J1" / "final.pdf").write_bytes(b"%PDF-1.4 final")
+        await approving.signal("change_status", {"trigger": "cancel"})
+        assert (await asyncio.wait_for(approving.result(), 30)).status == "cancelled"
+        assert (await asyncio.wait_for(retrying.result(), 60)).status == "shipped"
+    gc.collect()  # an evicted coroutine closed by the collector would say so now
+    evicted = [r for r in caplog.records if r.getMessage().startswith("Evicting workflow") and "cache full" in r.getMessage()]
+    assert len(evicted) >= 4  # the orders were rebuilt, over and over
+    noise = [*ignored, *(r.getMessage() for r in caplog.records if "Exception ignored" in r.getMessage()), capfd.readouterr().err]
+    assert not [n for n in noise if "Exception ignored" in n or "Outbox" in n], noise
 
 
 async def _pending_none(handle: WorkflowHandle[Any, Any]) -> bool:
