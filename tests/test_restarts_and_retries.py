@@ -205,11 +205,34 @@ def worker_env(dev_env: WorkflowEnvironment, task_queue: str, smtp_port: int, tm
     )  # fmt: skip
 
 
-async def printroom_worker(env: dict[str, str]) -> asyncio.subprocess.Process:
-    """`printroom worker` in a process of its own, which a test can SIGKILL."""
-    from tests.test_end_to_end import PRINTROOM
+class Workers:
+    """`printroom worker` in processes of their own: one runs, a test SIGKILLs it and starts the next; whatever
+    still runs at the end is stopped as an operator would (SIGTERM)."""
 
-    return await asyncio.create_subprocess_exec(*PRINTROOM, "worker", stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, env=env)
+    def __init__(self, env: dict[str, str]) -> None:
+        self._env = env
+        self._processes: list[asyncio.subprocess.Process] = []
+
+    async def start(self) -> None:
+        from tests.test_end_to_end import PRINTROOM
+
+        self._processes.append(await asyncio.create_subprocess_exec(
+            *PRINTROOM, "worker", stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, env=self._env
+        ))  # fmt: skip
+
+    async def kill(self) -> None:
+        self._processes[-1].kill()
+        await self._processes[-1].wait()
+
+    async def __aenter__(self) -> Workers:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for process in self._processes:
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+                await process.wait()
 
 
 async def test_a_worker_killed_while_emails_wait_on_their_own_loses_none_and_sends_none_twice(dev_env, smtp, task_queue, tmp_path):
@@ -222,11 +245,10 @@ async def test_a_worker_killed_while_emails_wait_on_their_own_loses_none_and_sen
         PRINTROOM_EMAILS='{"order_completed": {"attachments": ["document"]}, "order_received_operator": {"send": "never"}}',
     )  # fmt: skip
 
-    first = await printroom_worker(env)
     client = dev_env.client
     waiting = sample_order(language="en", jobs=JOB_WITH_A_PDF)
     restarted = sample_order(language="en")
-    try:
+    async with Workers(env) as workers:
         handle = await start(client, task_queue, waiting)
         for trigger in ("accept", "start_production", "complete"):
             await handle.signal("change_status", {"trigger": trigger})
@@ -238,21 +260,13 @@ async def test_a_worker_killed_while_emails_wait_on_their_own_loses_none_and_sen
         await earlier.signal("change_status", {"trigger": "cancel"})
         await earlier.result()
         again = await start(client, task_queue, restarted)
-        first.kill()  # while the PDF is awaited and the second run's first email is on its way
-        await first.wait()
+        await workers.kill()  # while the PDF is awaited and the second run's first email is on its way
         (store / "PO" / "J1" / "final.pdf").write_bytes(b"%PDF-1.4 final")
-        second = await printroom_worker(env)
-        try:
-            await asyncio.wait_for(handle.result(), 90)
-            await eventually(lambda: _pending_none(again), timeout=60, what="the second run's order_received")
-            await again.signal("change_status", {"trigger": "cancel"})
-            await asyncio.wait_for(again.result(), 30)
-        finally:
-            second.send_signal(signal.SIGTERM)
-            await second.wait()
-    finally:
-        if first.returncode is None:
-            first.kill()
+        await workers.start()
+        await asyncio.wait_for(handle.result(), 90)
+        await eventually(lambda: _pending_none(again), timeout=60, what="the second run's order_received")
+        await again.signal("change_status", {"trigger": "cancel"})
+        await asyncio.wait_for(again.result(), 30)
     ids = Counter(m.parsed()["Message-ID"] for m in smtp.messages)
     assert {i: n for i, n in ids.items() if n > 1} == {}, "sent twice"
     subjects = Counter(m.parsed()["Subject"] for m in messages_to(smtp, "marie@example.org"))
@@ -276,8 +290,7 @@ async def test_a_worker_killed_in_each_fault_case_tells_no_lie_and_sends_each_em
     terms = CostCentreTerms(name=f"cc-{task_queue}", budget=Decimal("100"), currency="EUR", warn_at_percent=Decimal(50),
                             period="month", approvers=["chefin@bücher.example"])  # fmt: skip
     env = worker_env(dev_env, task_queue, port, tmp_path, PRINTROOM_EMAILS='{"order_received_operator": {"send": "never"}}')
-    first = await printroom_worker(env)
-    try:
+    async with Workers(env) as workers:
         with SmtpCapture(port=port) as before:  # up for the approval's request, then down until the end
             waiting = await start(client, task_queue, withdrawn)
             await eventually(lambda: messages_to(before, approver), timeout=30, what="the approval's request")
@@ -296,42 +309,34 @@ async def test_a_worker_killed_in_each_fault_case_tells_no_lie_and_sends_each_em
         budget = client.get_workflow_handle(f"budget-{withdrawn['id']}", result_type=ApprovalOutcome)
         await budget.cancel()  # Request Cancellation, not the order's doing
         await waiting.signal(HOLD_DRAFTS, {"message_ids": ["<forged@example.net>"]})
-        first.kill()
-        await first.wait()
-        second = await printroom_worker(env)
-        try:
-            await earlier.cancel()  # the first run ends while its email is still retried, and started again
-            await asyncio.wait_for(_ended(earlier), 30)
-            again = await start(client, task_queue, restarted)
-            await eventually(lambda: _pending(again, "order_received"), timeout=30, what="the second run's email retried")
-            await eventually(lambda: _spent(centre, Decimal(100)), timeout=30, what="all 20 counted")
-            assert (await centre.describe()).run_id != first_run
-            outcome = await asyncio.wait_for(budget.result(), 60)
-            assert (outcome.status, outcome.from_outside) == ("cancelled", True)
-            await eventually(lambda: _approval_says(waiting, "cancelled from outside"), timeout=30, what="the order told")
-            with SmtpCapture(port=port) as back:
-                await waiting.signal("ask_again", {"by": "Léa"})
-                await eventually(lambda: messages_to(back, approver), timeout=30, what="the new approval's request")
-                await eventually(lambda: _subjects(back, "We have received"), timeout=30, what="the second run's email")
-                await eventually(lambda: messages_to(back, "chefin@xn--bcher-kva.example"), timeout=40, what="the warning")
-                await asyncio.sleep(2)  # what was sent twice, or a first run's leftover, would arrive now
-                assert [m.parsed()["Subject"] for m in messages_to(back, approver)] == [f"Approval needed: order {withdrawn['id']} is over its budget"]
-                assert len(messages_to(back, "chefin@xn--bcher-kva.example")) == 1
-                (received,) = [m.parsed()["Message-ID"] for m in messages_to(back, "marie@example.org") if "We have received" in m.parsed()["Subject"]]
-                assert received in [e.message_id for e in (await order_state(again)).emails_sent]
-                ids = Counter(m.parsed()["Message-ID"] for m in [*before.messages, *back.messages])
-                assert {i: n for i, n in ids.items() if n > 1} == {}, "sent twice"
-            # Fetched from the approval that the dead worker last ran (its query may wait for that worker's queue).
-            refused = await eventually(lambda: _refused_hand_over(waiting), timeout=60, what="the forged hand-over refused")
-            assert refused == ["the approval holds no drafts <forged@example.net> for its order"]
-            for handle in (waiting, again, centre):
-                await handle.terminate("test over")
-        finally:
-            second.send_signal(signal.SIGTERM)
-            await second.wait()
-    finally:
-        if first.returncode is None:
-            first.kill()
+        await workers.kill()
+        await workers.start()
+        await earlier.cancel()  # the first run ends while its email is still retried, and started again
+        await asyncio.wait_for(_ended(earlier), 30)
+        again = await start(client, task_queue, restarted)
+        await eventually(lambda: _pending(again, "order_received"), timeout=30, what="the second run's email retried")
+        await eventually(lambda: _spent(centre, Decimal(100)), timeout=30, what="all 20 counted")
+        assert (await centre.describe()).run_id != first_run
+        outcome = await asyncio.wait_for(budget.result(), 60)
+        assert (outcome.status, outcome.from_outside) == ("cancelled", True)
+        await eventually(lambda: _approval_says(waiting, "cancelled from outside"), timeout=30, what="the order told")
+        with SmtpCapture(port=port) as back:
+            await waiting.signal("ask_again", {"by": "Léa"})
+            await eventually(lambda: messages_to(back, approver), timeout=30, what="the new approval's request")
+            await eventually(lambda: _subjects(back, "We have received"), timeout=30, what="the second run's email")
+            await eventually(lambda: messages_to(back, "chefin@xn--bcher-kva.example"), timeout=40, what="the warning")
+            await asyncio.sleep(2)  # what was sent twice, or a first run's leftover, would arrive now
+            assert [m.parsed()["Subject"] for m in messages_to(back, approver)] == [f"Approval needed: order {withdrawn['id']} is over its budget"]
+            assert len(messages_to(back, "chefin@xn--bcher-kva.example")) == 1
+            (received,) = [m.parsed()["Message-ID"] for m in messages_to(back, "marie@example.org") if "We have received" in m.parsed()["Subject"]]
+            assert received in [e.message_id for e in (await order_state(again)).emails_sent]
+            ids = Counter(m.parsed()["Message-ID"] for m in [*before.messages, *back.messages])
+            assert {i: n for i, n in ids.items() if n > 1} == {}, "sent twice"
+        # Fetched from the approval that the dead worker last ran (its query may wait for that worker's queue).
+        refused = await eventually(lambda: _refused_hand_over(waiting), timeout=60, what="the forged hand-over refused")
+        assert refused == ["the approval holds no drafts <forged@example.net> for its order"]
+        for handle in (waiting, again, centre):
+            await handle.terminate("test over")
 
 
 async def _refused_hand_over(handle: WorkflowHandle[Any, Any]) -> list[str]:
