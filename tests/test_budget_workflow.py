@@ -223,6 +223,50 @@ async def test_a_cost_centre_names_the_approvers_and_counts_what_it_approved(cli
         await centre.terminate("test over")
 
 
+async def test_a_cost_centre_that_refuses_an_order_is_the_orders_note_not_counted_in(client, settings, task_queue):
+    """record_spending reports what the cost centre answered: one whose period has moved on past the order's
+    (a period already closed) and one that counts this period in another currency than the settings say today
+    (the settings changed) refuse the order; the order's notes say so, and never "counted in"."""
+    from datetime import datetime, timezone
+
+    from printroom.activities.budget import cost_centre_terms, spending_period
+
+    closed, changed = f"closed-{task_queue}", f"changed-{task_queue}"
+    euros = CostCentreSettings(budget=Decimal("1000.00"), currency="EUR", approvers=["cmo@example.org"])
+    centred = settings.model_copy(update={"cost_centres": {closed: euros, changed: euros}})
+    async with build_worker(client, centred, task_queue=task_queue):
+        # Two cost centres as they stand: one already counting in a later period, one counting this period in CHF.
+        for name, currency, period in ((closed, "EUR", "2099-12"), (changed, "CHF", None)):
+            terms = cost_centre_terms(centred, name)
+            assert terms is not None
+            terms = terms.model_copy(update={"currency": currency})
+            centre = await client.start_workflow("CostCentreWorkflow", CostCentreBook(terms=terms), id=f"cost-centre-{name}", task_queue=task_queue)
+            earlier = sample_order(price={"amount": "10.00", "currency": currency})
+            await centre.signal("add_spending", SpendingRecord(order=earlier, period=period or spending_period(datetime.now(timezone.utc), terms)))
+            await eventually(lambda: _spent(centre, Decimal("10.00")), what=f"{name}'s earlier order counted")
+        notes: dict[str, list[str]] = {}
+        for name in (closed, changed):
+            order = sample_order(cost_centre=name, price={"amount": "240.00", "currency": "EUR"})
+            handle = await start(client, task_queue, order)
+            await handle.signal("change_status", {"trigger": "accept"})
+            notes[name] = await eventually(lambda: _cost_centre_noted(handle, name), what=f"{name}'s answer on the order")
+            await handle.signal("change_status", {"trigger": "cancel"})
+            await handle.result()
+            spending = await client.get_workflow_handle(f"cost-centre-{name}").query("spending", result_type=Spending)
+            assert spending.spent == Decimal("10.00") and spending.orders == 1  # nothing of the order counted
+            await client.get_workflow_handle(f"cost-centre-{name}").terminate("test over")
+        assert not any("counted in" in n for n in notes[closed] + notes[changed])
+        assert any(n.startswith(f"cost centre {closed}: order ") and n.endswith(", a period already closed; not counted")
+                   for n in notes[closed]), notes[closed]  # fmt: skip
+        assert any(n.startswith(f"cost centre {changed}: order ") and n.endswith(" is in EUR; this cost centre counts in CHF (never converted)")
+                   for n in notes[changed]), notes[changed]  # fmt: skip
+
+
+async def _cost_centre_noted(handle, name: str) -> list[str] | None:
+    notes = (await order_state(handle)).email_notes
+    return notes if any(n.startswith(f"cost centre {name}:") for n in notes) else None
+
+
 async def test_a_cost_centre_takes_an_order_back_once_and_only_from_the_current_period(client, settings, task_queue):
     """Take-backs as the order sends them (after its count), and the ones a cost centre must refuse: twice, never
     counted, carrying another price than was counted, malformed, counted in a period that has closed since."""
@@ -590,8 +634,10 @@ async def test_an_approval_cancelled_from_outside_tells_nobody_and_ask_again_sta
     assert state.status == "awaiting_approval"
     assert "was cancelled from outside the order" in state.approval and "ask_again" in state.approval
     assert "send ask_again to this order to start a new approval" in state.emails_failed[-1].error
-    details = (await handle.describe()).raw_description.execution_config.user_metadata.details  # current details
-    assert details is not None
+    details = (await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)).current_details
+    # The Web UI's current details say so too (Markdown: the underscores escaped), not "waiting for its approval".
+    assert "- NO BUDGET APPROVAL RUNNING: the budget approval" in details and "was cancelled from outside the order" in details
+    assert "send ask\\_again to this order" in details and "waiting for its budget approval" not in details
     subjects = [m.parsed()["Subject"] for m in messages_to(smtp, "head@example.org")]
     assert subjects == [f"Approval needed: order {order['id']} is over its budget"]  # no "No longer needed"
     await handle.signal("ask_again", {"by": "Léa"})

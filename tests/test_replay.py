@@ -28,6 +28,8 @@ def test_there_are_recorded_histories_of_each_kind_of_run_to_replay():
         "0.1.0-cost-centre-carried",
         # Issue 24: a bounced receipt held again and sent to a corrected address, which the order keeps.
         "0.1.0-order-H-BOUNCED",
+        # Issue 20's gaps: a forged hold_drafts refused, a decision kept through a late cancel on budget-<id>.
+        *(f"0.1.0-{kind}-H-{case}" for kind in ("order", "budget") for case in ("FORGED", "LATE-CANCEL")),
     }
 
 

@@ -61,6 +61,7 @@ class ApprovalChild:
                     static_summary=f"Budget approval of order {order.id}",
                 )
             except WorkflowAlreadyStartedError:
+                self.done = True
                 on_problem(
                     f"the budget approval could not start: a workflow {budget_workflow_id(order.id)} is already running; "
                     "end it, then send ask_again to this order"
@@ -71,6 +72,7 @@ class ApprovalChild:
             try:
                 outcome = await self._handle
             except ChildWorkflowError as error:
+                self.done = True  # before the order hears of it: what it publishes says the approval has ended
                 if is_cancellation(error) and self._cancel_asked:
                     return  # the order is being cancelled: nothing to move
                 what = "was cancelled from outside the order" if is_cancellation(error) else f"failed: {root_cause(error).message}"
@@ -78,7 +80,7 @@ class ApprovalChild:
                 return
             if outcome.status == "cancelled" and not self._cancel_asked:  # not the order's doing, however it came
                 outcome = outcome.model_copy(update={"from_outside": True})
-            self.outcome = outcome
+            self.outcome, self.done = outcome, True
             on_outcome(outcome)
         finally:
             self.done = True

@@ -385,11 +385,9 @@ class OrderWorkflow:
             self._apply("approve_budget", "system", kind="approval", by=outcome.by, comment=outcome.comment)
         elif outcome.status in ("rejected", "expired"):
             self._apply("reject_budget", "system", kind="approval", by=outcome.by, comment=outcome.comment)
-        else:  # ended without a decision, the order still waiting: someone cancelled budget-<id> itself
-            self._approval_problem(
-                f"the budget approval ended {outcome.status} without a decision ({outcome.comment}); "
-                "the order waits: cancel it, or start it again"
-            )
+        else:  # cancelled, not from outside, the order still waiting: only as `temporal workflow cancel` ends the order
+            self._outbox.notes.append(f"the budget approval ended {outcome.status} as the order's workflow was cancelled")
+            self._publish()
 
     def _approval_problem(self, problem: str) -> None:
         assert self._order is not None

@@ -3,13 +3,14 @@
 approval with its approval and cost-centre workflows, an approval asked again with nobody to ask, an escalated
 approval asked again, a reminder timer, inputs at the models' edges, an order started again, an email waiting for
 its PDF, an approval cancelled from outside and asked again, a cost centre carrying its warning, a bounced email
-sent again to a corrected address). 0.1.0 is not released yet: until it is, its histories
+sent again to a corrected address, a forged hold_drafts refused, a decision kept through a late cancel). 0.1.0 is not released yet: until it is, its histories
 are recorded again whenever the workflow changes. From the release on, histories of released versions stay (running
 orders must keep replaying), and a change that alters the commands a workflow issues, or what its models accept,
 goes behind workflow.patched and gets a new VERSION here.
 
     .venv/bin/python -m tests.histories.record             # all of them
     .venv/bin/python -m tests.histories.record H-BOUNCED   # one path added since, alone (the others unchanged)
+    .venv/bin/python -m tests.histories.record H-FORGED    # H-FORGED and H-LATE-CANCEL, recorded together
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from printroom.cli.binaries import temporal_binary
 from printroom.cli.capture import SmtpCapture
 from temporalio.service import RPCError
 
-from printroom.models import ApprovalState, CostCentreBook, CostCentreTerms, Order, OrderState, Spending, SpendingRecord
+from printroom.models import HOLD_DRAFTS, SEND_STATUS_EMAIL, ApprovalOutcome, ApprovalState, CostCentreBook, CostCentreTerms, Order, OrderState, Spending, SpendingRecord
 from printroom.settings import BudgetSettings, DocumentSettings, EmailPolicies, Settings
 from printroom.worker.main import build_worker, with_pydantic
 from printroom.workflows.order import SEARCH_ATTRIBUTES
@@ -158,6 +159,7 @@ async def on_the_dev_server(tmp: Path) -> list[WorkflowHandle[Any, Any]]:
     handles = [shipped, international, approval, budget, cost_centre, asked, asked_budget, outage, refused]
     handles += await the_paths_of_issue_20(client, tmp)
     handles += await the_paths_of_issue_24(client, tmp)
+    handles += await the_gaps_of_issue_20(client, tmp)
     await _save(handles)
     await env.shutdown()
     return handles
@@ -243,6 +245,49 @@ async def the_paths_of_issue_24(client: Client, tmp: Path) -> list[WorkflowHandl
     return [bounced]
 
 
+async def the_gaps_of_issue_20(client: Client, tmp: Path) -> list[WorkflowHandle[Any, Any]]:
+    """A forged hold_drafts on an order whose approval waits (refused: the approval holds no such drafts), and a
+    decision taken while the approval's request is retried (no mail server), followed by a late Request
+    Cancellation on budget-<id> that does not undo it."""
+    port = free_port()
+    over_budget = {"limit": "10", "approvers": ["head@example.org"]}
+    async with build_worker(client, settings_for(port, tmp), task_queue="record"):
+        with SmtpCapture(port=port):
+            forged = await start(client, "H-FORGED", budget=over_budget)
+            await eventually(lambda: _status(forged, "awaiting_approval"), what="the approval asked")
+            await eventually(lambda: _exists(client.get_workflow_handle("budget-H-FORGED")), what="the approval started")
+            await forged.signal(HOLD_DRAFTS, {"message_ids": ["<forged@example.net>"]})
+            await eventually(lambda: _refused_order(forged), what="the forged hand-over refused")
+            await forged.signal("change_status", {"trigger": "cancel"})
+            await forged.result()
+    down = settings_for(free_port(), tmp)  # no mail server there
+    async with build_worker(client, down, task_queue="record"):
+        late = await start(client, "H-LATE-CANCEL", budget=over_budget)
+        late_budget = client.get_workflow_handle("budget-H-LATE-CANCEL", result_type=ApprovalOutcome)
+        await eventually(lambda: _retried(late_budget), timeout=30, what="the approval's request retried")
+    # While no worker runs, the decision and then a cancel: both reach the approval in one task; the decision stays.
+    await late_budget.signal("approve", {"by": "head@example.org"})
+    await late_budget.cancel()
+    async with build_worker(client, down, task_queue="record"):
+        outcome = await asyncio.wait_for(late_budget.result(), 30)
+        assert outcome.status == "approved", outcome
+        await eventually(lambda: _status(late, "submitted"), what="the order moved on the decision")
+        await late.terminate("recorded: its own emails wait for a mail server")
+    return [forged, client.get_workflow_handle("budget-H-FORGED"), late, late_budget]
+
+
+async def _refused_order(handle: WorkflowHandle[Any, Any]) -> bool:
+    return any(r.kind == HOLD_DRAFTS for r in (await handle.query("state", result_type=OrderState)).refused)
+
+
+async def _retried(handle: WorkflowHandle[Any, Any]) -> bool:
+    try:
+        pending = (await handle.describe()).raw_description.pending_activities
+    except RPCError:
+        return False
+    return any(a.activity_type.name == SEND_STATUS_EMAIL for a in pending)
+
+
 async def _sent_to(handle: WorkflowHandle[Any, Any], audience: str) -> str | None:
     sent = (await handle.query("state", result_type=OrderState)).emails_sent
     return next((e.message_id for e in sent if e.audience == audience), None)
@@ -319,11 +364,12 @@ async def main(only: list[str]) -> None:
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        if only == ["H-BOUNCED"]:
+        if only in (["H-BOUNCED"], ["H-FORGED"], ["H-LATE-CANCEL"]):
             env = await WorkflowEnvironment.start_local(
                 dev_server_existing_path=temporal_binary(), data_converter=with_pydantic(None), search_attributes=SEARCH_ATTRIBUTES
             )
-            await _save(await the_paths_of_issue_24(env.client, Path(tmp)))
+            alone = the_paths_of_issue_24 if only == ["H-BOUNCED"] else the_gaps_of_issue_20
+            await _save(await alone(env.client, Path(tmp)))
             await env.shutdown()
             return
         await on_the_dev_server(Path(tmp))
