@@ -30,6 +30,9 @@ def test_there_are_recorded_histories_of_each_kind_of_run_to_replay():
         "0.1.0-order-H-BOUNCED",
         # Issue 20's gaps: a forged hold_drafts refused, a decision kept through a late cancel on budget-<id>.
         *(f"0.1.0-{kind}-H-{case}" for kind in ("order", "budget") for case in ("FORGED", "LATE-CANCEL")),
+        # An approval's held request drafted again in one task, as written before OldestDraftHeld (5065b81: no upsert
+        # there) and since (behind the oldest-draft-held patch): orders running across the change keep replaying.
+        "0.1.0-order-H-REDRAFTED", "0.1.0-order-H-REDRAFTED-before-oldest-draft-held",
     }
 
 

@@ -64,6 +64,7 @@ EMAIL_BOUNCED = SearchAttributeKey.for_bool("EmailBounced")  # set on the first 
 # When the oldest draft still held was held (unset when none is): the desk lists the orders by it, oldest first.
 OLDEST_DRAFT_HELD = SearchAttributeKey.for_datetime("OldestDraftHeld")
 SEARCH_ATTRIBUTES = (ORDER_STATUS, DRAFTS_PENDING, EMAIL_BOUNCED, OLDEST_DRAFT_HELD)
+OLDEST_DRAFT_HELD_PATCH = "oldest-draft-held"
 
 # An operator waits for the answer; a large attachment to a slow server may still take minutes.
 SEND_DRAFT_TIMEOUT = timedelta(minutes=10)
@@ -518,10 +519,13 @@ class OrderWorkflow:
             updates: list[SearchAttributeUpdate[Any]] = [ORDER_STATUS.value_set(published[0])] if published[0] != before[0] else []
             updates += [DRAFTS_PENDING.value_set(published[1])] if published[1] != before[1] else []
             updates += [EMAIL_BOUNCED.value_set(True)] if published[2] and not before[2] else []
-            if oldest != before[3]:
+            # Alone, a new oldest draft (one settled and another held in one task) is an upsert that orders begun
+            # before OldestDraftHeld did not make: only where the history says it may (a marker, in that case only).
+            if oldest != before[3] and (updates or workflow.patched(OLDEST_DRAFT_HELD_PATCH)):
                 updates.append(OLDEST_DRAFT_HELD.value_set(oldest) if oldest is not None else OLDEST_DRAFT_HELD.value_unset())
-            workflow.upsert_search_attributes(updates)
-            self._published = published
+            if updates:
+                workflow.upsert_search_attributes(updates)
+                self._published = published
         outbox = self._outbox
         lines = [f"**{markdown_text(order_summary(self._order))}**: {self._lifecycle.state}", ""]
         lines += [f"- sent {e.email_trigger} to {markdown_text(', '.join(e.to))}" for e in outbox.sent[-10:]]

@@ -11,6 +11,7 @@ goes behind workflow.patched and gets a new VERSION here.
     .venv/bin/python -m tests.histories.record             # all of them
     .venv/bin/python -m tests.histories.record H-BOUNCED   # one path added since, alone (the others unchanged)
     .venv/bin/python -m tests.histories.record H-FORGED    # H-FORGED and H-LATE-CANCEL, recorded together
+    .venv/bin/python -m tests.histories.record H-REDRAFTED # an approval's request drafted again in one task
 """
 
 from __future__ import annotations
@@ -276,6 +277,28 @@ async def the_gaps_of_issue_20(client: Client, tmp: Path) -> list[WorkflowHandle
     return [forged, client.get_workflow_handle("budget-H-FORGED"), late, late_budget]
 
 
+async def a_request_drafted_again(client: Client, tmp: Path) -> list[WorkflowHandle[Any, Any]]:
+    """approval_requested held for an operator, then ask_again: round 1's draft settled and round 2's held in one
+    task (a new oldest draft, nothing else published changed), then cancelled. Its history as 5065b81 (before
+    OldestDraftHeld) wrote it is kept as 0.1.0-order-H-REDRAFTED-before-oldest-draft-held.json."""
+    port = free_port()
+    drafting = Settings(operators=["ops@example.com"], smtp={"port": port, "timeout_seconds": 2}, deliveries_dir=tmp / "redrafted",
+                        emails={"approval_requested": {"edit_before_send": True}})  # fmt: skip
+    async with build_worker(client, drafting, task_queue="record"):
+        with SmtpCapture(port=port):
+            order = await start(client, "H-REDRAFTED", language="en", budget={"limit": "10", "approvers": ["head@example.org"]})
+            await eventually(lambda: _draft_ids(order, ["d1"]), what="round 1's request held")
+            await order.signal("ask_again", {"by": "Léa", "comment": "new approvers"})
+            await eventually(lambda: _draft_ids(order, ["d2"]), what="round 2's request held, round 1's settled")
+            await order.signal("change_status", {"trigger": "cancel"})
+            await asyncio.wait_for(order.result(), 30)
+    return [order]
+
+
+async def _draft_ids(handle: WorkflowHandle[Any, Any], ids: list[str]) -> bool:
+    return [d.id for d in (await handle.query("state", result_type=OrderState)).drafts_pending] == ids
+
+
 async def _refused_order(handle: WorkflowHandle[Any, Any]) -> bool:
     return any(r.kind == HOLD_DRAFTS for r in (await handle.query("state", result_type=OrderState)).refused)
 
@@ -364,11 +387,11 @@ async def main(only: list[str]) -> None:
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        if only in (["H-BOUNCED"], ["H-FORGED"], ["H-LATE-CANCEL"]):
+        if only in (["H-BOUNCED"], ["H-FORGED"], ["H-LATE-CANCEL"], ["H-REDRAFTED"]):
             env = await WorkflowEnvironment.start_local(
                 dev_server_existing_path=temporal_binary(), data_converter=with_pydantic(None), search_attributes=SEARCH_ATTRIBUTES
             )
-            alone = the_paths_of_issue_24 if only == ["H-BOUNCED"] else the_gaps_of_issue_20
+            alone = {"H-BOUNCED": the_paths_of_issue_24, "H-REDRAFTED": a_request_drafted_again}.get(only[0], the_gaps_of_issue_20)
             await _save(await alone(env.client, Path(tmp)))
             await env.shutdown()
             return
