@@ -359,10 +359,12 @@ class EmailActivities(ApprovalSteps, BounceSteps):
 
         # Off the event loop, in one step: the record looked at, templates, images, files and MIME, then the claim.
         given_up = threading.Event()
+        preparing = asyncio.ensure_future(asyncio.to_thread(prepare))
         try:
-            earlier, email, inherited = await asyncio.to_thread(prepare)
+            earlier, email, inherited = await asyncio.shield(preparing)
         except asyncio.CancelledError:
             given_up.set()
+            preparing.add_done_callback(lambda done: self._unclaim_after_cancel(done, msg_id, still_to_send))
             raise
         if email is None or not (envelope := still_to_send(earlier)):
             notes.append(f"{trigger}: {msg_id} was accepted by the server on an earlier attempt; not sent again")
@@ -409,6 +411,21 @@ class EmailActivities(ApprovalSteps, BounceSteps):
             raise
         notes.extend(f"{trigger}: {addr} refused by the server: {why}" for addr, why in delivery.refused.items())
         return sent([*before, *delivery.accepted], email.subject, email.attachments), delivery.refused
+
+    def _unclaim_after_cancel(
+        self,
+        done: asyncio.Future[tuple[Accepted | None, AssembledEmail | None, bool]],
+        msg_id: str,
+        still_to_send: Callable[[Accepted | None], list[str]],
+    ) -> None:
+        """An attempt cancelled while its thread looked, rendered and claimed: a claim the thread took all the same
+        (the cancel came as it did) would be nobody's, and the next attempt would wait it out and then warn of a
+        duplicate that never was. It goes as a cancel before sending lets it go."""
+        if done.cancelled() or done.exception() is not None:  # nothing claimed (ClaimHeld, a record out of reach)
+            return
+        earlier, email, inherited = done.result()
+        if email is not None and still_to_send(earlier):
+            self._after_cancel(msg_id, Transaction(), inherited)
 
     def _after_cancel(self, msg_id: str, transaction: Transaction, inherited: bool) -> None:
         """A cancelled attempt: before the message was handed over, the claim goes (or stays, inherited, for its

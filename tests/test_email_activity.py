@@ -426,31 +426,61 @@ async def test_a_bounced_emails_copy_is_rendered_and_held_never_sent(settings, s
     assert smtp.messages == []
 
 
-async def test_an_attempt_cancelled_while_its_email_renders_leaves_no_claim_and_sends_nothing(settings, smtp):
-    """A timeout or a cancelled order while the email is being rendered (a slow document store, a big PDF): the
-    render finishes in its thread, but no claim is taken for it, so the next attempt is a clean one, not a
-    "may have been sent twice" warning after waiting out a claim nobody keeps."""
+
+@pytest.mark.parametrize("slow", ["render", "claim"])
+async def test_an_attempt_cancelled_while_it_prepares_leaves_no_claim_and_sends_nothing(settings, smtp, slow):
+    """A timeout or a cancelled order while the email is rendered (a slow document store, a big PDF) or its claim
+    taken (a PostgreSQL record far away): the thread finishes on its own, and no claim is left behind, so the next
+    attempt is a clean one, not one that waits out a claim nobody keeps and then warns of a duplicate."""
     import asyncio
     import threading
 
+    from printroom.activities.deliveries import ClaimHeld
+
     emails = activities_for(settings)
-    rendering, finish = threading.Event(), threading.Event()
-    assemble = emails.assembler.assemble
+    inside, finish, rendered, finished = threading.Event(), threading.Event(), threading.Event(), threading.Event()
+    assemble, claim = emails.assembler.assemble, emails.deliveries.claim
 
     def slow_assemble(*args: Any, **kwargs: Any):
-        rendering.set()
-        finish.wait(10)
-        return assemble(*args, **kwargs)
+        if slow == "render":
+            inside.set()
+            finish.wait(10)
+        try:
+            return assemble(*args, **kwargs)
+        finally:
+            rendered.set()
+
+    def slow_claim(message_id: str) -> bool:
+        try:
+            taken = claim(message_id)
+            if slow == "claim":
+                inside.set()
+                finish.wait(10)
+            return taken
+        finally:
+            finished.set()
 
     emails.assembler.assemble = slow_assemble  # type: ignore[method-assign]
+    emails.deliveries.claim = slow_claim  # type: ignore[method-assign]
     env = ActivityEnvironment()
     attempt = asyncio.ensure_future(env.run(emails.send_status_email, request("order_accepted")))
-    await asyncio.to_thread(rendering.wait, 10)
+    assert await asyncio.to_thread(inside.wait, 10)
     env.cancel()
     with pytest.raises(asyncio.CancelledError):
         await attempt
     finish.set()
-    await asyncio.sleep(0.3)  # the render's thread ends after the cancel
     msg_id = "<PO-7.order_accepted.1.customer@example.com>"
+    if slow == "claim":
+        assert await asyncio.to_thread(finished.wait, 10)
+    else:  # what the thread does after the render takes microseconds: a claim it took would be there by now
+        assert await asyncio.to_thread(rendered.wait, 10)
+        await asyncio.sleep(0.2)
+    deadline = time.monotonic() + 5
+    while True:  # the claim let go within moments (an orphan would be held for CLAIM_ALIVE, 30 s)
+        try:
+            assert claim(msg_id) is False  # free: neither another attempt's (ClaimHeld) nor a dead one's (True)
+            break
+        except ClaimHeld:
+            assert time.monotonic() < deadline, "the cancelled attempt's claim is still held"
+            await asyncio.sleep(0.05)
     assert smtp.messages == []
-    assert emails.deliveries.claim(msg_id) is False  # free, not another attempt's (ClaimHeld) nor a dead one's (True)
