@@ -234,7 +234,7 @@ async def test_while_temporal_does_not_answer_every_visitor_is_answered_within_2
         tampered = await fetch(f"{base}/en/approvals/{token[:-3]}AAA")
     silent.close()
     for seconds, answer in visits:
-        assert answer.status == 503 and seconds < 2.0, (seconds, answer.status)  # the 2 s: CONNECT_WAIT (1.5 s) and the page
+        assert answer.status == 503 and seconds < 2.0, (seconds, answer.status)  # the 2 s: CONNECT_WAIT (1 s) and the page
     assert "Merci de réessayer dans quelques minutes" in visits[1][1].text and "Nichts wurde erfasst" in visits[2][1].text
     assert tampered.status == 403
     said = [r.getMessage() for r in caplog.records if r.name == "printroom.web"]

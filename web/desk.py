@@ -230,13 +230,15 @@ class Desk:
 
     def _remember(self, response: Response, by: str) -> Response:
         """The name that sent or discarded, kept by the browser for the editor (every language's): filled in next
-        time without JavaScript. Only the draft pages receive it, never another site (SameSite), never a script."""
+        time without JavaScript. Only the draft pages receive it, and no script. SameSite=Lax, not Strict: the editor
+        is mostly opened from the draft_waiting email, a link from the webmail's site, which a Strict cookie would not
+        follow; the name grants nothing (the signed link is the only authority) and no other site's POST carries it."""
         if by:
             secure = (self.site.settings.web.public_url or "").startswith("https://")
             for language in TEXT:
                 response.set_cookie(
                     NAME_COOKIE, quote(by), max_age=NAME_KEPT_FOR, path=f"/{language}/drafts/", secure=secure,
-                    httponly=True, samesite="strict",
+                    httponly=True, samesite="lax",
                 )  # fmt: skip
         return response
 

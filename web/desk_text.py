@@ -243,4 +243,7 @@ assert all(set(words) == set(REFUSALS["en"]) for words in REFUSALS.values()), "e
 def refusal_said(lang: str, refusal: Exception) -> str:
     """A workflow refusal in the page's language when it names its words (DraftRefused), else as it was given."""
     words, values = getattr(refusal, "words", ""), getattr(refusal, "values", {})
-    return REFUSALS[lang][words].format(**values) if words in REFUSALS[lang] else str(refusal)
+    try:
+        return REFUSALS[lang][words].format(**values) if words in REFUSALS[lang] else str(refusal)
+    except (KeyError, IndexError, ValueError):  # a worker of another version named other values: its own words
+        return str(refusal)

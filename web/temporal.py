@@ -27,7 +27,7 @@ DESK_QUERY_TIMEOUT = timedelta(seconds=3)
 # A discard is a signal: its outcome is read back from the order's state, this many times 0.1 s apart (5 s).
 DISCARD_CHECKS = 50
 # A visitor waits this long for a connection being made, then is told to try again; the attempt goes on meanwhile.
-CONNECT_WAIT = 1.5
+CONNECT_WAIT = 1.0
 # After a failed connection attempt, visitors are told "try again" at once for this long: a flood of them does not
 # start a connection each.
 CONNECT_PAUSE = 2.0
