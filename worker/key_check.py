@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 from google.protobuf.message import Message
 from temporalio.api.common.v1 import Payload
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -123,8 +125,10 @@ async def _read_keys(client: Client, listed: list[Listed], found: dict[str, froz
 
     async def read(workflow_id: str, run_id: str | None) -> None:
         async with gate:
-            try:
-                found[workflow_id] = await _key_of(client, workflow_id, run_id)
+            keys: set[str] = set()
+            try:  # each key id kept as it is found: one in a history the time limit cuts short still counts
+                await _key_of(client, workflow_id, run_id, keys, lambda: found.__setitem__(workflow_id, frozenset(keys)))
+                found[workflow_id] = frozenset(keys)
             except RPCError as error:  # deleted since the listing, PERMISSION_DENIED, DEADLINE_EXCEEDED
                 unread[workflow_id] = f"{error.status.name if error.status else 'error'}: {error.message}"
             except Exception as error:  # noqa: BLE001  # a safety net must not be the reason a worker does not start
@@ -133,13 +137,20 @@ async def _read_keys(client: Client, listed: list[Listed], found: dict[str, froz
     await asyncio.gather(*(read(workflow_id, run_id) for _, workflow_id, run_id in listed))
 
 
-async def _key_of(client: Client, workflow_id: str, run_id: str | None) -> frozenset[str]:
-    """The ids of the keys any payload of the workflow's history was encrypted with; empty when all is in clear."""
+async def _key_of(
+    client: Client, workflow_id: str, run_id: str | None, found: set[str], on_new: Callable[[], None]
+) -> None:
+    """The ids of the keys any payload of the workflow's history was encrypted with into `found` (none: all in
+    clear), `on_new` told of each new one. A failed workflow task's details are not read: they are the worker's
+    own report (its error, whatever key wrote it), never decoded on replay."""
     events = client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history_events(page_size=HISTORY_PAGE, rpc_timeout=RPC_TIMEOUT)
-    found: set[str] = set()
     async for event in events:
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
+            continue
+        before = len(found)
         _collect_key_ids(event, found)
-    return frozenset(found)
+        if len(found) != before:
+            on_new()
 
 
 def _collect_key_ids(message: Message, found: set[str]) -> None:
