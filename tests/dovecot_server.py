@@ -16,7 +16,7 @@ from pathlib import Path
 
 import trustme
 
-from tests.postfix_server import apt_install
+from tests.postfix_server import apt_install, wait_listening
 
 USER, PASSWORD = "bounces", "Pässwort-42"
 
@@ -109,15 +109,15 @@ service stats {{
             encoding="utf-8",
         )
         self._process = subprocess.Popen(["dovecot", "-F", "-c", str(self.root / "dovecot.conf")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(f"dovecot did not start: {self._process.stdout.read().decode(errors='replace') if self._process.stdout else ''}\n{self.log()}")
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return self
-            time.sleep(0.1)
-        raise RuntimeError(f"dovecot is not listening on port {self.port}:\n{self.log()}")
+        wait_listening("dovecot", self.port, self.log, self._exited)
+        return self
+
+    def _exited(self) -> str | None:
+        """What dovecot said before it exited, if it has."""
+        process = self._process
+        if process is None or process.poll() is None:
+            return None
+        return process.stdout.read().decode(errors="replace") if process.stdout else ""
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import trustme
@@ -37,6 +38,19 @@ def apt_install(package: str, answers: str = "") -> str | None:
     subprocess.run(["apt-get", "update", "-qq"], env=env, check=True, capture_output=True)
     install = subprocess.run(["apt-get", "install", "-y", "-qq", package], env=env, capture_output=True, text=True)
     return None if install.returncode == 0 else f"apt-get install {package} failed:\n{install.stdout[-2000:]}{install.stderr[-2000:]}"
+
+
+def wait_listening(name: str, port: int, log: Callable[[], str], died: Callable[[], str | None] = lambda: None) -> None:
+    """A server started in the background answers on 127.0.0.1:port within 20 s, or the test says why not."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if (why := died()) is not None:
+            raise RuntimeError(f"{name} did not start: {why}\n{log()}")
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"{name} is not listening on port {port}:\n{log()}")
 
 
 class PostfixServer:
@@ -85,13 +99,8 @@ class PostfixServer:
         started = self._postfix("start")
         if started.returncode != 0:
             raise RuntimeError(f"postfix did not start: {started.stderr}\n{self.log()}")
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return self
-            time.sleep(0.1)
-        raise RuntimeError(f"postfix is not listening on port {self.port}:\n{self.log()}")
+        wait_listening("postfix", self.port, self.log)
+        return self
 
     def stop(self) -> None:
         self._postfix("stop")
