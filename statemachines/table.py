@@ -181,11 +181,9 @@ class Lifecycle:
         """Would the Machine let `actor` send `trigger` now?"""
         return trigger in self.allowed_triggers(actor)
 
-    def allowed_triggers(self, actor: Actor, decision: _Decision | None = None) -> list[str]:
-        """What `actor` may send now, in table order, as the Machine (this one's, or one built for the question)
-        answers it. The answer depends on the table, the state and the actor only: asked once per worker."""
-        if decision is not None:
-            return [t for t in self.table.triggers_by(actor) if _may(decision, t, actor=actor)]
+    def allowed_triggers(self, actor: Actor) -> list[str]:
+        """What `actor` may send now, in table order, as the Machine answers it. The answer depends on the table,
+        the state and the actor only: asked once per worker."""
         return list(_allowed(self.table, self.state, actor))
 
     def follow(self, trigger: str, actor: Actor, **detail: Any) -> str | None:
@@ -198,6 +196,6 @@ class Lifecycle:
         decision = self.machine()
         if _may(decision, trigger, actor=actor, **detail) and getattr(decision, trigger)(actor=actor, **detail):
             return None
-        allowed = ", ".join(self.allowed_triggers(actor, decision))  # refused: the same Machine, at the same state
+        allowed = ", ".join(self.allowed_triggers(actor))  # refused: still at the same state
         nothing = f"nothing (the {self.table.name} is closed)" if self.closed else "nothing"
         return f"{trigger!r} is not allowed while the {self.table.name} is {self.state!r}; allowed now: {allowed or nothing}"
