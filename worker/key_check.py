@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 from google.protobuf.message import Message
@@ -56,7 +55,7 @@ async def check_keys(
 ) -> None:
     """Raise StartupError naming each key id a payload in the history of one of the `most` oldest open workflows
     was encrypted with and `keys` lack. Everything else (a listing refused, a history not read, the time limit) is a warning."""
-    found: dict[str, frozenset[str]] = {}  # workflow id -> the key ids in its history (none: in clear), as read
+    found: dict[str, set[str]] = {}  # workflow id -> the key ids in its history (none: in clear), as read
     unread: dict[str, str] = {}  # workflow id -> why its history was not read
     listed: list[Listed] | None = None
     timed_out = False
@@ -90,7 +89,7 @@ async def check_keys(
         )  # fmt: skip
     missing: dict[str, list[str]] = {}
     for _, workflow_id, _ in listed or []:  # oldest first, as named in the message
-        for key_id in sorted(found.get(workflow_id, frozenset())):
+        for key_id in sorted(found.get(workflow_id, set())):
             if keys is None or key_id not in keys.keys:
                 missing.setdefault(key_id, []).append(workflow_id)
     if not missing:
@@ -118,17 +117,15 @@ async def _open_workflows(client: Client, task_queue: str, workflow_types: tuple
     return sorted(listed, key=lambda entry: entry[0])
 
 
-async def _read_keys(client: Client, listed: list[Listed], found: dict[str, frozenset[str]], unread: dict[str, str]) -> None:
+async def _read_keys(client: Client, listed: list[Listed], found: dict[str, set[str]], unread: dict[str, str]) -> None:
     """The key ids of each workflow's history into `found` as it is read (kept if the time limit cuts this short); a
     history that cannot be read (deleted since the listing, refused, too slow) into `unread` with the reason."""
     gate = asyncio.Semaphore(AT_ONCE)
 
     async def read(workflow_id: str, run_id: str | None) -> None:
         async with gate:
-            keys: set[str] = set()
-            try:  # each key id kept as it is found: one in a history the time limit cuts short still counts
-                await _key_of(client, workflow_id, run_id, keys, lambda: found.__setitem__(workflow_id, frozenset(keys)))
-                found[workflow_id] = frozenset(keys)
+            try:
+                await _key_of(client, workflow_id, run_id, found)
             except RPCError as error:  # deleted since the listing, PERMISSION_DENIED, DEADLINE_EXCEEDED
                 unread[workflow_id] = f"{error.status.name if error.status else 'error'}: {error.message}"
             except Exception as error:  # noqa: BLE001  # a safety net must not be the reason a worker does not start
@@ -137,20 +134,20 @@ async def _read_keys(client: Client, listed: list[Listed], found: dict[str, froz
     await asyncio.gather(*(read(workflow_id, run_id) for _, workflow_id, run_id in listed))
 
 
-async def _key_of(
-    client: Client, workflow_id: str, run_id: str | None, found: set[str], on_new: Callable[[], None]
-) -> None:
-    """The ids of the keys any payload of the workflow's history was encrypted with into `found` (none: all in
-    clear), `on_new` told of each new one. A failed workflow task's details are not read: they are the worker's
-    own report (its error, whatever key wrote it), never decoded on replay."""
+async def _key_of(client: Client, workflow_id: str, run_id: str | None, found: dict[str, set[str]]) -> None:
+    """The ids of the keys any payload of the workflow's history was encrypted with, into `found[workflow_id]` (none:
+    all in clear), kept as soon as one is seen: a history the time limit cuts short still counts. A failed workflow
+    task's details are not read: they are the worker's own report, never decoded on replay. An event whose bytes
+    hold no encrypted payload's encoding is not walked."""
+    keys: set[str] = set()
     events = client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history_events(page_size=HISTORY_PAGE, rpc_timeout=RPC_TIMEOUT)
     async for event in events:
-        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED or ENCODING not in event.SerializeToString():
             continue
-        before = len(found)
-        _collect_key_ids(event, found)
-        if len(found) != before:
-            on_new()
+        _collect_key_ids(event, keys)
+        if keys:
+            found[workflow_id] = keys
+    found[workflow_id] = keys
 
 
 def _collect_key_ids(message: Message, found: set[str]) -> None:
