@@ -110,7 +110,7 @@ class OrderWorkflow:
             told = OrderStart.model_validate(workflow.memo_value(ORDER_START_MEMO, default={}))
         except Exception:  # noqa: BLE001  # written by whoever started the order: never a task failure
             return set()
-        return set(told.emails_off) & set(ORDER.emails_on_start)
+        return set(told.emails_off)
 
     @workflow.run
     async def run(self, raw_order: Any = None) -> OrderState:
@@ -261,7 +261,7 @@ class OrderWorkflow:
             self._drafts.check(held, edits)
             await self._send_held(held, edits)
         except DraftRefused as refusal:
-            self._refuse("send_draft", payload, str(refusal), refusal)
+            self._refusals.refuse("send_draft", payload, str(refusal), refusal.words, refusal.values)  # named, for the desk
 
     @workflow.signal(name="email_bounced")
     async def email_bounced(self, payload: Any = None) -> None:
@@ -277,7 +277,7 @@ class OrderWorkflow:
         try:
             held = self._drafts.find(request.draft_id)
         except DraftRefused as refusal:
-            self._refuse("discard_draft", payload, str(refusal), refusal)
+            self._refusals.refuse("discard_draft", payload, str(refusal), refusal.words, refusal.values)  # named, for the desk
             return
         draft, by = held.draft, request.by
         self._drafts.settle(held, f"discarded at {workflow.now():%Y-%m-%d %H:%M} UTC" + (f" by {by}" if by else ""))
@@ -402,11 +402,8 @@ class OrderWorkflow:
         self._outbox.notes.append(answer.note)
         self._publish()
 
-    def _refuse(self, kind: str, payload: Any, reason: str, refusal: DraftRefused | None = None) -> None:
-        if refusal is None:
-            self._refusals.refuse(kind, payload, reason)
-        else:  # named, for a page that says it in its own language
-            self._refusals.refuse(kind, payload, reason, refusal.words, refusal.values)
+    def _refuse(self, kind: str, payload: Any, reason: str) -> None:
+        self._refusals.refuse(kind, payload, reason)
 
     # Drafts.
 
