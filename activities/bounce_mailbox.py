@@ -128,10 +128,9 @@ class BounceMailbox:
         fetched: list[Fetched] = []
         for start in range(0, len(uids), FETCH_CHUNK):
             chunk = ",".join(uids[start : start + FETCH_CHUNK])
-            status, data = self.box.client.uid("FETCH", chunk, f"(UID BODY.PEEK[]<0.{read_bytes}>)")
-            if status != "OK":
-                raise MailboxRefused(f"the server refused to fetch messages {chunk}: {_said(data)}")
-            for item in data:
+            answer = self.box.client.uid("FETCH", chunk, f"(UID BODY.PEEK[]<0.{read_bytes}>)")
+            _ok(answer, f"fetch messages {chunk}")
+            for item in answer[1]:
                 if isinstance(item, tuple) and (uid := _FETCHED.search(item[0])):
                     fetched.append(Fetched(uid.group(1).decode(), item[1]))
         return fetched

@@ -109,7 +109,6 @@ class BounceSteps:
 
         async def signalled(uid: str, reading: Reading) -> tuple[str, bool]:
             async with gate:
-                activity.heartbeat(uid)
                 return uid, await self._signalled(reading, client, done.counts)
 
         for uid, matched in await asyncio.gather(*(signalled(uid, reading) for uid, reading in bounces)):

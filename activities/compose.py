@@ -22,8 +22,7 @@ from email.utils import format_datetime, formataddr
 
 from printroom.activities.addresses import ascii_domain, mail_address
 from printroom.approvers import address_key
-# Read back in printroom.message_ids (the workflows read them too); named here as well, where they are written.
-from printroom.message_ids import MessageIdParts, parse_message_id, run_tag  # noqa: F401
+from printroom.message_ids import run_tag
 from printroom.activities.rendering import RenderedEmail
 from printroom.models import Audience, StatusEmailRequest
 

@@ -266,10 +266,8 @@ class SmtpTransport:
         try:
             try:
                 await session.client.data(message)
-            except aiosmtplib.SMTPResponseException as error:
-                clean = _in_step(error)  # refused, and said so
-                raise self._failure(error, data_sent=True) from None
             except (aiosmtplib.SMTPException, OSError) as error:
+                clean = _in_step(error)  # refused, and said so: the session stays usable
                 raise self._failure(error, data_sent=True) from None
             session.messages += 1
             clean = True

@@ -38,10 +38,6 @@ class SessionPool:
         self._quitting: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    @property
-    def idle(self) -> int:
-        return len(self._idle)
-
     def take(self) -> Session | None:
         """The newest idle session still connected, or None: then the caller opens one (the whole handshake)."""
         self._forget_another_loops()

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from printroom.activities.bounces import MAX_BYTES, FailedRecipient, read_message
-from printroom.activities.compose import parse_message_id
+from printroom.message_ids import parse_message_id
 from printroom.settings import Settings, load_settings, SettingsError
 from tests import bounce_samples as samples
 from tests.conftest import run_printroom

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from printroom.activities.assemble import AssembledEmail, EmailAssembler
-from printroom.activities.compose import _message_id, message_id, parse_message_id, run_tag, thread_references
+from printroom.activities.compose import _message_id, message_id, run_tag, thread_references
+from printroom.message_ids import parse_message_id
 from printroom.activities.documents import DocumentStore
 from printroom.activities.rendering import TemplateError, TemplateRenderer
 from printroom.models import Audience, Order, StatusEmailRequest

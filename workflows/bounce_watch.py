@@ -50,7 +50,7 @@ class BounceWatchWorkflow:
                 self._publish()
                 return self._state
             await self._wait(self._pause(result))
-        workflow.continue_as_new(self._watch.model_copy(update={"polls": self._watch.polls}))
+        workflow.continue_as_new(self._watch)
 
     async def _poll(self) -> BouncePollResult | None:
         """One poll; None when it failed (recorded as the last error)."""
