@@ -109,7 +109,7 @@ class EmailActivities(ApprovalSteps, BounceSteps):
         said as such and never retried for ever."""
         try:
             async with heartbeating():
-                result = await self._send_status_email(request)
+                result = self._keep_open_for_bounces(await self._send_status_email(request))
             # Bounded as a batch is (1 MB of drafts per status change), on the retried path too.
             return result.model_copy(update={"drafts": within_budget(result.drafts)}) if result.drafts else result
         except ApplicationError as error:
@@ -175,7 +175,6 @@ class EmailActivities(ApprovalSteps, BounceSteps):
                     # Expected while a mail server is down: one line in the log, not a traceback per attempt.
                     activity.logger.warning("%s (attempt %d, retried with backoff)", error, activity.info().attempt)
                     raise ApplicationError(str(error), type=_transient_type(error), category=ApplicationErrorCategory.BENIGN) from None
-        self._keep_open_for_bounces(result)
         return self._hand_back(result, later, {}, result.retry_reason) if later else result
 
     def _keep_open_for_bounces(self, result: StatusEmailResult) -> StatusEmailResult:
