@@ -20,7 +20,7 @@ from printroom.activities.bounces import Reading, read_message
 from printroom.activities.heartbeats import heartbeating
 from printroom.message_ids import parse_message_id, run_tag
 from printroom.activities.temporal_errors import retried_unless_refused
-from printroom.models import EMAIL_BOUNCED, POLL_BOUNCES, BounceCounts, BouncePoll, BouncePollResult, EmailBounced
+from printroom.models import EMAIL_BOUNCED, POLL_BOUNCES, BounceCounts, BouncePoll, BouncePollResult, EmailBounced, order_workflow_id
 from printroom.settings import BounceSettings, Settings
 
 log = logging.getLogger("printroom.bounces")
@@ -28,11 +28,6 @@ SIGNALS_AT_ONCE = 16
 # Failed recipients signalled for one report at most (an email has at most 20 To and 20 Cc): a crafted report
 # naming thousands cannot fill an order's history.
 MAX_RECIPIENTS_SIGNALLED = 40
-
-
-def order_workflow_id(order_id: str) -> str:
-    """`order-<order id>`, the convention `temporal workflow start` is documented with (whatever the shop)."""
-    return f"order-{order_id}"
 
 
 @dataclass

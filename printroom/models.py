@@ -568,6 +568,11 @@ HOLD_DRAFTS = "printroom.hold_drafts"
 ORDER_CANCELLED = "printroom.order_cancelled"
 
 
+def order_workflow_id(order_id: str) -> str:
+    """`order-<order id>`, the convention `temporal workflow start` is documented with (whatever the shop)."""
+    return f"order-{order_id}"
+
+
 def budget_workflow_id(order_id: str) -> str:
     return f"budget-{order_id}"
 

@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Match, Route
 
 from printroom.links import ApprovalLink, LinkError, LinkSigner
-from printroom.models import ApprovalOutcome, ApprovalState, Decide, Draft
+from printroom.models import ApprovalOutcome, ApprovalState, Decide, Draft, order_workflow_id
 from printroom.settings import Settings
 from printroom.web.codec import CodecServer
 from printroom.web.desk import Desk
@@ -197,7 +197,7 @@ class Site:
         except LinkError as error:
             return self._forbidden(lang, error)
         request.state.order_id = link.order_id
-        for draft in await self.temporal.drafts(f"order-{link.order_id}"):
+        for draft in await self.temporal.drafts(order_workflow_id(link.order_id)):
             if draft.message_id == link.message_id:
                 return draft
         return self.pages.message(lang, 404, t["draft_gone_title"], t["draft_gone"].format(order=link.order_id))

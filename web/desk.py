@@ -24,7 +24,7 @@ from starlette.routing import Route
 from printroom.activities.documents import AttachmentError
 from printroom.activities.rendering import TemplateError
 from printroom.links import DraftLink, LinkError
-from printroom.models import Draft, DraftSent, OrderState, validation_problems
+from printroom.models import Draft, DraftSent, OrderState, order_workflow_id, validation_problems
 from printroom.web.desk_mail import DraftEditor, EditRefused, Edits, Preview
 from printroom.web.desk_text import DESK_TEXT, refusal_said
 from printroom.web.forms import FormRefused, read_form
@@ -140,7 +140,7 @@ class Desk:
         draft = await self._draft(link)
         if draft is None:
             return await self._settled(lang, link, request.query_params.get("draft", ""))
-        if draft.rules.may_attach and (source := await self.site.temporal.draft_source(f"order-{link.order_id}", draft.id)):
+        if draft.rules.may_attach and (source := await self.site.temporal.draft_source(order_workflow_id(link.order_id), draft.id)):
             request.state.documents = self.editor.documents(draft, source)
         return self._editor(request, lang, link, draft, {})
 
@@ -154,7 +154,7 @@ class Desk:
             return self._editor(request, lang, link, draft, form, status=400, notice=TEXT[lang]["bad_form_title"])
         if (problem := self._too_long(lang, form)) is not None:
             return self._editor(request, lang, link, draft, form, status=400, notice=problem)
-        workflow_id, by = f"order-{link.order_id}", form.get("by", "").strip()
+        workflow_id, by = order_workflow_id(link.order_id), form.get("by", "").strip()
         if action == "discard":
             return await self._discard(request, lang, link, draft, form, by)
         addresses = {field: _addresses(form[field]) for field in ("cc", "to") if field in form}
@@ -200,7 +200,7 @@ class Desk:
         key = request.path_params["token"] + json.dumps(payload, sort_keys=True) + str(draft.last_tried_at)
         update_id = "desk-send-" + hashlib.sha256(key.encode()).hexdigest()[:32]
         try:
-            answer = await self.site.temporal.edit_and_send(f"order-{link.order_id}", payload, update_id)
+            answer = await self.site.temporal.edit_and_send(order_workflow_id(link.order_id), payload, update_id)
         except NoAnswer:
             return self.site.pages.message(lang, 504, d["send_no_answer_title"], d["send_no_answer"])
         if isinstance(answer, DraftSent):
@@ -218,7 +218,7 @@ class Desk:
         if not reason:
             return self._editor(request, lang, link, draft, form, status=400, notice=d["reason_needed"])
         try:
-            answer = await self.site.temporal.discard(f"order-{link.order_id}", draft.id, reason, by)
+            answer = await self.site.temporal.discard(order_workflow_id(link.order_id), draft.id, reason, by)
         except NoAnswer:
             return self.site.pages.message(lang, 504, d["send_no_answer_title"], d["send_no_answer"])
         if isinstance(answer, Refused):
@@ -243,7 +243,7 @@ class Desk:
         return response
 
     async def _draft(self, link: DraftLink) -> Draft | None:
-        for draft in await self.site.temporal.drafts(f"order-{link.order_id}"):
+        for draft in await self.site.temporal.drafts(order_workflow_id(link.order_id)):
             if draft.message_id == link.message_id:
                 return draft
         return None
@@ -251,7 +251,7 @@ class Desk:
     async def _settled(self, lang: str, link: DraftLink, draft_id: str) -> Response:
         """A draft no longer waiting: who sent or discarded it, and when, as the order's changes say (409)."""
         d = DESK_TEXT[lang]
-        state: OrderState = await self.site.temporal.order_state(f"order-{link.order_id}")
+        state: OrderState = await self.site.temporal.order_state(order_workflow_id(link.order_id))
         done = [c for c in state.changes if c.trigger in ("send_draft", "discard_draft") and draft_id and c.comment.startswith(f"{draft_id}:")]
         if not done:
             return self.site.pages.message(lang, 409, TEXT[lang]["draft_gone_title"], d["settled_gone"].format(draft=draft_id or "—", order=link.order_id))
