@@ -40,9 +40,12 @@ class BareSender:
     def __init__(self, host: str, port: int, template: bytes) -> None:
         self.host, self.port, self.template = host, port, template
 
+    async def message(self, message_id: str) -> bytes:
+        return self.template.replace(b"<MESSAGE-ID>", message_id.encode())
+
     @activity.defn(name="bare_send")
     async def bare_send(self, message_id: str) -> None:
-        data = self.template.replace(b"<MESSAGE-ID>", message_id.encode())
+        data = await self.message(message_id)
         await aiosmtplib.send(
             data, sender="printroom@example.com", recipients=["marie@example.org"],
             hostname=self.host, port=self.port, start_tls=False,
@@ -58,13 +61,8 @@ class RenderingBareSender(BareSender):
         super().__init__(host, port, b"")
         self.render = render
 
-    @activity.defn(name="bare_send")
-    async def bare_send(self, message_id: str) -> None:
-        data = await asyncio.to_thread(self.render, message_id)  # off the event loop, as printroom renders
-        await aiosmtplib.send(
-            data, sender="printroom@example.com", recipients=["marie@example.org"],
-            hostname=self.host, port=self.port, start_tls=False,
-        )  # fmt: skip
+    async def message(self, message_id: str) -> bytes:
+        return await asyncio.to_thread(self.render, message_id)  # off the event loop, as printroom renders
 
 
 async def _serve(address: str, task_queue: str, max_cached_workflows: int, smtp_port: int) -> None:

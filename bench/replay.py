@@ -25,7 +25,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from aiosmtpd.controller import Controller  # noqa: E402
 from temporalio.client import Client, WorkflowHistory  # noqa: E402
 from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
 from temporalio.worker import Replayer, Worker  # noqa: E402
@@ -33,13 +32,9 @@ from temporalio.worker import Replayer, Worker  # noqa: E402
 from bench.bare_workflow import BareEmailWorkflow, BareSender  # noqa: E402
 from bench.order_emails import app_client, bench_order, bench_settings, compile_project  # noqa: E402
 from bench.stack import DevServer, free_port  # noqa: E402
+from printroom.cli.capture import SmtpCapture  # noqa: E402
 from printroom.worker.main import build_worker  # noqa: E402
 from printroom.worker.plugin import PrintroomPlugin  # noqa: E402
-
-
-class _Accepting:
-    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
-        return "250 OK"
 
 
 async def _settled(client: Client, workflow_id: str, events: int) -> WorkflowHistory:
@@ -96,12 +91,8 @@ async def cpu_per_replay(replayer: Replayer, history: WorkflowHistory, count: in
 
 async def main(replays: int, profile: bool) -> None:
     compile_project()
-    controller = Controller(_Accepting(), hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        order, bare = await record(controller.port)
-    finally:
-        controller.stop()
+    with SmtpCapture(port=free_port()) as sink:
+        order, bare = await record(sink.port)
     plugin = PrintroomPlugin(bench_settings(1025), check_templates=False)
     # As `printroom worker` runs orders: printroom's modules passed through the sandbox (a plain Replayer keeps
     # the full sandbox, which re-imports them for every replay). `debug_mode` runs the workflow on this thread,
