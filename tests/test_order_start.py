@@ -1,17 +1,20 @@
 """An order started through a printroom client costs no activity when its start emails are off (memo
-`printroom.start`); started any other way, the worker's settings decide, as before."""
+`printroom.start`) and no upsert for its first status (set at its start); started any other way, the worker's
+settings decide and its first task publishes its status, as before."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.worker import Worker
 
 from printroom import PrintroomPlugin
 from printroom.cli.capture import SmtpCapture
 from printroom.models import ORDER_START_MEMO
 from printroom.settings import Settings
+from printroom.workflows.order import DRAFTS_PENDING, ORDER_STATUS
 from tests.conftest import event_names, eventually, messages_to, order_state, sample_order
 
 RECEIVED_OFF = {"order_received": {"send": "never"}, "order_received_operator": {"send": "never"}}
@@ -30,8 +33,10 @@ async def test_an_order_whose_start_emails_are_off_runs_no_activity_in_its_first
         await eventually(lambda: _first_task_done(handle), what="the order's first workflow task")
         assert await event_names(handle) == [
             "WORKFLOW_EXECUTION_STARTED", "WORKFLOW_TASK_SCHEDULED", "WORKFLOW_TASK_STARTED", "WORKFLOW_TASK_COMPLETED",
-            "UPSERT_WORKFLOW_SEARCH_ATTRIBUTES",
         ]  # fmt: skip
+        # Its status and drafts were set when it started: operators find it by them, with nothing upserted.
+        found = (await handle.describe()).typed_search_attributes
+        assert (found.get(ORDER_STATUS), found.get(DRAFTS_PENDING)) == ("submitted", 0)
         memo = await (await handle.describe()).memo_value(ORDER_START_MEMO)
         assert memo == {"emails_off": ["order_received", "order_received_operator"]}
         state = await order_state(handle)
@@ -54,6 +59,22 @@ async def test_a_client_whose_settings_send_the_start_emails_tells_the_order_not
         await handle.result()
 
 
+async def test_the_callers_own_search_attributes_are_kept_and_a_first_status_it_set_is_corrected(client, settings, task_queue):
+    """An application may start orders with search attributes of its own: printroom adds only the ones the caller
+    left out, and the order's first task publishes what differs from what it was started with."""
+    app = app_client(client, settings.model_copy(update={"emails": type(settings.emails)(**RECEIVED_OFF)}))
+    async with Worker(app, task_queue=task_queue):
+        data = sample_order()
+        given = TypedSearchAttributes([SearchAttributePair(ORDER_STATUS, "imported")])
+        handle = await app.start_workflow("OrderWorkflow", data, id=f"order-{data['id']}", task_queue=task_queue, search_attributes=given)
+        await eventually(lambda: _first_task_done(handle), what="the order's first workflow task")
+        found = (await handle.describe()).typed_search_attributes
+        assert (found.get(ORDER_STATUS), found.get(DRAFTS_PENDING)) == ("submitted", 0)
+        assert (await event_names(handle)).count("UPSERT_WORKFLOW_SEARCH_ATTRIBUTES") == 1
+        await handle.signal("change_status", {"trigger": "cancel"})
+        await handle.result()
+
+
 async def test_an_order_started_without_the_memo_or_with_a_broken_one_asks_the_worker(client, settings, smtp, task_queue):
     """The `temporal` CLI writes no memo, and a memo is whatever its writer wrote: the worker's settings decide
     (here: send), and a memo that does not read never fails the order's task."""
@@ -63,6 +84,8 @@ async def test_an_order_started_without_the_memo_or_with_a_broken_one_asks_the_w
             handle = await client.start_workflow("OrderWorkflow", data, id=f"order-{data['id']}", task_queue=task_queue, memo=memo)
             await eventually(lambda: len(messages_to(smtp, data["customer"]["email"])) == 1, what=f"order_received with memo {memo}")
             await eventually(lambda: _has("MARKER_RECORDED", handle), what="the first task's marker (the worker asked)")
+            found = (await handle.describe()).typed_search_attributes  # published by its first task, as before
+            assert (found.get(ORDER_STATUS), found.get(DRAFTS_PENDING)) == ("submitted", 0)
             await handle.signal("change_status", {"trigger": "cancel"})
             await handle.result()
 

@@ -20,7 +20,7 @@ from printroom.settings import Settings
 from printroom.worker.plugin import PrintroomPlugin
 from printroom.workflows.order import OrderWorkflow
 from printroom.worker.main import build_worker
-from tests.conftest import eventually, free_port, with_smtp_port, messages_to, order_state, sample_order
+from tests.conftest import event_names, eventually, free_port, with_smtp_port, messages_to, order_state, sample_order
 
 
 async def start_on(client: Client, task_queue: str, order: dict[str, Any]):
@@ -195,6 +195,34 @@ async def test_operators_can_list_orders_by_status_through_the_search_attribute(
     assert found == [f"order-{order['id']}"]
     await handle.signal("change_status", {"trigger": "cancel"})
     await handle.result()
+
+
+async def test_an_automatic_status_email_writes_six_history_events_the_floor_of_its_design(client, dev_worker, smtp):
+    """What an automatic email costs the server (bench/order_emails.py weighs it against a bare workflow): the
+    status change's signal, one workflow task, the send's local-activity marker and the one upsert of OrderStatus
+    that the spec asks for. Those six are the floor: an extra task, an activity instead of a local one (three events
+    and a task queue round trip more) or a second upsert fails here. Each change is awaited in history, not by a
+    query: a query answered while the task's local activity runs makes the SDK end that task early."""
+    order = sample_order()
+    handle = await start(client, dev_worker, order)
+    await eventually(lambda: _settled(handle, "MARKER_RECORDED", 1), what="order_received sent and its task done")
+    task = ["WORKFLOW_TASK_SCHEDULED", "WORKFLOW_TASK_STARTED", "WORKFLOW_TASK_COMPLETED"]
+    for n, trigger in enumerate(("accept", "start_production", "complete"), start=2):
+        before = len(await event_names(handle))
+        await handle.signal("change_status", {"trigger": trigger, "by": "Léa"})
+        await eventually(lambda: _settled(handle, "UPSERT_WORKFLOW_SEARCH_ATTRIBUTES", n), what=f"{trigger}: its email's task done")
+        assert (await event_names(handle))[before:] == [
+            "WORKFLOW_EXECUTION_SIGNALED", *task, "MARKER_RECORDED", "UPSERT_WORKFLOW_SEARCH_ATTRIBUTES",
+        ], trigger  # fmt: skip
+    assert len(messages_to(smtp, "marie@example.org")) == 4
+    await handle.signal("change_status", {"trigger": "ship"})
+    assert (await handle.result()).status == "shipped"
+
+
+async def _settled(handle, event: str, count: int) -> bool:
+    """`count` such events in history and no workflow task pending: the last task's commands are all written."""
+    described = (await handle.describe()).raw_description
+    return (await event_names(handle)).count(event) >= count and not described.HasField("pending_workflow_task")
 
 
 async def _status_is(handle, status: str) -> bool:

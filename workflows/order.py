@@ -88,7 +88,7 @@ class OrderWorkflow:
         self._drafts = DraftBook()
         self._outbox = Outbox(self._order.id if self._order else "", self._held, self._publish)
         self._bounces = OrderBounces(self._outbox, self._drafts, self._held, self._refuse, self._publish)
-        self._published: tuple[str, int, bool, datetime | None] | None = None
+        self._published = self._published_at_start()
         self._approval = ApprovalChild()
         self._approval_standing = ""  # why the order waits for an approval that has ended without a decision
         self._fetching_drafts = 0  # drafts an approval rang about, being fetched: the order stays open meanwhile
@@ -102,6 +102,14 @@ class OrderWorkflow:
                     self._outbox.queue(self._order, email_trigger, status=self._lifecycle.state, previous=None)
             if self._order.needs_approval:
                 self._apply("request_approval", "system", kind="start", by="printroom", comment="")
+
+    @staticmethod
+    def _published_at_start() -> tuple[str, int, bool, datetime | None]:
+        """The search attributes the order was started with (a printroom client sets its first status and no
+        drafts waiting): the first task upserts only what differs from them."""
+        given = workflow.info().typed_search_attributes
+        drafts = given.get(DRAFTS_PENDING)
+        return given.get(ORDER_STATUS) or "", -1 if drafts is None else drafts, bool(given.get(EMAIL_BOUNCED)), given.get(OLDEST_DRAFT_HELD)
 
     def _start_emails_off(self) -> set[str]:
         """The start emails the starting client's settings turn off (its memo), so that none of them costs an
@@ -512,7 +520,7 @@ class OrderWorkflow:
         published = (self._lifecycle.state, len(pending), self._bounces.any, oldest)
         # One upsert for a status change and the drafts its email made: the first attempt runs in the same task.
         if published != self._published and not self._outbox.first_attempt_due:
-            before = self._published or ("", -1, False, None)
+            before = self._published
             updates: list[SearchAttributeUpdate[Any]] = [ORDER_STATUS.value_set(published[0])] if published[0] != before[0] else []
             updates += [DRAFTS_PENDING.value_set(published[1])] if published[1] != before[1] else []
             updates += [EMAIL_BOUNCED.value_set(True)] if published[2] and not before[2] else []
