@@ -4,9 +4,15 @@ settings decide and its first task publishes its status, as before."""
 
 from __future__ import annotations
 
+import logging
+import uuid
 from typing import Any
 
-from temporalio.client import Client, WorkflowHandle
+import pytest
+from google.protobuf.duration_pb2 import Duration
+from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.worker import Worker
 
@@ -14,6 +20,7 @@ from printroom import PrintroomPlugin
 from printroom.cli.capture import SmtpCapture
 from printroom.models import ORDER_START_MEMO
 from printroom.settings import Settings
+from printroom.worker.order_start import with_first_status
 from printroom.workflows.order import DRAFTS_PENDING, ORDER_STATUS
 from tests.conftest import event_names, eventually, messages_to, order_state, sample_order
 
@@ -59,6 +66,22 @@ async def test_a_client_whose_settings_send_the_start_emails_tells_the_order_not
         await handle.result()
 
 
+async def test_an_order_started_with_an_update_carries_the_memo_and_its_first_status_too(client, settings, task_queue):
+    app = app_client(client, settings.model_copy(update={"emails": type(settings.emails)(**RECEIVED_OFF)}))
+    data = sample_order()
+    start = WithStartWorkflowOperation("OrderWorkflow", data, id=f"order-{data['id']}", task_queue=task_queue,
+                                       id_conflict_policy=WorkflowIDConflictPolicy.FAIL)  # fmt: skip
+    async with Worker(app, task_queue=task_queue):
+        with pytest.raises(WorkflowUpdateFailedError):  # no draft waits yet: refused, the order started all the same
+            await app.execute_update_with_start_workflow("edit_and_send", {"draft_id": "d1"}, start_workflow_operation=start)
+        handle = await start.workflow_handle()
+        described = await handle.describe()
+        assert (described.typed_search_attributes.get(ORDER_STATUS), described.typed_search_attributes.get(DRAFTS_PENDING)) == ("submitted", 0)
+        assert await described.memo_value(ORDER_START_MEMO) == {"emails_off": ["order_received", "order_received_operator"]}
+        await handle.signal("change_status", {"trigger": "cancel"})
+        await handle.result()
+
+
 async def test_the_callers_own_search_attributes_are_kept_and_a_first_status_it_set_is_corrected(client, settings, task_queue):
     """An application may start orders with search attributes of its own: printroom adds only the ones the caller
     left out, and the order's first task publishes what differs from what it was started with."""
@@ -73,6 +96,45 @@ async def test_the_callers_own_search_attributes_are_kept_and_a_first_status_it_
         assert (await event_names(handle)).count("UPSERT_WORKFLOW_SEARCH_ATTRIBUTES") == 1
         await handle.signal("change_status", {"trigger": "cancel"})
         await handle.result()
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        (None, {"OrderStatus": "submitted", "DraftsPending": 0}),
+        (TypedSearchAttributes([]), {"OrderStatus": "submitted", "DraftsPending": 0}),
+        (TypedSearchAttributes([SearchAttributePair(DRAFTS_PENDING, 2)]), {"OrderStatus": "submitted", "DraftsPending": 2}),
+    ],
+)
+def test_the_first_status_is_added_typed_beside_the_callers_own(given, expected):
+    typed = with_first_status(given)
+    assert isinstance(typed, TypedSearchAttributes)  # typed, so the workflow reads them whatever the server adds
+    assert {pair.key.name: pair.value for pair in typed} == expected
+
+
+def test_a_caller_using_the_untyped_form_keeps_it_and_its_own_values():
+    assert with_first_status({"OrderStatus": ["imported"], "Shop": ["Lyon"]}) == {
+        "OrderStatus": ["imported"], "DraftsPending": [0], "Shop": ["Lyon"],
+    }  # fmt: skip
+
+
+async def test_a_namespace_without_the_status_attributes_still_takes_the_order_and_says_why(client, settings, caplog):
+    """An application that starts orders before any printroom worker has registered the search attributes: the
+    order is started as the caller wrote it (its worker publishes the status once it has registered them), with
+    the reason logged, instead of a refused start."""
+    namespace = f"no-attributes-{uuid.uuid4().hex[:8]}"
+    await client.workflow_service.register_namespace(
+        RegisterNamespaceRequest(namespace=namespace, workflow_execution_retention_period=Duration(seconds=86400))
+    )
+    app = Client(client.service_client, namespace=namespace, plugins=[PrintroomPlugin(settings)])
+    data = sample_order()
+    with caplog.at_level(logging.WARNING, logger="printroom.client"):
+        handle = await app.start_workflow("OrderWorkflow", data, id=f"order-{data['id']}", task_queue="nobody-polls")
+    described = await handle.describe()
+    assert described.typed_search_attributes.get(ORDER_STATUS) is None
+    assert await described.memo_value(ORDER_START_MEMO) == {"emails_off": []}
+    assert f"order order-{data['id']} started without them" in caplog.text and "OrderStatus" in caplog.text
+    await handle.terminate("test over")
 
 
 async def test_an_order_started_without_the_memo_or_with_a_broken_one_asks_the_worker(client, settings, smtp, task_queue):

@@ -33,6 +33,8 @@ def test_there_are_recorded_histories_of_each_kind_of_run_to_replay():
         # An approval's held request drafted again in one task, as written before OldestDraftHeld (5065b81: no upsert
         # there) and since (behind the oldest-draft-held patch): orders running across the change keep replaying.
         "0.1.0-order-H-REDRAFTED", "0.1.0-order-H-REDRAFTED-before-oldest-draft-held",
+        # Started through a client with PrintroomPlugin: its first status among its start's search attributes.
+        "0.1.0-order-H-PLUGIN",
     }
 
 

@@ -106,7 +106,8 @@ class OrderWorkflow:
     @staticmethod
     def _published_at_start() -> tuple[str, int, bool, datetime | None]:
         """The search attributes the order was started with (a printroom client sets its first status and no
-        drafts waiting): the first task upserts only what differs from them."""
+        drafts waiting): the first task upserts the status, drafts and oldest draft where they differ from them
+        (EmailBounced is only ever set: one set at the start stays)."""
         given = workflow.info().typed_search_attributes
         drafts = given.get(DRAFTS_PENDING)
         return given.get(ORDER_STATUS) or "", -1 if drafts is None else drafts, bool(given.get(EMAIL_BOUNCED)), given.get(OLDEST_DRAFT_HELD)

@@ -3,7 +3,8 @@
 approval with its approval and cost-centre workflows, an approval asked again with nobody to ask, an escalated
 approval asked again, a reminder timer, inputs at the models' edges, an order started again, an email waiting for
 its PDF, an approval cancelled from outside and asked again, a cost centre carrying its warning, a bounced email
-sent again to a corrected address, a forged hold_drafts refused, a decision kept through a late cancel). 0.1.0 is not released yet: until it is, its histories
+sent again to a corrected address, a forged hold_drafts refused, a decision kept through a late cancel, an order
+started through a client with PrintroomPlugin: its memo and first status set at its start). 0.1.0 is not released yet: until it is, its histories
 are recorded again whenever the workflow changes. From the release on, histories of released versions stay (running
 orders must keep replaying), and a change that alters the commands a workflow issues, or what its models accept,
 goes behind workflow.patched and gets a new VERSION here.
@@ -12,6 +13,7 @@ goes behind workflow.patched and gets a new VERSION here.
     .venv/bin/python -m tests.histories.record H-BOUNCED   # one path added since, alone (the others unchanged)
     .venv/bin/python -m tests.histories.record H-FORGED    # H-FORGED and H-LATE-CANCEL, recorded together
     .venv/bin/python -m tests.histories.record H-REDRAFTED # an approval's request drafted again in one task
+    .venv/bin/python -m tests.histories.record H-PLUGIN    # an order started through a printroom client
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
 from printroom.cli.binaries import temporal_binary
 from printroom.cli.capture import SmtpCapture
@@ -35,6 +38,7 @@ from temporalio.service import RPCError
 from printroom.models import HOLD_DRAFTS, SEND_STATUS_EMAIL, ApprovalOutcome, ApprovalState, CostCentreBook, CostCentreTerms, Order, OrderState, Spending, SpendingRecord
 from printroom.settings import BudgetSettings, DocumentSettings, EmailPolicies, Settings
 from printroom.worker.main import build_worker, with_pydantic
+from printroom.worker.plugin import PrintroomPlugin
 from printroom.workflows.order import SEARCH_ATTRIBUTES
 from tests.conftest import Refusing, eventually, free_port, sample_order
 
@@ -295,6 +299,22 @@ async def a_request_drafted_again(client: Client, tmp: Path) -> list[WorkflowHan
     return [order]
 
 
+async def started_through_the_plugin(client: Client, tmp: Path) -> list[WorkflowHandle[Any, Any]]:
+    """An order an application's client with PrintroomPlugin started: the memo and its first status (OrderStatus,
+    DraftsPending) set at its start, so its first task sends its receipts and upserts nothing; then two changes."""
+    port = free_port()
+    app = Client(client.service_client, namespace=client.namespace, plugins=[PrintroomPlugin(settings_for(port, tmp))])
+    async with Worker(app, task_queue="record"):
+        with SmtpCapture(port=port):
+            order = await start(app, "H-PLUGIN")
+            await eventually(lambda: _sent_to(order, "customer"), what="the receipt sent in the first task")
+            for trigger in ("accept", "cancel"):
+                await order.signal("change_status", {"trigger": trigger, "by": "Léa"})
+                await eventually(lambda: _status(order, "accepted" if trigger == "accept" else "cancelled"), what=trigger)
+            await order.result()
+    return [order]
+
+
 async def _draft_ids(handle: WorkflowHandle[Any, Any], ids: list[str]) -> bool:
     return [d.id for d in (await handle.query("state", result_type=OrderState)).drafts_pending] == ids
 
@@ -387,11 +407,12 @@ async def main(only: list[str]) -> None:
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        if only in (["H-BOUNCED"], ["H-FORGED"], ["H-LATE-CANCEL"], ["H-REDRAFTED"]):
+        if only in (["H-BOUNCED"], ["H-FORGED"], ["H-LATE-CANCEL"], ["H-REDRAFTED"], ["H-PLUGIN"]):
             env = await WorkflowEnvironment.start_local(
                 dev_server_existing_path=temporal_binary(), data_converter=with_pydantic(None), search_attributes=SEARCH_ATTRIBUTES
             )
-            alone = {"H-BOUNCED": the_paths_of_issue_24, "H-REDRAFTED": a_request_drafted_again}.get(only[0], the_gaps_of_issue_20)
+            alone = {"H-BOUNCED": the_paths_of_issue_24, "H-REDRAFTED": a_request_drafted_again,
+                     "H-PLUGIN": started_through_the_plugin}.get(only[0], the_gaps_of_issue_20)  # fmt: skip
             await _save(await alone(env.client, Path(tmp)))
             await env.shutdown()
             return
