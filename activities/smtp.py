@@ -25,8 +25,13 @@ class DeliveryError(Exception):
     """The server did not take the message. `permanent` failures need a person; the others pass with time.
     `uncertain`: the message data was sent but no reply came, so the server may have kept it."""
 
-    def __init__(self, message: str, *, permanent: bool, uncertain: bool = False, recipients_only: bool = False) -> None:
-        super().__init__(message)
+    def __init__(
+        self, message: str, *, permanent: bool, uncertain: bool = False, recipients_only: bool = False, retried: str = ""
+    ) -> None:
+        super().__init__(f"{message}; {retried}" if retried else message)
+        # What went wrong, without what the worker does about it (`retried`): a command that retries nothing
+        # (`printroom smtp send-test`) says its own advice after it.
+        self.what_happened = message
         self.permanent = permanent
         self.uncertain = uncertain
         # Only the recipients were refused (RCPT): the server itself works, and other emails go.
@@ -288,9 +293,10 @@ class SmtpTransport:
                 permanent=True,
             )
         if isinstance(error, aiosmtplib.SMTPResponseException):
-            permanent = error.code >= 500
-            advice = "fix the settings or the address" if permanent else "it will be retried"
-            return DeliveryError(f"{self.server} answered {_reply(error.code, error.message)}; {advice}", permanent=permanent)
+            answered = f"{self.server} answered {_reply(error.code, error.message)}"
+            if error.code >= 500:
+                return DeliveryError(f"{answered}; fix the settings or the address", permanent=True)
+            return DeliveryError(answered, permanent=False, retried="it will be retried")
         if (bad := certificate_error(error)) is not None:
             return DeliveryError(certificate_advice(self.settings, bad), permanent=True)
         if isinstance(error, aiosmtplib.SMTPNotSupported) or "not supported" in str(error):
@@ -298,14 +304,15 @@ class SmtpTransport:
             return DeliveryError(f"{self.server}: {error}; check smtp.security", permanent=True)
         if data_sent:  # a definite reply would have been an SMTPResponseException: this is silence
             return DeliveryError(
-                f"{self.server} took the message but gave no answer ({error or type(error).__name__}); "
-                "it will be retried, and may arrive twice",
+                f"{self.server} took the message but gave no answer ({error or type(error).__name__})",
                 permanent=False,
                 uncertain=True,
+                retried="it will be retried, and may arrive twice",
             )
         return DeliveryError(
-            f"cannot reach the SMTP server {self.server}: {error or type(error).__name__}; it will be retried",
+            f"cannot reach the SMTP server {self.server}: {error or type(error).__name__}",
             permanent=False,
+            retried="it will be retried",
         )
 
 

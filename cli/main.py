@@ -152,7 +152,7 @@ def _what_to_do_now(error: Exception, to: str) -> str:
 
     if not isinstance(error, DeliveryError) or error.permanent:
         return str(error)
-    said = str(error).removesuffix(", and may arrive twice").removesuffix("; it will be retried")
+    said = error.what_happened
     if error.uncertain:
         return f"{said}; it may have arrived: look in {to}'s mailbox before sending another"
     return f"{said}; nothing was sent: `printroom smtp test` shows which step fails; send again once it passes"
