@@ -32,7 +32,7 @@ from temporalio.worker import Worker  # noqa: E402
 
 from bench.bare_workflow import BareEmailWorkflow, BareSender, RenderingBareSender  # noqa: E402
 from bench.sink import SinkProcess  # noqa: E402
-from bench.stack import DevServer, at_most, free_port, percentile, runless  # noqa: E402
+from bench.stack import START_EMAILS_OFF, DevServer, at_most, free_port, percentile, runless  # noqa: E402
 from printroom.codec import encrypting  # noqa: E402
 from printroom.settings import Settings, TemporalSettings  # noqa: E402
 from printroom.worker.main import build_worker  # noqa: E402
@@ -122,8 +122,7 @@ def bench_settings(
         smtp={"host": "127.0.0.1", "port": smtp_port},
         drafts={"max_reminders": draft_reminders},
         emails={
-            "order_received": {"send": "never"},
-            "order_received_operator": {"send": "never"},
+            **START_EMAILS_OFF,
             **{email: {"send": "always", "edit_before_send": drafted} for _, email in TRIGGERS},
         },
     )

@@ -27,12 +27,12 @@ from temporalio.client import Client  # noqa: E402
 
 from bench.order_emails import Arrivals, app_client, bench_order, compile_project  # noqa: E402
 from bench.sink import SinkProcess  # noqa: E402
-from bench.stack import DevServer, WorkerProcess, at_most, cpu_seconds, free_port, percentile, worker_settings  # noqa: E402
+from bench.stack import START_EMAILS_OFF, DevServer, WorkerProcess, at_most, cpu_seconds, free_port, percentile, worker_settings  # noqa: E402
 from bench.stack import printroom_worker as printroom_process  # noqa: E402
 from printroom.settings import Settings  # noqa: E402
 
 # What the workers' settings (bench.stack.worker_settings) say of the start emails, for the client starting orders.
-STARTER_SETTINGS = Settings(emails={"order_received": {"send": "never"}, "order_received_operator": {"send": "never"}})
+STARTER_SETTINGS = Settings(emails=START_EMAILS_OFF)
 
 
 def printroom_worker(workdir: Path, address: str, smtp_port: int, queue: str, cached: int) -> WorkerProcess:

@@ -18,6 +18,10 @@ from temporalio.client import Client, WorkflowHandle
 
 from printroom.cli.dev import temporal_command, wait_for_temporal
 from printroom.settings import Settings
+from printroom.statemachines.order import ORDER
+
+# The benchmarks send no email at an order's start (the workers' settings and the memo of the client starting orders).
+START_EMAILS_OFF = {email: {"send": "never"} for email in ORDER.emails_on_start}
 
 ROOT = Path(__file__).resolve().parents[1]
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -90,6 +94,7 @@ def percentile(values: list[float], q: float) -> float:
 def worker_settings(path: Path, smtp_port: int, task_queue: str, more: str = "") -> Path:
     """A `printroom worker` settings file for the benchmarks: their SMTP sink, their queue, a delivery record
     beside the file, nothing sent at an order's start; `more` adds TOML (the emails under test, limits)."""
+    start_off = "".join(f'[emails.{email}]\nsend = "never"\n' for email in START_EMAILS_OFF)
     path.write_text(f"""
 operators = "ops@example.com"
 deliveries_dir = "{path.parent / 'deliveries'}"
@@ -99,11 +104,7 @@ port = {smtp_port}
 timeout_seconds = 10
 [temporal]
 task_queue = "{task_queue}"
-[emails.order_received]
-send = "never"
-[emails.order_received_operator]
-send = "never"
-{more}""")
+{start_off}{more}""")
     return path
 
 
