@@ -403,8 +403,8 @@ class EmailActivities(ApprovalSteps, BounceSteps):
             await asyncio.to_thread(self.deliveries.abandon, msg_id)
             if error.uncertain and inherited:  # a second attempt the server took without answering: stop at two
                 raise DeliveryError(
-                    f"{error}; this is the second attempt the server took without answering, so the recipients may "
-                    "have it twice already: check with them before sending it again",
+                    f"{error.what_happened}; this is the second attempt the server took without answering, so the "
+                    "recipients may have it twice already: check with them before sending it again",
                     permanent=True,
                 ) from None
             raise

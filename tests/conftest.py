@@ -88,6 +88,12 @@ async def event_names(handle: WorkflowHandle[Any, Any]) -> list[str]:
     return [EventType.Name(e.event_type).removeprefix("EVENT_TYPE_") async for e in handle.fetch_history_events()]
 
 
+async def task_settled(handle: WorkflowHandle[Any, Any], event: str = "WORKFLOW_TASK_COMPLETED", count: int = 1) -> bool:
+    """`count` such events in history and no workflow task pending: the last task's commands are all written."""
+    described = (await handle.describe()).raw_description
+    return (await event_names(handle)).count(event) >= count and not described.HasField("pending_workflow_task")
+
+
 async def order_state(handle: WorkflowHandle[Any, Any]) -> OrderState:
     return await handle.query("state", result_type=OrderState)
 

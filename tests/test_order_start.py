@@ -22,14 +22,14 @@ from printroom.models import ORDER_START_MEMO
 from printroom.settings import Settings
 from printroom.worker.order_start import with_first_status
 from printroom.workflows.order import DRAFTS_PENDING, ORDER_STATUS
-from tests.conftest import event_names, eventually, messages_to, order_state, sample_order
+from tests.conftest import event_names, eventually, messages_to, order_state, sample_order, task_settled
 
 RECEIVED_OFF = {"order_received": {"send": "never"}, "order_received_operator": {"send": "never"}}
 
 
-def app_client(client: Client, settings: Settings) -> Client:
+def app_client(client: Client, settings: Settings, namespace: str | None = None) -> Client:
     """The client of an application that runs printroom: the plugin on the client, its workers built on it."""
-    return Client(client.service_client, namespace=client.namespace, plugins=[PrintroomPlugin(settings)])
+    return Client(client.service_client, namespace=namespace or client.namespace, plugins=[PrintroomPlugin(settings)])
 
 
 async def test_an_order_whose_start_emails_are_off_runs_no_activity_in_its_first_task(client, settings, smtp: SmtpCapture, task_queue):
@@ -37,7 +37,7 @@ async def test_an_order_whose_start_emails_are_off_runs_no_activity_in_its_first
     data = sample_order(customer={"name": "Jürgen Müller", "email": "müller@bücher.example", "wants_status_emails": True})
     async with Worker(app, task_queue=task_queue):
         handle = await app.start_workflow("OrderWorkflow", data, id=f"order-{data['id']}", task_queue=task_queue)
-        await eventually(lambda: _first_task_done(handle), what="the order's first workflow task")
+        await eventually(lambda: task_settled(handle), what="the order's first workflow task")
         assert await event_names(handle) == [
             "WORKFLOW_EXECUTION_STARTED", "WORKFLOW_TASK_SCHEDULED", "WORKFLOW_TASK_STARTED", "WORKFLOW_TASK_COMPLETED",
         ]  # fmt: skip
@@ -66,7 +66,9 @@ async def test_a_client_whose_settings_send_the_start_emails_tells_the_order_not
         await handle.result()
 
 
-async def test_an_order_started_with_an_update_carries_the_memo_and_its_first_status_too(client, settings, task_queue):
+async def test_an_order_started_with_an_update_carries_the_memo_and_publishes_its_first_status_itself(client, settings, task_queue):
+    """The SDK settles an update-with-start's start once: printroom adds no search attribute it could not take
+    back if the namespace refused it, and the order's first task publishes its status, as without a plugin."""
     app = app_client(client, settings.model_copy(update={"emails": type(settings.emails)(**RECEIVED_OFF)}))
     data = sample_order()
     start = WithStartWorkflowOperation("OrderWorkflow", data, id=f"order-{data['id']}", task_queue=task_queue,
@@ -75,8 +77,10 @@ async def test_an_order_started_with_an_update_carries_the_memo_and_its_first_st
         with pytest.raises(WorkflowUpdateFailedError):  # no draft waits yet: refused, the order started all the same
             await app.execute_update_with_start_workflow("edit_and_send", {"draft_id": "d1"}, start_workflow_operation=start)
         handle = await start.workflow_handle()
+        await eventually(lambda: task_settled(handle), what="the order's first workflow task")
         described = await handle.describe()
         assert (described.typed_search_attributes.get(ORDER_STATUS), described.typed_search_attributes.get(DRAFTS_PENDING)) == ("submitted", 0)
+        assert "UPSERT_WORKFLOW_SEARCH_ATTRIBUTES" in await event_names(handle)
         assert await described.memo_value(ORDER_START_MEMO) == {"emails_off": ["order_received", "order_received_operator"]}
         await handle.signal("change_status", {"trigger": "cancel"})
         await handle.result()
@@ -90,7 +94,7 @@ async def test_the_callers_own_search_attributes_are_kept_and_a_first_status_it_
         data = sample_order()
         given = TypedSearchAttributes([SearchAttributePair(ORDER_STATUS, "imported")])
         handle = await app.start_workflow("OrderWorkflow", data, id=f"order-{data['id']}", task_queue=task_queue, search_attributes=given)
-        await eventually(lambda: _first_task_done(handle), what="the order's first workflow task")
+        await eventually(lambda: task_settled(handle), what="the order's first workflow task")
         found = (await handle.describe()).typed_search_attributes
         assert (found.get(ORDER_STATUS), found.get(DRAFTS_PENDING)) == ("submitted", 0)
         assert (await event_names(handle)).count("UPSERT_WORKFLOW_SEARCH_ATTRIBUTES") == 1
@@ -112,6 +116,16 @@ def test_the_first_status_is_added_typed_beside_the_callers_own(given, expected)
     assert {pair.key.name: pair.value for pair in typed} == expected
 
 
+def test_only_a_refusal_naming_one_of_the_added_attributes_starts_the_order_without_them():
+    from printroom.worker.order_start import _names_one_of
+
+    added = ["OrderStatus", "DraftsPending"]
+    assert _names_one_of("Namespace shop has no mapping defined for search attribute OrderStatus", added)
+    assert _names_one_of("search attribute DraftsPending is not defined", added)
+    assert not _names_one_of("Namespace shop has no mapping defined for search attribute OrderStatusCode", added)
+    assert not _names_one_of("search attribute Shop is not defined", added)
+
+
 def test_a_caller_using_the_untyped_form_keeps_it_and_its_own_values():
     assert with_first_status({"OrderStatus": ["imported"], "Shop": ["Lyon"]}) == {
         "OrderStatus": ["imported"], "DraftsPending": [0], "Shop": ["Lyon"],
@@ -126,14 +140,16 @@ async def test_a_namespace_without_the_status_attributes_still_takes_the_order_a
     await client.workflow_service.register_namespace(
         RegisterNamespaceRequest(namespace=namespace, workflow_execution_retention_period=Duration(seconds=86400))
     )
-    app = Client(client.service_client, namespace=namespace, plugins=[PrintroomPlugin(settings)])
+    app = app_client(client, settings, namespace)
     data = sample_order()
     with caplog.at_level(logging.WARNING, logger="printroom.client"):
         handle = await app.start_workflow("OrderWorkflow", data, id=f"order-{data['id']}", task_queue="nobody-polls")
     described = await handle.describe()
     assert described.typed_search_attributes.get(ORDER_STATUS) is None
     assert await described.memo_value(ORDER_START_MEMO) == {"emails_off": []}
-    assert f"order order-{data['id']} started without them" in caplog.text and "OrderStatus" in caplog.text
+    (record,) = [r for r in caplog.records if r.name == "printroom.client"]
+    assert f"order order-{data['id']} started without them" in record.getMessage()
+    assert "search attribute OrderStatus" in str(record.args[1]) or "search attribute DraftsPending" in str(record.args[1])  # the server's words
     await handle.terminate("test over")
 
 
@@ -154,7 +170,3 @@ async def test_an_order_started_without_the_memo_or_with_a_broken_one_asks_the_w
 
 async def _has(event: str, handle: WorkflowHandle[Any, Any]) -> bool:
     return event in await event_names(handle)
-
-
-async def _first_task_done(handle: WorkflowHandle[Any, Any]) -> bool:
-    return "WORKFLOW_TASK_COMPLETED" in await event_names(handle) and not (await handle.describe()).raw_description.HasField("pending_workflow_task")

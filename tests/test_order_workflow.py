@@ -20,7 +20,7 @@ from printroom.settings import Settings
 from printroom.worker.plugin import PrintroomPlugin
 from printroom.workflows.order import OrderWorkflow
 from printroom.worker.main import build_worker
-from tests.conftest import event_names, eventually, free_port, with_smtp_port, messages_to, order_state, sample_order
+from tests.conftest import event_names, eventually, task_settled, free_port, with_smtp_port, messages_to, order_state, sample_order
 
 
 async def start_on(client: Client, task_queue: str, order: dict[str, Any]):
@@ -205,24 +205,18 @@ async def test_an_automatic_status_email_writes_six_history_events_the_floor_of_
     query: a query answered while the task's local activity runs makes the SDK end that task early."""
     order = sample_order()
     handle = await start(client, dev_worker, order)
-    await eventually(lambda: _settled(handle, "MARKER_RECORDED", 1), what="order_received sent and its task done")
+    await eventually(lambda: task_settled(handle, "MARKER_RECORDED", 1), what="order_received sent and its task done")
     task = ["WORKFLOW_TASK_SCHEDULED", "WORKFLOW_TASK_STARTED", "WORKFLOW_TASK_COMPLETED"]
     for n, trigger in enumerate(("accept", "start_production", "complete"), start=2):
         before = len(await event_names(handle))
         await handle.signal("change_status", {"trigger": trigger, "by": "Léa"})
-        await eventually(lambda: _settled(handle, "UPSERT_WORKFLOW_SEARCH_ATTRIBUTES", n), what=f"{trigger}: its email's task done")
+        await eventually(lambda: task_settled(handle, "UPSERT_WORKFLOW_SEARCH_ATTRIBUTES", n), what=f"{trigger}: its email's task done")
         assert (await event_names(handle))[before:] == [
             "WORKFLOW_EXECUTION_SIGNALED", *task, "MARKER_RECORDED", "UPSERT_WORKFLOW_SEARCH_ATTRIBUTES",
         ], trigger  # fmt: skip
     assert len(messages_to(smtp, "marie@example.org")) == 4
     await handle.signal("change_status", {"trigger": "ship"})
     assert (await handle.result()).status == "shipped"
-
-
-async def _settled(handle, event: str, count: int) -> bool:
-    """`count` such events in history and no workflow task pending: the last task's commands are all written."""
-    described = (await handle.describe()).raw_description
-    return (await event_names(handle)).count(event) >= count and not described.HasField("pending_workflow_task")
 
 
 async def _status_is(handle, status: str) -> bool:
