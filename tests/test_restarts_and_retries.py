@@ -224,15 +224,19 @@ class Workers:
         self._processes[-1].kill()
         await self._processes[-1].wait()
 
+    async def stop(self) -> None:
+        """As an operator stops them: a send under way finishes first (graceful shutdown), and none starts after."""
+        for process in self._processes:
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+                await process.wait()
+
     async def __aenter__(self) -> Workers:
         await self.start()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        for process in self._processes:
-            if process.returncode is None:
-                process.send_signal(signal.SIGTERM)
-                await process.wait()
+        await self.stop()
 
 
 async def test_a_worker_killed_while_emails_wait_on_their_own_loses_none_and_sends_none_twice(dev_env, smtp, task_queue, tmp_path):
@@ -325,18 +329,31 @@ async def test_a_worker_killed_in_each_fault_case_tells_no_lie_and_sends_each_em
             await eventually(lambda: messages_to(back, approver), timeout=30, what="the new approval's request")
             await eventually(lambda: _subjects(back, "We have received"), timeout=30, what="the second run's email")
             await eventually(lambda: messages_to(back, "chefin@xn--bcher-kva.example"), timeout=40, what="the warning")
-            await asyncio.sleep(2)  # what was sent twice, or a first run's leftover, would arrive now
+            # Fetched from the approval that the dead worker last ran (its query may wait for that worker's queue).
+            refused = await eventually(lambda: _refused_hand_over(waiting), timeout=60, what="the forged hand-over refused")
+            assert refused == ["the approval holds no drafts <forged@example.net> for its order"]
+            sent_by_again = [e.message_id for e in (await order_state(again)).emails_sent]
+            # Nothing left that could send (no activity pending or retried, no workflow task waiting), then the worker
+            # stopped, a send under way finishing first: whatever was sent twice has arrived by now.
+            asking = client.get_workflow_handle(f"budget-{withdrawn['id']}")  # the approval asked anew
+            await eventually(lambda: _nothing_pending(waiting, asking, again, centre), timeout=60, what="no email left to send")
+            await workers.stop()
             assert [m.parsed()["Subject"] for m in messages_to(back, approver)] == [f"Approval needed: order {withdrawn['id']} is over its budget"]
             assert len(messages_to(back, "chefin@xn--bcher-kva.example")) == 1
             (received,) = [m.parsed()["Message-ID"] for m in messages_to(back, "marie@example.org") if "We have received" in m.parsed()["Subject"]]
-            assert received in [e.message_id for e in (await order_state(again)).emails_sent]
+            assert received in sent_by_again
             ids = Counter(m.parsed()["Message-ID"] for m in [*before.messages, *back.messages])
             assert {i: n for i, n in ids.items() if n > 1} == {}, "sent twice"
-        # Fetched from the approval that the dead worker last ran (its query may wait for that worker's queue).
-        refused = await eventually(lambda: _refused_hand_over(waiting), timeout=60, what="the forged hand-over refused")
-        assert refused == ["the approval holds no drafts <forged@example.net> for its order"]
         for handle in (waiting, again, centre):
             await handle.terminate("test over")
+
+
+async def _nothing_pending(*handles: WorkflowHandle[Any, Any]) -> bool:
+    for handle in handles:
+        described = (await handle.describe()).raw_description
+        if described.pending_activities or described.HasField("pending_workflow_task"):
+            return False
+    return True
 
 
 async def _refused_hand_over(handle: WorkflowHandle[Any, Any]) -> list[str]:
