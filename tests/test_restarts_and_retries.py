@@ -332,11 +332,11 @@ async def test_a_worker_killed_in_each_fault_case_tells_no_lie_and_sends_each_em
             # Fetched from the approval that the dead worker last ran (its query may wait for that worker's queue).
             refused = await eventually(lambda: _refused_hand_over(waiting), timeout=60, what="the forged hand-over refused")
             assert refused == ["the approval holds no drafts <forged@example.net> for its order"]
-            sent_by_again = [e.message_id for e in (await order_state(again)).emails_sent]
             # Nothing left that could send (no activity pending or retried, no workflow task waiting), then the worker
             # stopped, a send under way finishing first: whatever was sent twice has arrived by now.
             asking = client.get_workflow_handle(f"budget-{withdrawn['id']}")  # the approval asked anew
             await eventually(lambda: _nothing_pending(waiting, asking, again, centre), timeout=60, what="no email left to send")
+            sent_by_again = [e.message_id for e in (await order_state(again)).emails_sent]  # its last task recorded
             await workers.stop()
             assert [m.parsed()["Subject"] for m in messages_to(back, approver)] == [f"Approval needed: order {withdrawn['id']} is over its budget"]
             assert len(messages_to(back, "chefin@xn--bcher-kva.example")) == 1
