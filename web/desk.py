@@ -191,9 +191,11 @@ class Desk:
             return self._editor(request, lang, link, draft, form, status=409, notice=d["not_sent"].format(reason=refusal_said(lang, refusal)))
         except (TemplateError, AttachmentError) as error:
             return self._editor(request, lang, link, draft, form, status=409, notice=d["cannot_build"].format(reason=error))
-        return await self._send(request, lang, link, draft, form, payload)
+        return await self._send(request, lang, link, draft, form, payload, by)
 
-    async def _send(self, request: Request, lang: str, link: DraftLink, draft: Draft, form: dict[str, str], payload: dict[str, Any]) -> Response:
+    async def _send(
+        self, request: Request, lang: str, link: DraftLink, draft: Draft, form: dict[str, str], payload: dict[str, Any], by: str
+    ) -> Response:
         """The update, under an id of the link, the edits and the draft's last attempt: a double click joins the first
         send; after a failed attempt (SMTP down) the same edits make a new one."""
         d = DESK_TEXT[lang]
@@ -207,10 +209,8 @@ class Desk:
             title = d["sent_title"].format(draft=answer.draft_id, order=link.order_id)
             text = d["sent"].format(message_id=answer.message_id, to=", ".join(answer.to))
             said = self.site.pages.message(lang, 200, title, text + (" " + d["sent_cc"].format(cc=", ".join(answer.cc)) if answer.cc else ""))
-            return self._remember(said, form.get("by", "").strip())
-        if await self._draft(link) is None:  # sent or discarded by someone else meanwhile: say who
-            return await self._settled(lang, link, draft.id)
-        return self._editor(request, lang, link, draft, form, status=409, notice=d["not_sent"].format(reason=refusal_said(lang, answer)))
+            return self._remember(said, by)
+        return await self._refused(request, lang, link, draft, form, d["not_sent"].format(reason=refusal_said(lang, answer)))
 
     async def _discard(self, request: Request, lang: str, link: DraftLink, draft: Draft, form: dict[str, str], by: str) -> Response:
         d = DESK_TEXT[lang]
@@ -222,11 +222,16 @@ class Desk:
         except NoAnswer:
             return self.site.pages.message(lang, 504, d["send_no_answer_title"], d["send_no_answer"])
         if isinstance(answer, Refused):
-            if await self._draft(link) is None:  # sent or discarded by someone else meanwhile: say who
-                return await self._settled(lang, link, draft.id)
-            return self._editor(request, lang, link, draft, form, status=409, notice=f"{d['not_discarded_title']}: {refusal_said(lang, answer)}")
+            return await self._refused(request, lang, link, draft, form, f"{d['not_discarded_title']}: {refusal_said(lang, answer)}")
         said = self.site.pages.message(lang, 200, d["discarded_title"].format(draft=draft.id, order=link.order_id), d["discarded"].format(reason=reason))
         return self._remember(said, by)
+
+    async def _refused(self, request: Request, lang: str, link: DraftLink, draft: Draft, form: dict[str, str], notice: str) -> Response:
+        """The order refused a send or a discard: a draft settled by someone else meanwhile is said so (by whom),
+        any other refusal shown in the editor, the operator's form kept."""
+        if await self._draft(link) is None:
+            return await self._settled(lang, link, draft.id)
+        return self._editor(request, lang, link, draft, form, status=409, notice=notice)
 
     def _remember(self, response: Response, by: str) -> Response:
         """The name that sent or discarded, kept by the browser for the editor (every language's): filled in next
