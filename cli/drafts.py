@@ -18,7 +18,7 @@ from printroom.cli.errors import CommandRefused
 from printroom.cli.template_admin import html_for_browser
 from printroom.draft_requests import discard_and_confirm
 from printroom.links import LinkSigner
-from printroom.models import Draft, DraftSent, OrderState, RefusedRequest
+from printroom.models import Draft, DraftSent, OrderState, RefusedRequest, order_workflow_id
 from printroom.settings import Settings
 
 
@@ -28,21 +28,21 @@ class DraftsError(CommandRefused):
 
 def workflow_id(order: str) -> str:
     """Orders are named by their id (PO-1001) or their workflow id (order-PO-1001)."""
-    return order if order.startswith("order-") else f"order-{order}"
+    return order if order.startswith("order-") else order_workflow_id(order)
 
 
 async def resolve(client: Client, order: str) -> str:
     """The order's workflow id. `order-7` may be the order whose id is `order-7` (workflow `order-order-7`) or the
     workflow of order `7`: the order of that very id wins when it exists."""
     if not order.startswith("order-"):
-        return f"order-{order}"
+        return order_workflow_id(order)
     try:
-        await client.get_workflow_handle(f"order-{order}").describe()
+        await client.get_workflow_handle(order_workflow_id(order)).describe()
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:
             return order
-        raise DraftsError(f"cannot look up order-{order}: {error.message}") from None
-    return f"order-{order}"
+        raise DraftsError(f"cannot look up {order_workflow_id(order)}: {error.message}") from None
+    return order_workflow_id(order)
 
 
 async def waiting(client: Client) -> list[tuple[str, str, int]]:
