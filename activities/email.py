@@ -342,6 +342,8 @@ class EmailActivities(ApprovalSteps, BounceSteps):
             return [r for r in wanted if earlier is None or r not in earlier.accepted]
 
         def prepare() -> tuple[Accepted | None, AssembledEmail | None, bool]:
+            """The record, the email and whether an earlier attempt's claim was inherited; an email is returned only
+            with the claim held, and nothing to send holds none."""
             # Before anything is read or rendered: an email the server took is done, even if its files have gone.
             earlier = self.deliveries.accepted(msg_id)
             if not still_to_send(earlier):
@@ -354,6 +356,7 @@ class EmailActivities(ApprovalSteps, BounceSteps):
             earlier = self.deliveries.accepted(msg_id)
             if not still_to_send(earlier):
                 self.deliveries.release(msg_id)
+                return earlier, None, False
             return earlier, email, inherited
 
         # Off the event loop, in one step: the record looked at, templates, images, files and MIME, then the claim.
@@ -363,11 +366,12 @@ class EmailActivities(ApprovalSteps, BounceSteps):
             earlier, email, inherited = await asyncio.shield(preparing)
         except asyncio.CancelledError:
             given_up.set()
-            preparing.add_done_callback(lambda done: self._unclaim_after_cancel(done, msg_id, still_to_send))
+            preparing.add_done_callback(lambda done: self._unclaim_after_cancel(done, msg_id))
             raise
-        if email is None or not (envelope := still_to_send(earlier)):
+        if email is None:
             notes.append(f"{trigger}: {msg_id} was accepted by the server on an earlier attempt; not sent again")
             return sent(earlier.accepted if earlier else [], earlier.subject if earlier else "", []), {}
+        envelope = still_to_send(earlier)
         if inherited:
             notes.append(
                 f"{trigger}: an earlier attempt of {msg_id} stopped while sending; "
@@ -411,19 +415,14 @@ class EmailActivities(ApprovalSteps, BounceSteps):
         notes.extend(f"{trigger}: {addr} refused by the server: {why}" for addr, why in delivery.refused.items())
         return sent([*before, *delivery.accepted], email.subject, email.attachments), delivery.refused
 
-    def _unclaim_after_cancel(
-        self,
-        done: asyncio.Future[tuple[Accepted | None, AssembledEmail | None, bool]],
-        msg_id: str,
-        still_to_send: Callable[[Accepted | None], list[str]],
-    ) -> None:
+    def _unclaim_after_cancel(self, done: asyncio.Future[tuple[Accepted | None, AssembledEmail | None, bool]], msg_id: str) -> None:
         """An attempt cancelled while its thread looked, rendered and claimed: a claim the thread took all the same
         (the cancel came as it did) would be nobody's, and the next attempt would wait it out and then warn of a
         duplicate that never was. It goes as a cancel before sending lets it go."""
         if done.cancelled() or done.exception() is not None:  # nothing claimed (ClaimHeld, a record out of reach)
             return
-        earlier, email, inherited = done.result()
-        if email is not None and still_to_send(earlier):
+        _, email, inherited = done.result()
+        if email is not None:  # the claim was taken
             self._after_cancel(msg_id, Transaction(), inherited)
 
     def _after_cancel(self, msg_id: str, transaction: Transaction, inherited: bool) -> None:
