@@ -46,44 +46,49 @@ class ApprovalChild:
         return self.done and not self._cancel_asked and (self.outcome is None or self.outcome.from_outside)
 
     async def run(self, order: Order, on_outcome: Callable[[ApprovalOutcome], None], on_problem: Callable[[str], None]) -> None:
-        """Start the approval and wait for it; its outcome (or why there is none) goes to the order."""
+        """Start the approval and wait for it; its outcome (or why there is none) goes to the order, once the approval
+        is marked ended: what the order then publishes says so."""
         self.started, self.done, self.outcome, self._handle = True, False, None, None
         self.rounds += 1
         try:
-            try:
-                self._handle = await workflow.start_child_workflow(
-                    BUDGET_WORKFLOW,
-                    order,
-                    id=budget_workflow_id(order.id),
-                    result_type=ApprovalOutcome,
-                    # An order closed while the approval waits (terminated) does not leave it waiting for ever.
-                    parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
-                    static_summary=f"Budget approval of order {order.id}",
-                )
-            except WorkflowAlreadyStartedError:
-                self.done = True
-                on_problem(
-                    f"the budget approval could not start: a workflow {budget_workflow_id(order.id)} is already running; "
-                    "end it, then send ask_again to this order"
-                )
-                return
-            if self._cancel_asked:  # the order was cancelled while its approval was starting
-                self._tell_cancelled()
-            try:
-                outcome = await self._handle
-            except ChildWorkflowError as error:
-                self.done = True  # before the order hears of it: what it publishes says the approval has ended
-                if is_cancellation(error) and self._cancel_asked:
-                    return  # the order is being cancelled: nothing to move
-                what = "was cancelled from outside the order" if is_cancellation(error) else f"failed: {root_cause(error).message}"
-                on_problem(f"the budget approval {what}; the order waits: send ask_again to this order to start a new one")
-                return
-            if outcome.status == "cancelled" and not self._cancel_asked:  # not the order's doing, however it came
-                outcome = outcome.model_copy(update={"from_outside": True})
-            self.outcome, self.done = outcome, True
-            on_outcome(outcome)
+            ended = await self._started_and_ended(order)
         finally:
             self.done = True
+        if isinstance(ended, ApprovalOutcome):
+            self.outcome = ended
+            on_outcome(ended)
+        elif ended is not None:
+            on_problem(ended)
+
+    async def _started_and_ended(self, order: Order) -> ApprovalOutcome | str | None:
+        """The approval's outcome; or why there is none, for the order to say; or None, cancelled by the order."""
+        try:
+            self._handle = await workflow.start_child_workflow(
+                BUDGET_WORKFLOW,
+                order,
+                id=budget_workflow_id(order.id),
+                result_type=ApprovalOutcome,
+                # An order closed while the approval waits (terminated) does not leave it waiting for ever.
+                parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
+                static_summary=f"Budget approval of order {order.id}",
+            )
+        except WorkflowAlreadyStartedError:
+            return (
+                f"the budget approval could not start: a workflow {budget_workflow_id(order.id)} is already running; "
+                "end it, then send ask_again to this order"
+            )
+        if self._cancel_asked:  # the order was cancelled while its approval was starting
+            self._tell_cancelled()
+        try:
+            outcome = await self._handle
+        except ChildWorkflowError as error:
+            if is_cancellation(error) and self._cancel_asked:
+                return None  # the order is being cancelled: nothing to move
+            what = "was cancelled from outside the order" if is_cancellation(error) else f"failed: {root_cause(error).message}"
+            return f"the budget approval {what}; the order waits: send ask_again to this order to start a new one"
+        if outcome.status == "cancelled" and not self._cancel_asked:  # not the order's doing, however it came
+            return outcome.model_copy(update={"from_outside": True})
+        return outcome
 
     async def relay(self, signal: str, payload: Any) -> str | None:
         """An approver's signal sent to the order goes to its approval, which hears it or records why not."""
