@@ -680,15 +680,20 @@ class WebSettings(_Section):
     codec_max_mb: int = Field(default=8, ge=1, le=64)
 
     def codec_bearer(self) -> str | None:
-        """The codec server's token, read now; None when none is set. Raises ValueError naming the setting."""
+        """The codec server's token, read now (the settings check it, and the codec server again at start); None
+        when none is set. Raises ValueError naming the setting."""
         if self.codec_token is not None:
-            return self.codec_token.get_secret_value()
-        if self.codec_token_file is None:
+            token = self.codec_token.get_secret_value().encode("utf-8")
+        elif self.codec_token_file is not None:
+            token = _owner_only_secret(self.codec_token_file, "web.codec_token_file")
+        else:
             return None
-        token = _owner_only_secret(self.codec_token_file, "web.codec_token_file").decode("utf-8")
-        if len(token.encode("utf-8")) < MIN_SECRET_BYTES:
-            raise ValueError(f"web.codec_token_file {self.codec_token_file} holds {len(token)} bytes; it must hold at least {MIN_SECRET_BYTES}")
-        return token
+        if len(token) < MIN_SECRET_BYTES:
+            raise ValueError(
+                f"the codec token (PRINTROOM_WEB__CODEC_TOKEN or codec_token_file) holds {len(token)} bytes; it must hold "
+                f"at least {MIN_SECRET_BYTES}: make one with `python3 -c 'import secrets; print(secrets.token_hex(32))'`"
+            )
+        return token.decode("utf-8")
 
     def codec_proxy_secret(self) -> bytes | None:
         """The secret the proxy sends with each /codec request, read now; None when not needed (loopback). Raises
@@ -716,14 +721,7 @@ class WebSettings(_Section):
     def _coherent(self) -> WebSettings:
         problems: list[str] = []  # every one said at once: the link secret, the public address, the codec's secrets
         self._secret_problems(problems)
-        given = self.codec_token.get_secret_value().encode("utf-8") if self.codec_token is not None else None
-        if (token_file := self.codec_token_file) is not None:
-            given = _said(problems, lambda: _owner_only_secret(token_file, "codec_token_file"))
-        if given is not None and len(given) < MIN_SECRET_BYTES:
-            problems.append(
-                f"the codec token (PRINTROOM_WEB__CODEC_TOKEN or codec_token_file) holds {len(given)} bytes; it must hold "
-                f"at least {MIN_SECRET_BYTES}: make one with `python3 -c 'import secrets; print(secrets.token_hex(32))'`"
-            )
+        _said(problems, self.codec_bearer)
         _said(problems, self.codec_proxy_secret)
         if problems:
             raise ValueError("; ".join(problems))
