@@ -14,7 +14,7 @@ from printroom.links import ApprovalLink, DraftLink
 from printroom.models import Draft, OrderState
 from printroom.worker.main import build_worker
 from tests.conftest import event_names, eventually, messages_to, order_state
-from tests.desk_helpers import SIGNER, _drafts, desk_settings, desk_url, editor_url, order_with_draft
+from tests.desk_helpers import SIGNER, _drafts, desk_settings, desk_url, editor_url, listed, order_with_draft
 from tests.test_approval_page import security_headers_are_set, stoppable_temporal  # noqa: F401  # a server to stop
 from tests.test_bounces import CUSTOMER, bounce, started
 from tests.web_helpers import fetch, web_running
@@ -454,18 +454,13 @@ async def test_when_temporal_stops_answering_the_desk_says_503_without_the_order
     web = web.model_copy(update={"temporal": web.temporal.model_copy(update={"address": address, "namespace": "default"})})
     async with build_worker(own, web, task_queue=task_queue), web_running(web, None) as base:
         handle, order, _ = await order_with_draft(own, task_queue, language="en")
-        listed = lambda: _listing(base, order["id"])  # noqa: E731
-        assert (await eventually(listed, what="the order on the desk")).status == 200
+        on_the_desk = lambda: listed(desk_url(base), order["id"])  # noqa: E731
+        assert (await eventually(on_the_desk, what="the order on the desk")).status == 200
         server.send_signal(signal.SIGSTOP)
         try:
             gone = await fetch(desk_url(base))
         finally:
             server.send_signal(signal.SIGCONT)
         assert gone.status == 503 and "Nothing was recorded and nothing is lost" in gone.text and order["id"] not in gone.body
-        assert (await eventually(listed, what="the order listed again once Temporal answers")).status == 200
+        assert (await eventually(on_the_desk, what="the order listed again once Temporal answers")).status == 200
         await handle.terminate("test done")
-
-
-async def _listing(base: str, order_id: str):
-    answer = await fetch(desk_url(base))
-    return answer if answer.status == 200 and order_id in answer.text else None
