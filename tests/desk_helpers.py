@@ -34,8 +34,8 @@ def desk_url(base: str, lang: str = "en", valid_for: timedelta = timedelta(days=
     return f"{base}/{lang}/desk/{SIGNER.desk(DeskLink(datetime.now(timezone.utc) + valid_for))}"
 
 
-def editor_url(base: str, order_id: str, draft: Draft, lang: str = "en") -> str:
-    expires = datetime.now(timezone.utc) + timedelta(days=1)
+def editor_url(base: str, order_id: str, draft: Draft, lang: str = "en", valid_for: timedelta = timedelta(days=1)) -> str:
+    expires = datetime.now(timezone.utc) + valid_for
     return f"{base}/{lang}/drafts/{SIGNER.draft(DraftLink(order_id, draft.message_id, expires))}"
 
 
