@@ -29,6 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pydantic import SecretStr  # noqa: E402
 from temporalio.client import Client  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
@@ -168,7 +169,8 @@ async def bench_printroom(
     queue = f"bench-printroom-{run}"
     settings = bench_settings(smtp_port, task_queue=queue)
     if encrypted:  # the client that starts and signals encrypts too, as every printroom client does then
-        settings = settings.model_copy(update={"temporal": TemporalSettings(task_queue=queue, encryption_key=BENCH_KEY)})
+        temporal = settings.temporal.model_copy(update={"encryption_key": SecretStr(BENCH_KEY)})  # not validated: typed as the field is
+        settings = settings.model_copy(update={"temporal": temporal})
         converter = encrypting(with_pydantic(None), settings.temporal.codec())
         client = Client(client.service_client, namespace=client.namespace, data_converter=converter)
 

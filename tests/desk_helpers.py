@@ -12,7 +12,7 @@ from printroom.models import Draft
 from printroom.settings import DraftSettings, EmailPolicies, Settings
 from printroom.workflows.order import OrderWorkflow
 from tests.conftest import eventually, sample_order
-from tests.web_helpers import SECRET, with_web
+from tests.web_helpers import SECRET, fetch, with_web
 
 SIGNER = LinkSigner(SECRET.encode())
 
@@ -34,8 +34,8 @@ def desk_url(base: str, lang: str = "en", valid_for: timedelta = timedelta(days=
     return f"{base}/{lang}/desk/{SIGNER.desk(DeskLink(datetime.now(timezone.utc) + valid_for))}"
 
 
-def editor_url(base: str, order_id: str, draft: Draft, lang: str = "en") -> str:
-    expires = datetime.now(timezone.utc) + timedelta(days=1)
+def editor_url(base: str, order_id: str, draft: Draft, lang: str = "en", valid_for: timedelta = timedelta(days=1)) -> str:
+    expires = datetime.now(timezone.utc) + valid_for
     return f"{base}/{lang}/drafts/{SIGNER.draft(DraftLink(order_id, draft.message_id, expires))}"
 
 
@@ -50,3 +50,9 @@ async def order_with_draft(client: Client, task_queue: str, **changes: Any) -> t
 
 async def _drafts(handle: WorkflowHandle[Any, Any]) -> list[Draft] | None:
     return await handle.query("drafts", result_type=list[Draft]) or None
+
+
+async def listed(url: str, order_id: str) -> Any:
+    """The desk page at `url` once it answers 200 and lists `order_id`; None until then."""
+    page = await fetch(url)
+    return page if page.status == 200 and order_id in page.text else None

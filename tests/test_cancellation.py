@@ -4,6 +4,7 @@ approval."""
 
 from __future__ import annotations
 
+import pytest
 from temporalio.api.failure.v1 import (
     ActivityFailureInfo,
     ApplicationFailureInfo,
@@ -32,16 +33,15 @@ CANCELLED = Failure(message="cancelled from the Web UI", canceled_failure_info=C
 FAILED = Failure(message="no approvers", application_failure_info=ApplicationFailureInfo(type="ValueError"))
 
 
-def test_a_child_workflow_cancelled_is_a_cancellation() -> None:
-    error = decoded(child_failure(CANCELLED))
-    assert isinstance(error, ChildWorkflowError) and isinstance(error.cause, CancelledError)
-    assert is_cancellation(error)
-
-
-def test_a_child_workflow_that_failed_is_not_a_cancellation() -> None:
-    error = decoded(child_failure(FAILED))
-    assert isinstance(error, ChildWorkflowError) and isinstance(error.cause, ApplicationError)
-    assert not is_cancellation(error)
+@pytest.mark.parametrize(
+    "cause, cause_type, cancellation",
+    [(CANCELLED, CancelledError, True), (FAILED, ApplicationError, False)],
+    ids=["cancelled-is-a-cancellation", "failed-is-not-a-cancellation"],
+)
+def test_a_child_workflow_is_a_cancellation_only_when_cancelled(cause: Failure, cause_type: type[BaseException], cancellation: bool) -> None:
+    error = decoded(child_failure(cause))
+    assert isinstance(error, ChildWorkflowError) and isinstance(error.cause, cause_type)
+    assert is_cancellation(error) is cancellation
 
 
 def test_a_cancelled_activity_and_a_bare_cancel_are_cancellations_and_a_failed_activity_is_not() -> None:

@@ -35,10 +35,10 @@ from printroom.worker.plugin import WORKFLOW_TYPES
 from printroom.worker.startup import StartupError
 from printroom.workflows.order import SEARCH_ATTRIBUTES, order_summary
 from printroom.models import Order
-from tests.conftest import SERVER_STARTUP, eventually, free_port, messages_to, order_state
+from tests.conftest import SERVER_STARTUP, eventually, free_port, history_bytes, messages_to, order_state
 from tests.conftest import printroom_beside_a_worker as printroom
 from tests.test_web_ui import browser, run_query, send_signal  # noqa: F401  # browser: the Web UI tests' fixture, Debian's Chromium
-from tests.desk_helpers import desk_settings, desk_url, editor_url
+from tests.desk_helpers import desk_settings, desk_url, editor_url, listed, order_with_draft
 from tests.web_helpers import fetch, web_running, with_web
 
 UI_PORT, WEB_PORT = free_port(), free_port()
@@ -330,22 +330,16 @@ async def test_printroom_webs_own_client_shows_an_encrypted_orders_desk_entry_an
     order = customer(f"desk{uuid.uuid4().hex[:6]}")
     name = order["customer"]["name"]
     async with Worker(client, task_queue=task_queue), web_running(web, None) as base:
-        handle = await client.start_workflow("OrderWorkflow", order, id=f"order-{order['id']}", task_queue=task_queue)
-        await handle.signal("change_status", {"trigger": "accept", "by": "Lea"})
-        [draft] = await eventually(lambda: _drafts(handle), what="the acceptance held as a draft")
-        desk = await eventually(lambda: _listing(desk_url(base), order["id"]), what="the order on the desk")
+        handle, order, _ = await order_with_draft(client, task_queue, **order)
+        [draft] = await _drafts(handle) or []  # one draft held: the acceptance
+        desk = await eventually(lambda: listed(desk_url(base), order["id"]), what="the order on the desk")
         assert desk.status == 200 and name in desk.text and draft.subject in desk.text
         editor = await fetch(editor_url(base, order["id"], draft))
         assert editor.status == 200 and f"Draft {draft.id} of order {order['id']}" in editor.text
         assert name in editor.text and order["customer"]["email"] in editor.text  # the draft's text, decoded
-    stored_events = b"".join(event.SerializeToString() for event in (await handle.fetch_history()).events)
+    stored_events = await history_bytes(handle)
     assert name.encode() not in stored_events and draft.subject.encode() not in stored_events  # as stored: encrypted, so the page did decode it
     await handle.terminate("test over")
-
-
-async def _listing(url: str, order_id: str) -> Any:
-    page = await fetch(url)
-    return page if order_id in page.text else None
 
 
 async def _task_failure(client: Client, workflow_id: str) -> str | None:

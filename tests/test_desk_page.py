@@ -10,11 +10,11 @@ from html import unescape
 
 from temporalio.client import Client
 
-from printroom.links import ApprovalLink, DraftLink
+from printroom.links import ApprovalLink
 from printroom.models import Draft, OrderState
 from printroom.worker.main import build_worker
 from tests.conftest import event_names, eventually, messages_to, order_state
-from tests.desk_helpers import SIGNER, _drafts, desk_settings, desk_url, editor_url, order_with_draft
+from tests.desk_helpers import SIGNER, _drafts, desk_settings, desk_url, editor_url, listed, order_with_draft
 from tests.test_approval_page import security_headers_are_set, stoppable_temporal  # noqa: F401  # a server to stop
 from tests.test_bounces import CUSTOMER, bounce, started
 from tests.web_helpers import fetch, web_running
@@ -68,11 +68,11 @@ async def test_the_desk_lists_a_held_draft_and_the_editor_previews_then_sends_it
         assert len(kept) == 3 and all("Path=/en/drafts/" in c or "Path=/fr/drafts/" in c or "Path=/de/drafts/" in c for c in kept)
         assert all("L%C3%A9a" in c and "HttpOnly" in c and "SameSite=lax" in c and "Max-Age=31536000" in c for c in kept), kept
         assert all("Secure" not in c for c in kept)  # web.public_url is http here: a Secure cookie would never come back
-        _, later, next_draft = await order_with_draft(client, task_queue, language="en")
+        later_handle, later, next_draft = await order_with_draft(client, task_queue, language="en")
         filled = await fetch(editor_url(base, later["id"], next_draft), cookie=kept[0].split(";")[0])
         assert 'id="by" name="by" value="Léa"' in filled.body  # the name is remembered for the next draft
         assert 'name="by" value=""' in (await fetch(editor_url(base, later["id"], next_draft))).body  # not without it
-        await client.get_workflow_handle(f"order-{later['id']}").terminate("test done")
+        await later_handle.terminate("test done")
 
         again = await fetch(editor, {**form, "action": "send"})
         assert again.status == 409 and f"{draft.id} was sent at" in again.text and "by Léa" in again.text
@@ -80,10 +80,6 @@ async def test_the_desk_lists_a_held_draft_and_the_editor_previews_then_sends_it
         assert not state.drafts_pending and len(the_draft(smtp, draft)) == 1
         assert order["id"] not in (await fetch(desk_url(base))).text
         await handle.signal("change_status", {"trigger": "cancel"})
-
-
-def _editor_expired(base: str, order_id: str, draft: Draft) -> str:
-    return f"{base}/en/drafts/{SIGNER.draft(DraftLink(order_id, draft.message_id, datetime.now(timezone.utc) - timedelta(seconds=1)))}"
 
 
 def the_draft(smtp, draft: Draft) -> list:
@@ -123,7 +119,7 @@ async def test_bad_links_fields_and_states_are_refused_with_the_reason_and_nothi
             "a draft's link as the desk's": (await fetch(f"{base}/en/desk/{draft_token}"), "The link was changed"),
             "the desk's link as a draft's": (await fetch(f"{base}/en/drafts/{desk_token}"), "The link was changed"),
             "the desk's link posted to": (await fetch(f"{base}/en/drafts/{desk_token}", {"action": "send"}), "The link was changed"),
-            "expired editor link": (await fetch(_editor_expired(base, order["id"], draft)), "The link has expired"),
+            "expired editor link": (await fetch(editor_url(base, order["id"], draft, valid_for=-timedelta(seconds=1))), "The link has expired"),
             "tampered editor link": (await fetch(f"{base}/en/drafts/{draft_token[:-4]}AAAA"), "The link was changed"),
             "tampered editor link posted to": (await fetch(f"{base}/en/drafts/{draft_token[:-4]}AAAA", {"action": "send"}), "The link was changed"),
             "an approval's link as the desk's": (await fetch(f"{base}/en/desk/{approval_token}"), "The link was changed"),
@@ -207,19 +203,17 @@ async def test_many_orders_waiting_are_paged_50_a_page_oldest_first_each_draft_o
 
     web = desk_settings(settings, task_queue)
     async with build_worker(client, web, task_queue=task_queue), web_running(web, client) as base:
-        ids: list[str] = []
+        ids = [f"PAGED-{task_queue[-8:]}-{n:03d}" for n in range(120)]
 
         async def start(n: int) -> None:
-            order = sample_order(f"PAGED-{task_queue[-8:]}-{n:03d}", language="en")
+            order = sample_order(ids[n], language="en")
             await client.start_workflow(OrderWorkflow.run, order, id=f"order-{order['id']}", task_queue=task_queue)
 
         async def accept(n: int) -> None:
-            handle = client.get_workflow_handle(f"order-PAGED-{task_queue[-8:]}-{n:03d}")
+            handle = client.get_workflow_handle(f"order-{ids[n]}")
             await handle.signal("change_status", {"trigger": "accept", "by": "Léa"})
             await eventually(lambda: _drafts(handle), what=f"order {n}'s draft held")
 
-        for n in range(120):
-            ids.append(f"PAGED-{task_queue[-8:]}-{n:03d}")
         for n in range(0, 120, 20):  # started in the order of their ids
             await asyncio.gather(*(start(k) for k in range(n, n + 20)))
         for n in reversed(range(0, 120, 20)):  # their drafts held in the reverse order, a batch after the other
@@ -454,18 +448,13 @@ async def test_when_temporal_stops_answering_the_desk_says_503_without_the_order
     web = web.model_copy(update={"temporal": web.temporal.model_copy(update={"address": address, "namespace": "default"})})
     async with build_worker(own, web, task_queue=task_queue), web_running(web, None) as base:
         handle, order, _ = await order_with_draft(own, task_queue, language="en")
-        listed = lambda: _listing(base, order["id"])  # noqa: E731
-        assert (await eventually(listed, what="the order on the desk")).status == 200
+        on_the_desk = lambda: listed(desk_url(base), order["id"])  # noqa: E731
+        assert (await eventually(on_the_desk, what="the order on the desk")).status == 200
         server.send_signal(signal.SIGSTOP)
         try:
             gone = await fetch(desk_url(base))
         finally:
             server.send_signal(signal.SIGCONT)
         assert gone.status == 503 and "Nothing was recorded and nothing is lost" in gone.text and order["id"] not in gone.body
-        assert (await eventually(listed, what="the order listed again once Temporal answers")).status == 200
+        assert (await eventually(on_the_desk, what="the order listed again once Temporal answers")).status == 200
         await handle.terminate("test done")
-
-
-async def _listing(base: str, order_id: str):
-    answer = await fetch(desk_url(base))
-    return answer if answer.status == 200 and order_id in answer.text else None

@@ -18,7 +18,7 @@ from printroom.models import BouncedDraftRequest, Order, StatusEmailBatch, Statu
 from printroom.settings import EmailPolicies, Settings, ShopSettings
 from aiosmtpd.controller import Controller
 
-from tests.conftest import Refusing, free_port, sample_order, with_smtp_port
+from tests.conftest import Refusing, eventually, free_port, sample_order, with_smtp_port
 
 
 def activities_for(settings: Settings) -> EmailActivities:
@@ -475,12 +475,15 @@ async def test_an_attempt_cancelled_while_it_prepares_leaves_no_claim_and_sends_
     else:  # what the thread does after the render takes microseconds: a claim it took would be there by now
         assert await asyncio.to_thread(rendered.wait, 10)
         await asyncio.sleep(0.2)
-    deadline = time.monotonic() + 5
-    while True:  # the claim let go within moments (an orphan would be held for CLAIM_ALIVE, 30 s)
+
+    def let_go() -> bool:
         try:
-            assert claim(msg_id) is False  # free: neither another attempt's (ClaimHeld) nor a dead one's (True)
-            break
+            taken = claim(msg_id)
         except ClaimHeld:
-            assert time.monotonic() < deadline, "the cancelled attempt's claim is still held"
-            await asyncio.sleep(0.05)
+            return False  # still held: asked again until the deadline
+        assert taken is False  # free: neither another attempt's (ClaimHeld) nor a dead one's (True)
+        return True
+
+    # the claim let go within moments (an orphan would be held for CLAIM_ALIVE, 30 s)
+    await eventually(let_go, timeout=5, what="the cancelled attempt's claim to be let go (it is still held)")
     assert smtp.messages == []

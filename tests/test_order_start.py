@@ -32,8 +32,18 @@ def app_client(client: Client, settings: Settings, namespace: str | None = None)
     return Client(client.service_client, namespace=namespace or client.namespace, plugins=[PrintroomPlugin(settings)])
 
 
+def received_off_client(client: Client, settings: Settings) -> Client:
+    """An application's client whose settings turn both start emails off."""
+    return app_client(client, settings.model_copy(update={"emails": type(settings.emails)(**RECEIVED_OFF)}))
+
+
+def status_and_drafts(found: TypedSearchAttributes) -> tuple[Any, Any]:
+    """An order's OrderStatus and DraftsPending search attributes; ("submitted", 0) is the first status."""
+    return found.get(ORDER_STATUS), found.get(DRAFTS_PENDING)
+
+
 async def test_an_order_whose_start_emails_are_off_runs_no_activity_in_its_first_task(client, settings, smtp: SmtpCapture, task_queue):
-    app = app_client(client, settings.model_copy(update={"emails": type(settings.emails)(**RECEIVED_OFF)}))
+    app = received_off_client(client, settings)
     data = sample_order(customer={"name": "Jürgen Müller", "email": "müller@bücher.example", "wants_status_emails": True})
     async with Worker(app, task_queue=task_queue):
         handle = await app.start_workflow("OrderWorkflow", data, id=f"order-{data['id']}", task_queue=task_queue)
@@ -42,9 +52,9 @@ async def test_an_order_whose_start_emails_are_off_runs_no_activity_in_its_first
             "WORKFLOW_EXECUTION_STARTED", "WORKFLOW_TASK_SCHEDULED", "WORKFLOW_TASK_STARTED", "WORKFLOW_TASK_COMPLETED",
         ]  # fmt: skip
         # Its status and drafts were set when it started: operators find it by them, with nothing upserted.
-        found = (await handle.describe()).typed_search_attributes
-        assert (found.get(ORDER_STATUS), found.get(DRAFTS_PENDING)) == ("submitted", 0)
-        memo = await (await handle.describe()).memo_value(ORDER_START_MEMO)
+        described = await handle.describe()
+        assert status_and_drafts(described.typed_search_attributes) == ("submitted", 0)
+        memo = await described.memo_value(ORDER_START_MEMO)
         assert memo == {"emails_off": ["order_received", "order_received_operator"]}
         state = await order_state(handle)
         assert state.emails_sent == [] and state.emails_pending == []
@@ -69,7 +79,7 @@ async def test_a_client_whose_settings_send_the_start_emails_tells_the_order_not
 async def test_an_order_started_with_an_update_carries_the_memo_and_publishes_its_first_status_itself(client, settings, task_queue):
     """The SDK settles an update-with-start's start once: printroom adds no search attribute it could not take
     back if the namespace refused it, and the order's first task publishes its status, as without a plugin."""
-    app = app_client(client, settings.model_copy(update={"emails": type(settings.emails)(**RECEIVED_OFF)}))
+    app = received_off_client(client, settings)
     data = sample_order()
     start = WithStartWorkflowOperation("OrderWorkflow", data, id=f"order-{data['id']}", task_queue=task_queue,
                                        id_conflict_policy=WorkflowIDConflictPolicy.FAIL)  # fmt: skip
@@ -79,7 +89,7 @@ async def test_an_order_started_with_an_update_carries_the_memo_and_publishes_it
         handle = await start.workflow_handle()
         await eventually(lambda: task_settled(handle), what="the order's first workflow task")
         described = await handle.describe()
-        assert (described.typed_search_attributes.get(ORDER_STATUS), described.typed_search_attributes.get(DRAFTS_PENDING)) == ("submitted", 0)
+        assert status_and_drafts(described.typed_search_attributes) == ("submitted", 0)
         assert "UPSERT_WORKFLOW_SEARCH_ATTRIBUTES" in await event_names(handle)
         assert await described.memo_value(ORDER_START_MEMO) == {"emails_off": ["order_received", "order_received_operator"]}
         await handle.signal("change_status", {"trigger": "cancel"})
@@ -89,14 +99,14 @@ async def test_an_order_started_with_an_update_carries_the_memo_and_publishes_it
 async def test_the_callers_own_search_attributes_are_kept_and_a_first_status_it_set_is_corrected(client, settings, task_queue):
     """An application may start orders with search attributes of its own: printroom adds only the ones the caller
     left out, and the order's first task publishes what differs from what it was started with."""
-    app = app_client(client, settings.model_copy(update={"emails": type(settings.emails)(**RECEIVED_OFF)}))
+    app = received_off_client(client, settings)
     async with Worker(app, task_queue=task_queue):
         data = sample_order()
         given = TypedSearchAttributes([SearchAttributePair(ORDER_STATUS, "imported")])
         handle = await app.start_workflow("OrderWorkflow", data, id=f"order-{data['id']}", task_queue=task_queue, search_attributes=given)
         await eventually(lambda: task_settled(handle), what="the order's first workflow task")
         found = (await handle.describe()).typed_search_attributes
-        assert (found.get(ORDER_STATUS), found.get(DRAFTS_PENDING)) == ("submitted", 0)
+        assert status_and_drafts(found) == ("submitted", 0)
         assert (await event_names(handle)).count("UPSERT_WORKFLOW_SEARCH_ATTRIBUTES") == 1
         await handle.signal("change_status", {"trigger": "cancel"})
         await handle.result()
@@ -163,7 +173,7 @@ async def test_an_order_started_without_the_memo_or_with_a_broken_one_asks_the_w
             await eventually(lambda: len(messages_to(smtp, data["customer"]["email"])) == 1, what=f"order_received with memo {memo}")
             await eventually(lambda: _has("MARKER_RECORDED", handle), what="the first task's marker (the worker asked)")
             found = (await handle.describe()).typed_search_attributes  # published by its first task, as before
-            assert (found.get(ORDER_STATUS), found.get(DRAFTS_PENDING)) == ("submitted", 0)
+            assert status_and_drafts(found) == ("submitted", 0)
             await handle.signal("change_status", {"trigger": "cancel"})
             await handle.result()
 

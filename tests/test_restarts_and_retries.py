@@ -20,7 +20,7 @@ from printroom.models import HOLD_DRAFTS, ApprovalOutcome, CostCentreBook, CostC
 from printroom.settings import CostCentreSettings, Settings
 from printroom.worker.main import build_worker
 from printroom.workflows.order import OrderWorkflow
-from tests.conftest import eventually, free_port, messages_to, order_state, sample_order, with_smtp_port
+from tests.conftest import eventually, free_port, messages_to, order_state, sample_order, task_settled, with_smtp_port
 
 
 # A job whose final PDF order_completed attaches, from the store `attaching_a_pdf` makes (the file not there yet).
@@ -386,7 +386,8 @@ async def test_orders_evicted_while_an_email_retries_and_an_approval_waits_end_w
         for _ in range(4):  # each runs after the other: evicted, then rebuilt from its history
             for handle in (retrying, approving):
                 await handle.signal("change_status", {"trigger": "no_such_trigger"})
-            await asyncio.sleep(0.3)
+            for handle in (retrying, approving):
+                await eventually(lambda: task_settled(handle), what=f"{handle.id}'s task for the signal")
         await retrying.signal("change_status", {"trigger": "ship"})
         (store / "PO" / "J1" / "final.pdf").write_bytes(b"%PDF-1.4 final")
         await approving.signal("change_status", {"trigger": "cancel"})
